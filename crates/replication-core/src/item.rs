@@ -1,0 +1,149 @@
+//! The replicated item and its content hash: what one key holds on a node.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// How a node's content should be interpreted. Travels in CDC `meta.content_type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ContentType {
+    /// A JSON document (sync-engine keeps these as RedisJSON documents).
+    Json,
+    /// Opaque bytes.
+    #[default]
+    Binary,
+}
+
+impl ContentType {
+    /// The wire name used in CDC meta (`"json"` / `"binary"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Json => "json",
+            ContentType::Binary => "binary",
+        }
+    }
+
+    /// Parses a wire name; unknown names are treated as binary, because the
+    /// content itself is opaque to replication and an unknown label must not stall a stream.
+    pub fn from_wire(name: &str) -> Self {
+        if name.eq_ignore_ascii_case("json") {
+            ContentType::Json
+        } else {
+            ContentType::Binary
+        }
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One item as the local store and the wire know it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SyncItem {
+    /// Object id: UTF-8, segments separated by `.`.
+    pub key: String,
+    /// Uncompressed content bytes.
+    pub content: Vec<u8>,
+    /// Lowercase hex SHA-256 of `content`.
+    pub content_hash: String,
+    /// Monotonic per-key version assigned by the writing node.
+    pub version: u64,
+    /// Milliseconds since the Unix epoch, set by the writing node.
+    pub updated_at: i64,
+    /// How the content is to be interpreted.
+    pub content_type: ContentType,
+    /// W3C `traceparent` of the write, when it carried trace context.
+    pub trace_parent: Option<String>,
+}
+
+impl SyncItem {
+    /// Builds an item, computing its content hash.
+    pub fn new(key: impl Into<String>, content: Vec<u8>, version: u64, updated_at: i64) -> Self {
+        let content_hash = content_hash_hex(&content);
+        Self {
+            key: key.into(),
+            content,
+            content_hash,
+            version,
+            updated_at,
+            content_type: ContentType::Binary,
+            trace_parent: None,
+        }
+    }
+
+    /// Sets the content type (builder style).
+    pub fn with_content_type(mut self, content_type: ContentType) -> Self {
+        self.content_type = content_type;
+        self
+    }
+
+    /// The conflict-order stamp of this item.
+    pub fn stamp(&self) -> crate::Stamp {
+        crate::Stamp::put(self.version, self.updated_at, &self.content_hash)
+    }
+}
+
+impl fmt::Debug for SyncItem {
+    // Content can be large and sensitive: show its size, not its bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncItem")
+            .field("key", &self.key)
+            .field("content_len", &self.content.len())
+            .field("content_hash", &self.content_hash)
+            .field("version", &self.version)
+            .field("updated_at", &self.updated_at)
+            .field("content_type", &self.content_type)
+            .field("trace_parent", &self.trace_parent)
+            .finish()
+    }
+}
+
+/// Raw SHA-256 of content.
+pub fn content_hash(content: &[u8]) -> [u8; 32] {
+    Sha256::digest(content).into()
+}
+
+/// Lowercase hex SHA-256 of content, as carried in CDC `hash` and `SyncItem::content_hash`.
+pub fn content_hash_hex(content: &[u8]) -> String {
+    hex::encode(content_hash(content))
+}
+
+/// Parses a 64-char hex hash into raw bytes (either case accepted).
+pub fn parse_hash_hex(hex_str: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex_str.len() != 64 {
+        return None;
+    }
+    hex::decode_to_slice(hex_str, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_of_empty_content_is_the_sha256_of_nothing() {
+        assert_eq!(
+            content_hash_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn parse_hash_rejects_wrong_length_and_non_hex() {
+        assert!(parse_hash_hex("abc").is_none());
+        assert!(parse_hash_hex(&"zz".repeat(32)).is_none());
+        assert_eq!(parse_hash_hex(&"AB".repeat(32)), Some([0xab; 32]));
+    }
+
+    #[test]
+    fn debug_hides_content_bytes() {
+        let item = SyncItem::new("k", b"secret-bytes".to_vec(), 1, 2);
+        let shown = format!("{item:?}");
+        assert!(!shown.contains("secret"));
+        assert!(shown.contains("content_len: 12"));
+    }
+}

@@ -1,0 +1,45 @@
+//! Core of the mesh replication engine: value types, the traits the engine is built on,
+//! the CDC codec, Merkle hashing rules, the conflict order, the engine state machine and
+//! configuration.
+//!
+//! This crate performs no I/O and needs no async runtime (`cargo xtask ci` checks that it
+//! depends on neither fred, rusqlite nor tokio). Backends implement its traits:
+//! [`SyncEngineRef`] (the local store), [`CursorStore`] (checkpoints) and [`PeerBackend`]
+//! (a peer's stream, tree and items).
+
+pub mod cdc;
+pub mod config;
+mod cursor;
+mod item;
+pub mod merkle;
+mod peer;
+mod stamp;
+mod state;
+mod stream_id;
+mod sync_engine;
+
+#[cfg(test)]
+mod test_fixtures;
+
+pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
+pub use config::{
+    ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, PeerConfig, PeerSettings, PeerTlsConfig,
+    ReplicationEngineConfig, Settings, SyncEngineSettings, TombstoneSettings,
+};
+pub use cursor::{Cursor, CursorError, CursorStore};
+pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, SyncItem};
+pub use peer::{
+    ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry, ReadRequest, StreamInfo,
+};
+pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
+pub use state::{EngineState, InvalidTransition};
+pub use stream_id::{StreamId, StreamIdError};
+pub use sync_engine::{Change, NoOpSyncEngine, SyncEngineRef, SyncError};
+
+/// mockall mocks of the core traits (feature `mocks`), for other crates' unit tests.
+#[cfg(any(test, feature = "mocks"))]
+pub mod mocks {
+    pub use crate::cursor::MockCursorStore;
+    pub use crate::peer::MockPeerBackend;
+    pub use crate::sync_engine::MockSyncEngineRef;
+}

@@ -1,0 +1,192 @@
+//! `PeerBackend`: what the engine needs from a peer, whatever the transport.
+//!
+//! The Redis implementation lives in `replication-peer`; tests use mocks or in-memory peers.
+//! Every method that reads returns an error when it could not read: "unreadable" is never
+//! reported as "empty", because an empty answer can lead to local repairs.
+
+use crate::merkle::Hash;
+use crate::{StreamId, SyncItem, Tombstone};
+use std::fmt;
+use std::time::Duration;
+
+/// A request to read a peer's CDC stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// Read entries strictly after this id.
+    pub after: StreamId,
+    /// At most this many entries.
+    pub count: usize,
+    /// Wait up to this long for the first entry when none is available; `None` returns at once.
+    pub block: Option<Duration>,
+}
+
+/// One stream entry as read, before decoding: `(field, value)` pairs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEntry {
+    /// Entry id.
+    pub id: StreamId,
+    /// Field/value pairs in stream order.
+    pub fields: Vec<(bytes::Bytes, bytes::Bytes)>,
+}
+
+/// What `XINFO STREAM` tells about a peer's stream (PROTOCOL.md "Trim/gap facts").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Entries currently in the stream.
+    pub length: u64,
+    /// Id of the oldest surviving entry.
+    pub first_entry: Option<StreamId>,
+    /// Id of the newest entry surviving.
+    pub last_entry: Option<StreamId>,
+    /// Last id ever generated (survives trims and deletions).
+    pub last_generated: StreamId,
+    /// Largest id ever removed (Redis >= 7.0).
+    pub max_deleted: Option<StreamId>,
+    /// Entries ever added (Redis >= 7.0).
+    pub entries_added: Option<u64>,
+}
+
+/// An item read from a peer for repair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemRead {
+    /// The peer holds no item under that key.
+    Absent,
+    /// The peer's item with its version, time and hash.
+    Present(SyncItem),
+    /// The key exists but could not be read (unknown layout, missing module, corrupt JSON).
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The connection state of a peer, as cached for health checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Never connected yet.
+    #[default]
+    Connecting,
+    /// Connected and answering.
+    Connected,
+    /// Lost and trying again.
+    Reconnecting,
+    /// Closed on purpose (peer disabled, removed or shut down).
+    Closed,
+}
+
+impl fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Connected => "connected",
+            ConnectionState::Reconnecting => "reconnecting",
+            ConnectionState::Closed => "closed",
+        })
+    }
+}
+
+/// Cached connection facts of a peer (no I/O to obtain).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    /// Current state.
+    pub state: ConnectionState,
+    /// Last error, secrets redacted.
+    pub last_error: Option<String>,
+    /// Last successful call, ms since the epoch.
+    pub last_success_ms: Option<i64>,
+    /// How many times the connection was re-established.
+    pub reconnects: u64,
+}
+
+/// A failed peer call. Messages never contain passwords.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// The peer could not be reached or the connection broke.
+    #[error("peer {peer}: connection failed: {message}")]
+    Connection {
+        /// Peer node id.
+        peer: String,
+        /// What happened (redacted).
+        message: String,
+    },
+    /// The call did not finish in time.
+    #[error("peer {peer}: {operation} timed out after {after:?}")]
+    Timeout {
+        /// Peer node id.
+        peer: String,
+        /// Which call.
+        operation: &'static str,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The peer refused our credentials.
+    #[error("peer {peer}: authentication failed: {message}")]
+    Auth {
+        /// Peer node id.
+        peer: String,
+        /// What the peer said (redacted).
+        message: String,
+    },
+    /// The peer answered something that does not follow PROTOCOL.md.
+    #[error("peer {peer}: protocol error: {message}")]
+    Protocol {
+        /// Peer node id.
+        peer: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The peer's circuit breaker is open; calls fail fast until it half-opens.
+    #[error("peer {peer}: circuit open")]
+    CircuitOpen {
+        /// Peer node id.
+        peer: String,
+    },
+    /// The backend was closed.
+    #[error("peer {peer}: closed")]
+    Closed {
+        /// Peer node id.
+        peer: String,
+    },
+}
+
+impl PeerError {
+    /// Whether retrying (later) may succeed.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, PeerError::Connection { .. } | PeerError::Timeout { .. } | PeerError::CircuitOpen { .. })
+    }
+}
+
+/// A peer of the mesh, seen through its store.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait PeerBackend: Send + Sync + 'static {
+    /// The peer's node id.
+    fn node_id(&self) -> &str;
+
+    /// Cached connection facts; no I/O.
+    fn connection(&self) -> ConnectionStatus;
+
+    /// Reads stream entries after `request.after`.
+    async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError>;
+
+    /// Stream facts for gap detection; `None` when the stream does not exist.
+    async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError>;
+
+    /// Root of the peer's Merkle tree; `None` when it has none.
+    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError>;
+
+    /// Children of many nodes in one round trip; one list per path, in order.
+    async fn merkle_children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError>;
+
+    /// Items for many keys in one round trip; one result per key, in order.
+    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError>;
+
+    /// Tombstones the peer keeps for these keys, in order (none for sync-engine peers).
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError>;
+
+    /// Round-trip time of a trivial call.
+    async fn ping(&self) -> Result<Duration, PeerError>;
+
+    /// Closes connections; later calls fail with `Closed`.
+    async fn close(&self);
+}
