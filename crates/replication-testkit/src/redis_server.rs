@@ -1,0 +1,308 @@
+//! A private `redis-server` for one test: free loopback port, own temp dir, no persistence
+//! unless asked, killed (SIGKILL) on drop so parallel tests never share state.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a test server could not be provided.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// The binary is not installed.
+    #[error("redis-server not found ({0}); install it with `apt-get install redis-server` or run `cargo xtask test`, which installs it")]
+    NotInstalled(String),
+    /// The server did not come up.
+    #[error("redis-server on port {port} did not become ready: {detail}")]
+    NotReady {
+        /// Port it was started on.
+        port: u16,
+        /// Log tail or exit status.
+        detail: String,
+    },
+    /// Filesystem or process error.
+    #[error("redis-server test harness I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Options for a test server.
+#[derive(Clone, Debug, Default)]
+pub struct RedisServerBuilder {
+    persistence: bool,
+    args: Vec<String>,
+    tls_port: bool,
+}
+
+impl RedisServerBuilder {
+    /// Keep data across [`RedisServer::restart`] (append-only file in the server's dir).
+    pub fn persistence(mut self, on: bool) -> Self {
+        self.persistence = on;
+        self
+    }
+
+    /// Extra command-line arguments (`--requirepass x`, `--tls-cert-file f`...).
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Serve TLS on the chosen port (plain TCP disabled); the TLS files go in `arg`s.
+    pub fn tls(mut self) -> Self {
+        self.tls_port = true;
+        self
+    }
+
+    /// Starts the server.
+    pub fn start(self) -> Result<RedisServer, TestkitError> {
+        let mut dir = tempfile::Builder::new().prefix("redis-test-").tempdir()?;
+        // A port picked free can be taken by a parallel test before redis binds it: retry.
+        let mut last = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut server = RedisServer { child: None, port, dir, options: self.clone() };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e @ TestkitError::NotInstalled(_)) => return Err(e),
+                Err(e) => {
+                    dir = server.take_dir();
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(TestkitError::NotReady { port: 0, detail: "no attempt".into() }))
+    }
+}
+
+/// A running private `redis-server`.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    options: RedisServerBuilder,
+}
+
+impl RedisServer {
+    /// Starts a server with no persistence.
+    pub fn start() -> Result<Self, TestkitError> {
+        Self::builder().start()
+    }
+
+    /// Options for a server.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:{port}` (`rediss://` for TLS servers).
+    pub fn url(&self) -> String {
+        let scheme = if self.options.tls_port { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// The server's working directory (AOF, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// Kills the server with SIGKILL (data not persisted since the last fsync is lost).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills and starts it again on the same port and dir (data kept only with persistence).
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
+        self.kill();
+        // The port may linger briefly; spawn retries readiness for a while.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Sends one command in RESP over plain TCP and returns the raw reply (tests' own probe,
+    /// independent of the client under test). Not for TLS servers.
+    pub fn command(&self, args: &[&str]) -> Result<String, TestkitError> {
+        let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes())?;
+        let mut reader = BufReader::new(stream);
+        let mut out = String::new();
+        read_reply(&mut reader, &mut out)?;
+        Ok(out)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    fn take_dir(self) -> tempfile::TempDir {
+        let mut this = self;
+        this.kill();
+        let placeholder = tempfile::TempDir::new().expect("creating a temp dir");
+        std::mem::replace(&mut this.dir, placeholder)
+    }
+
+    fn spawn(&mut self) -> Result<(), TestkitError> {
+        let binary = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let log = self.log_path();
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = Command::new(&binary);
+        let port = self.port.to_string();
+        if self.options.tls_port {
+            cmd.args(["--port", "0", "--tls-port", &port]);
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(&log)
+            .args(["--appendonly", if self.options.persistence { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
+            .args(&self.options.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().map_err(|e| TestkitError::NotInstalled(format!("{binary}: {e}")))?;
+        self.child = Some(child);
+        self.wait_ready(&log)
+    }
+
+    fn wait_ready(&mut self, log: &Path) -> Result<(), TestkitError> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.contains("Ready to accept connections") {
+                return Ok(());
+            }
+            let exited = match self.child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => Some(status.to_string()),
+                Some(Err(e)) => Some(e.to_string()),
+                _ => None,
+            };
+            if exited.is_some() || Instant::now() >= deadline {
+                self.kill();
+                let tail: String = text.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+                return Err(TestkitError::NotReady {
+                    port: self.port,
+                    detail: format!("{} ({tail})", exited.unwrap_or_else(|| "timed out".into())),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Reads one RESP reply into a readable text form (arrays as lines).
+fn read_reply(reader: &mut impl BufRead, out: &mut String) -> std::io::Result<()> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let line = line.trim_end_matches("\r\n");
+    let (kind, rest) = line.split_at(line.len().min(1));
+    match kind {
+        "+" | "-" | ":" => {
+            out.push_str(line);
+            out.push('\n');
+        }
+        "$" => {
+            let len: i64 = rest.parse().unwrap_or(-1);
+            if len >= 0 {
+                let mut buf = vec![0; usize::try_from(len).unwrap_or(0) + 2];
+                reader.read_exact(&mut buf)?;
+                out.push_str(&String::from_utf8_lossy(&buf[..buf.len() - 2]));
+            } else {
+                out.push_str("(nil)");
+            }
+            out.push('\n');
+        }
+        "*" => {
+            let n: i64 = rest.parse().unwrap_or(-1);
+            for _ in 0..n.max(0) {
+                read_reply(reader, out)?;
+            }
+        }
+        _ => {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_answers_and_is_killed_on_drop() {
+        let mut server = RedisServer::start().unwrap();
+        assert_eq!(server.command(&["PING"]).unwrap(), "+PONG\n");
+        assert_eq!(server.command(&["SET", "k", "v"]).unwrap(), "+OK\n");
+        assert_eq!(server.command(&["GET", "k"]).unwrap(), "v\n");
+        assert!(server.is_running());
+        let addr = server.addr();
+        drop(server);
+        assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
+    }
+
+    #[test]
+    fn restart_without_persistence_loses_data_and_with_it_keeps_it() {
+        let mut volatile = RedisServer::start().unwrap();
+        volatile.command(&["SET", "k", "v"]).unwrap();
+        volatile.restart().unwrap();
+        assert_eq!(volatile.command(&["GET", "k"]).unwrap(), "(nil)\n");
+
+        let mut durable = RedisServer::builder().persistence(true).start().unwrap();
+        durable.command(&["SET", "k", "v"]).unwrap();
+        durable.restart().unwrap();
+        assert_eq!(durable.command(&["GET", "k"]).unwrap(), "v\n");
+    }
+
+    #[test]
+    fn parallel_servers_do_not_share_data() {
+        let a = RedisServer::start().unwrap();
+        let b = RedisServer::start().unwrap();
+        assert_ne!(a.port(), b.port());
+        a.command(&["SET", "k", "a"]).unwrap();
+        assert_eq!(b.command(&["GET", "k"]).unwrap(), "(nil)\n");
+    }
+}
