@@ -7,6 +7,7 @@
 //! [`SyncEngineRef`] (the local store), [`CursorStore`] (checkpoints) and [`PeerBackend`]
 //! (a peer's stream, tree and items).
 
+mod backoff;
 pub mod cdc;
 pub mod config;
 mod cursor;
@@ -21,6 +22,7 @@ mod sync_engine;
 #[cfg(test)]
 mod test_fixtures;
 
+pub use backoff::Backoff;
 pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
 pub use config::{
     ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, PeerConfig, PeerSettings, PeerTlsConfig,

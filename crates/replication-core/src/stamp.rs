@@ -100,8 +100,13 @@ impl Tombstone {
 }
 
 /// What the local store knows about a key, for conflict resolution.
+///
+/// Stores that cannot tell answer `None` instead of a `LocalState` (see
+/// `SyncEngineRef::local_states`); `Absent` is a definite "no item and no tombstone".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocalState {
+    /// Neither an item nor a tombstone: any write wins.
+    Absent,
     /// The key holds an item with this stamp.
     Present(Stamp),
     /// The key was deleted; the tombstone is still kept.
@@ -109,21 +114,22 @@ pub enum LocalState {
 }
 
 impl LocalState {
-    /// The stamp an incoming write must beat.
-    pub fn stamp(&self) -> Stamp {
+    /// The stamp an incoming write must beat; `None` when the key is absent.
+    pub fn stamp(&self) -> Option<Stamp> {
         match self {
-            LocalState::Present(stamp) => stamp.clone(),
-            LocalState::Deleted(tombstone) => tombstone.stamp(),
+            LocalState::Absent => None,
+            LocalState::Present(stamp) => Some(stamp.clone()),
+            LocalState::Deleted(tombstone) => Some(tombstone.stamp()),
         }
     }
 }
 
 /// Decides whether an incoming write should be applied over what the store holds.
-/// `None` (nothing known locally) always accepts.
+/// Nothing known locally (`None`) or an absent key always accepts.
 pub fn incoming_wins(incoming: &Stamp, local: Option<&LocalState>) -> bool {
-    match local {
+    match local.and_then(LocalState::stamp) {
         None => true,
-        Some(state) => incoming.beats(&state.stamp()),
+        Some(stamp) => incoming.beats(&stamp),
     }
 }
 
@@ -189,6 +195,7 @@ mod tests {
     #[test]
     fn unknown_local_state_accepts() {
         assert!(incoming_wins(&Stamp::put(0, 0, ""), None));
+        assert!(incoming_wins(&Stamp::put(0, 0, ""), Some(&LocalState::Absent)));
         let local = LocalState::Deleted(Tombstone { version: 2, deleted_at: 5 });
         assert!(!incoming_wins(&Stamp::put(2, 4, "ff"), Some(&local)));
         assert!(incoming_wins(&Stamp::put(3, 0, "00"), Some(&local)));

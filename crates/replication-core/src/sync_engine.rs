@@ -101,9 +101,10 @@ pub trait SyncEngineRef: Send + Sync + 'static {
     /// Content of `key`, if present.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, SyncError>> + Send;
 
-    /// What the store knows about each key (item stamp or tombstone), for conflict
-    /// resolution; one entry per key, in order. The default knows nothing (`None`), which
-    /// makes the engine accept every change and leaves ordering to the store.
+    /// What the store knows about each key (absent, item stamp or tombstone), for conflict
+    /// resolution; one entry per key, in order, in one round trip. The default knows
+    /// nothing (`None`): the engine then falls back on `is_current` to drop echoes, accepts
+    /// every other change, and leaves ordering to the store.
     fn local_states(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<LocalState>>, SyncError>> + Send {
         let unknown = vec![None; keys.len()];
         async move { Ok(unknown) }
