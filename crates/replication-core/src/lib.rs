@@ -12,6 +12,7 @@ pub mod cdc;
 pub mod config;
 mod cursor;
 mod item;
+mod item_json;
 pub mod merkle;
 mod peer;
 mod stamp;
@@ -29,6 +30,7 @@ pub use config::{
     ReplicationEngineConfig, Settings, SyncEngineSettings, TombstoneSettings,
 };
 pub use cursor::{Cursor, CursorError, CursorStore};
+pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, SyncItem};
 pub use peer::{
     ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry, ReadRequest, StreamInfo,
