@@ -33,7 +33,7 @@ pub use cursor::{Cursor, CursorError, CursorStore};
 pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, SyncItem};
 pub use peer::{
-    ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry, ReadRequest, StreamInfo,
+    CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry, ReadRequest, StreamInfo,
 };
 pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};

@@ -46,6 +46,16 @@ pub struct StreamInfo {
     pub entries_added: Option<u64>,
 }
 
+/// A stream read together with the stream's facts, as one observation (see
+/// [`PeerBackend::read_stream_checked`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckedRead {
+    /// `XINFO STREAM` facts; `None` when the stream does not exist.
+    pub info: Option<StreamInfo>,
+    /// Entries after the requested id, oldest first.
+    pub entries: Vec<RawEntry>,
+}
+
 /// An item read from a peer for repair.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ItemRead {
@@ -141,6 +151,14 @@ pub enum PeerError {
         /// Peer node id.
         peer: String,
     },
+    /// The peer's settings are unusable (bad URL, unreadable TLS files); retrying cannot help.
+    #[error("peer {peer}: invalid configuration: {message}")]
+    InvalidConfig {
+        /// Peer node id.
+        peer: String,
+        /// What is wrong (secrets redacted).
+        message: String,
+    },
     /// The backend was closed.
     #[error("peer {peer}: closed")]
     Closed {
@@ -171,6 +189,16 @@ pub trait PeerBackend: Send + Sync + 'static {
 
     /// Stream facts for gap detection; `None` when the stream does not exist.
     async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError>;
+
+    /// Reads up to `count` entries after `after` without blocking, together with the stream
+    /// facts, so that gap detection compares the cursor with the same state the entries came
+    /// from. Backends that can (Redis: `MULTI`/`EXEC`) observe both atomically; this default
+    /// reads the facts first and the entries second, which lets a trim slip in between.
+    async fn read_stream_checked(&self, after: StreamId, count: usize) -> Result<CheckedRead, PeerError> {
+        let info = self.stream_info().await?;
+        let entries = self.read_stream(ReadRequest { after, count, block: None }).await?;
+        Ok(CheckedRead { info, entries })
+    }
 
     /// Root of the peer's Merkle tree; `None` when it has none.
     async fn merkle_root(&self) -> Result<Option<Hash>, PeerError>;

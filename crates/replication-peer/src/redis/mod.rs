@@ -1,0 +1,365 @@
+//! [`RedisPeer`]: the `PeerBackend` over a peer's Redis, with fred 10.
+//!
+//! Two connections per peer: the *stream* connection only ever runs `XREAD BLOCK`, the
+//! *query* connection runs everything else, so a long block never delays a ping or a
+//! Merkle read. Both reconnect by themselves (fred's reconnect policy: exponential from
+//! `reconnect_initial_delay` to `reconnect_max_delay`, with jitter, forever); a supervisor
+//! restarts a connection task that fred gave up on. Calls go through the tower stacks of
+//! [`crate::resilience`].
+
+mod endpoint;
+mod errors;
+mod keys;
+mod query;
+mod reply;
+mod status;
+mod stream;
+
+use crate::resilience::circuit::{CircuitBreaker, CircuitBreakerLayer, CircuitBreakerService};
+use crate::resilience::{self, SharedStack};
+use endpoint::Endpoint;
+use fred::clients::Client;
+use fred::interfaces::ClientLike;
+use fred::types::config::ReconnectPolicy;
+use fred::types::Builder;
+use futures::future::BoxFuture;
+use keys::Keys;
+use query::{Query, QueryService, Reply};
+use replication_core::merkle::Hash;
+use replication_core::{
+    CheckedRead, ConnectionStatus, HotPathSettings, ItemRead, PeerBackend, PeerConfig, PeerError,
+    PeerSettings, RawEntry, ReadRequest, StreamId, StreamInfo, Tombstone,
+};
+use status::{Link, StatusTracker};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stream::StreamService;
+use tower::ServiceExt;
+
+/// A peer reached through its Redis.
+pub struct RedisPeer {
+    node_id: Arc<str>,
+    redacted_url: String,
+    query_client: Client,
+    stream_client: Client,
+    queries: Mutex<SharedStack<Query, Reply>>,
+    stream: CircuitBreakerService<StreamService>,
+    breaker: CircuitBreaker,
+    status: Arc<StatusTracker>,
+    round_trips: Arc<AtomicU64>,
+    command_timeout: Duration,
+    supervisors: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl fmt::Debug for RedisPeer {
+    // Hand-written: the URL is shown redacted and fred's clients are left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisPeer")
+            .field("node_id", &self.node_id)
+            .field("url", &self.redacted_url)
+            .field("circuit", &self.breaker.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisPeer {
+    /// Validates the peer's URL and TLS files and starts connecting in the background.
+    /// Returns at once even when the peer is down; calls fail with a retriable error until
+    /// it is connected. Must be called within a Tokio runtime.
+    pub fn new(
+        config: &PeerConfig,
+        settings: &PeerSettings,
+        hot: &HotPathSettings,
+    ) -> Result<RedisPeer, PeerError> {
+        let _ = hot; // Read sizes and block times come with each request.
+        let peer: Arc<str> = Arc::from(config.node_id.as_str());
+        let invalid = |message: String| PeerError::InvalidConfig {
+            peer: peer.to_string(),
+            message,
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(invalid(
+                "RedisPeer::new must run inside a Tokio runtime".into(),
+            ));
+        }
+        let endpoint = Endpoint::parse(config).map_err(invalid)?;
+        let secret: Option<Arc<str>> = endpoint.password.as_deref().map(Arc::from);
+        let status = StatusTracker::new(&peer, endpoint.password.clone());
+        let query_client = build_client(&endpoint, settings)
+            .map_err(|e| invalid(errors::scrub(e.details(), secret.as_deref())))?;
+        let stream_client = build_client(&endpoint, settings)
+            .map_err(|e| invalid(errors::scrub(e.details(), secret.as_deref())))?;
+        status.watch(&query_client, Link::Query);
+        status.watch(&stream_client, Link::Stream);
+        let supervisors = vec![
+            supervise(query_client.clone(), Arc::clone(&status), settings),
+            supervise(stream_client.clone(), Arc::clone(&status), settings),
+        ];
+
+        let keys = Keys::new(&config.redis_prefix);
+        let breaker = CircuitBreaker::new(
+            settings.circuit_failure_threshold,
+            settings.circuit_open_for,
+        );
+        let round_trips = Arc::new(AtomicU64::new(0));
+        let query_service = QueryService {
+            client: query_client.clone(),
+            keys: keys.clone(),
+            peer: Arc::clone(&peer),
+            secret: secret.clone(),
+            status: Arc::clone(&status),
+            round_trips: Arc::clone(&round_trips),
+        };
+        let queries = resilience::query_stack(query_service, settings, breaker.clone());
+        let stream_service = StreamService {
+            client: stream_client.clone(),
+            cdc_key: Arc::from(keys.cdc().as_str()),
+            peer: Arc::clone(&peer),
+            secret,
+            status: Arc::clone(&status),
+            command_timeout: settings.command_timeout,
+        };
+        let stream = tower::Layer::layer(
+            &CircuitBreakerLayer::new(breaker.clone())
+                .with_failure_predicate(resilience::is_peer_failure),
+            stream_service,
+        );
+        tracing::debug!(peer = %peer, url = %endpoint.redacted, "connecting to peer");
+        Ok(RedisPeer {
+            node_id: peer,
+            redacted_url: endpoint.redacted,
+            query_client,
+            stream_client,
+            queries: Mutex::new(queries),
+            stream,
+            breaker,
+            status,
+            round_trips,
+            command_timeout: settings.command_timeout,
+            supervisors,
+        })
+    }
+
+    /// The peer's circuit breaker (shared by its query and stream calls).
+    pub fn circuit(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// Network exchanges made on the query connection so far (a pipeline counts once).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// The URL with its password masked.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    /// Waits until both connections are up, or fails with the last connection error
+    /// after `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), PeerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.query_client.is_connected() && self.stream_client.is_connected() {
+                return Ok(());
+            }
+            if self.status.is_closed() {
+                return Err(PeerError::Closed {
+                    peer: self.node_id.to_string(),
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let link = if self.query_client.is_connected() {
+                    Link::Stream
+                } else {
+                    Link::Query
+                };
+                return Err(self.status.not_connected(link));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn query(&self, query: Query) -> Result<Reply, PeerError> {
+        let operation = query.operation();
+        let call = self.start_query(query);
+        call.await.map_err(|e| {
+            resilience::to_peer_error(&self.node_id, operation, self.command_timeout, e)
+        })
+    }
+
+    /// Starts a call through the shared stack. A plain (non-async) function boxing the
+    /// future, so the `Send` check of `async_trait` does not meet `Buffer`'s
+    /// higher-ranked error bound.
+    fn start_query(&self, query: Query) -> BoxFuture<'static, Result<Reply, tower::BoxError>> {
+        let stack = self
+            .queries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Box::pin(stack.oneshot(query))
+    }
+
+    fn unexpected(&self, operation: &str) -> PeerError {
+        PeerError::Protocol {
+            peer: self.node_id.to_string(),
+            message: format!("{operation}: mismatched reply"),
+        }
+    }
+}
+
+fn build_client(
+    endpoint: &Endpoint,
+    settings: &PeerSettings,
+) -> Result<Client, fred::error::Error> {
+    let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1);
+    let mut policy = ReconnectPolicy::new_exponential(
+        0,
+        ms(settings.reconnect_initial_delay),
+        ms(settings.reconnect_max_delay),
+        2,
+    );
+    policy.set_jitter(ms(settings.reconnect_initial_delay));
+    let mut builder = Builder::from_config(endpoint.fred_config());
+    builder
+        .set_policy(policy)
+        .with_connection_config(|c| {
+            c.connection_timeout = settings.connect_timeout;
+            c.internal_command_timeout = settings.command_timeout;
+            // The retry layer owns retries; fred must not replay commands on reconnect.
+            c.max_command_attempts = 1;
+        })
+        .with_performance_config(|p| {
+            // Bounded by our own timeouts (layer or blocking-read bound).
+            p.default_command_timeout = Duration::ZERO;
+        });
+    builder.build()
+}
+
+/// Runs the connection task of `client`, and starts it again if fred ever gives up (it
+/// retries forever by policy, but a fatal error ends its task).
+fn supervise(
+    client: Client,
+    status: Arc<StatusTracker>,
+    settings: &PeerSettings,
+) -> tokio::task::JoinHandle<()> {
+    let mut backoff = replication_core::Backoff::new(
+        settings.reconnect_initial_delay,
+        settings.reconnect_max_delay,
+    );
+    tokio::spawn(async move {
+        loop {
+            let task = client.connect();
+            let ended = task.await;
+            if status.is_closed() {
+                return;
+            }
+            tracing::warn!(outcome = ?ended.map(|r| r.map_err(|e| e.kind().to_str())), "peer connection task ended; restarting");
+            tokio::time::sleep(backoff.next_delay(rand::random::<f64>())).await;
+        }
+    })
+}
+
+#[async_trait::async_trait]
+impl PeerBackend for RedisPeer {
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn connection(&self) -> ConnectionStatus {
+        self.status
+            .snapshot(&self.query_client, &self.stream_client)
+    }
+
+    async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {
+        let bound = request.block.unwrap_or_default() + self.command_timeout;
+        self.stream
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| resilience::to_peer_error(&self.node_id, "read_stream", bound, e))
+    }
+
+    async fn read_stream_checked(
+        &self,
+        after: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        match self.query(Query::ReadChecked { after, count }).await? {
+            Reply::Checked(read) => Ok(read),
+            _ => Err(self.unexpected("read_stream_checked")),
+        }
+    }
+
+    async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError> {
+        match self.query(Query::StreamInfo).await? {
+            Reply::StreamInfo(info) => Ok(info),
+            _ => Err(self.unexpected("stream_info")),
+        }
+    }
+
+    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        match self.query(Query::MerkleRoot).await? {
+            Reply::MerkleRoot(root) => Ok(root),
+            _ => Err(self.unexpected("merkle_root")),
+        }
+    }
+
+    async fn merkle_children(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
+        match self.query(Query::MerkleChildren(Arc::from(paths))).await? {
+            Reply::MerkleChildren(children) => Ok(children),
+            _ => Err(self.unexpected("merkle_children")),
+        }
+    }
+
+    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
+        match self.query(Query::Items(Arc::from(keys))).await? {
+            Reply::Items(items) => Ok(items),
+            _ => Err(self.unexpected("read_items")),
+        }
+    }
+
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
+        match self.query(Query::Tombstones(Arc::from(keys))).await? {
+            Reply::Tombstones(tombstones) => Ok(tombstones),
+            _ => Err(self.unexpected("read_tombstones")),
+        }
+    }
+
+    async fn ping(&self) -> Result<Duration, PeerError> {
+        match self.query(Query::Ping).await? {
+            Reply::Ping(rtt) => Ok(rtt),
+            _ => Err(self.unexpected("ping")),
+        }
+    }
+
+    async fn close(&self) {
+        self.status.set_closed();
+        let _ = self.query_client.quit().await;
+        let _ = self.stream_client.quit().await;
+    }
+}
+
+impl Drop for RedisPeer {
+    fn drop(&mut self) {
+        self.status.set_closed();
+        for task in &self.supervisors {
+            task.abort();
+        }
+        // Stop fred's connection tasks too; quitting needs async, so aborting the supervisor
+        // above and dropping the last client handles lets fred close its sockets.
+        let query = self.query_client.clone();
+        let stream = self.stream_client.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = query.quit().await;
+                let _ = stream.quit().await;
+            });
+        }
+    }
+}

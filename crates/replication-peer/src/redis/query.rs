@@ -1,0 +1,329 @@
+//! The peer's non-blocking calls as a tower `Service` over the query connection: each
+//! [`Query`] is one round trip (pipelined or `MULTI`/`EXEC`), except item reads, which add
+//! a second one only for RedisJSON documents.
+
+use super::errors::to_peer_error;
+use super::keys::Keys;
+use super::reply;
+use super::status::{Link, StatusTracker};
+use crate::items::{parse_item_json, parse_json_document};
+use fred::clients::Client;
+use fred::interfaces::{ClientLike, TransactionInterface};
+use fred::types::{ClusterHash, CustomCommand, Value};
+use futures::future::BoxFuture;
+use replication_core::merkle::Hash;
+use replication_core::{CheckedRead, ItemRead, PeerError, StreamId, StreamInfo, Tombstone};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One idempotent read of a peer.
+#[derive(Clone, Debug)]
+pub(crate) enum Query {
+    StreamInfo,
+    ReadChecked { after: StreamId, count: usize },
+    MerkleRoot,
+    MerkleChildren(Arc<[String]>),
+    Items(Arc<[String]>),
+    Tombstones(Arc<[String]>),
+    Ping,
+}
+
+impl Query {
+    /// Name used in timeout errors and logs.
+    pub(crate) fn operation(&self) -> &'static str {
+        match self {
+            Query::StreamInfo => "stream_info",
+            Query::ReadChecked { .. } => "read_stream_checked",
+            Query::MerkleRoot => "merkle_root",
+            Query::MerkleChildren(_) => "merkle_children",
+            Query::Items(_) => "read_items",
+            Query::Tombstones(_) => "read_tombstones",
+            Query::Ping => "ping",
+        }
+    }
+}
+
+/// The answer to a [`Query`], same variant.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    StreamInfo(Option<StreamInfo>),
+    Checked(CheckedRead),
+    MerkleRoot(Option<Hash>),
+    MerkleChildren(Vec<Vec<(String, Hash)>>),
+    Items(Vec<ItemRead>),
+    Tombstones(Vec<Option<Tombstone>>),
+    Ping(Duration),
+}
+
+fn cmd(name: &'static str) -> CustomCommand {
+    CustomCommand::new_static(name, ClusterHash::FirstKey, false)
+}
+
+/// Executes queries on the query connection.
+#[derive(Clone)]
+pub(crate) struct QueryService {
+    pub(crate) client: Client,
+    pub(crate) keys: Keys,
+    pub(crate) peer: Arc<str>,
+    pub(crate) secret: Option<Arc<str>>,
+    pub(crate) status: Arc<StatusTracker>,
+    /// Network exchanges made (a pipeline or a transaction counts once).
+    pub(crate) round_trips: Arc<AtomicU64>,
+}
+
+impl tower::Service<Query> for QueryService {
+    type Response = Reply;
+    type Error = PeerError;
+    type Future = BoxFuture<'static, Result<Reply, PeerError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, query: Query) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            if this.status.is_closed() {
+                return Err(PeerError::Closed {
+                    peer: this.peer.to_string(),
+                });
+            }
+            // fred would park the command until it reconnects; fail now and let the retry
+            // layer and the caller's backoff decide when to try again.
+            if !this.client.is_connected() {
+                return Err(this.status.not_connected(Link::Query));
+            }
+            let result = this.execute(query).await;
+            match &result {
+                Ok(_) => this.status.record_success(),
+                Err(e) => this.status.record_error(e),
+            }
+            result
+        })
+    }
+}
+
+impl QueryService {
+    fn fred_error(&self, e: &fred::error::Error) -> PeerError {
+        to_peer_error(&self.peer, e, self.secret.as_deref())
+    }
+
+    fn protocol(&self, message: String) -> PeerError {
+        PeerError::Protocol {
+            peer: self.peer.to_string(),
+            message,
+        }
+    }
+
+    fn trip(&self) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn execute(&self, query: Query) -> Result<Reply, PeerError> {
+        match query {
+            Query::Ping => {
+                let started = Instant::now();
+                self.trip();
+                let _: Value = self
+                    .client
+                    .custom(cmd("PING"), Vec::<Value>::new())
+                    .await
+                    .map_err(|e| self.fred_error(&e))?;
+                Ok(Reply::Ping(started.elapsed()))
+            }
+            Query::StreamInfo => {
+                self.trip();
+                let result: Result<Value, _> = self
+                    .client
+                    .custom(cmd("XINFO"), vec!["STREAM".to_owned(), self.keys.cdc()])
+                    .await;
+                match result {
+                    Ok(v) => Ok(Reply::StreamInfo(Some(
+                        reply::xinfo_stream(v).map_err(|m| self.protocol(m))?,
+                    ))),
+                    Err(e) if reply::is_no_such_key(e.details()) => Ok(Reply::StreamInfo(None)),
+                    Err(e) => Err(self.fred_error(&e)),
+                }
+            }
+            Query::ReadChecked { after, count } => {
+                self.read_checked(after, count).await.map(Reply::Checked)
+            }
+            Query::MerkleRoot => {
+                self.trip();
+                let v: Value = self
+                    .client
+                    .custom(cmd("GET"), vec![self.keys.merkle_hash("")])
+                    .await
+                    .map_err(|e| self.fred_error(&e))?;
+                Ok(Reply::MerkleRoot(
+                    reply::merkle_hash(v).map_err(|m| self.protocol(m))?,
+                ))
+            }
+            Query::MerkleChildren(paths) => {
+                if paths.is_empty() {
+                    return Ok(Reply::MerkleChildren(Vec::new()));
+                }
+                let pipeline = self.client.pipeline();
+                for path in paths.iter() {
+                    let args = vec![
+                        self.keys.merkle_children(path),
+                        "0".to_owned(),
+                        "-1".to_owned(),
+                    ];
+                    let _: () = pipeline
+                        .custom(cmd("ZRANGE"), args)
+                        .await
+                        .map_err(|e| self.fred_error(&e))?;
+                }
+                self.trip();
+                let replies = pipeline.try_all::<Value>().await;
+                let mut out = Vec::with_capacity(paths.len());
+                for (path, reply) in paths.iter().zip(replies) {
+                    let value = reply.map_err(|e| self.fred_error(&e))?;
+                    out.push(
+                        reply::merkle_children(value)
+                            .map_err(|m| self.protocol(format!("children of {path:?}: {m}")))?,
+                    );
+                }
+                Ok(Reply::MerkleChildren(out))
+            }
+            Query::Items(keys) => self.read_items(&keys).await.map(Reply::Items),
+            Query::Tombstones(keys) => {
+                if keys.is_empty() {
+                    return Ok(Reply::Tombstones(Vec::new()));
+                }
+                let mut args = vec![self.keys.tombstones()];
+                args.extend(keys.iter().cloned());
+                self.trip();
+                let v: Value = self
+                    .client
+                    .custom(cmd("HMGET"), args)
+                    .await
+                    .map_err(|e| self.fred_error(&e))?;
+                Ok(Reply::Tombstones(
+                    reply::tombstones(v, keys.len()).map_err(|m| self.protocol(m))?,
+                ))
+            }
+        }
+    }
+
+    /// `MULTI; XINFO STREAM; XREAD COUNT n STREAMS cdc after; EXEC`: both observe the same
+    /// stream state, so no trim can fall between the gap check and the read.
+    async fn read_checked(&self, after: StreamId, count: usize) -> Result<CheckedRead, PeerError> {
+        let cdc = self.keys.cdc();
+        let tx = self.client.multi();
+        let _: () = tx
+            .custom(cmd("XINFO"), vec!["STREAM".to_owned(), cdc.clone()])
+            .await
+            .map_err(|e| self.fred_error(&e))?;
+        let xread = vec![
+            "COUNT".to_owned(),
+            count.max(1).to_string(),
+            "STREAMS".to_owned(),
+            cdc,
+            after.to_string(),
+        ];
+        let _: () = tx
+            .custom(cmd("XREAD"), xread)
+            .await
+            .map_err(|e| self.fred_error(&e))?;
+        self.trip();
+        match tx.exec::<Value>(false).await {
+            Ok(Value::Array(mut results)) if results.len() == 2 => {
+                let read = results.pop().unwrap_or(Value::Null);
+                let info = results.pop().unwrap_or(Value::Null);
+                let info = reply::xinfo_stream(info).map_err(|m| self.protocol(m))?;
+                let entries = reply::xread(read).map_err(|m| self.protocol(m))?;
+                Ok(CheckedRead {
+                    info: Some(info),
+                    entries,
+                })
+            }
+            Ok(other) => Err(self.protocol(format!("EXEC: unexpected reply {:?}", other.kind()))),
+            // XINFO fails inside the transaction when the stream does not exist.
+            Err(e) if reply::is_no_such_key(e.details()) => Ok(CheckedRead {
+                info: None,
+                entries: Vec::new(),
+            }),
+            Err(e) => Err(self.fred_error(&e)),
+        }
+    }
+
+    /// `TYPE` and `GET` per key in one pipeline; a second pipeline of `JSON.GET` only for
+    /// keys that are RedisJSON documents.
+    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.client.pipeline();
+        for key in keys {
+            let _: () = pipeline
+                .custom(cmd("TYPE"), vec![self.keys.item(key)])
+                .await
+                .map_err(|e| self.fred_error(&e))?;
+            let _: () = pipeline
+                .custom(cmd("GET"), vec![self.keys.item(key)])
+                .await
+                .map_err(|e| self.fred_error(&e))?;
+        }
+        self.trip();
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let mut out = Vec::with_capacity(keys.len());
+        let mut json_keys = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let (Some(kind), Some(get)) = (replies.next(), replies.next()) else {
+                return Err(self.protocol("pipeline returned fewer replies than commands".into()));
+            };
+            let kind = kind.map_err(|e| self.fred_error(&e))?;
+            let kind = kind.as_str().map(|s| s.to_string()).unwrap_or_default();
+            out.push(match kind.as_str() {
+                "none" => ItemRead::Absent,
+                "string" => match get {
+                    Ok(v) => match v.into_bytes() {
+                        Some(bytes) => parse_item_json(key, &bytes),
+                        // Deleted between TYPE and GET in the same pipeline.
+                        None => ItemRead::Absent,
+                    },
+                    Err(e) => return Err(self.fred_error(&e)),
+                },
+                "ReJSON-RL" => {
+                    json_keys.push(i);
+                    ItemRead::Absent
+                }
+                other => ItemRead::Unreadable {
+                    reason: format!(
+                        "key holds a {other}, not an item string or RedisJSON document"
+                    ),
+                },
+            });
+        }
+        if !json_keys.is_empty() {
+            let pipeline = self.client.pipeline();
+            for &i in &json_keys {
+                let args = vec![self.keys.item(&keys[i]), "$".to_owned()];
+                let _: () = pipeline
+                    .custom(cmd("JSON.GET"), args)
+                    .await
+                    .map_err(|e| self.fred_error(&e))?;
+            }
+            self.trip();
+            for (&i, reply) in json_keys.iter().zip(pipeline.try_all::<Value>().await) {
+                out[i] = match reply {
+                    Ok(v) => match v.into_bytes() {
+                        Some(bytes) => parse_json_document(&keys[i], &bytes),
+                        None => ItemRead::Absent,
+                    },
+                    // The module is absent: the key exists but cannot be read here.
+                    Err(e) if e.details().contains("unknown command") => ItemRead::Unreadable {
+                        reason: "RedisJSON document, but the peer has no RedisJSON module".into(),
+                    },
+                    Err(e) => return Err(self.fred_error(&e)),
+                };
+            }
+        }
+        Ok(out)
+    }
+}

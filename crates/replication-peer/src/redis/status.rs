@@ -1,0 +1,142 @@
+//! Cached connection facts of a Redis peer, kept current from fred's connection events
+//! and from call outcomes, read by health checks without I/O.
+
+use super::errors::{is_auth, scrub};
+use fred::clients::Client;
+use fred::interfaces::{ClientLike, EventInterface};
+use replication_core::{ConnectionState, ConnectionStatus, PeerError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Default)]
+struct Facts {
+    last_error: Option<String>,
+    last_error_is_auth: bool,
+    last_success_ms: Option<i64>,
+    reconnects: u64,
+    /// Per client: connected at least once (so the next connect is a *re*connect).
+    connected_once: [bool; 2],
+}
+
+/// Shared, cheaply readable connection state of one peer (both connections).
+#[derive(Debug)]
+pub(crate) struct StatusTracker {
+    peer: String,
+    secret: Option<String>,
+    closed: AtomicBool,
+    facts: Mutex<Facts>,
+}
+
+/// Which of the peer's two connections an event is about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Link {
+    Query = 0,
+    Stream = 1,
+}
+
+impl StatusTracker {
+    pub(crate) fn new(peer: &str, secret: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            peer: peer.to_owned(),
+            secret,
+            closed: AtomicBool::new(false),
+            facts: Mutex::new(Facts::default()),
+        })
+    }
+
+    /// Follows a client's connection and error events until the client is dropped.
+    pub(crate) fn watch(self: &Arc<Self>, client: &Client, link: Link) {
+        let this = Arc::clone(self);
+        let mut reconnects = client.reconnect_rx();
+        tokio::spawn(async move {
+            while reconnects.recv().await.is_ok() {
+                let mut facts = this.facts();
+                if facts.connected_once[link as usize] {
+                    facts.reconnects += 1;
+                }
+                facts.connected_once[link as usize] = true;
+            }
+        });
+        let this = Arc::clone(self);
+        let mut errors = client.error_rx();
+        tokio::spawn(async move {
+            while let Ok((error, _server)) = errors.recv().await {
+                let mut facts = this.facts();
+                facts.last_error_is_auth = is_auth(&error);
+                facts.last_error = Some(scrub(
+                    &format!("{link:?} connection: {}", error.details()),
+                    this.secret.as_deref(),
+                ));
+            }
+        });
+    }
+
+    pub(crate) fn set_closed(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn record_success(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.facts().last_success_ms = Some(now);
+    }
+
+    pub(crate) fn record_error(&self, error: &PeerError) {
+        if error.is_retriable() || matches!(error, PeerError::Auth { .. }) {
+            let mut facts = self.facts();
+            facts.last_error_is_auth = matches!(error, PeerError::Auth { .. });
+            facts.last_error = Some(scrub(&error.to_string(), self.secret.as_deref()));
+        }
+    }
+
+    /// The error for a call attempted while `client` is not connected: the last connection
+    /// error when there is one (so a wrong password reads as an auth failure).
+    pub(crate) fn not_connected(&self, link: Link) -> PeerError {
+        let facts = self.facts();
+        let peer = self.peer.clone();
+        let last = facts.last_error.clone();
+        if facts.last_error_is_auth {
+            return PeerError::Auth {
+                peer,
+                message: last.unwrap_or_default(),
+            };
+        }
+        let message = match last {
+            Some(last) => format!("{link:?} connection not established (last error: {last})"),
+            None => format!("{link:?} connection not established yet"),
+        };
+        PeerError::Connection { peer, message }
+    }
+
+    /// The cached status; `query` and `stream` are the two clients.
+    pub(crate) fn snapshot(&self, query: &Client, stream: &Client) -> ConnectionStatus {
+        let facts = self.facts();
+        let state = if self.is_closed() {
+            ConnectionState::Closed
+        } else if query.is_connected() && stream.is_connected() {
+            ConnectionState::Connected
+        } else if facts.connected_once.iter().any(|c| *c) {
+            ConnectionState::Reconnecting
+        } else {
+            ConnectionState::Connecting
+        };
+        ConnectionStatus {
+            state,
+            last_error: facts.last_error.clone(),
+            last_success_ms: facts.last_success_ms,
+            reconnects: facts.reconnects,
+        }
+    }
+
+    fn facts(&self) -> MutexGuard<'_, Facts> {
+        self.facts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

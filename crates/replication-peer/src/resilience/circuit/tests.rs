@@ -1,0 +1,123 @@
+//! Unit tests of the breaker state machine and its tower service (time paused).
+
+use super::*;
+use tower::{service_fn, BoxError, Layer, ServiceExt};
+
+fn failing_then(n: usize) -> impl FnMut() -> bool {
+    let mut calls = 0;
+    move || {
+        calls += 1;
+        calls > n
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn opens_at_threshold_then_half_opens_and_closes_on_success() {
+    let breaker = CircuitBreaker::new(3, Duration::from_secs(10));
+    for _ in 0..2 {
+        breaker.try_acquire().unwrap().failure();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+    }
+    breaker.try_acquire().unwrap().failure();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    let err = breaker.try_acquire().unwrap_err();
+    assert_eq!(err.retry_after, Duration::from_secs(10));
+
+    tokio::time::advance(Duration::from_secs(9)).await;
+    assert!(breaker.try_acquire().is_err());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    let probe = breaker.try_acquire().unwrap();
+    // Only one probe at a time.
+    assert!(breaker.try_acquire().is_err());
+    probe.success();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    let counters = breaker.counters();
+    assert_eq!(
+        (
+            counters.failures,
+            counters.successes,
+            counters.opened,
+            counters.rejected
+        ),
+        (3, 1, 1, 3)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_probe_reopens_for_a_full_period() {
+    let breaker = CircuitBreaker::new(1, Duration::from_secs(5));
+    breaker.try_acquire().unwrap().failure();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    breaker.try_acquire().unwrap().failure();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(breaker.state(), CircuitState::Open);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_probe_frees_the_slot() {
+    let breaker = CircuitBreaker::new(1, Duration::from_secs(1));
+    breaker.try_acquire().unwrap().failure();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    drop(breaker.try_acquire().unwrap());
+    assert!(breaker.try_acquire().is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn success_resets_the_consecutive_count() {
+    let breaker = CircuitBreaker::new(2, Duration::from_secs(1));
+    breaker.try_acquire().unwrap().failure();
+    breaker.try_acquire().unwrap().success();
+    breaker.try_acquire().unwrap().failure();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(breaker.counters().consecutive_failures, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn service_fails_fast_while_open_and_recovers() {
+    let breaker = CircuitBreaker::new(2, Duration::from_secs(30));
+    let mut healthy = failing_then(2);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let inner = service_fn(move |_: ()| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let ok = healthy();
+        async move {
+            if ok {
+                Ok::<_, BoxError>("ok")
+            } else {
+                Err::<&str, BoxError>("down".into())
+            }
+        }
+    });
+    let svc = CircuitBreakerLayer::new(breaker.clone()).layer(inner);
+    assert!(svc.clone().oneshot(()).await.is_err());
+    assert!(svc.clone().oneshot(()).await.is_err());
+    let err = svc.clone().oneshot(()).await.unwrap_err();
+    assert!(err.downcast_ref::<CircuitOpenError>().is_some(), "{err}");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "an open circuit must not call through"
+    );
+
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(svc.clone().oneshot(()).await.unwrap(), "ok");
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn errors_outside_the_predicate_do_not_open() {
+    let breaker = CircuitBreaker::new(1, Duration::from_secs(30));
+    let inner = service_fn(|_: ()| async { Err::<(), BoxError>("bad data".into()) });
+    let svc = CircuitBreakerLayer::new(breaker.clone())
+        .with_failure_predicate(|e| e.to_string() != "bad data")
+        .layer(inner);
+    for _ in 0..3 {
+        assert!(svc.clone().oneshot(()).await.is_err());
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}

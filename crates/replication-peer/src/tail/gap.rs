@@ -1,0 +1,259 @@
+//! Gap detection: the pure decision of whether entries after our cursor were lost,
+//! from a cursor and the stream facts (`XINFO STREAM`) observed with a read.
+//!
+//! Facts used (PROTOCOL.md "Trim/gap facts"):
+//! - entries after the cursor were lost exactly when `max-deleted-entry-id > cursor`
+//!   (equal means only the cursor's own entry went: not a gap);
+//! - the stream was recreated when it is missing although we had a cursor, when its
+//!   `last-generated-id` is below the cursor, or when `entries-added` went down (below what
+//!   we saw before, or below our cursor's position).
+//!
+//! Lost count: with `pos` = entries ever added up to and including the cursor, entries added
+//! after the cursor are `entries_added - pos`; when every survivor is after the cursor
+//! (`first-entry > cursor`), the survivors after the cursor are `length`, so
+//! `lost = entries_added - pos - length`. Without `pos` the count is unknown (`None`).
+//! This assumes trimming from the head (XTRIM/MAXLEN); an `XDEL` in the middle shows as a
+//! gap of unknown size.
+
+use replication_core::{StreamId, StreamInfo};
+
+/// What was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GapKind {
+    /// Entries after the cursor were trimmed before we read them.
+    Trimmed {
+        /// How many, when known.
+        lost: Option<u64>,
+    },
+    /// The stream was deleted or reset: our cursor means nothing in it.
+    Recreated,
+}
+
+/// The outcome of a gap check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GapCheck {
+    /// Reading on after the cursor misses nothing.
+    None,
+    /// Something was lost; continue reading after `resume_from`.
+    Gap {
+        /// What was lost.
+        kind: GapKind,
+        /// The new cursor: reading after it yields the oldest surviving entry first
+        /// (`0-0` for a recreated stream).
+        resume_from: StreamId,
+        /// Entries ever added up to and including `resume_from`, when known.
+        resume_position: Option<u64>,
+    },
+}
+
+/// The id just before `id`, so that an exclusive read after it starts at `id`.
+pub(crate) fn predecessor(id: StreamId) -> StreamId {
+    if id.seq > 0 {
+        StreamId::new(id.ms, id.seq - 1)
+    } else if id.ms > 0 {
+        StreamId::new(id.ms - 1, u64::MAX)
+    } else {
+        StreamId::ZERO
+    }
+}
+
+/// Decides whether entries after `cursor` were lost, given the stream facts observed
+/// together with (atomically, or after) a read. `position` is the number of entries ever
+/// added up to and including the cursor, and `seen_entries_added` the largest
+/// `entries-added` seen before, when known.
+pub fn detect_gap(
+    cursor: StreamId,
+    position: Option<u64>,
+    seen_entries_added: Option<u64>,
+    info: Option<&StreamInfo>,
+) -> GapCheck {
+    let recreated = GapCheck::Gap {
+        kind: GapKind::Recreated,
+        resume_from: StreamId::ZERO,
+        resume_position: Some(0),
+    };
+    let Some(info) = info else {
+        return if cursor > StreamId::ZERO {
+            recreated
+        } else {
+            GapCheck::None
+        };
+    };
+    if info.last_generated < cursor {
+        return recreated;
+    }
+    if let Some(added) = info.entries_added {
+        if seen_entries_added.is_some_and(|seen| added < seen)
+            || position.is_some_and(|pos| added < pos)
+        {
+            return recreated;
+        }
+    }
+    if !info.max_deleted.is_some_and(|deleted| deleted > cursor) {
+        return GapCheck::None;
+    }
+    let added_after = match (info.entries_added, position) {
+        (Some(added), Some(pos)) => added.checked_sub(pos),
+        _ => None,
+    };
+    let (resume_from, lost, resume_position) = match info.first_entry {
+        Some(first) if first > cursor => (
+            predecessor(first),
+            added_after.and_then(|after| after.checked_sub(info.length)),
+            info.entries_added
+                .and_then(|added| added.checked_sub(info.length)),
+        ),
+        // Survivors at or before the cursor: something in the middle was deleted (XDEL).
+        Some(_) => (cursor, None, None),
+        // Nothing survives: everything added after the cursor is gone.
+        None => (
+            cursor.max(info.last_generated),
+            added_after,
+            info.entries_added,
+        ),
+    };
+    GapCheck::Gap {
+        kind: GapKind::Trimmed { lost },
+        resume_from,
+        resume_position,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(ms: u64) -> StreamId {
+        StreamId::new(ms, 0)
+    }
+
+    /// A stream of entries `1..=added` (ids `n-0`) whose first `trimmed` entries are gone.
+    fn trimmed_stream(added: u64, trimmed: u64) -> StreamInfo {
+        let length = added - trimmed;
+        StreamInfo {
+            length,
+            first_entry: (length > 0).then(|| id(trimmed + 1)),
+            last_entry: (length > 0).then(|| id(added)),
+            last_generated: id(added),
+            max_deleted: Some(if trimmed > 0 {
+                id(trimmed)
+            } else {
+                StreamId::ZERO
+            }),
+            entries_added: Some(added),
+        }
+    }
+
+    #[test]
+    fn trim_past_the_cursor_counts_the_lost() {
+        let info = trimmed_stream(100, 50);
+        let check = detect_gap(id(30), Some(30), Some(60), Some(&info));
+        assert_eq!(
+            check,
+            GapCheck::Gap {
+                kind: GapKind::Trimmed { lost: Some(20) },
+                resume_from: predecessor(id(51)),
+                resume_position: Some(50),
+            }
+        );
+        let unknown = detect_gap(id(30), None, None, Some(&info));
+        assert!(matches!(
+            unknown,
+            GapCheck::Gap {
+                kind: GapKind::Trimmed { lost: None },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn trimming_only_the_cursor_entry_is_not_a_gap() {
+        assert_eq!(
+            detect_gap(id(50), Some(50), None, Some(&trimmed_stream(100, 50))),
+            GapCheck::None
+        );
+        assert_eq!(
+            detect_gap(id(70), Some(70), None, Some(&trimmed_stream(100, 50))),
+            GapCheck::None
+        );
+    }
+
+    #[test]
+    fn everything_trimmed_resumes_at_the_end() {
+        let info = trimmed_stream(100, 100);
+        let check = detect_gap(id(30), Some(30), None, Some(&info));
+        assert_eq!(
+            check,
+            GapCheck::Gap {
+                kind: GapKind::Trimmed { lost: Some(70) },
+                resume_from: id(100),
+                resume_position: Some(100)
+            }
+        );
+    }
+
+    #[test]
+    fn recreation_is_detected() {
+        let recreated = |c| {
+            matches!(
+                c,
+                GapCheck::Gap {
+                    kind: GapKind::Recreated,
+                    resume_from: StreamId::ZERO,
+                    ..
+                }
+            )
+        };
+        assert!(recreated(detect_gap(id(30), None, None, None)));
+        assert_eq!(detect_gap(StreamId::ZERO, None, None, None), GapCheck::None);
+        assert!(recreated(detect_gap(
+            id(300),
+            None,
+            None,
+            Some(&trimmed_stream(100, 0))
+        )));
+        // New ids above the cursor, but fewer entries ever added than we had seen.
+        let mut fresh = trimmed_stream(5, 0);
+        fresh.last_generated = id(1000);
+        assert!(recreated(detect_gap(id(30), Some(30), None, Some(&fresh))));
+        assert!(recreated(detect_gap(id(30), None, Some(40), Some(&fresh))));
+    }
+
+    proptest! {
+        /// Over head-trimmed streams, the verdict is exact: a gap iff an entry after the
+        /// cursor is gone; the resume point yields the oldest survivor; the count is exact.
+        #[test]
+        fn exact_on_head_trimmed_streams(added in 1u64..500, trimmed_frac in 0.0f64..=1.0, cursor_frac in 0.0f64..=1.0) {
+            let trimmed = ((added as f64) * trimmed_frac) as u64;
+            let cursor = ((added as f64) * cursor_frac) as u64;
+            let info = trimmed_stream(added, trimmed);
+            let check = detect_gap(id(cursor), Some(cursor), Some(cursor), Some(&info));
+            if trimmed > cursor {
+                match check {
+                    GapCheck::Gap { kind: GapKind::Trimmed { lost }, resume_from, resume_position } => {
+                        prop_assert_eq!(lost, Some(trimmed - cursor));
+                        prop_assert_eq!(resume_position, Some(trimmed));
+                        if trimmed < added {
+                            prop_assert!(resume_from < id(trimmed + 1));
+                            prop_assert!(resume_from >= id(trimmed));
+                        }
+                    }
+                    other => prop_assert!(false, "expected a trim gap, got {:?}", other),
+                }
+            } else {
+                prop_assert_eq!(check, GapCheck::None);
+            }
+        }
+
+        #[test]
+        fn predecessor_is_the_immediate_predecessor(ms in any::<u64>(), seq in any::<u64>()) {
+            let x = StreamId::new(ms, seq);
+            if x > StreamId::ZERO {
+                let p = predecessor(x);
+                prop_assert!(p < x);
+                prop_assert_eq!(p.next(), Some(x));
+            }
+        }
+    }
+}
