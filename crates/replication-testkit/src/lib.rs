@@ -2,6 +2,10 @@
 //! loopback ports (one per test, killed on drop), plus in-memory implementations of the
 //! core traits for algorithm tests that need no network.
 
+mod memory_peer;
+mod memory_store;
 mod redis_server;
 
+pub use memory_peer::{MemoryPeer, PeerCounters};
+pub use memory_store::{MemoryStore, StoreCounters};
 pub use redis_server::{RedisServer, RedisServerBuilder, TestkitError};

@@ -1,0 +1,856 @@
+//! `MemoryStore`: a real in-memory `SyncEngineRef` (items, Merkle tree, tombstones, conflict
+//! order, CDC stream) for tests of the engine and the repair algorithm that need no Redis.
+//!
+//! It behaves like our node store (docs/PROTOCOL.md): every replicated write is checked
+//! against the conflict order (a change that does not beat the local item or tombstone is a
+//! no-op), deletes leave tombstones, an id that is both an item and a parent lists its own
+//! leaf under the empty segment, and only local writes (`put_local`, `delete_local`,
+//! `SyncEngineRef::delete`) append to the node's CDC stream. Switches inject failures and
+//! backpressure; counters let tests count calls instead of timing them.
+//!
+//! Clones share one store (an `Arc` inside), so a test can keep a handle while the engine
+//! or a [`crate::MemoryPeer`] holds another.
+
+use crate::memory_peer::CdcLog;
+use replication_core::merkle::{
+    child_path, interior_hash, leaf_hash, parent_and_segment, validate_object_id, Hash,
+    SELF_SEGMENT,
+};
+use replication_core::{
+    content_hash, incoming_wins, CdcEvent, Change, LocalState, StreamId, SyncEngineRef, SyncError,
+    SyncItem, Tombstone,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Where the store's timestamps (`updated_at`, `deleted_at`, stream ids) come from.
+#[derive(Clone)]
+enum Clock {
+    /// A logical clock: every reading returns the previous one plus one millisecond, so
+    /// tests are deterministic and successive local writes get increasing times.
+    Counter(i64),
+    /// A caller-supplied clock (e.g. wall time, or a shared test clock).
+    External(Arc<dyn Fn() -> i64 + Send + Sync>),
+}
+
+impl Clock {
+    fn now(&mut self) -> i64 {
+        match self {
+            Clock::Counter(last) => {
+                *last += 1;
+                *last
+            }
+            Clock::External(clock) => clock(),
+        }
+    }
+}
+
+/// How many calls of each kind the store has served, for tests that count work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreCounters {
+    /// `submit` calls.
+    pub submits: u64,
+    /// Local deletes through `SyncEngineRef::delete`.
+    pub deletes: u64,
+    /// `delete_replicated` and `delete_replicated_with` calls.
+    pub replicated_deletes: u64,
+    /// `apply_batch` calls.
+    pub applied_batches: u64,
+    /// Replicated changes (from any write method) that won the conflict order and were stored.
+    pub changes_applied: u64,
+    /// Replicated changes dropped because the store held a newer (or the same) stamp.
+    pub changes_dropped: u64,
+    /// `get_merkle_root`, `get_merkle_children` and `get_merkle_children_many` calls.
+    pub merkle_reads: u64,
+    /// Paths asked for through the children methods.
+    pub merkle_paths: u64,
+    /// `local_states` calls.
+    pub local_state_reads: u64,
+    /// Calls that failed because of an injected failure.
+    pub failed_calls: u64,
+}
+
+/// A Merkle tree that hashes lazily: writes only link the id into its ancestors and mark
+/// them dirty; hashes are computed (and cached) when read.
+///
+/// `replication_core::merkle::MerkleTree` rehashes every ancestor on each insert, which
+/// costs the width of each ancestor: building 100 000 keys under 100 parents that way
+/// takes minutes in a debug build. This tree computes the same hashes (a test checks it
+/// against `MerkleTree`) with one hash per dirty node per read.
+#[derive(Clone, Debug, Default)]
+struct LazyTree {
+    /// Leaf hash of every item, by object id.
+    leaves: HashMap<String, Hash>,
+    /// Non-self child segments of every node that has any.
+    children: HashMap<String, BTreeSet<String>>,
+    /// Cached hashes of nodes with children; a missing entry means "recompute".
+    cache: HashMap<String, Hash>,
+}
+
+impl LazyTree {
+    fn insert(&mut self, id: &str, leaf: Hash) {
+        self.leaves.insert(id.to_owned(), leaf);
+        let mut path = id;
+        while !path.is_empty() {
+            let (parent, segment) = parent_and_segment(path);
+            self.cache.remove(path);
+            self.children
+                .entry(parent.to_owned())
+                .or_default()
+                .insert(segment.to_owned());
+            path = parent;
+        }
+        self.cache.remove("");
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        if self.leaves.remove(id).is_none() {
+            return false;
+        }
+        let mut path = id;
+        while !path.is_empty() {
+            let (parent, segment) = parent_and_segment(path);
+            self.cache.remove(path);
+            let exists = self.leaves.contains_key(path) || self.children.contains_key(path);
+            if !exists {
+                if let Some(siblings) = self.children.get_mut(parent) {
+                    siblings.remove(segment);
+                    if siblings.is_empty() {
+                        self.children.remove(parent);
+                    }
+                }
+            }
+            path = parent;
+        }
+        self.cache.remove("");
+        true
+    }
+
+    fn node_hash(&mut self, path: &str) -> Option<Hash> {
+        let Some(segments) = self.children.get(path) else {
+            return self.leaves.get(path).copied();
+        };
+        if let Some(hash) = self.cache.get(path) {
+            return Some(*hash);
+        }
+        let segments: Vec<String> = segments.iter().cloned().collect();
+        let entries = self.entries(path, segments);
+        let hash = interior_hash(entries.iter().map(|(s, h)| (s.as_str(), h)));
+        self.cache.insert(path.to_owned(), hash);
+        Some(hash)
+    }
+
+    /// `(segment, hash)` of the node's children, self segment first when the node is an item.
+    fn entries(&mut self, path: &str, segments: Vec<String>) -> Vec<(String, Hash)> {
+        let mut out = Vec::with_capacity(segments.len() + 1);
+        if let Some(leaf) = self.leaves.get(path) {
+            out.push((SELF_SEGMENT.to_owned(), *leaf));
+        }
+        for segment in segments {
+            // Every linked child exists (remove unlinks empty nodes), so this never skips.
+            if let Some(hash) = self.node_hash(&child_path(path, &segment)) {
+                out.push((segment, hash));
+            }
+        }
+        out
+    }
+
+    fn children_of(&mut self, path: &str) -> Vec<(String, Hash)> {
+        match self.children.get(path) {
+            Some(segments) => {
+                let segments: Vec<String> = segments.iter().cloned().collect();
+                self.entries(path, segments)
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+/// What a replicated write did.
+enum Outcome {
+    /// Stored; `existed` tells whether the key held an item before.
+    Applied { existed: bool },
+    /// Lost the conflict order; nothing changed.
+    Dropped,
+}
+
+/// Everything behind the store's lock.
+struct StoreState {
+    items: BTreeMap<String, SyncItem>,
+    tombstones: BTreeMap<String, Tombstone>,
+    tree: LazyTree,
+    clock: Clock,
+    fail_all: bool,
+    fail_writes: bool,
+    accepting_writes: bool,
+    echo_replicated_puts: bool,
+    counters: StoreCounters,
+    stream: CdcLog,
+}
+
+impl StoreState {
+    /// This store knows every key, so it never answers "unknown".
+    fn local_state(&self, key: &str) -> LocalState {
+        if let Some(item) = self.items.get(key) {
+            return LocalState::Present(item.stamp());
+        }
+        self.tombstones
+            .get(key)
+            .cloned()
+            .map_or(LocalState::Absent, LocalState::Deleted)
+    }
+
+    /// Fails the call when a failure is injected.
+    fn check(&mut self, write: bool) -> Result<(), SyncError> {
+        if self.fail_all || (write && self.fail_writes) {
+            self.counters.failed_calls += 1;
+            return Err(SyncError::new("memory store: injected failure"));
+        }
+        Ok(())
+    }
+
+    fn store_item(&mut self, item: SyncItem) -> bool {
+        let leaf = leaf_hash(&item.key, item.version, &content_hash(&item.content));
+        self.tree.insert(&item.key, leaf);
+        self.tombstones.remove(&item.key);
+        self.items.insert(item.key.clone(), item).is_some()
+    }
+
+    fn store_tombstone(&mut self, key: &str, tombstone: Tombstone) -> bool {
+        self.tree.remove(key);
+        self.tombstones.insert(key.to_owned(), tombstone);
+        self.items.remove(key).is_some()
+    }
+
+    /// A replicated change, applied only when it beats what the store holds.
+    fn apply(&mut self, change: Change) -> Result<Outcome, SyncError> {
+        validate_object_id(change.key()).map_err(|e| SyncError::permanent(e.to_string()))?;
+        let local = self.local_state(change.key());
+        let outcome = match change {
+            Change::Put(item) => {
+                if content_hash(&item.content) != parse_hash(&item.content_hash)? {
+                    return Err(SyncError::permanent(format!(
+                        "item {}: content does not match its hash",
+                        item.key
+                    )));
+                }
+                if !incoming_wins(&item.stamp(), Some(&local)) {
+                    Outcome::Dropped
+                } else {
+                    if self.echo_replicated_puts {
+                        let now = self.clock.now();
+                        self.stream.append_event(now, &CdcEvent::Put(item.clone()));
+                    }
+                    Outcome::Applied {
+                        existed: self.store_item(item),
+                    }
+                }
+            }
+            Change::Delete { key, tombstone } => {
+                if !incoming_wins(&tombstone.stamp(), Some(&local)) {
+                    Outcome::Dropped
+                } else {
+                    Outcome::Applied {
+                        existed: self.store_tombstone(&key, tombstone),
+                    }
+                }
+            }
+        };
+        match outcome {
+            Outcome::Applied { .. } => self.counters.changes_applied += 1,
+            Outcome::Dropped => self.counters.changes_dropped += 1,
+        }
+        Ok(outcome)
+    }
+}
+
+fn parse_hash(hex: &str) -> Result<Hash, SyncError> {
+    replication_core::parse_hash_hex(hex)
+        .ok_or_else(|| SyncError::permanent(format!("malformed content hash {hex:?}")))
+}
+
+struct Shared {
+    state: Mutex<StoreState>,
+    /// Wakes `MemoryPeer::read_stream` callers blocked on an empty stream.
+    appended: tokio::sync::Notify,
+}
+
+/// An in-memory node store; see the module docs. Cheap to clone (clones share the store).
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("items", &state.items.len())
+            .field("tombstones", &state.tombstones.len())
+            .field("counters", &state.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store with a logical clock (starts at 1 000 ms, +1 ms per reading).
+    pub fn new() -> Self {
+        Self::with_clock_source(Clock::Counter(1_000))
+    }
+
+    /// An empty store reading time (ms since the epoch) from `clock`.
+    pub fn with_clock(clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Self::with_clock_source(Clock::External(Arc::new(clock)))
+    }
+
+    fn with_clock_source(clock: Clock) -> Self {
+        let state = StoreState {
+            items: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            tree: LazyTree::default(),
+            clock,
+            fail_all: false,
+            fail_writes: false,
+            accepting_writes: true,
+            echo_replicated_puts: false,
+            counters: StoreCounters::default(),
+            stream: CdcLog::default(),
+        };
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                appended: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, StoreState> {
+        // A panicking test thread must not hide the store from the test's assertions.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A local write, as the node's application makes it: version = the previous item's or
+    /// tombstone's version + 1, `updated_at` = now; appends a CDC PUT. Returns the item.
+    ///
+    /// # Panics
+    /// When `key` is not a valid object id (a test bug).
+    pub fn put_local(&self, key: &str, content: impl Into<Vec<u8>>) -> SyncItem {
+        if let Err(e) = validate_object_id(key) {
+            panic!("put_local: {e}");
+        }
+        let mut state = self.lock();
+        let previous = state.local_state(key).stamp().map_or(0, |s| s.version);
+        let now = state.clock.now();
+        let item = SyncItem::new(key, content.into(), previous + 1, now);
+        state.store_item(item.clone());
+        state.stream.append_event(now, &CdcEvent::Put(item.clone()));
+        drop(state);
+        self.shared.appended.notify_waiters();
+        item
+    }
+
+    /// A local delete: leaves a tombstone with version = the item's version + 1 and
+    /// `deleted_at` = now, and appends a CDC DEL. Returns the tombstone, or `None` (and
+    /// changes nothing) when the key holds no item.
+    pub fn delete_local(&self, key: &str) -> Option<Tombstone> {
+        let mut state = self.lock();
+        let version = state.items.get(key)?.version;
+        let now = state.clock.now();
+        let tombstone = Tombstone {
+            version: version + 1,
+            deleted_at: now,
+        };
+        state.store_tombstone(key, tombstone.clone());
+        state.stream.append_event(
+            now,
+            &CdcEvent::Delete {
+                key: key.to_owned(),
+            },
+        );
+        drop(state);
+        self.shared.appended.notify_waiters();
+        Some(tombstone)
+    }
+
+    /// Applies a replicated change under the conflict order, without failure injection or
+    /// counters of calls (for seeding tests). Returns whether it was stored.
+    pub fn apply_change(&self, change: Change) -> Result<bool, SyncError> {
+        Ok(matches!(
+            self.lock().apply(change)?,
+            Outcome::Applied { .. }
+        ))
+    }
+
+    /// The item under `key`.
+    pub fn item(&self, key: &str) -> Option<SyncItem> {
+        self.lock().items.get(key).cloned()
+    }
+
+    /// The tombstone kept for `key`.
+    pub fn tombstone(&self, key: &str) -> Option<Tombstone> {
+        self.lock().tombstones.get(key).cloned()
+    }
+
+    /// What the store knows about `key`: item stamp, tombstone or `Absent`.
+    pub fn local_state(&self, key: &str) -> LocalState {
+        self.lock().local_state(key)
+    }
+
+    /// Every item, sorted by key.
+    pub fn items(&self) -> Vec<SyncItem> {
+        self.lock().items.values().cloned().collect()
+    }
+
+    /// Every tombstone, sorted by key.
+    pub fn tombstones(&self) -> Vec<(String, Tombstone)> {
+        self.lock()
+            .tombstones
+            .iter()
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    /// True when the store holds no item (it may still hold tombstones).
+    pub fn is_empty(&self) -> bool {
+        self.lock().items.is_empty()
+    }
+
+    /// Root of the Merkle tree, `None` when empty. Not counted, never fails.
+    pub fn root(&self) -> Option<Hash> {
+        self.lock().tree.node_hash("")
+    }
+
+    /// Children of a Merkle node (self segment first). Not counted, never fails.
+    pub fn children(&self, path: &str) -> Vec<(String, Hash)> {
+        self.lock().tree.children_of(path)
+    }
+
+    /// Makes every `SyncEngineRef` call fail with a retriable error (`true`) or work again.
+    pub fn set_failing(&self, failing: bool) {
+        self.lock().fail_all = failing;
+    }
+
+    /// Makes only the writing `SyncEngineRef` calls fail with a retriable error.
+    pub fn set_failing_writes(&self, failing: bool) {
+        self.lock().fail_writes = failing;
+    }
+
+    /// What `should_accept_writes` answers (backpressure switch).
+    pub fn set_accepting_writes(&self, accepting: bool) {
+        self.lock().accepting_writes = accepting;
+    }
+
+    /// When on, replicated puts are appended to the CDC stream like sync-engine's `submit`
+    /// does (the echo the engine must tolerate). Off by default, as in our node store.
+    pub fn set_echo_replicated_puts(&self, echo: bool) {
+        self.lock().echo_replicated_puts = echo;
+    }
+
+    /// Counters since creation or the last reset.
+    pub fn counters(&self) -> StoreCounters {
+        self.lock().counters
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_counters(&self) {
+        self.lock().counters = StoreCounters::default();
+    }
+
+    /// Runs `f` on the CDC stream with the current time, then wakes blocked readers.
+    pub(crate) fn with_stream<R>(&self, f: impl FnOnce(&mut CdcLog, i64) -> R) -> R {
+        let mut state = self.lock();
+        let now = state.clock.now();
+        let out = f(&mut state.stream, now);
+        drop(state);
+        self.shared.appended.notify_waiters();
+        out
+    }
+
+    /// Reads the CDC stream without advancing the clock.
+    pub(crate) fn read_stream<R>(&self, f: impl FnOnce(&CdcLog) -> R) -> R {
+        f(&self.lock().stream)
+    }
+
+    /// Notified after every stream append.
+    pub(crate) fn appended(&self) -> &tokio::sync::Notify {
+        &self.shared.appended
+    }
+
+    /// The id of the newest stream entry ever written (`0-0` when none).
+    pub fn last_stream_id(&self) -> StreamId {
+        self.read_stream(CdcLog::last_generated)
+    }
+}
+
+impl SyncEngineRef for MemoryStore {
+    fn should_accept_writes(&self) -> bool {
+        self.lock().accepting_writes
+    }
+
+    async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
+        let mut state = self.lock();
+        state.counters.submits += 1;
+        state.check(true)?;
+        state.apply(Change::Put(item)).map(|_| ())
+    }
+
+    async fn delete(&self, key: String) -> Result<bool, SyncError> {
+        {
+            let mut state = self.lock();
+            state.counters.deletes += 1;
+            state.check(true)?;
+        }
+        Ok(self.delete_local(&key).is_some())
+    }
+
+    async fn delete_replicated(&self, key: String) -> Result<bool, SyncError> {
+        let mut state = self.lock();
+        state.counters.replicated_deletes += 1;
+        state.check(true)?;
+        // A bare delete carries no stamp: it deletes the version we hold, and its tombstone
+        // is stamped so that it beats exactly that version (docs/PROTOCOL.md "bare delete").
+        let Some(item) = state.items.get(&key) else {
+            return Ok(false);
+        };
+        let (version, updated_at) = (item.version, item.updated_at);
+        let deleted_at = state.clock.now().max(updated_at);
+        let outcome = state.apply(Change::Delete {
+            key,
+            tombstone: Tombstone {
+                version,
+                deleted_at,
+            },
+        })?;
+        Ok(matches!(outcome, Outcome::Applied { existed: true }))
+    }
+
+    async fn is_current(&self, key: &str, content_hash: &str) -> Result<bool, SyncError> {
+        let mut state = self.lock();
+        state.check(false)?;
+        Ok(state
+            .items
+            .get(key)
+            .is_some_and(|item| item.content_hash.eq_ignore_ascii_case(content_hash)))
+    }
+
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, SyncError> {
+        let mut state = self.lock();
+        state.counters.merkle_reads += 1;
+        state.check(false)?;
+        Ok(state.tree.node_hash(""))
+    }
+
+    async fn get_merkle_children(&self, path: &str) -> Result<Vec<(String, Hash)>, SyncError> {
+        let mut state = self.lock();
+        state.counters.merkle_reads += 1;
+        state.counters.merkle_paths += 1;
+        state.check(false)?;
+        Ok(state.tree.children_of(path))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SyncError> {
+        let mut state = self.lock();
+        state.check(false)?;
+        Ok(state.items.get(key).map(|item| item.content.clone()))
+    }
+
+    async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
+        let mut state = self.lock();
+        state.counters.local_state_reads += 1;
+        state.check(false)?;
+        Ok(keys
+            .iter()
+            .map(|key| Some(state.local_state(key)))
+            .collect())
+    }
+
+    async fn apply_batch(&self, changes: Vec<Change>) -> Result<(), SyncError> {
+        let mut state = self.lock();
+        state.counters.applied_batches += 1;
+        state.check(true)?;
+        // Validate the whole batch first so that a rejected batch changes nothing.
+        for change in &changes {
+            validate_object_id(change.key()).map_err(|e| SyncError::permanent(e.to_string()))?;
+        }
+        for change in changes {
+            state.apply(change)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_replicated_with(
+        &self,
+        key: String,
+        tombstone: Tombstone,
+    ) -> Result<bool, SyncError> {
+        let mut state = self.lock();
+        state.counters.replicated_deletes += 1;
+        state.check(true)?;
+        let outcome = state.apply(Change::Delete { key, tombstone })?;
+        Ok(matches!(outcome, Outcome::Applied { existed: true }))
+    }
+
+    async fn get_merkle_children_many(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, SyncError> {
+        let mut state = self.lock();
+        state.counters.merkle_reads += 1;
+        state.counters.merkle_paths += paths.len() as u64;
+        state.check(false)?;
+        Ok(paths
+            .iter()
+            .map(|path| state.tree.children_of(path))
+            .collect())
+    }
+
+    async fn get_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, SyncError> {
+        let mut state = self.lock();
+        state.check(false)?;
+        Ok(keys
+            .iter()
+            .map(|key| state.tombstones.get(key).cloned())
+            .collect())
+    }
+
+    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, SyncError> {
+        let mut state = self.lock();
+        state.check(true)?;
+        let before = state.tombstones.len();
+        state
+            .tombstones
+            .retain(|_, tombstone| tombstone.deleted_at >= deleted_before_ms);
+        Ok((before - state.tombstones.len()) as u64)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests panic on failure by design.
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use replication_core::merkle::MerkleTree;
+
+    #[test]
+    fn local_writes_bump_versions_across_deletes() {
+        let store = MemoryStore::new();
+        let first = store.put_local("a.b", b"one".to_vec());
+        assert_eq!(first.version, 1);
+        assert_eq!(store.put_local("a.b", b"two".to_vec()).version, 2);
+        let tombstone = store.delete_local("a.b").unwrap();
+        assert_eq!(tombstone.version, 3);
+        assert!(store.item("a.b").is_none());
+        assert_eq!(store.root(), None);
+        assert_eq!(store.put_local("a.b", b"three".to_vec()).version, 4);
+        assert!(
+            store.tombstone("a.b").is_none(),
+            "a newer put replaces the tombstone"
+        );
+        assert_eq!(store.delete_local("missing"), None);
+    }
+
+    #[tokio::test]
+    async fn replicated_writes_follow_the_conflict_order() {
+        let store = MemoryStore::new();
+        store
+            .submit(SyncItem::new("k", b"new".to_vec(), 5, 10))
+            .await
+            .unwrap();
+        store
+            .submit(SyncItem::new("k", b"old".to_vec(), 4, 99))
+            .await
+            .unwrap();
+        assert_eq!(store.item("k").unwrap().content, b"new");
+        // A tombstone that does not beat the item is dropped...
+        assert!(!store
+            .delete_replicated_with(
+                "k".into(),
+                Tombstone {
+                    version: 5,
+                    deleted_at: 9
+                }
+            )
+            .await
+            .unwrap());
+        assert!(store.item("k").is_some());
+        // ...one that does deletes it and blocks older puts.
+        assert!(store
+            .delete_replicated_with(
+                "k".into(),
+                Tombstone {
+                    version: 6,
+                    deleted_at: 1
+                }
+            )
+            .await
+            .unwrap());
+        store
+            .apply_batch(vec![Change::Put(SyncItem::new(
+                "k",
+                b"late".to_vec(),
+                6,
+                0,
+            ))])
+            .await
+            .unwrap();
+        assert!(store.item("k").is_none());
+        let counters = store.counters();
+        assert_eq!((counters.changes_applied, counters.changes_dropped), (2, 3));
+        assert_eq!(counters.applied_batches, 1);
+    }
+
+    #[tokio::test]
+    async fn bare_replicated_delete_beats_the_version_it_deleted() {
+        let store = MemoryStore::new();
+        store
+            .submit(SyncItem::new("k", b"v".to_vec(), 3, 50_000))
+            .await
+            .unwrap();
+        assert!(store.delete_replicated("k".into()).await.unwrap());
+        let tombstone = store.tombstone("k").unwrap();
+        assert_eq!(tombstone.version, 3);
+        assert!(tombstone
+            .stamp()
+            .beats(&SyncItem::new("k", b"v".to_vec(), 3, 50_000).stamp()));
+        assert!(!store.delete_replicated("k".into()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn injected_failures_are_retriable_and_change_nothing() {
+        let store = MemoryStore::new();
+        store.set_failing(true);
+        let err = store
+            .submit(SyncItem::new("k", vec![1], 1, 1))
+            .await
+            .unwrap_err();
+        assert!(err.is_retriable());
+        assert!(store.get_merkle_root().await.is_err());
+        store.set_failing(false);
+        store.set_failing_writes(true);
+        assert!(store
+            .apply_batch(vec![Change::Put(SyncItem::new("k", vec![1], 1, 1))])
+            .await
+            .is_err());
+        assert_eq!(store.get_merkle_root().await.unwrap(), None);
+        assert_eq!(store.counters().failed_calls, 3);
+        store.set_accepting_writes(false);
+        assert!(!store.should_accept_writes());
+    }
+
+    #[tokio::test]
+    async fn rejects_items_whose_hash_does_not_match() {
+        let store = MemoryStore::new();
+        let mut item = SyncItem::new("k", b"abc".to_vec(), 1, 1);
+        item.content = b"abd".to_vec();
+        assert!(!store.submit(item).await.unwrap_err().is_retriable());
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn purge_drops_only_older_tombstones() {
+        let store = MemoryStore::new();
+        for (key, at) in [("a", 10), ("b", 20), ("c", 30)] {
+            store
+                .apply_change(Change::Delete {
+                    key: key.into(),
+                    tombstone: Tombstone {
+                        version: 1,
+                        deleted_at: at,
+                    },
+                })
+                .unwrap();
+        }
+        assert_eq!(store.purge_tombstones(20).await.unwrap(), 1);
+        let keys: Vec<_> = store.tombstones().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["b", "c"]);
+        assert_eq!(
+            store
+                .get_tombstones(&["a".into(), "b".into()])
+                .await
+                .unwrap()[1]
+                .as_ref()
+                .unwrap()
+                .deleted_at,
+            20
+        );
+    }
+
+    #[tokio::test]
+    async fn item_and_parent_share_a_node_through_the_self_segment() {
+        let store = MemoryStore::new();
+        let parent = store.put_local("a", b"p".to_vec());
+        store.put_local("a.b", b"c".to_vec());
+        let children = store.get_merkle_children("a").await.unwrap();
+        let segments: Vec<_> = children.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(segments, [SELF_SEGMENT, "b"]);
+        assert_eq!(
+            children[0].1,
+            leaf_hash("a", parent.version, &content_hash(b"p"))
+        );
+        store.delete_local("a.b");
+        assert!(
+            store.get_merkle_children("a").await.unwrap().is_empty(),
+            "a is a plain leaf again"
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(String, u8, u64),
+        Remove(String),
+    }
+
+    fn arb_key() -> impl Strategy<Value = String> {
+        // Few segments so that ids that are both item and parent are common.
+        proptest::collection::vec(prop_oneof!["a", "b", "c:d"], 1..4)
+            .prop_map(|segments| segments.join("."))
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (arb_key(), any::<u8>(), 1u64..5).prop_map(|(k, c, v)| Op::Put(k, c, v)),
+            1 => arb_key().prop_map(Op::Remove),
+        ]
+    }
+
+    proptest! {
+        /// The lazy tree reports exactly what the core reference tree computes.
+        #[test]
+        fn lazy_tree_matches_the_reference_tree(ops in proptest::collection::vec(arb_op(), 0..40)) {
+            let mut lazy = LazyTree::default();
+            let mut reference = MerkleTree::new();
+            for op in ops {
+                match op {
+                    Op::Put(key, content, version) => {
+                        let leaf = leaf_hash(&key, version, &content_hash(&[content]));
+                        lazy.insert(&key, leaf);
+                        reference.insert(&key, leaf);
+                    }
+                    Op::Remove(key) => {
+                        prop_assert_eq!(lazy.remove(&key), reference.remove(&key));
+                    }
+                }
+                prop_assert_eq!(lazy.node_hash(""), reference.root());
+            }
+            let paths: Vec<String> = reference.interior_paths().map(str::to_owned).collect();
+            for path in paths {
+                prop_assert_eq!(lazy.children_of(&path), reference.children(&path));
+            }
+        }
+    }
+}
