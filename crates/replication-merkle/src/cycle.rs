@@ -1,0 +1,188 @@
+//! One repair cycle against one peer: compare roots, walk the differing branches level by
+//! level, resolve differing keys within the cycle's budgets, then apply the peer's winning
+//! writes in batches.
+//!
+//! All reads of a cycle (both trees, local stamps, the peer's items and tombstones) happen
+//! before its first local write, so a peer that fails mid-cycle changes nothing locally:
+//! the cycle returns the error and the next one starts again from the roots. The changes
+//! held back meanwhile are bounded by the item and byte budgets.
+
+use crate::error::RepairError;
+use crate::report::{Budget, CycleReport};
+use crate::resolve::resolve;
+use crate::settings::RepairSettings;
+use crate::source::{LocalStore, PeerSource, RepairPeer, RepairTarget};
+use crate::state::{NodePair, RepairState};
+use crate::walk::expand;
+use crate::ReadStage;
+use futures::future::try_join;
+use replication_core::{Change, PeerBackend, SyncEngineRef};
+use std::time::Instant;
+
+/// Runs one repair cycle of the local store `local` from `peer`; see [`repair_cycle_with`].
+pub async fn repair_cycle<S: SyncEngineRef>(
+    local: &S,
+    peer: &dyn PeerBackend,
+    settings: &RepairSettings,
+    state: &mut RepairState,
+) -> Result<CycleReport, RepairError> {
+    repair_cycle_with(&LocalStore(local), &PeerSource(peer), settings, state).await
+}
+
+/// Runs one repair cycle over any pair of sources.
+///
+/// Pass the same `state` to every cycle for this peer: a cycle that runs out of budget
+/// leaves its frontier there and the next one resumes it. On error the state is reset
+/// (nothing was applied, so the next cycle simply starts over).
+pub async fn repair_cycle_with<L: RepairTarget, P: RepairPeer>(
+    local: &L,
+    peer: &P,
+    settings: &RepairSettings,
+    state: &mut RepairState,
+) -> Result<CycleReport, RepairError> {
+    let started = Instant::now();
+    let mut report = CycleReport::default();
+    let outcome = run(local, peer, settings, state, &mut report).await;
+    report.duration = started.elapsed();
+    match outcome {
+        Ok(()) => {
+            tracing::debug!(peer = peer.node_id(), ?report, "repair cycle done");
+            Ok(report)
+        }
+        Err(error) => {
+            state.reset();
+            Err(error)
+        }
+    }
+}
+
+async fn run<L: RepairTarget, P: RepairPeer>(
+    local: &L,
+    peer: &P,
+    settings: &RepairSettings,
+    state: &mut RepairState,
+    report: &mut CycleReport,
+) -> Result<(), RepairError> {
+    let node_id = peer.node_id();
+    if !local.accepting_writes() {
+        return Err(RepairError::Backpressure {
+            peer: node_id.to_owned(),
+        });
+    }
+    let fresh = !state.walking;
+    report.resumed = !fresh;
+    if fresh {
+        let local_root = async {
+            local.root().await.map_err(|source| RepairError::LocalRead {
+                peer: node_id.to_owned(),
+                stage: ReadStage::Root,
+                source,
+            })
+        };
+        let peer_root = async {
+            peer.root().await.map_err(|source| RepairError::Peer {
+                peer: node_id.to_owned(),
+                stage: ReadStage::Root,
+                source,
+            })
+        };
+        let (local_root, peer_root) = try_join(local_root, peer_root).await?;
+        report.local_round_trips += 1;
+        report.peer_round_trips += 1;
+        if local_root == peer_root {
+            report.in_sync = true;
+            report.completed = true;
+            return Ok(());
+        }
+        state.reset();
+        state.frontier.push_back(NodePair {
+            path: String::new(),
+            local: local_root,
+            peer: peer_root,
+        });
+        state.walking = true;
+    }
+
+    let changes = collect_changes(local, peer, settings, state, report).await?;
+    if state.frontier.is_empty() && state.candidates.is_empty() {
+        state.walking = false;
+    } else {
+        let over_bytes = report.bytes_fetched >= settings.max_bytes();
+        report.budget_exhausted = Some(if over_bytes {
+            Budget::Bytes
+        } else {
+            Budget::Items
+        });
+    }
+    report.completed =
+        fresh && report.budget_exhausted.is_none() && report.deletes_pending_on_peer == 0;
+    apply(local, node_id, changes, settings.batch(), report).await
+}
+
+/// Walks and resolves until the walk is done or a budget runs out; reads only.
+async fn collect_changes<L: RepairTarget, P: RepairPeer>(
+    local: &L,
+    peer: &P,
+    settings: &RepairSettings,
+    state: &mut RepairState,
+    report: &mut CycleReport,
+) -> Result<Vec<Change>, RepairError> {
+    let mut changes = Vec::new();
+    let mut items_left = settings.max_items();
+    loop {
+        // Walk only as far as the remaining budget can resolve: a huge difference is then
+        // walked across several cycles instead of listed whole in one.
+        while state.candidates.len() < items_left && !state.frontier.is_empty() {
+            let take = state.frontier.len().min(settings.step());
+            let pairs: Vec<NodePair> = state.frontier.drain(..take).collect();
+            let found = expand(local, peer, pairs, settings.batch(), report).await?;
+            state.frontier.extend(found.nodes);
+            state.candidates.extend(found.candidates);
+        }
+        if state.candidates.is_empty()
+            || items_left == 0
+            || report.bytes_fetched >= settings.max_bytes()
+        {
+            return Ok(changes);
+        }
+        let take = state.candidates.len().min(items_left).min(settings.step());
+        let group = state.candidates.drain(..take).collect();
+        changes.extend(resolve(local, peer, group, settings.batch(), report).await?);
+        items_left -= take;
+    }
+}
+
+/// Applies the collected changes in batches; the store re-checks the conflict order.
+async fn apply<L: RepairTarget>(
+    local: &L,
+    node_id: &str,
+    changes: Vec<Change>,
+    batch: usize,
+    report: &mut CycleReport,
+) -> Result<(), RepairError> {
+    let total = changes.len();
+    let mut applied = 0;
+    let mut changes = changes.into_iter().peekable();
+    while changes.peek().is_some() {
+        let chunk: Vec<Change> = changes.by_ref().take(batch).collect();
+        let (puts, deletes) = chunk.iter().fold((0, 0), |(p, d), change| match change {
+            Change::Put(_) => (p + 1, d),
+            Change::Delete { .. } => (p, d + 1),
+        });
+        let len = chunk.len();
+        report.local_round_trips += 1;
+        local
+            .apply(chunk)
+            .await
+            .map_err(|source| RepairError::LocalWrite {
+                peer: node_id.to_owned(),
+                applied,
+                total,
+                source,
+            })?;
+        applied += len;
+        report.items_applied += puts;
+        report.tombstones_applied += deletes;
+    }
+    Ok(())
+}

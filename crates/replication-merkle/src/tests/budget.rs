@@ -1,0 +1,123 @@
+//! Budgets: a cycle that runs out of items or bytes says so, and the following cycles
+//! resume its walk and converge, fetching each differing item exactly once.
+
+use super::{put, seeded};
+use crate::{repair_cycle, Budget, RepairSettings, RepairState};
+use replication_testkit::{MemoryPeer, MemoryStore};
+
+fn fixture(differing: usize, content: &[u8]) -> (MemoryStore, MemoryStore) {
+    let keys = (0..1000).map(|i| format!("p{}.k{i}", i % 10));
+    let (local, remote) = (seeded(keys.clone()), seeded(keys));
+    for i in 0..differing {
+        put(&remote, &format!("p{}.k{}", i % 10, i * 3), content, 2, 2);
+    }
+    (local, remote)
+}
+
+#[tokio::test]
+async fn an_item_budget_smaller_than_the_difference_resumes_until_converged() {
+    let (local, remote) = fixture(300, b"v2");
+    let peer = MemoryPeer::new("remote", remote.clone());
+    let settings = RepairSettings {
+        batch_size: 32,
+        max_items_per_cycle: 100,
+        ..RepairSettings::default()
+    };
+    let mut state = RepairState::new();
+
+    let first = repair_cycle(&local, &peer, &settings, &mut state)
+        .await
+        .unwrap();
+    assert_eq!(first.budget_exhausted, Some(Budget::Items));
+    assert_eq!(first.items_fetched, 100);
+    assert!(!first.completed && !first.resumed && state.is_resuming());
+
+    let mut fetched = first.items_fetched;
+    let mut cycles = 1;
+    loop {
+        let report = repair_cycle(&local, &peer, &settings, &mut state)
+            .await
+            .unwrap();
+        fetched += report.items_fetched;
+        cycles += 1;
+        assert!(report.items_fetched <= 100);
+        if report.budget_exhausted.is_none() {
+            assert!(
+                report.resumed && !report.completed,
+                "a resumed walk does not count as complete"
+            );
+            break;
+        }
+        assert!(cycles < 10, "no progress");
+    }
+    assert_eq!((fetched, cycles), (300, 3));
+    assert_eq!(
+        peer.counters().items_returned,
+        300,
+        "every differing item fetched exactly once"
+    );
+    assert_eq!(local.root(), remote.root());
+    let last = repair_cycle(&local, &peer, &settings, &mut state)
+        .await
+        .unwrap();
+    assert!(last.in_sync && last.completed);
+}
+
+#[tokio::test]
+async fn a_byte_budget_stops_fetching_and_the_next_cycles_resume() {
+    let content = vec![7u8; 1000];
+    let (local, remote) = fixture(40, &content);
+    let peer = MemoryPeer::new("remote", remote.clone());
+    // Groups of 5 items (5 000 bytes): the budget is reached after two groups.
+    let settings = RepairSettings {
+        batch_size: 5,
+        concurrency: 1,
+        max_items_per_cycle: 1000,
+        max_bytes_per_cycle: 10_000,
+    };
+    let mut state = RepairState::new();
+
+    let first = repair_cycle(&local, &peer, &settings, &mut state)
+        .await
+        .unwrap();
+    assert_eq!(first.budget_exhausted, Some(Budget::Bytes));
+    assert_eq!((first.items_fetched, first.bytes_fetched), (10, 10_000));
+
+    let mut fetched = first.items_fetched;
+    while state.is_resuming() {
+        fetched += repair_cycle(&local, &peer, &settings, &mut state)
+            .await
+            .unwrap()
+            .items_fetched;
+    }
+    assert_eq!(fetched, 40);
+    assert_eq!(local.root(), remote.root());
+}
+
+#[tokio::test]
+async fn a_resumed_walk_tolerates_changes_made_between_cycles() {
+    let (local, remote) = fixture(300, b"v2");
+    let peer = MemoryPeer::new("remote", remote.clone());
+    let settings = RepairSettings {
+        batch_size: 32,
+        max_items_per_cycle: 50,
+        ..RepairSettings::default()
+    };
+    let mut state = RepairState::new();
+    repair_cycle(&local, &peer, &settings, &mut state)
+        .await
+        .unwrap();
+    // Between cycles: the peer deletes a differing key and writes a new one; we write too.
+    remote.delete_local("p0.k0");
+    remote.put_local("late.key", b"late".to_vec());
+    local.put_local("p1.k3", b"local is now newest".to_vec());
+    for _ in 0..20 {
+        repair_cycle(&local, &peer, &settings, &mut state)
+            .await
+            .unwrap();
+    }
+    assert!(local.item("p0.k0").is_none(), "the peer's delete arrived");
+    assert_eq!(local.item("late.key").unwrap().content, b"late");
+    assert_eq!(local.item("p1.k3").unwrap().content, b"local is now newest");
+    assert!(!state.is_resuming());
+}
