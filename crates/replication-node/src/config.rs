@@ -1,0 +1,78 @@
+//! Configuration of the node store: where the node's Redis is and the limits it enforces.
+
+use std::time::Duration;
+
+/// Where and how the node store keeps its data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeStoreConfig {
+    /// `redis://` or `rediss://` URL of the node's own Redis (may carry `user:pass@`).
+    pub redis_url: String,
+    /// Prefix of every key the store writes, with its own trailing separator (`"node-b:"`);
+    /// empty for bare keys.
+    pub redis_prefix: String,
+    /// Largest item content accepted, in bytes; larger writes fail permanently.
+    pub max_payload_bytes: usize,
+    /// Approximate length the CDC stream is trimmed to (`XADD ... MAXLEN ~ n`).
+    pub cdc_maxlen: u64,
+    /// Bound on every Redis command, so that a hung server surfaces as an error.
+    pub command_timeout: Duration,
+}
+
+impl NodeStoreConfig {
+    /// 16 MiB, the same cap the CDC decoder enforces by default.
+    pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
+    /// sync-engine's stream length.
+    pub const DEFAULT_CDC_MAXLEN: u64 = 100_000;
+    /// Generous enough for a large batch, short enough to notice a dead server.
+    pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A config for `redis_url` with no prefix and default limits.
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            redis_prefix: String::new(),
+            max_payload_bytes: Self::DEFAULT_MAX_PAYLOAD_BYTES,
+            cdc_maxlen: Self::DEFAULT_CDC_MAXLEN,
+            command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+
+    /// Sets the key prefix (builder style).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.redis_prefix = prefix.into();
+        self
+    }
+
+    /// The URL with any password replaced by `***`, for logs and errors.
+    pub fn redacted_url(&self) -> String {
+        replication_core::config::redact_url(&self.redis_url)
+    }
+}
+
+impl std::fmt::Debug for NodeStoreConfig {
+    // The URL may hold a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeStoreConfig")
+            .field("redis_url", &self.redacted_url())
+            .field("redis_prefix", &self.redis_prefix)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("cdc_maxlen", &self.cdc_maxlen)
+            .field("command_timeout", &self.command_timeout)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = NodeStoreConfig::new("redis://user:secret@host:6379/0").with_prefix("n:");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("***"));
+        assert_eq!(config.max_payload_bytes, 16 * 1024 * 1024);
+        assert_eq!(config.cdc_maxlen, 100_000);
+    }
+}

@@ -1,0 +1,73 @@
+//! Opening clients to the node's Redis, failing clearly (with the URL redacted) when it is
+//! unreachable.
+
+use crate::{NodeError, NodeStoreConfig};
+use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use std::time::Duration;
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connected client. After the first connection, fred reconnects by itself (exponential
+/// backoff, unbounded attempts) and retries in-flight commands; the store's own retries only
+/// cover write conflicts, so the two never multiply.
+pub(crate) async fn connect(config: &NodeStoreConfig) -> Result<Client, NodeError> {
+    let fail = |error: fred::error::Error| NodeError::Connect {
+        url: config.redacted_url(),
+        source: Box::new(Redacted(redact_in(&error.to_string(), &config.redis_url))),
+    };
+    let fred_config = Config::from_url(&config.redis_url).map_err(fail)?;
+    let client = Builder::from_config(fred_config)
+        .with_connection_config(|c| c.connection_timeout = CONNECT_TIMEOUT)
+        .with_performance_config(|p| p.default_command_timeout = config.command_timeout)
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 5_000, 2))
+        .build()
+        .map_err(fail)?;
+    client.init().await.map_err(fail)?;
+    Ok(client)
+}
+
+/// A client error message with any password taken out.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Redacted(String);
+
+fn redact_in(message: &str, raw_url: &str) -> String {
+    let password = raw_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(password) => message.replace(password, "***"),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_taken_out_of_messages() {
+        assert_eq!(
+            redact_in("auth hunter2 failed", "redis://u:hunter2@h:1"),
+            "auth *** failed"
+        );
+        assert_eq!(redact_in("refused", "redis://h:1"), "refused");
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_fails_naming_the_redacted_url() {
+        // Port 1 on loopback: nothing listens there, the connection is refused at once.
+        let config = NodeStoreConfig::new("redis://user:hunter2@127.0.0.1:1");
+        let error = connect(&config)
+            .await
+            .expect_err("nothing listens on port 1");
+        let shown = format!("{error}: {:?}", std::error::Error::source(&error));
+        assert!(shown.contains("127.0.0.1:1"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+}

@@ -1,0 +1,124 @@
+//! The Redis key layout of docs/PROTOCOL.md "Keys", under one node's prefix.
+//!
+//! Items live at `{prefix}{object_id}`, beside the store's own keys, so an object id that
+//! spells one of those keys would overwrite it (sync-engine has the same layout and the
+//! same hazard). [`KeySpace::check_id`] refuses such ids.
+
+use crate::NodeError;
+use replication_core::merkle::validate_object_id;
+
+/// Store keys (without prefix) that no object id may spell.
+const RESERVED_EXACT: [&str; 3] = ["cdc", "tombstones", EPOCH];
+/// Store key families (without prefix) no object id may start with.
+const RESERVED_PREFIXES: [&str; 2] = ["merkle:", "store:"];
+/// The write-token key every write replaces (see `write`).
+const EPOCH: &str = "store:epoch";
+
+/// Key names under one prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct KeySpace {
+    prefix: String,
+}
+
+impl KeySpace {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// `{prefix}{object_id}`.
+    pub(crate) fn item(&self, id: &str) -> String {
+        self.join(&[id])
+    }
+
+    /// `{prefix}cdc`.
+    pub(crate) fn cdc(&self) -> String {
+        self.join(&["cdc"])
+    }
+
+    /// `{prefix}tombstones`.
+    pub(crate) fn tombstones(&self) -> String {
+        self.join(&["tombstones"])
+    }
+
+    /// `{prefix}store:epoch`: replaced by every write, compared by the next one.
+    pub(crate) fn epoch(&self) -> String {
+        self.join(&[EPOCH])
+    }
+
+    /// `{prefix}merkle:children:{path}`.
+    pub(crate) fn children(&self, path: &str) -> String {
+        self.join(&["merkle:children:", path])
+    }
+
+    /// `{prefix}merkle:hash:{path}`.
+    pub(crate) fn hash(&self, path: &str) -> String {
+        self.join(&["merkle:hash:", path])
+    }
+
+    fn join(&self, parts: &[&str]) -> String {
+        let len = self.prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut out = String::with_capacity(len);
+        out.push_str(&self.prefix);
+        for part in parts {
+            out.push_str(part);
+        }
+        out
+    }
+
+    /// Checks that `id` is a valid object id that does not collide with a store key.
+    pub(crate) fn check_id(id: &str) -> Result<(), NodeError> {
+        validate_object_id(id)?;
+        let reserved = RESERVED_EXACT
+            .iter()
+            .find(|r| id == **r)
+            .or_else(|| RESERVED_PREFIXES.iter().find(|r| id.starts_with(**r)));
+        match reserved {
+            Some(reserved) => Err(NodeError::ReservedKey {
+                key: id.to_owned(),
+                reserved,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_the_protocol() {
+        let keys = KeySpace::new("node-b:");
+        assert_eq!(keys.item("a.b"), "node-b:a.b");
+        assert_eq!(keys.cdc(), "node-b:cdc");
+        assert_eq!(keys.tombstones(), "node-b:tombstones");
+        assert_eq!(keys.children(""), "node-b:merkle:children:");
+        assert_eq!(keys.hash("a.b"), "node-b:merkle:hash:a.b");
+        assert_eq!(KeySpace::new("").cdc(), "cdc");
+    }
+
+    #[test]
+    fn ids_that_spell_store_keys_are_refused() {
+        for bad in [
+            "cdc",
+            "tombstones",
+            "store:epoch",
+            "merkle:hash:x",
+            "store:anything",
+        ] {
+            assert!(
+                matches!(KeySpace::check_id(bad), Err(NodeError::ReservedKey { .. })),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            KeySpace::check_id("a..b"),
+            Err(NodeError::InvalidKey(_))
+        ));
+        for good in ["cdc.x", "a.cdc", "merkle", "uk.nhs.patient.1"] {
+            assert!(KeySpace::check_id(good).is_ok(), "{good}");
+        }
+    }
+}

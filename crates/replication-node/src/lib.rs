@@ -1,0 +1,65 @@
+//! The node's own store: a [`SyncEngineRef`](replication_core::SyncEngineRef) over the
+//! node's Redis, in the layout of docs/PROTOCOL.md, so that any peer (ours or sync-engine)
+//! can tail its CDC stream and repair from its Merkle tree and items.
+//!
+//! # What a write does
+//! Every write, local ([`NodeStore::put`], `delete`) or replicated (`submit`,
+//! `delete_replicated*`, `apply_batch`), is one batch that, in one atomic step, stores or
+//! removes the items, records or drops tombstones, updates the Merkle tree (the changed
+//! leaves' ancestors only) and, for local writes only, appends the CDC entries. Replicated
+//! writes follow the conflict order of docs/PROTOCOL.md: a change that does not beat the
+//! stored item or tombstone is a no-op, and they never append to the CDC stream (no echo).
+//!
+//! # Consistency
+//! Redis has no SHA-256 in Lua, so hashes are computed here. A batch (`writer`):
+//! 1. reads, in one pipeline, the write token `{prefix}store:epoch`, the batch's items and
+//!    tombstones, and the children sets of the affected tree nodes;
+//! 2. plans the batch (`plan`: conflict order, versions, CDC) and recomputes the affected
+//!    nodes bottom-up (`merkle_update`);
+//! 3. commits with one Lua script (`apply_script`) that first checks the write token is
+//!    unchanged and then applies every write and installs a new token.
+//!
+//! If another writer (another task, or the `replicationd put` CLI in another process)
+//! committed in between, the token differs, the script writes nothing, and the batch is
+//! planned again from fresh reads (capped, jittered backoff; after
+//! `writer::MAX_ATTEMPTS` attempts, a retriable [`NodeError::Contended`]).
+//!
+//! A process that dies before the script runs has written nothing; once the script runs,
+//! Redis runs it to completion, and persistence (AOF) and replicas receive its effects as one
+//! `MULTI`/`EXEC` block, so a crash of Redis itself cannot leave half a batch either. The
+//! one ambiguous case is a connection lost while the script's reply is in flight: the store
+//! then reads the token, which tells whether its batch landed.
+//!
+//! This is the compare-and-set form of the WATCH/MULTI/EXEC pattern. WATCH lives on a
+//! connection: if the client reconnects between WATCH and EXEC, the transaction would run
+//! unguarded on the new connection. The token check inside the script cannot be lost that
+//! way, needs no dedicated connection, and saves a round trip.
+//!
+//! # Ids that are both item and parent
+//! The node `a` of items `a` and `a.b` lists its own leaf hash under the empty segment
+//! (member `:{hex}`), as docs/PROTOCOL.md defines. Hash keys of nodes that disappear are
+//! deleted (sync-engine leaves them behind).
+//!
+//! # Limits
+//! Content over [`NodeStoreConfig::max_payload_bytes`] is refused with
+//! [`NodeError::PayloadTooLarge`] (permanent) before anything is written. Object ids that
+//! would collide with the store's own keys (`cdc`, `tombstones`, `merkle:*`, `store:*`) are
+//! refused. The store needs a standalone Redis (no cluster): a batch spans many keys.
+
+mod apply_script;
+mod config;
+mod connect;
+mod error;
+mod health;
+mod keys;
+mod merkle_update;
+mod plan;
+mod reads;
+mod store;
+mod stored;
+mod tree_cache;
+mod writer;
+
+pub use config::NodeStoreConfig;
+pub use error::{BoxedSource, NodeError};
+pub use store::NodeStore;

@@ -1,0 +1,197 @@
+//! The read side of the store: items, local states, tombstones and the Merkle tree, each
+//! answered in one round trip however many keys or paths are asked for.
+
+use crate::keys::KeySpace;
+use crate::stored::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
+use crate::NodeError;
+use bytes::Bytes;
+use fred::prelude::{Client, HashesInterface, KeysInterface, SortedSetsInterface, Value};
+use replication_core::merkle::{decode_member, Hash};
+use replication_core::{decode_item_json, parse_hash_hex, LocalState, SyncItem, Tombstone};
+
+/// Reads on their own connection, so that they never queue behind a large write.
+pub(crate) struct Reader {
+    client: Client,
+    keys: KeySpace,
+}
+
+impl Reader {
+    pub(crate) fn new(client: Client, keys: KeySpace) -> Self {
+        Self { client, keys }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The item at `id`, decoded and hash-checked.
+    pub(crate) async fn item(&self, id: &str) -> Result<Option<SyncItem>, NodeError> {
+        let key = self.keys.item(id);
+        let raw: Option<Bytes> = self
+            .client
+            .get(&key)
+            .await
+            .map_err(|e| NodeError::redis("GET item", e))?;
+        raw.map(|bytes| decode_item_json(id, &bytes).map_err(|e| corrupt(&key, e.reason)))
+            .transpose()
+    }
+
+    /// True when `id` holds an item whose content hash is `content_hash`.
+    pub(crate) async fn is_current(&self, id: &str, content_hash: &str) -> Result<bool, NodeError> {
+        let key = self.keys.item(id);
+        let raw: Option<Bytes> = self
+            .client
+            .get(&key)
+            .await
+            .map_err(|e| NodeError::redis("GET item", e))?;
+        match raw {
+            None => Ok(false),
+            Some(bytes) => Ok(parse_item_meta(&key, &bytes)?
+                .content_hash
+                .eq_ignore_ascii_case(content_hash)),
+        }
+    }
+
+    /// Item stamp or tombstone of every id, in order: one pipeline of `MGET` and `HMGET`.
+    pub(crate) async fn local_states(&self, ids: &[String]) -> Result<Vec<LocalState>, NodeError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tombstones_key = self.keys.tombstones();
+        let pipeline = self.client.pipeline();
+        let queue = |e| NodeError::redis("queueing a pipeline", e);
+        let _: () = pipeline
+            .mget(ids.iter().map(|id| self.keys.item(id)).collect::<Vec<_>>())
+            .await
+            .map_err(queue)?;
+        let _: () = pipeline
+            .hmget(&tombstones_key, ids.to_vec())
+            .await
+            .map_err(queue)?;
+        let replies: Vec<Value> = pipeline
+            .all()
+            .await
+            .map_err(|e| NodeError::redis("local states", e))?;
+        let mut replies = replies.into_iter();
+        let items = reply_array("MGET", replies.next().unwrap_or(Value::Null))?;
+        let tombstones = reply_array(&tombstones_key, replies.next().unwrap_or(Value::Null))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for ((id, item), tombstone) in ids.iter().zip(items).zip(tombstones) {
+            let item_key = self.keys.item(id);
+            let item = reply_bytes(&item_key, item)?
+                .map(|b| parse_item_meta(&item_key, &b))
+                .transpose()?;
+            let tombstone = reply_bytes(&tombstones_key, tombstone)?
+                .map(|b| decode_tombstone(&tombstones_key, id, &b))
+                .transpose()?;
+            // Both only coexist if something outside the store wrote; the newer one counts.
+            out.push(match (item, tombstone) {
+                (None, None) => LocalState::Absent,
+                (Some(item), None) => LocalState::Present(item.stamp()),
+                (None, Some(t)) => LocalState::Deleted(t),
+                (Some(item), Some(t)) if t.stamp().beats(&item.stamp()) => LocalState::Deleted(t),
+                (Some(item), Some(_)) => LocalState::Present(item.stamp()),
+            });
+        }
+        // A short reply would mean the server answered something else; never guess.
+        if out.len() != ids.len() {
+            return Err(corrupt(
+                "MGET",
+                format!("expected {} replies, got {}", ids.len(), out.len()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Tombstones of these ids, in order.
+    pub(crate) async fn tombstones(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Option<Tombstone>>, NodeError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.keys.tombstones();
+        let reply: Value = self
+            .client
+            .hmget(&key, ids.to_vec())
+            .await
+            .map_err(|e| NodeError::redis("HMGET tombstones", e))?;
+        let values = reply_array(&key, reply)?;
+        if values.len() != ids.len() {
+            return Err(corrupt(
+                &key,
+                format!("expected {} replies, got {}", ids.len(), values.len()),
+            ));
+        }
+        ids.iter()
+            .zip(values)
+            .map(|(id, value)| {
+                reply_bytes(&key, value)?
+                    .map(|b| decode_tombstone(&key, id, &b))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// The root hash; `None` for an empty tree.
+    pub(crate) async fn root(&self) -> Result<Option<Hash>, NodeError> {
+        let key = self.keys.hash("");
+        let raw: Option<String> = self
+            .client
+            .get(&key)
+            .await
+            .map_err(|e| NodeError::redis("GET Merkle root", e))?;
+        raw.map(|hex| {
+            parse_hash_hex(&hex).ok_or_else(|| corrupt(&key, "not 64 hex characters".into()))
+        })
+        .transpose()
+    }
+
+    /// Children of every path, each sorted by segment bytes: one pipeline of `ZRANGE`s.
+    pub(crate) async fn children_many(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, NodeError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.client.pipeline();
+        for path in paths {
+            let _: () = pipeline
+                .zrange(self.keys.children(path), 0, -1, None, false, None, false)
+                .await
+                .map_err(|e| NodeError::redis("queueing a pipeline", e))?;
+        }
+        let replies: Vec<Value> = if paths.len() == 1 {
+            // A one-command pipeline answers with that command's reply, not a list of replies.
+            vec![pipeline
+                .last()
+                .await
+                .map_err(|e| NodeError::redis("Merkle children", e))?]
+        } else {
+            pipeline
+                .all()
+                .await
+                .map_err(|e| NodeError::redis("Merkle children", e))?
+        };
+        paths
+            .iter()
+            .zip(replies)
+            .map(|(path, reply)| {
+                let key = self.keys.children(path);
+                let mut children = reply_array(&key, reply)?
+                    .into_iter()
+                    .map(|member| {
+                        let bytes = reply_bytes(&key, member)?.unwrap_or_default();
+                        decode_member(&bytes).map_err(|e| corrupt(&key, e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                // Members sort by `segment:hex`, which is not segment order when segments
+                // contain ':'; the contract is segment order.
+                children.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                Ok(children)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,315 @@
+//! [`NodeStore`]: the node's own store over its Redis, and its `SyncEngineRef` implementation.
+
+use crate::connect::connect;
+use crate::health::Health;
+use crate::keys::KeySpace;
+use crate::plan::{Outcome, WriteOp};
+use crate::reads::Reader;
+use crate::writer::{committed_item, Writer};
+use crate::{NodeError, NodeStoreConfig};
+use fred::prelude::ClientLike;
+use replication_core::merkle::Hash;
+use replication_core::{
+    parse_hash_hex, Change, ContentType, LocalState, SyncEngineRef, SyncError, SyncItem, Tombstone,
+};
+use std::sync::Arc;
+
+/// The node's store: items, Merkle tree, CDC stream and tombstones in the node's Redis, in
+/// the layout of docs/PROTOCOL.md. Cheap to clone (all clones share the connections).
+#[derive(Clone)]
+pub struct NodeStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: NodeStoreConfig,
+    reader: Reader,
+    writer: Writer,
+    health: Arc<Health>,
+}
+
+impl std::fmt::Debug for NodeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeStore")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeStore {
+    /// Connects to the node's Redis (one connection for reads, one for writes) and loads the
+    /// write script. Fails with [`NodeError::Connect`], naming the redacted URL, when the
+    /// server is unreachable.
+    pub async fn connect(config: NodeStoreConfig) -> Result<Self, NodeError> {
+        let keys = KeySpace::new(&config.redis_prefix);
+        let read_client = connect(&config).await?;
+        let write_client = connect(&config).await?;
+        let writer = Writer::new(write_client, keys.clone(), config.cdc_maxlen).await?;
+        let reader = Reader::new(read_client, keys);
+        tracing::info!(url = %config.redacted_url(), prefix = %config.redis_prefix, "node store connected");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                reader,
+                writer,
+                health: Health::new(),
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &NodeStoreConfig {
+        &self.inner.config
+    }
+
+    /// A local write: stores `content` at `key` with the key's next version and the current
+    /// time, updates the tree and appends a CDC `PUT`, atomically. Returns the stored item.
+    pub async fn put(&self, key: &str, content: Vec<u8>) -> Result<SyncItem, NodeError> {
+        self.put_with(key, content, ContentType::Binary, None).await
+    }
+
+    /// [`put`](Self::put) with a content type and W3C trace context, which travel in CDC meta.
+    pub async fn put_with(
+        &self,
+        key: &str,
+        content: Vec<u8>,
+        content_type: ContentType,
+        trace_parent: Option<String>,
+    ) -> Result<SyncItem, NodeError> {
+        self.check_payload(key, content.len())?;
+        let mut item = SyncItem::new(key, content, 0, 0).with_content_type(content_type);
+        item.trace_parent = trace_parent;
+        let mut ops = vec![WriteOp::LocalPut(item)];
+        self.execute(&mut ops).await?;
+        let op = ops.pop().expect("one op in, one op out");
+        Ok(committed_item(op).expect("a local put stays a local put"))
+    }
+
+    /// A local delete: removes the item and its leaf, leaves a tombstone one version above
+    /// and appends a CDC `DEL`. Returns whether the key existed (absent: no-op, no CDC).
+    pub async fn delete_item(&self, key: &str) -> Result<bool, NodeError> {
+        KeySpace::check_id(key)?;
+        let outcomes = self
+            .execute(&mut [WriteOp::LocalDelete(key.to_owned())])
+            .await?;
+        Ok(outcomes.first() == Some(&Outcome::Delete(true)))
+    }
+
+    /// Applies replicated changes in one atomic batch, without CDC: each applies only if it
+    /// beats what the store holds for its key. Every change is validated first; if any is
+    /// invalid (bad id, payload over the limit) nothing is written.
+    pub async fn apply(&self, changes: Vec<Change>) -> Result<(), NodeError> {
+        let mut ops = Vec::with_capacity(changes.len());
+        for change in changes {
+            ops.push(match change {
+                Change::Put(item) => {
+                    self.check_item(&item)?;
+                    WriteOp::Put(item)
+                }
+                Change::Delete { key, tombstone } => {
+                    KeySpace::check_id(&key)?;
+                    WriteOp::Delete(key, Some(tombstone))
+                }
+            });
+        }
+        self.execute(&mut ops).await.map(drop)
+    }
+
+    /// The item at `key`, if any.
+    pub async fn get_item(&self, key: &str) -> Result<Option<SyncItem>, NodeError> {
+        if KeySpace::check_id(key).is_err() {
+            return Ok(None);
+        }
+        self.inner.reader.item(key).await
+    }
+
+    /// The Merkle root as 64 lowercase hex characters; `None` when the store is empty.
+    pub async fn merkle_root_hex(&self) -> Result<Option<String>, NodeError> {
+        Ok(self.inner.reader.root().await?.map(hex::encode))
+    }
+
+    /// Closes both connections; later calls fail.
+    pub async fn close(&self) {
+        self.inner.health.close();
+        // Quitting a connection that is already gone is not worth reporting.
+        let _ = self.inner.reader.client().quit().await;
+        let _ = self.inner.writer.client().quit().await;
+    }
+
+    fn check_payload(&self, key: &str, size: usize) -> Result<(), NodeError> {
+        KeySpace::check_id(key)?;
+        let limit = self.inner.config.max_payload_bytes;
+        if size > limit {
+            return Err(NodeError::PayloadTooLarge {
+                key: key.to_owned(),
+                size,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_item(&self, item: &SyncItem) -> Result<(), NodeError> {
+        self.check_payload(&item.key, item.content.len())?;
+        if parse_hash_hex(&item.content_hash).is_none() {
+            return Err(NodeError::InvalidItem {
+                key: item.key.clone(),
+                reason: "content_hash is not 64 hex characters",
+            });
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, ops: &mut [WriteOp]) -> Result<Vec<Outcome>, NodeError> {
+        if self.inner.health.is_closed() {
+            return Err(NodeError::Closed);
+        }
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let result = self.inner.writer.execute(ops).await;
+        match &result {
+            Ok(_) => self.inner.health.record_success(),
+            Err(e) if e.is_connection_failure() => {
+                self.inner
+                    .health
+                    .record_unreachable(self.inner.writer.client());
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn read<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, NodeError>>,
+    ) -> Result<T, NodeError> {
+        if self.inner.health.is_closed() {
+            return Err(NodeError::Closed);
+        }
+        read.await
+    }
+}
+
+impl SyncEngineRef for NodeStore {
+    fn should_accept_writes(&self) -> bool {
+        self.inner.health.accepting() && !self.inner.health.is_closed()
+    }
+
+    async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
+        self.apply(vec![Change::Put(item)])
+            .await
+            .map_err(SyncError::from)
+    }
+
+    async fn delete(&self, key: String) -> Result<bool, SyncError> {
+        self.delete_item(&key).await.map_err(SyncError::from)
+    }
+
+    async fn delete_replicated(&self, key: String) -> Result<bool, SyncError> {
+        KeySpace::check_id(&key).map_err(SyncError::from)?;
+        let outcomes = self.execute(&mut [WriteOp::Delete(key, None)]).await?;
+        Ok(outcomes.first() == Some(&Outcome::Delete(true)))
+    }
+
+    async fn delete_replicated_with(
+        &self,
+        key: String,
+        tombstone: Tombstone,
+    ) -> Result<bool, SyncError> {
+        KeySpace::check_id(&key).map_err(SyncError::from)?;
+        let outcomes = self
+            .execute(&mut [WriteOp::Delete(key, Some(tombstone))])
+            .await?;
+        Ok(outcomes.first() == Some(&Outcome::Delete(true)))
+    }
+
+    async fn is_current(&self, key: &str, content_hash: &str) -> Result<bool, SyncError> {
+        if KeySpace::check_id(key).is_err() {
+            return Ok(false);
+        }
+        Ok(self
+            .read(self.inner.reader.is_current(key, content_hash))
+            .await?)
+    }
+
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, SyncError> {
+        Ok(self.read(self.inner.reader.root()).await?)
+    }
+
+    async fn get_merkle_children(&self, path: &str) -> Result<Vec<(String, Hash)>, SyncError> {
+        let mut all = self
+            .read(self.inner.reader.children_many(&[path.to_owned()]))
+            .await?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SyncError> {
+        Ok(self
+            .read(self.get_item(key))
+            .await?
+            .map(|item| item.content))
+    }
+
+    async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
+        // Invalid ids can hold nothing: answer Absent for them without asking Redis.
+        let valid: Vec<String> = keys
+            .iter()
+            .filter(|k| KeySpace::check_id(k).is_ok())
+            .cloned()
+            .collect();
+        let mut states = self
+            .read(self.inner.reader.local_states(&valid))
+            .await?
+            .into_iter();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                if KeySpace::check_id(k).is_ok() {
+                    states.next()
+                } else {
+                    Some(LocalState::Absent)
+                }
+            })
+            .collect())
+    }
+
+    async fn apply_batch(&self, changes: Vec<Change>) -> Result<(), SyncError> {
+        self.apply(changes).await.map_err(SyncError::from)
+    }
+
+    async fn get_merkle_children_many(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, SyncError> {
+        Ok(self.read(self.inner.reader.children_many(paths)).await?)
+    }
+
+    async fn get_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, SyncError> {
+        let valid: Vec<String> = keys
+            .iter()
+            .filter(|k| KeySpace::check_id(k).is_ok())
+            .cloned()
+            .collect();
+        let mut found = self
+            .read(self.inner.reader.tombstones(&valid))
+            .await?
+            .into_iter();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                if KeySpace::check_id(k).is_ok() {
+                    found.next().flatten()
+                } else {
+                    None
+                }
+            })
+            .collect())
+    }
+
+    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, SyncError> {
+        Ok(self
+            .read(self.inner.writer.purge_tombstones(deleted_before_ms))
+            .await?)
+    }
+}

@@ -1,0 +1,135 @@
+//! Codecs for what the store keeps in Redis values: item stamps, tombstones, and the
+//! conversion of raw replies into bytes.
+
+use crate::plan::ItemMeta;
+use crate::NodeError;
+use bytes::Bytes;
+use fred::types::Value;
+use replication_core::{parse_hash_hex, Tombstone};
+use serde::{Deserialize, Serialize};
+
+/// The fields of a stored item that conflicts and the tree need. The content array is
+/// skipped by the parser, so a write batch does not re-hash what it reads.
+#[derive(Deserialize)]
+struct ItemStamp {
+    version: u64,
+    updated_at: i64,
+    content_hash: String,
+}
+
+/// Reads the stamp of the item JSON stored at `redis_key`.
+pub(crate) fn parse_item_meta(redis_key: &str, bytes: &[u8]) -> Result<ItemMeta, NodeError> {
+    let stamp: ItemStamp = serde_json::from_slice(bytes)
+        .map_err(|e| corrupt(redis_key, format!("invalid item JSON: {e}")))?;
+    if parse_hash_hex(&stamp.content_hash).is_none() {
+        return Err(corrupt(
+            redis_key,
+            "content_hash is not 64 hex characters".into(),
+        ));
+    }
+    Ok(ItemMeta {
+        version: stamp.version,
+        updated_at: stamp.updated_at,
+        content_hash: stamp.content_hash.to_ascii_lowercase(),
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct TombstoneJson {
+    version: u64,
+    deleted_at: i64,
+}
+
+/// `{"version":v,"deleted_at":ms}`.
+pub(crate) fn encode_tombstone(tombstone: &Tombstone) -> String {
+    let json = TombstoneJson {
+        version: tombstone.version,
+        deleted_at: tombstone.deleted_at,
+    };
+    serde_json::to_string(&json).expect("serialising two integers cannot fail")
+}
+
+/// Parses a tombstone value of field `id` in the tombstones hash `hash_key`.
+pub(crate) fn decode_tombstone(
+    hash_key: &str,
+    id: &str,
+    bytes: &[u8],
+) -> Result<Tombstone, NodeError> {
+    let json: TombstoneJson = serde_json::from_slice(bytes).map_err(|e| {
+        corrupt(
+            hash_key,
+            format!("tombstone of {id:?} is not {{\"version\",\"deleted_at\"}} JSON: {e}"),
+        )
+    })?;
+    Ok(Tombstone {
+        version: json.version,
+        deleted_at: json.deleted_at,
+    })
+}
+
+/// A bulk-string reply as bytes; `None` for nil.
+pub(crate) fn reply_bytes(redis_key: &str, value: Value) -> Result<Option<Bytes>, NodeError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Bytes(bytes) => Ok(Some(bytes)),
+        Value::String(text) => Ok(Some(text.into_inner())),
+        Value::Integer(n) => Ok(Some(Bytes::from(n.to_string()))),
+        other => Err(corrupt(
+            redis_key,
+            format!("expected a string, got {:?}", other.kind()),
+        )),
+    }
+}
+
+/// An array reply (MGET, HMGET, ZRANGE) as its elements.
+pub(crate) fn reply_array(redis_key: &str, value: Value) -> Result<Vec<Value>, NodeError> {
+    match value {
+        Value::Array(values) => Ok(values),
+        // A nil array stands for an empty one.
+        Value::Null => Ok(Vec::new()),
+        other => Err(corrupt(
+            redis_key,
+            format!("expected an array, got {:?}", other.kind()),
+        )),
+    }
+}
+
+pub(crate) fn corrupt(redis_key: &str, reason: String) -> NodeError {
+    NodeError::Corrupt {
+        key: redis_key.to_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replication_core::{encode_item_json, SyncItem};
+
+    #[test]
+    fn item_meta_comes_from_the_sync_engine_layout() {
+        let item = SyncItem::new("a.b", b"hello".to_vec(), 7, 1234);
+        let meta = parse_item_meta("p:a.b", &encode_item_json(&item)).unwrap();
+        assert_eq!(meta, ItemMeta::of(&item));
+        assert!(matches!(
+            parse_item_meta("p:a.b", b"[1]"),
+            Err(NodeError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn tombstones_round_trip_in_the_documented_form() {
+        let t = Tombstone {
+            version: 3,
+            deleted_at: 1_700_000_000_000,
+        };
+        let text = encode_tombstone(&t);
+        assert_eq!(text, r#"{"version":3,"deleted_at":1700000000000}"#);
+        assert_eq!(
+            decode_tombstone("tombstones", "k", text.as_bytes()).unwrap(),
+            t
+        );
+        let err = decode_tombstone("tombstones", "k", b"nope").unwrap_err();
+        assert!(err.to_string().contains("tombstones"));
+    }
+}

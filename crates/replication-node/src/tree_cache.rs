@@ -1,0 +1,86 @@
+//! A cache of children sets, valid for exactly one write token.
+//!
+//! Recomputing an interior node needs all its children, so every batch needs the full
+//! children sets of its ids' ancestors; for wide nodes (many items under one parent) reading
+//! them again on every batch would dominate the hot path. The sets this process last read or
+//! wrote are kept together with the write token they belong to. A batch reads the token in
+//! the same pipeline as the uncached sets; if it is still the cached one, nobody else has
+//! written and the cached sets are exact. Otherwise the cache is dropped and the batch reads
+//! again. The cache is bounded and simply cleared when it grows past the bound.
+
+use crate::merkle_update::ChildSet;
+use bytes::Bytes;
+use std::collections::HashMap;
+
+/// Cached members beyond which the cache is cleared (bounds memory to tens of MB).
+const MAX_MEMBERS: usize = 500_000;
+
+#[derive(Debug, Default)]
+pub(crate) struct TreeCache {
+    /// The write token the sets are valid for; `None` when the cache is empty.
+    token: Option<Bytes>,
+    sets: HashMap<String, ChildSet>,
+    members: usize,
+}
+
+impl TreeCache {
+    /// The token the cache is valid for.
+    pub(crate) fn token(&self) -> Option<&Bytes> {
+        self.token.as_ref()
+    }
+
+    /// The cached set of `path`, if known at the cached token (empty = known to be empty).
+    pub(crate) fn get(&self, path: &str) -> Option<&ChildSet> {
+        self.sets.get(path)
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.token = None;
+        self.sets.clear();
+        self.members = 0;
+    }
+
+    /// Moves the cache to `token`, keeping `sets` (exact at that token); the caller
+    /// guarantees every other cached set is also still exact at `token`.
+    pub(crate) fn advance(
+        &mut self,
+        token: Bytes,
+        sets: impl IntoIterator<Item = (String, ChildSet)>,
+    ) {
+        self.token = Some(token);
+        for (path, set) in sets {
+            self.members += set.len();
+            if let Some(old) = self.sets.insert(path, set) {
+                self.members -= old.len();
+            }
+        }
+        if self.members > MAX_MEMBERS {
+            self.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_members_and_clears_past_the_bound() {
+        let mut cache = TreeCache::default();
+        let set: ChildSet = [("a".to_string(), [0; 32])].into_iter().collect();
+        cache.advance(Bytes::from_static(b"t1"), [("".to_string(), set.clone())]);
+        assert_eq!(cache.token().map(|t| &t[..]), Some(&b"t1"[..]));
+        assert_eq!(cache.get(""), Some(&set));
+        cache.advance(
+            Bytes::from_static(b"t2"),
+            [("".to_string(), ChildSet::new())],
+        );
+        assert_eq!(cache.members, 0);
+        let big: ChildSet = (0..=MAX_MEMBERS)
+            .map(|i| (i.to_string(), [0; 32]))
+            .collect();
+        cache.advance(Bytes::from_static(b"t3"), [("x".to_string(), big)]);
+        assert!(cache.token().is_none() && cache.get("").is_none());
+    }
+}

@@ -1,0 +1,390 @@
+//! The write path: read a snapshot, plan, commit through the apply script, retry on conflict.
+//!
+//! One batch costs two round trips when nothing else wrote meanwhile: one pipeline reading
+//! the write token, the batch's items and tombstones and the (uncached) children sets, and
+//! one `EVALSHA` applying everything. A conflict (another writer committed between the two)
+//! makes the script write nothing; the batch is then planned again from fresh reads, with
+//! capped, jittered backoff, up to [`MAX_ATTEMPTS`] times.
+//!
+//! Writes of this process are serialised by a mutex (they would only conflict with each
+//! other otherwise), and the mutex also guards the CDC encoder and the tree cache.
+
+use crate::apply_script::{ScriptArgs, PURGE_SOURCE, SOURCE};
+use crate::keys::KeySpace;
+use crate::merkle_update::{recompute, required_paths, ChildSet};
+use crate::plan::{plan, Outcome, Stored, WriteOp};
+use crate::stored::{
+    decode_tombstone, encode_tombstone, parse_item_meta, reply_array, reply_bytes,
+};
+use crate::tree_cache::TreeCache;
+use crate::NodeError;
+use bytes::Bytes;
+use fred::prelude::{
+    Client, ClientLike, HashesInterface, KeysInterface, LuaInterface, SortedSetsInterface, Value,
+};
+use replication_core::cdc::CdcEncoder;
+use replication_core::merkle::{decode_member, encode_member, Hash};
+use replication_core::{encode_item_json, Backoff, SyncItem};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Attempts per batch before giving up with [`NodeError::Contended`].
+pub(crate) const MAX_ATTEMPTS: u32 = 20;
+
+/// The write side of the store.
+pub(crate) struct Writer {
+    client: Client,
+    keys: KeySpace,
+    cdc_maxlen: u64,
+    apply_sha: String,
+    purge_sha: String,
+    state: Mutex<WriterState>,
+}
+
+struct WriterState {
+    encoder: CdcEncoder,
+    cache: TreeCache,
+}
+
+/// What a batch read before planning.
+struct Snapshot<'k> {
+    /// The write token (empty when no write ever happened).
+    token: Bytes,
+    stored: HashMap<&'k str, Stored>,
+    sets: HashMap<String, ChildSet>,
+    /// Which sets came from Redis (the rest came from the cache).
+    read_paths: Vec<String>,
+}
+
+impl Writer {
+    /// Loads the scripts on `client`, which the writer then uses for everything it sends.
+    pub(crate) async fn new(
+        client: Client,
+        keys: KeySpace,
+        cdc_maxlen: u64,
+    ) -> Result<Self, NodeError> {
+        let apply_sha: String = client
+            .script_load(SOURCE)
+            .await
+            .map_err(|e| NodeError::redis("SCRIPT LOAD", e))?;
+        let purge_sha: String = client
+            .script_load(PURGE_SOURCE)
+            .await
+            .map_err(|e| NodeError::redis("SCRIPT LOAD", e))?;
+        Ok(Self {
+            client,
+            keys,
+            cdc_maxlen,
+            apply_sha,
+            purge_sha,
+            state: Mutex::new(WriterState {
+                encoder: CdcEncoder::new(),
+                cache: TreeCache::default(),
+            }),
+        })
+    }
+
+    /// The client the writer uses (also for pings).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Applies `ops` as one atomic batch; returns one outcome per op.
+    pub(crate) async fn execute(&self, ops: &mut [WriteOp]) -> Result<Vec<Outcome>, NodeError> {
+        let mut guard = self.state.lock().await;
+        let state = &mut *guard;
+        let mut seen = HashSet::with_capacity(ops.len());
+        let ids: Vec<String> = ops
+            .iter()
+            .map(WriteOp::key)
+            .filter(|k| seen.insert(*k))
+            .map(str::to_owned)
+            .collect();
+        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
+        for _ in 0..MAX_ATTEMPTS {
+            let snapshot = self.snapshot(&ids, &mut state.cache).await?;
+            let mut plan = plan(ops, &snapshot.stored, now_ms(), &mut state.encoder);
+            if plan.is_empty() {
+                return Ok(plan.outcomes);
+            }
+            let leaves: HashMap<&str, Option<Hash>> =
+                plan.leaves.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            let changes = recompute(&snapshot.sets, &leaves);
+
+            let mut args = ScriptArgs::new();
+            for entry in plan.cdc.drain(..) {
+                args.xadd(self.keys.cdc(), self.cdc_maxlen, entry);
+            }
+            for (path, segment, hash) in &changes.removed {
+                args.zrem(self.keys.children(path), encode_member(segment, hash));
+            }
+            for (path, segment, hash) in &changes.added {
+                args.zadd(self.keys.children(path), encode_member(segment, hash));
+            }
+            for (id, tombstone) in &plan.tombstones_set {
+                args.hset(
+                    self.keys.tombstones(),
+                    id.clone(),
+                    encode_tombstone(tombstone),
+                );
+            }
+            for id in &plan.tombstones_deleted {
+                args.hdel(self.keys.tombstones(), id.clone());
+            }
+            for (id, source) in &plan.items_set {
+                let item = match &ops[*source] {
+                    WriteOp::LocalPut(item) | WriteOp::Put(item) => item,
+                    WriteOp::LocalDelete(_) | WriteOp::Delete(..) => {
+                        unreachable!("the planner sources items from puts")
+                    }
+                };
+                args.set(self.keys.item(id), Bytes::from(encode_item_json(item)));
+            }
+            for id in &plan.items_deleted {
+                args.del(self.keys.item(id));
+            }
+            for (path, hash) in &changes.hashes_set {
+                args.set(self.keys.hash(path), Bytes::from(hex::encode(hash)));
+            }
+            for path in &changes.hashes_deleted {
+                args.del(self.keys.hash(path));
+            }
+
+            let new_token = Bytes::from(format!("{:032x}", rand::random::<u128>()));
+            if self
+                .commit(snapshot.token.clone(), new_token.clone(), args)
+                .await?
+            {
+                // Every set read is exact at the new token once the batch's own changes are applied.
+                let read: Vec<(String, ChildSet)> = snapshot
+                    .read_paths
+                    .into_iter()
+                    .filter_map(|p| snapshot.sets.get(&p).map(|s| (p.clone(), s.clone())))
+                    .collect();
+                state
+                    .cache
+                    .advance(new_token, read.into_iter().chain(changes.sets));
+                return Ok(plan.outcomes);
+            }
+            tracing::debug!("node store write conflicted with another writer; planning again");
+            tokio::time::sleep(backoff.next_delay(rand::random())).await;
+        }
+        Err(NodeError::Contended {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Reads the token, the stored state of `ids` and the children sets their change may
+    /// touch, in one pipeline (two when the tree cache turns out to be stale).
+    async fn snapshot<'k>(
+        &self,
+        ids: &'k [String],
+        cache: &mut TreeCache,
+    ) -> Result<Snapshot<'k>, NodeError> {
+        let paths = required_paths(ids.iter().map(String::as_str));
+        loop {
+            let cached_token = cache.token().cloned();
+            let uncached: Vec<&str> = paths
+                .iter()
+                .copied()
+                .filter(|p| cache.get(p).is_none())
+                .collect();
+            let pipeline = self.client.pipeline();
+            let queue = |e| NodeError::redis("queueing a pipeline", e);
+            let _: () = pipeline.get(self.keys.epoch()).await.map_err(queue)?;
+            let _: () = pipeline
+                .mget(ids.iter().map(|id| self.keys.item(id)).collect::<Vec<_>>())
+                .await
+                .map_err(queue)?;
+            let _: () = pipeline
+                .hmget(self.keys.tombstones(), ids.to_vec())
+                .await
+                .map_err(queue)?;
+            for path in &uncached {
+                let _: () = pipeline
+                    .zrange(self.keys.children(path), 0, -1, None, false, None, false)
+                    .await
+                    .map_err(queue)?;
+            }
+            let replies: Vec<Value> = pipeline
+                .all()
+                .await
+                .map_err(|e| NodeError::redis("batch read", e))?;
+            let mut replies = replies.into_iter();
+            let mut next = || replies.next().unwrap_or(Value::Null);
+
+            let token = reply_bytes(&self.keys.epoch(), next())?.unwrap_or_default();
+            if uncached.len() < paths.len() && cached_token.as_ref() != Some(&token) {
+                // Someone else wrote since the cache was filled: read everything afresh.
+                cache.clear();
+                continue;
+            }
+            let items = reply_array("MGET", next())?;
+            let tombstones = reply_array(&self.keys.tombstones(), next())?;
+            let mut stored = HashMap::with_capacity(ids.len());
+            for ((id, item), tombstone) in ids.iter().zip(items).zip(tombstones) {
+                let item_key = self.keys.item(id);
+                let item = match reply_bytes(&item_key, item)? {
+                    Some(bytes) => Some(parse_item_meta(&item_key, &bytes)?),
+                    None => None,
+                };
+                let tombstone = match reply_bytes(&self.keys.tombstones(), tombstone)? {
+                    Some(bytes) => Some(decode_tombstone(&self.keys.tombstones(), id, &bytes)?),
+                    None => None,
+                };
+                stored.insert(id.as_str(), Stored { item, tombstone });
+            }
+            let mut sets = HashMap::with_capacity(paths.len());
+            for path in &uncached {
+                let key = self.keys.children(path);
+                let mut set = ChildSet::new();
+                for member in reply_array(&key, next())? {
+                    let bytes = reply_bytes(&key, member)?.unwrap_or_default();
+                    let (segment, hash) = decode_member(&bytes)
+                        .map_err(|e| crate::stored::corrupt(&key, e.to_string()))?;
+                    set.insert(segment, hash);
+                }
+                sets.insert((*path).to_owned(), set);
+            }
+            for path in &paths {
+                if let Some(set) = cache.get(path) {
+                    sets.entry((*path).to_owned())
+                        .or_insert_with(|| set.clone());
+                }
+            }
+            let read_paths = uncached.iter().map(|p| (*p).to_owned()).collect();
+            return Ok(Snapshot {
+                token,
+                stored,
+                sets,
+                read_paths,
+            });
+        }
+    }
+
+    /// Runs the apply script; `Ok(false)` when another writer got there first.
+    async fn commit(
+        &self,
+        expected: Bytes,
+        new_token: Bytes,
+        args: ScriptArgs,
+    ) -> Result<bool, NodeError> {
+        let epoch = self.keys.epoch();
+        let argv = args.into_argv(expected, new_token.clone());
+        let reply = match self.evalsha(&self.apply_sha, SOURCE, &epoch, argv).await {
+            Ok(reply) => reply,
+            Err(error) if error.is_retriable() => {
+                // The script may have run before the connection failed: our token tells.
+                let now: Option<Bytes> = self.client.get(&epoch).await.ok().flatten();
+                if now.as_ref() == Some(&new_token) {
+                    return Ok(true);
+                }
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        Ok(match reply {
+            Value::Integer(1) => true,
+            // A resent script (client retry after a dropped connection) finds its own token.
+            other => reply_bytes(&epoch, other)?.is_some_and(|current| current == new_token),
+        })
+    }
+
+    /// `EVALSHA`, loading the script again if the server lost it (restart, SCRIPT FLUSH).
+    async fn evalsha(
+        &self,
+        sha: &str,
+        source: &str,
+        key: &str,
+        argv: Vec<Value>,
+    ) -> Result<Value, NodeError> {
+        match self
+            .client
+            .evalsha::<Value, _, _, _>(sha, key, argv.clone())
+            .await
+        {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                let _: String = self
+                    .client
+                    .script_load(source)
+                    .await
+                    .map_err(|e| NodeError::redis("SCRIPT LOAD", e))?;
+                self.client
+                    .evalsha(sha, key, argv)
+                    .await
+                    .map_err(|e| NodeError::redis("write script", e))
+            }
+            other => other.map_err(|e| NodeError::redis("write script", e)),
+        }
+    }
+
+    /// Drops tombstones deleted before `deleted_before_ms`; returns how many.
+    pub(crate) async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, NodeError> {
+        let key = self.keys.tombstones();
+        let mut cursor = String::from("0");
+        let mut dropped = 0u64;
+        loop {
+            let args: Vec<Value> = vec![
+                key.clone().into(),
+                cursor.clone().into(),
+                "COUNT".into(),
+                1000.into(),
+            ];
+            let reply: Value = self
+                .client
+                .custom(fred::cmd!("HSCAN"), args)
+                .await
+                .map_err(|e| NodeError::redis("HSCAN tombstones", e))?;
+            let mut parts = reply_array(&key, reply)?.into_iter();
+            let next_cursor = parts
+                .next()
+                .map(|v| reply_bytes(&key, v))
+                .transpose()?
+                .flatten()
+                .unwrap_or_default();
+            let pairs = parts
+                .next()
+                .map(|v| reply_array(&key, v))
+                .transpose()?
+                .unwrap_or_default();
+            let mut argv = Vec::new();
+            let mut pairs = pairs.into_iter();
+            while let (Some(field), Some(value)) = (pairs.next(), pairs.next()) {
+                let field = reply_bytes(&key, field)?.unwrap_or_default();
+                let value = reply_bytes(&key, value)?.unwrap_or_default();
+                let id = String::from_utf8_lossy(&field);
+                let tombstone = decode_tombstone(&key, &id, &value)?;
+                if tombstone.deleted_at < deleted_before_ms {
+                    argv.push(Value::Bytes(field));
+                    argv.push(Value::Bytes(value));
+                }
+            }
+            if !argv.is_empty() {
+                let reply = self
+                    .evalsha(&self.purge_sha, PURGE_SOURCE, &key, argv)
+                    .await?;
+                dropped += reply.as_u64().unwrap_or(0);
+            }
+            cursor = String::from_utf8_lossy(&next_cursor).into_owned();
+            if cursor == "0" || cursor.is_empty() {
+                return Ok(dropped);
+            }
+        }
+    }
+}
+
+/// Wall clock in ms since the epoch (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The item a local put stored, once the batch committed.
+pub(crate) fn committed_item(op: WriteOp) -> Option<SyncItem> {
+    match op {
+        WriteOp::LocalPut(item) => Some(item),
+        _ => None,
+    }
+}
