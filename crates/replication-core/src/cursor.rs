@@ -2,11 +2,17 @@
 //!
 //! Contract the engine relies on:
 //! - `set` records a cursor (it may only buffer it); `flush` makes every cursor set before
-//!   it durable when it returns, surviving SIGKILL of the process.
+//!   it durable when it returns, surviving SIGKILL of the process. Whether it also survives
+//!   power loss is the backend's to document (the SQLite store does by default).
 //! - The engine calls `set` only after the entries up to that cursor are applied to the
 //!   local store, so a flushed cursor never points past unapplied data. After a crash the
 //!   engine re-reads at most what was applied after the last flush; re-applying is idempotent.
-//! - Backends coalesce writes, so a `set` per batch stays cheap.
+//! - Backends coalesce writes, so a `set` per batch stays cheap: the latest cursor per peer
+//!   wins, and a `flush` writes all of them at once.
+//! - Stores keep what they are given and never enforce monotonicity: after a peer's stream
+//!   was recreated the engine legitimately sets an older cursor.
+//! - `load_all` returns the latest cursor set per peer, flushed or not.
+//! - After `close`, every call (a second `close` included) fails with `Closed`.
 
 use crate::StreamId;
 
@@ -67,10 +73,11 @@ impl CursorError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait CursorStore: Send + Sync + 'static {
-    /// Every stored cursor.
+    /// The latest cursor of every peer, including cursors set but not yet flushed.
     async fn load_all(&self) -> Result<Vec<Cursor>, CursorError>;
 
-    /// Records a cursor; durable after the next `flush`.
+    /// Records a cursor, replacing the peer's previous one even if it was newer; durable
+    /// after the next `flush`.
     async fn set(&self, cursor: Cursor) -> Result<(), CursorError>;
 
     /// Makes every cursor set so far durable.
