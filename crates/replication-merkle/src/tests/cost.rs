@@ -14,11 +14,14 @@ fn key(index: usize) -> String {
     format!("t{}.k{}", index / CHILDREN, index % CHILDREN)
 }
 
+fn all_keys() -> impl Iterator<Item = String> {
+    (0..PARENTS * CHILDREN).map(key)
+}
+
 /// Two stores with the same 100 000 keys, then 100 keys rewritten on the remote.
 /// Returns the stores and how many parents hold a differing key.
 fn fixture() -> (MemoryStore, MemoryStore, usize) {
-    let all = || (0..PARENTS * CHILDREN).map(key);
-    let (local, remote) = (seeded(all()), seeded(all()));
+    let (local, remote) = (seeded(all_keys()), seeded(all_keys()));
     // 997 is coprime with 100 000, so these indices are distinct and spread over parents.
     let differing: Vec<usize> = (0..DIFFERING)
         .map(|i| (i * 997) % (PARENTS * CHILDREN))
@@ -30,15 +33,27 @@ fn fixture() -> (MemoryStore, MemoryStore, usize) {
     (local, remote, parents.len())
 }
 
+/// One test for both settings, so the 100 000-key remote is built once (a debug build of
+/// the in-memory store takes seconds).
 #[tokio::test]
 async fn round_trips_follow_depth_and_only_differing_items_are_fetched() {
     let (local, remote, parents) = fixture();
+    default_batches_take_one_call_per_level(&local, &remote, parents).await;
+    small_batches_split_each_level_into_batch_sized_calls(&seeded(all_keys()), &remote, parents)
+        .await;
+}
+
+async fn default_batches_take_one_call_per_level(
+    local: &MemoryStore,
+    remote: &MemoryStore,
+    parents: usize,
+) {
     let peer = MemoryPeer::new("remote", remote.clone());
     let counting = Counting::new(PeerSource(&peer));
     let settings = RepairSettings::default();
     let mut state = RepairState::new();
 
-    let report = repair_cycle_with(&LocalStore(&local), &counting, &settings, &mut state)
+    let report = repair_cycle_with(&LocalStore(local), &counting, &settings, &mut state)
         .await
         .unwrap();
 
@@ -67,7 +82,7 @@ async fn round_trips_follow_depth_and_only_differing_items_are_fetched() {
     assert!(report.completed && !report.in_sync && report.budget_exhausted.is_none());
     assert_eq!(local.root(), remote.root());
 
-    let again = repair_cycle_with(&LocalStore(&local), &counting, &settings, &mut state)
+    let again = repair_cycle_with(&LocalStore(local), &counting, &settings, &mut state)
         .await
         .unwrap();
     assert!(again.in_sync && again.completed);
@@ -77,9 +92,11 @@ async fn round_trips_follow_depth_and_only_differing_items_are_fetched() {
     );
 }
 
-#[tokio::test]
-async fn small_batches_split_each_level_into_batch_sized_calls() {
-    let (local, remote, parents) = fixture();
+async fn small_batches_split_each_level_into_batch_sized_calls(
+    local: &MemoryStore,
+    remote: &MemoryStore,
+    parents: usize,
+) {
     let peer = MemoryPeer::new("remote", remote.clone());
     let batch = 16;
     let settings = RepairSettings {
@@ -89,7 +106,7 @@ async fn small_batches_split_each_level_into_batch_sized_calls() {
     };
 
     let report = repair_cycle_with(
-        &LocalStore(&local),
+        &LocalStore(local),
         &PeerSource(&peer),
         &settings,
         &mut RepairState::new(),
