@@ -32,7 +32,11 @@ pub(crate) fn to_peer_error(peer: &str, error: &FredError, secret: Option<&str>)
         return PeerError::Auth { peer, message };
     }
     // A restarted Redis answers LOADING while it replays its AOF: a transient condition.
-    if message.starts_with("LOADING") || message.starts_with("BUSY") {
+    // fred reports a command it could not send (connection gone) as a routing failure.
+    if message.starts_with("LOADING")
+        || message.starts_with("BUSY")
+        || message.contains("Failed to route")
+    {
         return PeerError::Connection { peer, message };
     }
     match error.kind() {

@@ -96,7 +96,14 @@ impl tower::Service<Query> for QueryService {
             if !this.client.is_connected() {
                 return Err(this.status.not_connected(Link::Query));
             }
-            let result = this.execute(query).await;
+            let mut result = this.execute(query).await;
+            // Whatever fred made of it, a call that failed because the connection went away
+            // is a connection failure (retriable), not a protocol error.
+            if let Err(PeerError::Protocol { .. }) = &result {
+                if !this.client.is_connected() {
+                    result = Err(this.status.not_connected(Link::Query));
+                }
+            }
             match &result {
                 Ok(_) => this.status.record_success(),
                 Err(e) => this.status.record_error(e),

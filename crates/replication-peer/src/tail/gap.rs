@@ -1,19 +1,21 @@
 //! Gap detection: the pure decision of whether entries after our cursor were lost,
 //! from a cursor and the stream facts (`XINFO STREAM`) observed with a read.
 //!
-//! Facts used (PROTOCOL.md "Trim/gap facts"):
-//! - entries after the cursor were lost exactly when `max-deleted-entry-id > cursor`
-//!   (equal means only the cursor's own entry went: not a gap);
+//! Facts used (PROTOCOL.md "Trim/gap facts", corrected against redis-server 7.0):
+//! - `max-deleted-entry-id > cursor` means an entry after the cursor was deleted (`XDEL`);
+//!   equal means only the cursor's own entry went: not a gap. Redis 7.0 does NOT raise
+//!   `max-deleted-entry-id` when *trimming* (`XTRIM`, `XADD MAXLEN`), so that alone misses
+//!   the common case;
+//! - trimming shows as `first-entry > cursor`. Whether entries lay between the cursor and
+//!   the first survivor is decided by counting: with `pos` = entries ever added up to and
+//!   including the cursor, entries added after it are `entries_added - pos`; all `length`
+//!   survivors are after the cursor, so `lost = entries_added - pos - length` (0: only the
+//!   cursor's own entry and older ones went). Without `pos` we cannot tell, and report a
+//!   gap of unknown size: a needless repair is safe, a missed gap is not;
+//! - an empty stream whose `last-generated-id` is beyond the cursor lost everything after it;
 //! - the stream was recreated when it is missing although we had a cursor, when its
 //!   `last-generated-id` is below the cursor, or when `entries-added` went down (below what
 //!   we saw before, or below our cursor's position).
-//!
-//! Lost count: with `pos` = entries ever added up to and including the cursor, entries added
-//! after the cursor are `entries_added - pos`; when every survivor is after the cursor
-//! (`first-entry > cursor`), the survivors after the cursor are `length`, so
-//! `lost = entries_added - pos - length`. Without `pos` the count is unknown (`None`).
-//! This assumes trimming from the head (XTRIM/MAXLEN); an `XDEL` in the middle shows as a
-//! gap of unknown size.
 
 use replication_core::{StreamId, StreamInfo};
 
@@ -89,33 +91,37 @@ pub fn detect_gap(
             return recreated;
         }
     }
-    if !info.max_deleted.is_some_and(|deleted| deleted > cursor) {
-        return GapCheck::None;
-    }
     let added_after = match (info.entries_added, position) {
         (Some(added), Some(pos)) => added.checked_sub(pos),
         _ => None,
     };
-    let (resume_from, lost, resume_position) = match info.first_entry {
-        Some(first) if first > cursor => (
-            predecessor(first),
-            added_after.and_then(|after| after.checked_sub(info.length)),
-            info.entries_added
-                .and_then(|added| added.checked_sub(info.length)),
-        ),
-        // Survivors at or before the cursor: something in the middle was deleted (XDEL).
-        Some(_) => (cursor, None, None),
-        // Nothing survives: everything added after the cursor is gone.
-        None => (
-            cursor.max(info.last_generated),
-            added_after,
-            info.entries_added,
-        ),
-    };
-    GapCheck::Gap {
-        kind: GapKind::Trimmed { lost },
-        resume_from,
-        resume_position,
+    let deleted_after_cursor = info.max_deleted.is_some_and(|deleted| deleted > cursor);
+    let trimmed =
+        |lost: Option<u64>, resume_from: StreamId, resume_position: Option<u64>| GapCheck::Gap {
+            kind: GapKind::Trimmed { lost },
+            resume_from,
+            resume_position,
+        };
+    match info.first_entry {
+        Some(first) if first > cursor => {
+            // Every survivor is after the cursor; survivors are the last `length` added.
+            let lost = added_after.and_then(|after| after.checked_sub(info.length));
+            let resume_position = info
+                .entries_added
+                .and_then(|added| added.checked_sub(info.length));
+            match lost {
+                Some(0) if !deleted_after_cursor => GapCheck::None,
+                lost => trimmed(lost.filter(|n| *n > 0), predecessor(first), resume_position),
+            }
+        }
+        // Survivors at or before the cursor: only an XDEL after it can have lost anything.
+        Some(_) if deleted_after_cursor => trimmed(None, cursor, None),
+        Some(_) => GapCheck::None,
+        // Nothing survives: everything generated after the cursor is gone.
+        None if info.last_generated > cursor => {
+            trimmed(added_after, info.last_generated, info.entries_added)
+        }
+        None => GapCheck::None,
     }
 }
 
@@ -128,7 +134,8 @@ mod tests {
         StreamId::new(ms, 0)
     }
 
-    /// A stream of entries `1..=added` (ids `n-0`) whose first `trimmed` entries are gone.
+    /// A stream of entries `1..=added` (ids `n-0`) whose first `trimmed` entries were
+    /// trimmed (Redis 7.0 leaves `max-deleted-entry-id` at 0-0 when trimming).
     fn trimmed_stream(added: u64, trimmed: u64) -> StreamInfo {
         let length = added - trimmed;
         StreamInfo {
@@ -136,13 +143,20 @@ mod tests {
             first_entry: (length > 0).then(|| id(trimmed + 1)),
             last_entry: (length > 0).then(|| id(added)),
             last_generated: id(added),
-            max_deleted: Some(if trimmed > 0 {
-                id(trimmed)
-            } else {
-                StreamId::ZERO
-            }),
+            max_deleted: Some(StreamId::ZERO),
             entries_added: Some(added),
         }
+    }
+
+    /// The same, but the entries were removed with XDEL (raises `max-deleted-entry-id`).
+    fn xdeleted_stream(added: u64, deleted: u64) -> StreamInfo {
+        let mut info = trimmed_stream(added, deleted);
+        info.max_deleted = Some(if deleted > 0 {
+            id(deleted)
+        } else {
+            StreamId::ZERO
+        });
+        info
     }
 
     #[test]
@@ -224,10 +238,10 @@ mod tests {
         /// Over head-trimmed streams, the verdict is exact: a gap iff an entry after the
         /// cursor is gone; the resume point yields the oldest survivor; the count is exact.
         #[test]
-        fn exact_on_head_trimmed_streams(added in 1u64..500, trimmed_frac in 0.0f64..=1.0, cursor_frac in 0.0f64..=1.0) {
+        fn exact_on_head_trimmed_streams(added in 1u64..500, trimmed_frac in 0.0f64..=1.0, cursor_frac in 0.0f64..=1.0, by_xdel: bool) {
             let trimmed = ((added as f64) * trimmed_frac) as u64;
             let cursor = ((added as f64) * cursor_frac) as u64;
-            let info = trimmed_stream(added, trimmed);
+            let info = if by_xdel { xdeleted_stream(added, trimmed) } else { trimmed_stream(added, trimmed) };
             let check = detect_gap(id(cursor), Some(cursor), Some(cursor), Some(&info));
             if trimmed > cursor {
                 match check {

@@ -132,9 +132,13 @@ impl StreamTailer {
         let (events_tx, events) = mpsc::channel(1);
         let (options_tx, options_rx) = watch::channel(options);
         let shared = Arc::new(Shared::default());
+        // The beginning of a stream is position 0 by definition.
+        let entries_added = start
+            .entries_added
+            .or((start.after == StreamId::ZERO).then_some(0));
         let position = TailPosition {
             after: start.after,
-            entries_added: start.entries_added,
+            entries_added,
         };
         let worker = worker::Worker {
             peer,

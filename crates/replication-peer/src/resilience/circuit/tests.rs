@@ -3,14 +3,6 @@
 use super::*;
 use tower::{service_fn, BoxError, Layer, ServiceExt};
 
-fn failing_then(n: usize) -> impl FnMut() -> bool {
-    let mut calls = 0;
-    move || {
-        calls += 1;
-        calls > n
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn opens_at_threshold_then_half_opens_and_closes_on_success() {
     let breaker = CircuitBreaker::new(3, Duration::from_secs(10));
@@ -79,12 +71,11 @@ async fn success_resets_the_consecutive_count() {
 #[tokio::test(start_paused = true)]
 async fn service_fails_fast_while_open_and_recovers() {
     let breaker = CircuitBreaker::new(2, Duration::from_secs(30));
-    let mut healthy = failing_then(2);
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = calls.clone();
+    // Down for the first two calls, healthy afterwards.
     let inner = service_fn(move |_: ()| {
-        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let ok = healthy();
+        let ok = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2;
         async move {
             if ok {
                 Ok::<_, BoxError>("ok")
