@@ -1,0 +1,186 @@
+//! The conflict order and tombstones, as the store applies them.
+
+use crate::common::*;
+use replication_core::{Change, LocalState, Stamp, SyncEngineRef, SyncItem, Tombstone};
+
+#[tokio::test]
+async fn older_replicated_put_is_a_no_op() {
+    let server = server();
+    let store = store(&server, "").await;
+    let newer = SyncItem::new("k.1", b"newer".to_vec(), 3, 100);
+    store.submit(newer.clone()).await.unwrap();
+    store
+        .submit(SyncItem::new("k.1", b"older".to_vec(), 2, 999))
+        .await
+        .unwrap();
+    store
+        .submit(SyncItem::new(
+            "k.1",
+            b"same-version-earlier".to_vec(),
+            3,
+            99,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.get_item("k.1").await.unwrap(), Some(newer.clone()));
+    // Applying the same write again is harmless.
+    store.submit(newer.clone()).await.unwrap();
+    let states = store
+        .local_states(&["k.1".into(), "k.2".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        states,
+        [
+            Some(LocalState::Present(newer.stamp())),
+            Some(LocalState::Absent)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn tombstones_stop_older_puts_and_yield_to_newer_ones() {
+    let server = server();
+    let store = store(&server, "").await;
+    let probe = probe(&server).await;
+    store
+        .submit(SyncItem::new("k.1", b"v2".to_vec(), 2, 100))
+        .await
+        .unwrap();
+    let tombstone = Tombstone {
+        version: 3,
+        deleted_at: 200,
+    };
+    assert!(store
+        .delete_replicated_with("k.1".into(), tombstone.clone())
+        .await
+        .unwrap());
+    assert_eq!(store.get_item("k.1").await.unwrap(), None);
+    assert_eq!(
+        store.local_states(&["k.1".into()]).await.unwrap(),
+        [Some(LocalState::Deleted(tombstone.clone()))]
+    );
+
+    // Older (or tied) puts arriving late do not resurrect the key.
+    store
+        .submit(SyncItem::new("k.1", b"v2".to_vec(), 2, 100))
+        .await
+        .unwrap();
+    store
+        .submit(SyncItem::new("k.1", b"tie".to_vec(), 3, 200))
+        .await
+        .unwrap();
+    assert_eq!(store.get_item("k.1").await.unwrap(), None);
+
+    // A newer put replaces the tombstone.
+    let newer = SyncItem::new("k.1", b"v4".to_vec(), 4, 150);
+    store.submit(newer.clone()).await.unwrap();
+    assert_eq!(store.get_item("k.1").await.unwrap(), Some(newer));
+    assert_eq!(store.get_tombstones(&["k.1".into()]).await.unwrap(), [None]);
+    check_tree(&probe, "").await;
+}
+
+#[tokio::test]
+async fn replicated_delete_of_an_absent_key_still_records_its_tombstone() {
+    let server = server();
+    let store = store(&server, "").await;
+    let t = Tombstone {
+        version: 5,
+        deleted_at: 10,
+    };
+    assert!(!store
+        .delete_replicated_with("gone.1".into(), t.clone())
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_tombstones(&["gone.1".into()]).await.unwrap(),
+        [Some(t.clone())]
+    );
+    // An older tombstone does not replace a newer one.
+    store
+        .delete_replicated_with(
+            "gone.1".into(),
+            Tombstone {
+                version: 4,
+                deleted_at: 99,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_tombstones(&["gone.1".into()]).await.unwrap(),
+        [Some(t)]
+    );
+    // A put at the tombstone's version but earlier loses; a later one wins.
+    store
+        .submit(SyncItem::new("gone.1", b"x".to_vec(), 5, 9))
+        .await
+        .unwrap();
+    assert_eq!(store.get("gone.1").await.unwrap(), None);
+    store
+        .submit(SyncItem::new("gone.1", b"x".to_vec(), 5, 11))
+        .await
+        .unwrap();
+    assert_eq!(store.get("gone.1").await.unwrap(), Some(b"x".to_vec()));
+}
+
+#[tokio::test]
+async fn local_writes_outrank_what_they_replace() {
+    let server = server();
+    let store = store(&server, "").await;
+    store
+        .submit(SyncItem::new("k", b"remote".to_vec(), 7, i64::MAX - 10))
+        .await
+        .unwrap();
+    let local = store.put("k", b"local".to_vec()).await.unwrap();
+    assert_eq!(local.version, 8);
+    assert_eq!(local.updated_at, i64::MAX - 10, "time never goes backwards");
+    assert!(store.delete("k".into()).await.unwrap());
+    let tomb = store
+        .get_tombstones(&["k".into()])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    assert_eq!(tomb.version, 9);
+    assert!(tomb
+        .stamp()
+        .beats(&Stamp::put(8, i64::MAX - 10, &local.content_hash)));
+    let again = store.put("k", b"back".to_vec()).await.unwrap();
+    assert_eq!(again.version, 10);
+}
+
+#[tokio::test]
+async fn purge_drops_only_old_tombstones() {
+    let server = server();
+    let store = store(&server, "p:").await;
+    let batch = (0..2500)
+        .map(|i| Change::Delete {
+            key: format!("t.{i}"),
+            tombstone: Tombstone {
+                version: 1,
+                deleted_at: i,
+            },
+        })
+        .collect();
+    store.apply_batch(batch).await.unwrap();
+    assert_eq!(store.purge_tombstones(1000).await.unwrap(), 1000);
+    assert_eq!(store.purge_tombstones(1000).await.unwrap(), 0);
+    let left = store
+        .get_tombstones(&["t.999".into(), "t.1000".into()])
+        .await
+        .unwrap();
+    assert_eq!(left[0], None);
+    assert_eq!(
+        left[1],
+        Some(Tombstone {
+            version: 1,
+            deleted_at: 1000
+        })
+    );
+    assert_eq!(
+        server.command(&["HLEN", "p:tombstones"]).unwrap().trim(),
+        ":1500"
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the node store against a real redis-server (one per test).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod conflicts;
+mod cost;
+mod fixture;
+mod health;
+mod round_trip;
+mod tree;
