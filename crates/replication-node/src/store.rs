@@ -313,3 +313,24 @@ impl SyncEngineRef for NodeStore {
             .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Type-checked only: the public futures can run on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn public_futures_are_send(store: &NodeStore) {
+        assert_send(&NodeStore::connect(NodeStoreConfig::new(
+            "redis://127.0.0.1:1",
+        )));
+        assert_send(&store.put("k", Vec::new()));
+        assert_send(&store.apply(Vec::new()));
+        assert_send(&store.delete_item("k"));
+        assert_send(&store.get_item("k"));
+        assert_send(&store.merkle_root_hex());
+        assert_send(&store.close());
+    }
+}

@@ -10,6 +10,7 @@
 
 use crate::merkle_update::ChildSet;
 use bytes::Bytes;
+use replication_core::merkle::parent_and_segment;
 use std::collections::HashMap;
 
 /// Cached members beyond which the cache is cleared (bounds memory to tens of MB).
@@ -30,8 +31,33 @@ impl TreeCache {
     }
 
     /// The cached set of `path`, if known at the cached token (empty = known to be empty).
+    #[cfg(test)]
     pub(crate) fn get(&self, path: &str) -> Option<&ChildSet> {
         self.sets.get(path)
+    }
+
+    /// Whether the cache knows the children set of `path`: cached itself, or implied empty
+    /// because the cached set of its parent does not list it (the node does not exist).
+    /// That second case spares a read per new id on the hot path.
+    pub(crate) fn knows(&self, path: &str) -> bool {
+        if self.sets.contains_key(path) {
+            return true;
+        }
+        if path.is_empty() {
+            return false;
+        }
+        let (parent, segment) = parent_and_segment(path);
+        self.sets
+            .get(parent)
+            .is_some_and(|set| !set.contains_key(segment))
+    }
+
+    /// Moves the set of a path the cache [`knows`](Self::knows) out of the cache (the batch
+    /// puts it back, updated, when it commits). Implied-empty paths give an empty set.
+    pub(crate) fn take(&mut self, path: &str) -> ChildSet {
+        let set = self.sets.remove(path).unwrap_or_default();
+        self.members -= set.len();
+        set
     }
 
     /// Forgets everything.

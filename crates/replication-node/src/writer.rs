@@ -53,8 +53,6 @@ struct Snapshot<'k> {
     token: Bytes,
     stored: HashMap<&'k str, Stored>,
     sets: HashMap<String, ChildSet>,
-    /// Which sets came from Redis (the rest came from the cache).
-    read_paths: Vec<String>,
 }
 
 impl Writer {
@@ -106,6 +104,8 @@ impl Writer {
             let snapshot = self.snapshot(&ids, &mut state.cache).await?;
             let mut plan = plan(ops, &snapshot.stored, now_ms(), &mut state.encoder);
             if plan.is_empty() {
+                // Nothing written: the sets read are still exact at the token read.
+                state.cache.advance(snapshot.token, snapshot.sets);
                 return Ok(plan.outcomes);
             }
             let leaves: HashMap<&str, Option<Hash>> =
@@ -152,21 +152,23 @@ impl Writer {
             }
 
             let new_token = Bytes::from(format!("{:032x}", rand::random::<u128>()));
-            if self
+            let committed = self
                 .commit(snapshot.token.clone(), new_token.clone(), args)
-                .await?
-            {
-                // Every set read is exact at the new token once the batch's own changes are applied.
-                let read: Vec<(String, ChildSet)> = snapshot
-                    .read_paths
-                    .into_iter()
-                    .filter_map(|p| snapshot.sets.get(&p).map(|s| (p.clone(), s.clone())))
-                    .collect();
+                .await;
+            if committed.is_err() {
+                // The batch's sets left the cache; start from a clean one next time.
+                state.cache.clear();
+            }
+            if committed? {
+                // The sets read, overridden by the ones the batch changed, are exact at the
+                // new token (sets the cache still holds were untouched by the batch).
                 state
                     .cache
-                    .advance(new_token, read.into_iter().chain(changes.sets));
+                    .advance(new_token, snapshot.sets.into_iter().chain(changes.sets));
                 return Ok(plan.outcomes);
             }
+            // Another writer committed: whatever the cache holds is stale.
+            state.cache.clear();
             tracing::debug!("node store write conflicted with another writer; planning again");
             tokio::time::sleep(backoff.next_delay(rand::random())).await;
         }
@@ -176,7 +178,8 @@ impl Writer {
     }
 
     /// Reads the token, the stored state of `ids` and the children sets their change may
-    /// touch, in one pipeline (two when the tree cache turns out to be stale).
+    /// touch, in one pipeline (two when the tree cache turns out to be stale). Sets the cache
+    /// knows are moved out of it, not copied: the batch puts them back when it commits.
     async fn snapshot<'k>(
         &self,
         ids: &'k [String],
@@ -185,11 +188,9 @@ impl Writer {
         let paths = required_paths(ids.iter().map(String::as_str));
         loop {
             let cached_token = cache.token().cloned();
-            let uncached: Vec<&str> = paths
-                .iter()
-                .copied()
-                .filter(|p| cache.get(p).is_none())
-                .collect();
+            // Decided for every path before any set moves out of the cache.
+            let (known, uncached): (Vec<&str>, Vec<&str>) =
+                paths.iter().copied().partition(|p| cache.knows(p));
             let pipeline = self.client.pipeline();
             let queue = |e| NodeError::redis("queueing a pipeline", e);
             let _: () = pipeline.get(self.keys.epoch()).await.map_err(queue)?;
@@ -215,10 +216,14 @@ impl Writer {
             let mut next = || replies.next().unwrap_or(Value::Null);
 
             let token = reply_bytes(&self.keys.epoch(), next())?.unwrap_or_default();
-            if uncached.len() < paths.len() && cached_token.as_ref() != Some(&token) {
-                // Someone else wrote since the cache was filled: read everything afresh.
+            if cached_token.as_ref() != Some(&token) {
+                // Someone else wrote since the cache was filled: nothing in it can be trusted,
+                // and sets it answered for must be read afresh.
+                let answered = !known.is_empty();
                 cache.clear();
-                continue;
+                if answered {
+                    continue;
+                }
             }
             let items = reply_array("MGET", next())?;
             let tombstones = reply_array(&self.keys.tombstones(), next())?;
@@ -235,6 +240,12 @@ impl Writer {
                 };
                 stored.insert(id.as_str(), Stored { item, tombstone });
             }
+            if stored.len() != ids.len() {
+                return Err(crate::stored::corrupt(
+                    "MGET",
+                    format!("expected {} replies", ids.len()),
+                ));
+            }
             let mut sets = HashMap::with_capacity(paths.len());
             for path in &uncached {
                 let key = self.keys.children(path);
@@ -247,18 +258,13 @@ impl Writer {
                 }
                 sets.insert((*path).to_owned(), set);
             }
-            for path in &paths {
-                if let Some(set) = cache.get(path) {
-                    sets.entry((*path).to_owned())
-                        .or_insert_with(|| set.clone());
-                }
+            for path in known {
+                sets.insert(path.to_owned(), cache.take(path));
             }
-            let read_paths = uncached.iter().map(|p| (*p).to_owned()).collect();
             return Ok(Snapshot {
                 token,
                 stored,
                 sets,
-                read_paths,
             });
         }
     }

@@ -182,3 +182,39 @@ async fn concurrent_writers_on_one_redis_stay_consistent() {
     assert_eq!(first.get_merkle_root().await.unwrap(), tree.root());
     assert_eq!(second.get_merkle_root().await.unwrap(), tree.root());
 }
+
+/// Two stores taking turns: each one's cached tree nodes go stale with every write of the
+/// other, and must never be used once stale.
+#[tokio::test]
+async fn interleaved_writers_never_use_a_stale_cache() {
+    let server = server();
+    let first = store(&server, "").await;
+    let second = store(&server, "").await;
+    let probe = probe(&server).await;
+    for i in 0..12 {
+        let (this, other) = if i % 2 == 0 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        this.put(&format!("x.{}", i % 4), vec![i]).await.unwrap();
+        other
+            .submit(SyncItem::new(
+                format!("x.y.{}", i % 3),
+                vec![i],
+                u64::from(i) + 1,
+                1,
+            ))
+            .await
+            .unwrap();
+        if i % 3 == 2 {
+            this.delete(format!("x.{}", (i + 1) % 4)).await.unwrap();
+        }
+        let tree = check_tree(&probe, "").await;
+        assert_eq!(
+            first.get_merkle_root().await.unwrap(),
+            tree.root(),
+            "after step {i}"
+        );
+    }
+}
