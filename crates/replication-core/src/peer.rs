@@ -106,6 +106,8 @@ pub struct ConnectionStatus {
     pub last_success_ms: Option<i64>,
     /// How many times the connection was re-established.
     pub reconnects: u64,
+    /// The peer's circuit breaker is open: calls fail fast until it half-opens.
+    pub circuit_open: bool,
 }
 
 /// A failed peer call. Messages never contain passwords.

@@ -269,8 +269,10 @@ impl PeerBackend for RedisPeer {
     }
 
     fn connection(&self) -> ConnectionStatus {
-        self.status
-            .snapshot(&self.query_client, &self.stream_client)
+        ConnectionStatus {
+            circuit_open: self.breaker.is_open(),
+            ..self.status.snapshot(&self.query_client, &self.stream_client)
+        }
     }
 
     async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {

@@ -131,6 +131,7 @@ impl StatusTracker {
             last_error: facts.last_error.clone(),
             last_success_ms: facts.last_success_ms,
             reconnects: facts.reconnects,
+            circuit_open: false,
         }
     }
 

@@ -1,0 +1,136 @@
+//! The cold path: per peer, a Merkle repair cycle every `settings.cold_path.interval`
+//! (staggered across peers), at once when the hot path reports a gap, with backoff after
+//! failures, and skipped while the peer's tailer is far behind (the stream will bring
+//! what a cycle would fetch). After each cycle, tombstones every peer has seen are collected.
+
+use crate::clock::now_ms;
+use crate::health::RepairHealth;
+use crate::metrics::{self, PeerMetrics, TOMBSTONES_PURGED};
+use crate::peer_manager::PeerManager;
+use crate::shared::Shared;
+use crate::status::PeerStatus;
+use crate::stop::Stop;
+use replication_core::{Backoff, PeerBackend, SyncEngineRef};
+use replication_merkle::{repair_cycle, RepairSettings, RepairState};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Delay before resuming a cycle that ran out of budget: soon, but not in a tight loop.
+const RESUME_AFTER_BUDGET: Duration = Duration::from_millis(200);
+
+/// One peer's repair scheduler.
+pub(crate) struct ColdPath<S> {
+    pub(crate) shared: Arc<Shared<S>>,
+    pub(crate) peer: Arc<dyn PeerBackend>,
+    pub(crate) status: Arc<PeerStatus>,
+    pub(crate) metrics: PeerMetrics,
+    pub(crate) repair_now: Arc<Notify>,
+    pub(crate) stop: Stop,
+    pub(crate) manager: Weak<PeerManager>,
+    /// First cycle's delay: spreads peers over the interval so they do not all walk at once.
+    pub(crate) first_delay: Duration,
+}
+
+impl<S: SyncEngineRef> ColdPath<S> {
+    pub(crate) async fn run(mut self) {
+        let mut state = RepairState::default();
+        let mut delay = self.first_delay;
+        let mut failures: Option<Backoff> = None;
+        loop {
+            let triggered = tokio::select! {
+                biased;
+                _ = self.stop.stopped() => return,
+                _ = self.repair_now.notified() => true,
+                _ = tokio::time::sleep(delay) => false,
+            };
+            let settings = self.shared.settings();
+            let cold = &settings.cold_path;
+            delay = cold.interval;
+            if !cold.enabled {
+                continue;
+            }
+            let behind = self.status.lag_entries().unwrap_or(0);
+            if !triggered && behind > cold.skip_when_lag_entries_over {
+                tracing::debug!(peer = %self.peer.node_id(), behind, "tailer far behind; repair cycle skipped");
+                self.metrics.repair("skipped").increment(1);
+                continue;
+            }
+            let started_ms = now_ms();
+            let repair_settings = RepairSettings::from(cold);
+            let result = tokio::select! {
+                biased;
+                _ = self.stop.stopped() => return,
+                result = repair_cycle(&*self.shared.store, &*self.peer, &repair_settings, &mut state) => result,
+            };
+            match result {
+                Ok(report) => {
+                    failures = None;
+                    let outcome = if report.in_sync {
+                        "in_sync"
+                    } else if report.completed {
+                        "repaired"
+                    } else {
+                        "partial"
+                    };
+                    self.metrics.repair(outcome).increment(1);
+                    self.metrics.repair_counter(metrics::REPAIR_ITEMS_APPLIED).increment(report.items_applied);
+                    self.metrics.repair_counter(metrics::REPAIR_ITEMS_FETCHED).increment(report.items_fetched);
+                    self.metrics.repair_counter(metrics::REPAIR_BYTES_FETCHED).increment(report.bytes_fetched);
+                    self.metrics.repair_counter(metrics::REPAIR_ROUND_TRIPS).increment(report.peer_round_trips);
+                    if report.items_applied > 0 || !report.in_sync {
+                        tracing::info!(peer = %self.peer.node_id(), ?report, "repair cycle");
+                    }
+                    let completed = report.in_sync || report.completed;
+                    self.status.set_repair(
+                        RepairHealth {
+                            finished_at_ms: now_ms(),
+                            completed,
+                            items_applied: report.items_applied,
+                            error: None,
+                        },
+                        completed.then_some(started_ms),
+                    );
+                    if !completed {
+                        delay = RESUME_AFTER_BUDGET.min(cold.interval);
+                    }
+                    self.collect_tombstones(&settings).await;
+                }
+                Err(error) => {
+                    self.metrics.repair("failed").increment(1);
+                    tracing::warn!(peer = %self.peer.node_id(), error = %error, "repair cycle failed; nothing was changed locally");
+                    self.status.set_repair(
+                        RepairHealth {
+                            finished_at_ms: now_ms(),
+                            completed: false,
+                            items_applied: 0,
+                            error: Some(error.to_string()),
+                        },
+                        None,
+                    );
+                    let backoff = failures.get_or_insert_with(|| {
+                        Backoff::new(Duration::from_secs(1).min(cold.interval), cold.interval)
+                    });
+                    delay = backoff.next_delay(rand::random());
+                }
+            }
+        }
+    }
+
+    /// Drops tombstones that every configured peer has seen (docs/PROTOCOL.md).
+    async fn collect_tombstones(&self, settings: &replication_core::Settings) {
+        let Some(manager) = self.manager.upgrade() else { return };
+        let synced = manager.synced_since_all();
+        let Some(horizon) = replication_merkle::gc_horizon(now_ms(), settings.tombstones.retention, &synced) else {
+            return;
+        };
+        match self.shared.store.purge_tombstones(horizon).await {
+            Ok(0) => {}
+            Ok(purged) => {
+                tracing::info!(purged, horizon, "collected tombstones every peer has seen");
+                ::metrics::counter!(TOMBSTONES_PURGED).increment(purged);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot collect tombstones"),
+        }
+    }
+}

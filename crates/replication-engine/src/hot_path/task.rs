@@ -1,0 +1,216 @@
+//! The per-peer hot-path loop.
+
+use super::apply::{apply_changes, Stopped};
+use super::resolve::{collapse, decide, Decision};
+use crate::metrics::{PeerMetrics, BACKPRESSURE_PAUSES};
+use crate::shared::Shared;
+use crate::status::PeerStatus;
+use crate::stop::Stop;
+use replication_core::{Backoff, Change, Cursor, PeerBackend, StreamId, SyncEngineRef, Tombstone};
+use replication_peer::{GapKind, TailBatch, TailEvent, TailerHandle};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How often a paused hot path re-asks `should_accept_writes` (a cheap, I/O-free call).
+const BACKPRESSURE_POLL: Duration = Duration::from_millis(50);
+
+/// One peer's hot path.
+pub(crate) struct HotPath<S> {
+    pub(crate) shared: Arc<Shared<S>>,
+    pub(crate) peer: Arc<dyn PeerBackend>,
+    pub(crate) status: Arc<PeerStatus>,
+    pub(crate) metrics: PeerMetrics,
+    pub(crate) repair_now: Arc<Notify>,
+    pub(crate) stop: Stop,
+}
+
+impl<S: SyncEngineRef> HotPath<S> {
+    /// Consumes tailer events until stopped. The batch in progress when the stop comes is
+    /// finished (or abandoned if the store keeps failing) before the loop ends.
+    pub(crate) async fn run(mut self, mut tailer: TailerHandle) {
+        let mut settings_rx = self.shared.settings_rx();
+        loop {
+            if !self.wait_until_store_accepts().await {
+                break;
+            }
+            let event = tokio::select! {
+                biased;
+                _ = self.stop.stopped() => break,
+                changed = settings_rx.changed() => {
+                    if changed.is_ok() {
+                        let settings = settings_rx.borrow_and_update().clone();
+                        tailer.set_options(crate::shared::tail_options(&settings));
+                    }
+                    continue;
+                }
+                event = tailer.recv() => event,
+            };
+            let Some(event) = event else { break };
+            match event {
+                TailEvent::Batch(batch) => {
+                    if self.process(batch).await.is_err() {
+                        break;
+                    }
+                }
+                TailEvent::Gap(gap) => self.on_gap(gap).await,
+                TailEvent::Error(error) => {
+                    tracing::warn!(peer = %self.peer.node_id(), error = %error, "stream read failed; the tailer retries");
+                    self.status.set_error(error);
+                }
+            }
+        }
+        tailer.stop().await;
+    }
+
+    /// Waits while the store asks for backpressure; false when stopped meanwhile.
+    async fn wait_until_store_accepts(&mut self) -> bool {
+        if self.shared.store.should_accept_writes() {
+            return true;
+        }
+        metrics::counter!(BACKPRESSURE_PAUSES).increment(1);
+        tracing::info!(peer = %self.peer.node_id(), "local store asks for backpressure; pausing reads");
+        while !self.shared.store.should_accept_writes() {
+            if !self.stop.sleep(BACKPRESSURE_POLL).await {
+                return false;
+            }
+        }
+        tracing::info!(peer = %self.peer.node_id(), "local store accepts writes again; resuming");
+        true
+    }
+
+    async fn on_gap(&mut self, gap: replication_peer::GapReport) {
+        match gap.kind {
+            GapKind::Trimmed { lost } => {
+                self.metrics.gap("trimmed");
+                tracing::warn!(peer = %self.peer.node_id(), after = %gap.after, ?lost, resume = %gap.resume_from.after,
+                    "entries after our cursor were trimmed from the peer's stream; repairing from its Merkle tree");
+            }
+            GapKind::Recreated => {
+                self.metrics.gap("recreated");
+                tracing::warn!(peer = %self.peer.node_id(), after = %gap.after, "the peer's stream was recreated; reading it from the start and repairing");
+                // The old cursor means nothing in the new stream: record where we resume.
+                self.checkpoint(gap.resume_from.after, gap.resume_from.entries_added).await;
+            }
+        }
+        self.repair_now.notify_one();
+    }
+
+    /// Applies one batch and moves the cursor past it.
+    async fn process(&mut self, batch: TailBatch) -> Result<(), Stopped> {
+        let started = std::time::Instant::now();
+        let TailBatch { records, last_id, position, lag } = batch;
+        let read = records.len() as u64;
+        self.metrics.read.increment(read);
+        self.metrics.batch_size.record(read as f64);
+        let collapsed = collapse(records);
+        self.metrics.collapsed.increment(collapsed.superseded);
+        for rejected in &collapsed.rejected {
+            tracing::warn!(peer = %self.peer.node_id(), entry = %rejected.entry_id, key = ?rejected.key,
+                reason = %rejected.reason, "bad CDC entry skipped");
+            self.metrics.rejected(rejected.reason.label());
+        }
+
+        let delete_keys = collapsed.delete_keys();
+        let peer_tombstones: HashMap<String, Tombstone> = if delete_keys.is_empty() {
+            HashMap::new()
+        } else {
+            let peer = self.peer.clone();
+            let found = self.retry("read the peer's tombstones", || peer.read_tombstones(&delete_keys)).await?;
+            delete_keys.iter().cloned().zip(found).filter_map(|(k, t)| t.map(|t| (k, t))).collect()
+        };
+        let keys = collapsed.keys();
+        let store = self.shared.store.clone();
+        let local = self.retry("read local states", || store.local_states(&keys)).await?;
+
+        let mut changes = Vec::with_capacity(collapsed.events.len());
+        let (mut duplicates, mut stale) = (0u64, 0u64);
+        for ((entry_id, event), local) in collapsed.events.into_iter().zip(local) {
+            let tombstone = peer_tombstones.get(event.key()).cloned();
+            match decide(entry_id, event, local.as_ref(), tombstone) {
+                Decision::Apply(change) => changes.push(change),
+                Decision::Duplicate => duplicates += 1,
+                Decision::Stale => stale += 1,
+                Decision::CheckCurrent(change) => {
+                    if self.is_current(&change).await? {
+                        duplicates += 1;
+                    } else {
+                        changes.push(change);
+                    }
+                }
+            }
+        }
+        self.metrics.deduped.increment(duplicates);
+        self.metrics.stale.increment(stale);
+
+        let settings = self.shared.settings();
+        let outcome = apply_changes(
+            &*self.shared.store,
+            &self.shared.circuit,
+            &settings.sync_engine,
+            &self.metrics,
+            changes,
+            &mut self.stop,
+        )
+        .await?;
+        self.metrics.applied.increment(outcome.applied);
+        self.metrics.apply_seconds.record(started.elapsed().as_secs_f64());
+
+        debug_assert_eq!(position.after, last_id);
+        self.checkpoint(last_id, position.entries_added).await;
+        self.status.set_lag(lag.ms, lag.entries, lag.entries.is_some_and(|behind| behind > 0));
+        self.metrics.lag_ms.set(lag.ms as f64);
+        if let Some(entries) = lag.entries {
+            self.metrics.lag_entries.set(entries as f64);
+        }
+        self.status.clear_error();
+        Ok(())
+    }
+
+    async fn is_current(&mut self, change: &Change) -> Result<bool, Stopped> {
+        let Change::Put(item) = change else { return Ok(false) };
+        let store = self.shared.store.clone();
+        self.retry("ask the local store for the current hash", || store.is_current(&item.key, &item.content_hash)).await
+    }
+
+    /// Records the cursor (the store coalesces; it flushes on its own schedule and at shutdown).
+    async fn checkpoint(&mut self, stream_id: StreamId, entries_added: Option<u64>) {
+        self.status.set_cursor(stream_id);
+        let cursor = Cursor {
+            peer_id: self.peer.node_id().to_owned(),
+            stream_id,
+            entries_added,
+            updated_at_ms: crate::clock::now_ms(),
+        };
+        if let Err(e) = self.shared.cursors.set(cursor).await {
+            tracing::error!(peer = %self.peer.node_id(), error = %e, "cannot record the cursor");
+            metrics::counter!(crate::metrics::CURSOR_FLUSH_ERRORS).increment(1);
+        }
+    }
+
+    /// Retries a read the batch cannot do without, with capped backoff, until it works or
+    /// the engine stops.
+    async fn retry<T, E, F, Fut>(&mut self, what: &str, mut call: F) -> Result<T, Stopped>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let settings = self.shared.settings();
+        let mut backoff = Backoff::new(settings.sync_engine.retry_initial_delay, settings.sync_engine.retry_max_delay);
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer.node_id(), error = %e, "cannot {what}; retrying");
+                    self.status.set_error(format!("cannot {what}: {e}"));
+                    if !self.stop.sleep(backoff.next_delay(rand::random())).await {
+                        return Err(Stopped);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Starting and stopping one peer's tasks (tailer, hot path, cold path).
+
+use crate::cold_path::ColdPath;
+use crate::connector::PeerConnector;
+use crate::hot_path::HotPath;
+use crate::metrics::PeerMetrics;
+use crate::peer_manager::{PeerManager, PeerSlot, RunningPeer};
+use crate::shared::{tail_options, Shared};
+use crate::status::PeerStatus;
+use crate::stop::StopSwitch;
+use replication_core::{PeerConfig, StreamId, SyncEngineRef};
+use replication_peer::{StreamTailer, TailStart};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Longest wait for a peer's connections to close on shutdown: a dead peer must not hang it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Starts and stops peers of one engine.
+pub(crate) struct Lifecycle<S> {
+    pub(crate) shared: Arc<Shared<S>>,
+    pub(crate) manager: Arc<PeerManager>,
+    pub(crate) connector: Arc<dyn PeerConnector>,
+}
+
+impl<S: SyncEngineRef> Lifecycle<S> {
+    /// Adds `config` and, when enabled, connects it and spawns its tasks. Never waits for
+    /// the peer: an unreachable one keeps reconnecting and shows in health.
+    pub(crate) async fn start_peer(&self, config: PeerConfig, first_repair_delay: Duration) {
+        let status = self.manager.status_of(&config.node_id).unwrap_or_else(|| Arc::new(PeerStatus::default()));
+        let running = if config.enabled { self.spawn(&config, &status, first_repair_delay).await } else { None };
+        if !config.enabled {
+            tracing::info!(peer = %config.node_id, "peer disabled in config; kept idle");
+        }
+        self.manager.insert(PeerSlot { config, status, running });
+    }
+
+    async fn spawn(&self, config: &PeerConfig, status: &Arc<PeerStatus>, first_repair_delay: Duration) -> Option<RunningPeer> {
+        let settings = self.shared.settings();
+        let backend = match self.connector.connect(config, &settings) {
+            Ok(backend) => backend,
+            Err(e) => {
+                tracing::error!(peer = %config.node_id, error = %e, "cannot set up peer");
+                status.set_error(e);
+                return None;
+            }
+        };
+        let start = self.start_position(&config.node_id).await;
+        if let Some(cursor) = start.after.gt(&StreamId::ZERO).then_some(start.after) {
+            status.set_cursor(cursor);
+        }
+        tracing::info!(peer = %config.node_id, url = %config.redacted_url(), after = %start.after, "starting peer");
+        let tailer = StreamTailer::spawn(backend.clone(), start, tail_options(&settings));
+        let (switch, stop) = StopSwitch::new();
+        let repair_now = Arc::new(Notify::new());
+        let metrics = PeerMetrics::new(&config.node_id);
+        let hot = HotPath {
+            shared: self.shared.clone(),
+            peer: backend.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            repair_now: repair_now.clone(),
+            stop: stop.clone(),
+        };
+        let cold = ColdPath {
+            shared: self.shared.clone(),
+            peer: backend.clone(),
+            status: status.clone(),
+            metrics,
+            repair_now: repair_now.clone(),
+            stop,
+            manager: Arc::downgrade(&self.manager),
+            first_delay: first_repair_delay,
+        };
+        let tasks = vec![tokio::spawn(hot.run(tailer)), tokio::spawn(cold.run())];
+        Some(RunningPeer { backend, switch, tasks, repair_now })
+    }
+
+    /// Where to resume: the peer's checkpointed cursor, or the beginning.
+    async fn start_position(&self, node_id: &str) -> TailStart {
+        // A peer re-added by a reload resumes where it was: make what the hot path set durable
+        // and visible before reading it back.
+        if let Err(e) = self.shared.cursors.flush().await {
+            tracing::warn!(error = %e, "cannot flush cursors");
+        }
+        match self.shared.cursors.load_all().await {
+            Ok(cursors) => cursors
+                .into_iter()
+                .find(|c| c.peer_id == node_id)
+                .map_or(TailStart::default(), |c| TailStart { after: c.stream_id, entries_added: c.entries_added }),
+            Err(e) => {
+                // Without a cursor the stream is read from the start: re-applying is harmless.
+                tracing::error!(peer = %node_id, error = %e, "cannot load cursor; reading the stream from the start");
+                TailStart::default()
+            }
+        }
+    }
+
+    /// Stops and removes a peer; its cursor stays in the store.
+    pub(crate) async fn remove_peer(&self, node_id: &str, drain: Duration) {
+        if let Some(slot) = self.manager.remove(node_id) {
+            stop_slot(slot, drain).await;
+        }
+    }
+
+    /// Restarts a peer with new settings (URL, prefix, TLS, enabled).
+    pub(crate) async fn restart_peer(&self, config: PeerConfig, drain: Duration) {
+        if let Some(mut slot) = self.manager.remove(&config.node_id) {
+            let status = slot.status.clone();
+            if let Some(running) = slot.running.take() {
+                stop_running(&config.node_id, running, drain).await;
+            }
+            self.manager.insert(PeerSlot { config: config.clone(), status, running: None });
+        }
+        self.start_peer(config, Duration::ZERO).await;
+    }
+
+    /// Stops every peer concurrently, each bounded by `drain`.
+    pub(crate) async fn stop_all(&self, drain: Duration) {
+        let slots = self.manager.take_all();
+        futures::future::join_all(slots.into_iter().map(|slot| stop_slot(slot, drain))).await;
+    }
+}
+
+async fn stop_slot(mut slot: PeerSlot, drain: Duration) {
+    if let Some(running) = slot.running.take() {
+        stop_running(&slot.config.node_id, running, drain).await;
+    }
+}
+
+/// Signals the tasks, waits for them to finish their batch (bounded), then closes the peer.
+async fn stop_running(node_id: &str, running: RunningPeer, drain: Duration) {
+    running.switch.stop();
+    let deadline = tokio::time::Instant::now() + drain;
+    for mut task in running.tasks {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            tracing::warn!(peer = %node_id, "peer task did not finish in time; abandoning it");
+            task.abort();
+        }
+    }
+    if tokio::time::timeout(CLOSE_TIMEOUT, running.backend.close()).await.is_err() {
+        tracing::warn!(peer = %node_id, "closing the peer's connections timed out");
+    }
+}

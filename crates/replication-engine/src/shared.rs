@@ -1,0 +1,42 @@
+//! What every task of a running engine shares: the store, its circuit, the cursor store
+//! and the live settings.
+
+use crate::circuit::SyncEngineCircuit;
+use replication_core::{CursorStore, Settings};
+use replication_peer::TailOptions;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Shared context of a running engine.
+pub(crate) struct Shared<S> {
+    pub(crate) store: Arc<S>,
+    pub(crate) circuit: SyncEngineCircuit,
+    pub(crate) cursors: Arc<dyn CursorStore>,
+    settings: watch::Receiver<Arc<Settings>>,
+}
+
+impl<S> Shared<S> {
+    pub(crate) fn new(
+        store: Arc<S>,
+        circuit: SyncEngineCircuit,
+        cursors: Arc<dyn CursorStore>,
+        settings: watch::Receiver<Arc<Settings>>,
+    ) -> Self {
+        Self { store, circuit, cursors, settings }
+    }
+
+    /// The settings in force now (reloads replace them).
+    pub(crate) fn settings(&self) -> Arc<Settings> {
+        self.settings.borrow().clone()
+    }
+
+    /// A receiver to be told of settings changes.
+    pub(crate) fn settings_rx(&self) -> watch::Receiver<Arc<Settings>> {
+        self.settings.clone()
+    }
+}
+
+/// Tailer options from the hot-path and peer settings.
+pub(crate) fn tail_options(settings: &Settings) -> TailOptions {
+    TailOptions::from_settings(&settings.hot_path, &settings.peer)
+}
