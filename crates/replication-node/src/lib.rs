@@ -10,6 +10,13 @@
 //! writes follow the conflict order of docs/PROTOCOL.md: a change that does not beat the
 //! stored item or tombstone is a no-op, and they never append to the CDC stream (no echo).
 //!
+//! Local puts take `version = max(item, tombstone version) + 1` and `updated_at = now`, but
+//! never earlier than the key's last write. A local delete leaves a tombstone one version
+//! above the item; deleting an absent key is a no-op with no CDC entry. A bare
+//! `delete_replicated` (no tombstone known) deletes the version held, stamped
+//! `{version: held, deleted_at: max(now, its updated_at)}`; a replicated delete of an absent
+//! key still records its tombstone when it beats any tombstone already kept.
+//!
 //! # Consistency
 //! Redis has no SHA-256 in Lua, so hashes are computed here. A batch (`writer`):
 //! 1. reads, in one pipeline, the write token `{prefix}store:epoch`, the batch's items and

@@ -54,6 +54,20 @@ async fn sync_engine_items_give_the_root_and_children_it_reported() {
                 "{file}: children of {path:?}"
             );
         }
+        let paths: Vec<String> = dump["merkle_children"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let many = store.get_merkle_children_many(&paths).await.unwrap();
+        for (path, children) in paths.iter().zip(many) {
+            assert_eq!(
+                children,
+                store.get_merkle_children(path).await.unwrap(),
+                "{file}: many vs one for {path:?}"
+            );
+        }
         // Items are stored byte for byte as sync-engine stores them.
         for (id, raw) in dump["items_raw_b64"].as_object().unwrap() {
             let theirs = base64::engine::general_purpose::STANDARD
