@@ -1,0 +1,179 @@
+//! The daemon's config file: the engine config of BRIEF.md plus `[node]` and `[http]`.
+//!
+//! serde cannot combine `flatten` with `deny_unknown_fields`, so the file is split by hand:
+//! `[node]` and `[http]` are taken out, and the rest must be exactly an engine config.
+//! Every error names the file and the offending field.
+
+use replication_engine::{ConfigError, ReplicationEngineConfig};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything `replicationd` reads from its config file.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DaemonConfig {
+    /// The engine's own configuration.
+    pub(crate) engine: ReplicationEngineConfig,
+    /// The local store.
+    pub(crate) node: NodeSection,
+    /// The HTTP endpoint.
+    pub(crate) http: HttpSection,
+}
+
+/// `[node]`: this node's own Redis.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeSection {
+    /// `redis://host:port[/db]` of the node's own Redis (required).
+    pub(crate) redis_url: String,
+    /// Prefix of every key this node writes. Default `""`.
+    #[serde(default)]
+    pub(crate) redis_prefix: String,
+    /// Largest item content accepted, in bytes. Default 16 MiB.
+    #[serde(default = "default_max_payload")]
+    pub(crate) max_payload_bytes: usize,
+    /// Approximate length the node's CDC stream is trimmed to. Default 100000.
+    #[serde(default = "default_cdc_maxlen")]
+    pub(crate) cdc_maxlen: u64,
+}
+
+/// `[http]`: health, readiness and metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpSection {
+    /// Address to listen on. Default `127.0.0.1:9464`.
+    #[serde(default = "default_listen")]
+    pub(crate) listen: SocketAddr,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self { listen: default_listen() }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+fn default_max_payload() -> usize {
+    16 * 1024 * 1024
+}
+fn default_cdc_maxlen() -> u64 {
+    100_000
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DaemonConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a field of the wrong type or name.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the field.
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("config file {path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Names the field.
+        source: ConfigError,
+    },
+}
+
+impl DaemonConfig {
+    /// Reads, parses and validates `path`.
+    pub(crate) fn load(path: &Path) -> Result<Self, DaemonConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DaemonConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text).map_err(|e| match e {
+            ParseError::Syntax(message) => DaemonConfigError::Parse { path: path.into(), message },
+            ParseError::Invalid(source) => DaemonConfigError::Invalid { path: path.into(), source },
+        })
+    }
+
+    fn parse(text: &str) -> Result<Self, ParseError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
+        let node = table
+            .remove("node")
+            .ok_or_else(|| ParseError::Syntax("missing section [node] (redis_url of this node's Redis)".into()))?;
+        let node: NodeSection = node.try_into().map_err(|e| section_error("node", e))?;
+        let http: HttpSection = match table.remove("http") {
+            Some(http) => http.try_into().map_err(|e| section_error("http", e))?,
+            None => HttpSection::default(),
+        };
+        let engine: ReplicationEngineConfig =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ParseError::Syntax(e.message().to_owned()))?;
+        engine.validate().map_err(ParseError::Invalid)?;
+        replication_engine::config::validate_redis_url(&node.redis_url)
+            .map_err(|why| ParseError::Invalid(ConfigError::new("node.redis_url", why)))?;
+        if node.max_payload_bytes == 0 {
+            return Err(ParseError::Invalid(ConfigError::new("node.max_payload_bytes", "must be positive")));
+        }
+        Ok(Self { engine, node, http })
+    }
+}
+
+enum ParseError {
+    Syntax(String),
+    Invalid(ConfigError),
+}
+
+fn section_error(section: &str, e: toml::de::Error) -> ParseError {
+    ParseError::Syntax(format!("[{section}]: {}", e.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+local_node_id = "a"
+[[peers]]
+node_id = "b"
+redis_url = "redis://127.0.0.1:7001"
+[node]
+redis_url = "redis://127.0.0.1:7000"
+redis_prefix = "a:"
+[http]
+listen = "127.0.0.1:9001"
+[cursor]
+sqlite_path = "/tmp/a.db"
+"#;
+
+    fn parse_err(text: &str) -> String {
+        match DaemonConfig::parse(text) {
+            Ok(_) => panic!("config should be refused"),
+            Err(ParseError::Syntax(m)) => m,
+            Err(ParseError::Invalid(e)) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let config = DaemonConfig::parse(GOOD).unwrap_or_else(|_| panic!("good config"));
+        assert_eq!(config.node.redis_prefix, "a:");
+        assert_eq!(config.http.listen.port(), 9001);
+        assert_eq!(config.engine.peers[0].node_id, "b");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(parse_err(&GOOD.replace("[http]", "[http]\nport = 3")).contains("port"));
+        assert!(parse_err(&GOOD.replace("redis_prefix = \"a:\"", "prefix = \"a:\"")).contains("prefix"));
+        assert!(parse_err(&GOOD.replace("local_node_id = \"a\"", "local_node_id = \"a\"\nbogus = 1")).contains("bogus"));
+        assert!(parse_err(&GOOD.replace("redis://127.0.0.1:7001", "http://x")).contains("peers[0].redis_url"));
+        assert!(parse_err(&GOOD.replace("redis://127.0.0.1:7000", "nope")).contains("node.redis_url"));
+        assert!(parse_err(&GOOD.replace("127.0.0.1:9001", "not-an-address")).contains("listen"));
+        assert!(parse_err("local_node_id = \"a\"").contains("[node]"));
+    }
+}

@@ -1,0 +1,85 @@
+//! `replicationd run`: engine + HTTP endpoint + signals until SIGTERM/SIGINT.
+//!
+//! SIGHUP re-reads the config file and hands the engine section to the engine's watch
+//! channel; an invalid file is logged and ignored, the running config stays.
+
+use crate::config::DaemonConfig;
+use crate::engine_cell::EngineCell;
+use crate::node::connect_store;
+use anyhow::{Context, Result};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use replication_engine::ReplicationEngine;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+/// Runs the daemon until a termination signal.
+pub(crate) async fn run(config_path: &Path) -> Result<()> {
+    let config = DaemonConfig::load(config_path)?;
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the Prometheus metrics recorder")?;
+    let store = connect_store(&config.node).await?;
+    // Bind before starting the engine, so a port in use fails fast and clearly.
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is the port in use?)", config.http.listen))?;
+
+    let (config_tx, config_rx) = watch::channel(config.engine.clone());
+    let engine = ReplicationEngine::with_sync_engine(config.engine.clone(), config_rx, Arc::new(store));
+    let cell = Arc::new(EngineCell::new(engine));
+    cell.start().await.context("engine failed to start")?;
+    tracing::info!(
+        node = %config.engine.local_node_id,
+        http = %config.http.listen,
+        peers = config.engine.peers.len(),
+        "replicationd running"
+    );
+
+    let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = crate::http::router(cell.clone(), prometheus);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = http_stop_rx.await;
+            })
+            .await
+    });
+
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let mut running = config;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hup.recv() => reload(config_path, &mut running, &config_tx),
+        }
+    }
+    cell.shutdown().await;
+    let _ = http_stop_tx.send(());
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+    }
+    tracing::info!("replicationd stopped");
+    Ok(())
+}
+
+fn reload(path: &Path, running: &mut DaemonConfig, tx: &watch::Sender<replication_engine::ReplicationEngineConfig>) {
+    match DaemonConfig::load(path) {
+        Err(e) => tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays"),
+        Ok(new) => {
+            if new.node != running.node || new.http != running.http {
+                tracing::warn!("SIGHUP: [node] and [http] changes take effect only after a restart");
+            }
+            tracing::info!(peers = new.engine.peers.len(), "SIGHUP: config reloaded");
+            // Nobody listening only means the engine is gone; the daemon is stopping anyway.
+            let _ = tx.send(new.engine.clone());
+            *running = new;
+        }
+    }
+}
