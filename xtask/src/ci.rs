@@ -49,11 +49,3 @@ fn check_core_has_no_io() -> Result<()> {
     eprintln!("xtask: replication-core depends on none of {FORBIDDEN_IN_CORE:?}");
     Ok(())
 }
-
-/// Release benchmarks; figures go to docs/BENCHMARKS.md.
-pub(crate) fn bench(extra: &[String]) -> Result<()> {
-    ensure_redis_server()?;
-    let mut cmd = cargo(&["bench", "--workspace"]);
-    cmd.args(extra);
-    run(&mut cmd)
-}

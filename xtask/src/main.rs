@@ -2,7 +2,10 @@
 //!
 //! Kept to few dependencies so it builds in seconds on a fresh machine.
 
+mod bench;
+mod chaos;
 mod ci;
+mod demo;
 mod redis;
 mod run;
 
@@ -12,9 +15,12 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo    a live three-node mesh on loopback: concurrent writes, a crash, a trim, repair
   test    make sure redis-server is available, then run every test of the workspace
   ci      cargo fmt --check, clippy -D warnings, the core dependency check, then test
-  bench   release benchmarks (see docs/BENCHMARKS.md)
+  bench   release benchmarks; writes docs/BENCHMARKS.md
+  soak    the mesh fault scenarios at scale: cargo xtask soak --minutes N
+  fuzz    run each cargo-fuzz target briefly (installs cargo-fuzz; needs nightly)
 ";
 
 fn main() -> Result<()> {
@@ -24,7 +30,10 @@ fn main() -> Result<()> {
     match command.as_str() {
         "test" => ci::test(&rest),
         "ci" => ci::ci(),
-        "bench" => ci::bench(&rest),
+        "demo" => demo::run(&rest),
+        "bench" => bench::run(&rest),
+        "soak" => chaos::soak(&rest),
+        "fuzz" => chaos::fuzz(&rest),
         "" | "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
