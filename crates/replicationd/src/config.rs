@@ -91,6 +91,23 @@ pub(crate) enum DaemonConfigError {
     },
 }
 
+/// The file as written: the engine's four top-level fields plus the daemon's sections.
+/// Parsing it in one piece keeps toml's positions, so every error names its line and key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DaemonFile {
+    local_node_id: String,
+    #[serde(default)]
+    peers: Vec<replication_engine::PeerConfig>,
+    #[serde(default)]
+    settings: replication_engine::Settings,
+    #[serde(default)]
+    cursor: replication_engine::config::CursorConfig,
+    node: NodeSection,
+    #[serde(default)]
+    http: HttpSection,
+}
+
 impl DaemonConfig {
     /// Reads, parses and validates `path`.
     pub(crate) fn load(path: &Path) -> Result<Self, DaemonConfigError> {
@@ -102,24 +119,20 @@ impl DaemonConfig {
     }
 
     fn parse(text: &str) -> Result<Self, ParseError> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
-        let node = table
-            .remove("node")
-            .ok_or_else(|| ParseError::Syntax("missing section [node] (redis_url of this node's Redis)".into()))?;
-        let node: NodeSection = node.try_into().map_err(|e| section_error("node", e))?;
-        let http: HttpSection = match table.remove("http") {
-            Some(http) => http.try_into().map_err(|e| section_error("http", e))?,
-            None => HttpSection::default(),
+        let file: DaemonFile = toml::from_str(text).map_err(|e| ParseError::Syntax(one_line(text, &e)))?;
+        let engine = ReplicationEngineConfig {
+            local_node_id: file.local_node_id,
+            peers: file.peers,
+            settings: file.settings,
+            cursor: file.cursor,
         };
-        let engine: ReplicationEngineConfig =
-            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ParseError::Syntax(e.message().to_owned()))?;
         engine.validate().map_err(ParseError::Invalid)?;
-        replication_engine::config::validate_redis_url(&node.redis_url)
+        replication_engine::config::validate_redis_url(&file.node.redis_url)
             .map_err(|why| ParseError::Invalid(ConfigError::new("node.redis_url", why)))?;
-        if node.max_payload_bytes == 0 {
+        if file.node.max_payload_bytes == 0 {
             return Err(ParseError::Invalid(ConfigError::new("node.max_payload_bytes", "must be positive")));
         }
-        Ok(Self { engine, node, http })
+        Ok(Self { engine, node: file.node, http: file.http })
     }
 }
 
@@ -128,8 +141,17 @@ enum ParseError {
     Invalid(ConfigError),
 }
 
-fn section_error(section: &str, e: toml::de::Error) -> ParseError {
-    ParseError::Syntax(format!("[{section}]: {}", e.message()))
+/// toml's error as one line: position, message, and the offending line (which shows the key).
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim();
+    match e.span() {
+        Some(span) => {
+            let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            format!("line {line_no}: {message} (at `{line}`)")
+        }
+        None => message.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +196,6 @@ sqlite_path = "/tmp/a.db"
         assert!(parse_err(&GOOD.replace("redis://127.0.0.1:7001", "http://x")).contains("peers[0].redis_url"));
         assert!(parse_err(&GOOD.replace("redis://127.0.0.1:7000", "nope")).contains("node.redis_url"));
         assert!(parse_err(&GOOD.replace("127.0.0.1:9001", "not-an-address")).contains("listen"));
-        assert!(parse_err("local_node_id = \"a\"").contains("[node]"));
+        assert!(parse_err("local_node_id = \"a\"").contains("node"));
     }
 }

@@ -1,0 +1,275 @@
+//! Drives the real `replicationd` binary as a subprocess against private redis-servers:
+//! config errors, HTTP endpoints, SIGTERM drain, SIGHUP reload, and replication end to end.
+
+use replication_testkit::RedisServer;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_replicationd");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One node: its Redis, its config file, its HTTP address.
+struct Node {
+    name: String,
+    redis: RedisServer,
+    http: SocketAddr,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Self {
+            name: name.to_owned(),
+            redis: RedisServer::start().unwrap(),
+            http: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            config: dir.path().join(format!("{name}.toml")),
+            _dir: dir,
+        };
+        node.write_config(&[]);
+        node
+    }
+
+    fn prefix(&self) -> String {
+        format!("{}:", self.name)
+    }
+
+    /// Writes the config file with these peers.
+    fn write_config(&self, peers: &[&Node]) {
+        let mut text = format!(
+            "local_node_id = \"{name}\"\n\
+             [settings.hot_path]\nblock_timeout = \"200ms\"\n\
+             [settings.cold_path]\ninterval = \"2s\"\n\
+             [settings]\nshutdown_timeout = \"5s\"\n\
+             [cursor]\nsqlite_path = \"{db}\"\n\
+             [node]\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n\
+             [http]\nlisten = \"{http}\"\n",
+            name = self.name,
+            db = self.config.with_extension("db").display(),
+            url = self.redis.url(),
+            prefix = self.prefix(),
+            http = self.http,
+        );
+        for peer in peers {
+            text.push_str(&format!(
+                "[[peers]]\nnode_id = \"{}\"\nredis_url = \"{}\"\nredis_prefix = \"{}\"\n",
+                peer.name,
+                peer.redis.url(),
+                peer.prefix()
+            ));
+        }
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    fn spawn(&self) -> Daemon {
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon { child, http: self.http };
+        daemon.wait_until("it serves /health", |d| d.get("/health").is_some());
+        daemon
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let (command, rest) = args.split_first().unwrap();
+        Command::new(BIN).arg(command).arg("--config").arg(&self.config).args(rest).output().unwrap()
+    }
+}
+
+struct Daemon {
+    child: Child,
+    http: SocketAddr,
+}
+
+impl Daemon {
+    /// `(status, body)` of a GET, or None when nothing answers.
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.http, path)
+    }
+
+    fn wait_until(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check(self) {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for exit; returns (success, stderr).
+    fn wait_exit(mut self) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                return (status.success(), stderr);
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn check_config(path: &Path) -> Output {
+    Command::new(BIN).args(["check-config", "--config"]).arg(path).output().unwrap()
+}
+
+#[test]
+fn config_errors_are_one_clear_line_naming_the_field() {
+    let node = Node::new("a");
+    assert!(check_config(&node.config).status.success());
+
+    let text = std::fs::read_to_string(&node.config).unwrap();
+    let cases = [
+        (text.replace("[http]", "[http]\nbogus_field = 1"), "bogus_field"),
+        (text.replace("block_timeout = \"200ms\"", "block_timeout = \"soon\""), "block_timeout"),
+        (format!("{text}[[peers]]\nnode_id = \"a\"\nredis_url = \"redis://h:1\"\n"), "peers[0].node_id"),
+        (format!("{text}[[peers]]\nnode_id = \"b\"\nredis_url = \"http://h:1\"\n"), "peers[0].redis_url"),
+        (text.replace("[node]\n", "[nodes]\n"), "node"),
+    ];
+    for (bad, field) in cases {
+        std::fs::write(&node.config, &bad).unwrap();
+        let out = check_config(&node.config);
+        assert!(!out.status.success(), "config naming {field} should be refused");
+        let err = stderr_of(&out);
+        assert!(err.contains(field), "error should name {field}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    let missing = check_config(Path::new("/nonexistent/replicationd.toml"));
+    assert!(stderr_of(&missing).contains("cannot read config file"));
+}
+
+#[test]
+fn unreachable_local_redis_and_port_in_use_are_clear_errors() {
+    let node = Node::new("a");
+    // The local Redis is gone.
+    let dead_url = node.redis.url();
+    drop(node.redis);
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&node.config).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("cannot reach this node's Redis") && err.contains(&dead_url), "{err}");
+
+    // The HTTP port is taken.
+    let other = Node::new("b");
+    let _taken = TcpListener::bind(other.http).unwrap();
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&other.config).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains(&format!("cannot listen on {}", other.http)), "{err}");
+}
+
+#[test]
+fn http_endpoints_and_sigterm_drain() {
+    let (a, b) = (Node::new("a"), Node::new("b"));
+    a.write_config(&[&b]);
+    let daemon = a.spawn();
+    daemon.wait_until("it is ready and its peer connected", |d| {
+        d.get("/health").is_some_and(|(status, body)| status == 200 && body.contains("\"peers_connected\":1"))
+    });
+    let (status, body) = daemon.get("/health").unwrap();
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["state"], "Running");
+    assert_eq!(health["peers"][0]["node_id"], "b");
+    assert!(!body.contains("redis://"), "no URLs (secrets) in health output");
+    assert_eq!(daemon.get("/ready").unwrap().0, 200);
+    let (status, metrics) = daemon.get("/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("replication_engine_state"), "{metrics}");
+    assert!(metrics.contains("replicationd_ready 1"), "{metrics}");
+
+    let status = a.cli(&["status"]);
+    assert!(status.status.success(), "{}", stderr_of(&status));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("engine Running"));
+
+    daemon.signal("TERM");
+    let (ok, stderr) = daemon.wait_exit();
+    assert!(ok, "SIGTERM must exit 0: {stderr}");
+    assert!(stderr.contains("replicationd stopped"), "{stderr}");
+    // The cursor database was checkpointed and closed cleanly.
+    assert!(a.config.with_extension("db").exists());
+}
+
+#[test]
+fn put_on_one_node_is_readable_on_the_other_and_deletes_follow() {
+    let (a, b) = (Node::new("a"), Node::new("b"));
+    a.write_config(&[&b]);
+    b.write_config(&[&a]);
+    let (_da, db) = (a.spawn(), b.spawn());
+    let put = a.cli(&["put", "uk.patient.1", "hello from a"]);
+    assert!(put.status.success(), "{}", stderr_of(&put));
+    db.wait_until("b has a's write", |_| {
+        let out = b.cli(&["get", "uk.patient.1"]);
+        out.status.success() && String::from_utf8_lossy(&out.stdout) == "hello from a\n"
+    });
+    assert!(b.cli(&["put", "uk.patient.2", "from b"]).status.success());
+    db.wait_until("a has b's write", |_| a.cli(&["get", "uk.patient.2"]).status.success());
+    assert!(a.cli(&["del", "uk.patient.1"]).status.success());
+    db.wait_until("the delete reaches b", |_| !b.cli(&["get", "uk.patient.1"]).status.success());
+    let missing = b.cli(&["get", "uk.patient.1"]);
+    assert!(stderr_of(&missing).contains("not found"));
+}
+
+#[test]
+fn sighup_adds_a_peer_and_an_invalid_reload_is_ignored() {
+    let (a, b) = (Node::new("a"), Node::new("b"));
+    let daemon = a.spawn();
+    assert!(b.cli(&["put", "k.from-b", "v"]).status.success());
+
+    // An invalid file on SIGHUP is logged and ignored: the daemon keeps running.
+    std::fs::write(&a.config, "local_node_id = \"a\"\nbroken = true\n").unwrap();
+    daemon.signal("HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(daemon.get("/ready").map(|r| r.0), Some(200));
+
+    a.write_config(&[&b]);
+    daemon.signal("HUP");
+    daemon.wait_until("the new peer shows in health", |d| {
+        d.get("/health").is_some_and(|(_, body)| body.contains("\"node_id\":\"b\""))
+    });
+    daemon.wait_until("b's data arrives", |_| a.cli(&["get", "k.from-b"]).status.success());
+    daemon.signal("TERM");
+    let (ok, stderr) = daemon.wait_exit();
+    assert!(ok);
+    assert!(stderr.contains("config not reloaded"), "the invalid reload is logged: {stderr}");
+    assert!(stderr.contains("config reloaded"), "{stderr}");
+}
