@@ -1,1 +1,21 @@
-//! placeholder
+//! Mesh fault-injection harness: N nodes (private redis-server + node store + engine), a
+//! fault-injecting proxy on every engine→peer link, a seeded workload with a model of the
+//! expected winner per key, and a checker that compares every node against the model.
+//!
+//! The scenarios live in `tests/`; docs/RELIABILITY.md maps each fault to its test.
+
+pub mod daemon;
+pub mod gate;
+pub mod mesh;
+pub mod model;
+pub mod proxy;
+pub mod resp;
+pub mod scenario;
+pub mod workload;
+
+pub use gate::Gate;
+pub use mesh::{Mesh, MeshOptions, Node};
+pub use model::{Model, Observed};
+pub use proxy::{FaultProxy, LinkMode};
+pub use scenario::Scenario;
+pub use workload::Workload;
