@@ -132,8 +132,14 @@ fn spawn_child(
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("ACK ") {
-                if acks.send(n.parse::<u64>().unwrap()).is_err() {
+            // libtest writes `test child_writer ... ` without a newline before the test
+            // runs, so the first ack shares its line: look for the marker anywhere.
+            if let Some(at) = line.rfind("ACK ") {
+                let n: u64 = line[at + 4..]
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad ack line {line:?}"));
+                if acks.send(n).is_err() {
                     break;
                 }
             }
@@ -201,20 +207,23 @@ async fn flushed_cursors_survive_sigkill_at_random_moments() {
     for kill in 0..20 {
         let start = durable.map_or(1, |n| n + 1);
         let (mut child, acks) = spawn_child(&path, 1, start, None);
+        let mut first_ack = None;
         if kill % 4 == 0 {
             // Sometimes kill without waiting: during start-up, open or schema creation.
             thread::sleep(Duration::from_millis(random.below(60)));
         } else {
             // Otherwise once the loop runs, at a random point within it.
-            acks.recv_timeout(Duration::from_secs(120))
-                .expect("child acknowledged no flush");
+            first_ack = Some(
+                acks.recv_timeout(Duration::from_secs(120))
+                    .expect("child acknowledged no flush"),
+            );
             thread::sleep(Duration::from_millis(random.below(150)));
         }
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         // The reader thread ends at EOF, so this drains every ack the child printed. A
         // child that acknowledged nothing leaves the previous children's durable round.
-        let acknowledged = acks.iter().last().or(durable);
+        let acknowledged = acks.iter().last().or(first_ack).or(durable);
 
         let found = stored_round(&path, 1).await;
         eprintln!("kill {kill}: last acknowledged round {acknowledged:?}, store holds {found:?}");

@@ -77,15 +77,22 @@ impl Database {
             Err(OpenFailure::Busy(e) | OpenFailure::Fatal(e)) => return Err(e),
             Err(OpenFailure::Corrupt(detail)) => detail,
         };
-        let aside = recovery::move_aside(path)
-            .map_err(|e| unavailable(&location, "moving the corrupt database aside", e))?;
-        tracing::error!(
-            path = %location,
-            moved_to = %aside.display(),
-            %detail,
-            "cursor database is corrupt: moved it aside and starting an empty one; peers without a cursor \
-             are read afresh and the cold path repairs any gap"
-        );
+        match recovery::move_aside(path)
+            .map_err(|e| unavailable(&location, "moving the corrupt database aside", e))?
+        {
+            Some(aside) => tracing::error!(
+                path = %location,
+                moved_to = %aside.display(),
+                %detail,
+                "cursor database is corrupt: moved it aside and starting an empty one; peers without a \
+                 cursor are read afresh and the cold path repairs any gap"
+            ),
+            None => tracing::warn!(
+                path = %location,
+                %detail,
+                "cursor database was corrupt and another process moved it aside first"
+            ),
+        }
         match open_retrying(path, &location, options) {
             Ok(db) => Ok(db),
             Err(OpenFailure::Busy(e) | OpenFailure::Fatal(e)) => Err(e),

@@ -15,11 +15,12 @@ const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 /// Renames `path` to `<path>.corrupt-<unix-ms>` and each companion file `<path>-wal` etc.
 /// to `<path>.corrupt-<unix-ms>-wal`, so that `sqlite3 <path>.corrupt-<ms>` still sees
-/// them together. Returns the new main path.
+/// them together. Returns the new main path, or `None` if the main file was gone already
+/// (another process opening it at the same time moved it first).
 ///
 /// Companions move first: if the process dies half-way, the corrupt main file is still
 /// in place and is moved at the next open, never a fresh file with a stale WAL.
-pub(super) fn move_aside(path: &Path) -> io::Result<PathBuf> {
+pub(super) fn move_aside(path: &Path) -> io::Result<Option<PathBuf>> {
     let mut millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
@@ -34,8 +35,11 @@ pub(super) fn move_aside(path: &Path) -> io::Result<PathBuf> {
             other => other?,
         }
     }
-    std::fs::rename(path, &aside)?;
-    Ok(aside)
+    match std::fs::rename(path, &aside) {
+        Ok(()) => Ok(Some(aside)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `path` with `suffix` appended to its file name.
@@ -55,7 +59,7 @@ mod tests {
         let db = dir.path().join("cursors.db");
         std::fs::write(&db, b"main").unwrap();
         std::fs::write(suffixed(&db, "-wal"), b"wal").unwrap();
-        let aside = move_aside(&db).unwrap();
+        let aside = move_aside(&db).unwrap().unwrap();
 
         assert!(!db.exists() && !suffixed(&db, "-wal").exists());
         let name = aside.file_name().unwrap().to_str().unwrap();
@@ -73,11 +77,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("c.db");
         std::fs::write(&db, b"first").unwrap();
-        let first = move_aside(&db).unwrap();
+        let first = move_aside(&db).unwrap().unwrap();
         std::fs::write(&db, b"second").unwrap();
-        let second = move_aside(&db).unwrap();
+        let second = move_aside(&db).unwrap().unwrap();
         assert_ne!(first, second);
         assert_eq!(std::fs::read(first).unwrap(), b"first");
         assert_eq!(std::fs::read(second).unwrap(), b"second");
+        assert_eq!(move_aside(&db).unwrap(), None, "nothing left to move");
     }
 }

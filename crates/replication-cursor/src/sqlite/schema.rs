@@ -51,14 +51,19 @@ pub(super) fn version(conn: &Connection) -> rusqlite::Result<i64> {
 /// Checks, without writing anything, that the file is a cursor database this build can
 /// use: its version is not newer than ours, and a file without a version is empty.
 pub(super) fn check(conn: &Connection) -> Result<(), SchemaError> {
-    let found = version(conn)?;
+    // One statement reads one snapshot. Read separately, the version could predate and the
+    // table count follow another process's schema creation, which looks like a foreign file.
+    let (found, tables): (i64, i64) = conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_schema)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
     if found > SCHEMA_VERSION {
         return Err(SchemaError::Future(found));
     }
     if found == SCHEMA_VERSION {
         return Ok(());
     }
-    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
     if found < 0 || tables > 0 {
         return Err(SchemaError::Foreign(found));
     }

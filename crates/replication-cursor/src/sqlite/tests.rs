@@ -374,6 +374,28 @@ async fn two_stores_on_one_file_see_each_others_flushes() {
 }
 
 #[tokio::test]
+async fn stores_opening_a_new_file_at_once_all_succeed() {
+    // Each open runs on its own thread, so they really race to create the file, switch it
+    // to WAL and create the schema; none may mistake another's half-done work for a
+    // foreign or corrupt file.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let opens: Vec<_> = (0..6)
+            .map(|_| tokio::spawn(SqliteCursorStore::open(path.clone(), manual())))
+            .collect();
+        for open in opens {
+            let store = open
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            store.close().await.unwrap();
+        }
+        assert!(corrupt_copies(dir.path()).is_empty(), "round {round}");
+    }
+}
+
+#[tokio::test]
 async fn open_from_config_flushes_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let config = CursorConfig {
