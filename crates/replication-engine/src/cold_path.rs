@@ -15,6 +15,7 @@ use replication_merkle::{repair_cycle, RepairSettings, RepairState};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Delay before resuming a cycle that ran out of budget: soon, but not in a tight loop.
 const RESUME_AFTER_BUDGET: Duration = Duration::from_millis(200);
@@ -35,18 +36,38 @@ pub(crate) struct ColdPath<S> {
 impl<S: SyncEngineRef> ColdPath<S> {
     pub(crate) async fn run(mut self) {
         let mut state = RepairState::default();
-        let mut delay = self.first_delay;
+        let mut next = Instant::now() + self.first_delay;
+        let mut interval = self.shared.settings().cold_path.interval;
+        let mut settings_rx = self.shared.settings_rx();
+        let mut watching = true;
         let mut failures: Option<Backoff> = None;
         loop {
             let triggered = tokio::select! {
                 biased;
                 _ = self.stop.stopped() => return,
                 _ = self.repair_now.notified() => true,
-                _ = tokio::time::sleep(delay) => false,
+                changed = settings_rx.changed(), if watching => {
+                    match changed {
+                        // A new interval applies to the wait in progress: a cycle due within
+                        // the new interval runs then, not after the old one.
+                        Ok(()) => {
+                            let new = settings_rx.borrow_and_update().cold_path.interval;
+                            if new != interval {
+                                next = next.min(Instant::now() + new);
+                                interval = new;
+                            }
+                        }
+                        Err(_) => watching = false,
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(next) => false,
             };
             let settings = self.shared.settings();
             let cold = &settings.cold_path;
-            delay = cold.interval;
+            interval = cold.interval;
+            // Set before anything can `continue`: a past deadline would spin.
+            next = Instant::now() + cold.interval;
             if !cold.enabled {
                 continue;
             }
@@ -92,7 +113,7 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         completed.then_some(started_ms),
                     );
                     if !completed {
-                        delay = RESUME_AFTER_BUDGET.min(cold.interval);
+                        next = Instant::now() + RESUME_AFTER_BUDGET.min(cold.interval);
                     }
                     self.collect_tombstones(&settings).await;
                 }
@@ -111,7 +132,7 @@ impl<S: SyncEngineRef> ColdPath<S> {
                     let backoff = failures.get_or_insert_with(|| {
                         Backoff::new(Duration::from_secs(1).min(cold.interval), cold.interval)
                     });
-                    delay = backoff.next_delay(rand::random());
+                    next = Instant::now() + backoff.next_delay(rand::random());
                 }
             }
         }

@@ -241,13 +241,17 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         }
         let _ = self.transition(EngineState::ShuttingDown);
         if let Some(running) = self.running.take() {
-            running.reload_switch.stop();
-            let drain = self.config.settings.shutdown_timeout;
-            if tokio::time::timeout(drain, running.reload_task).await.is_err() {
-                tracing::warn!("reload task did not stop in time");
+            let Running { lifecycle, mut reload_task, reload_switch } = running;
+            reload_switch.stop();
+            // One budget for the whole drain, however many steps it takes.
+            let deadline = tokio::time::Instant::now() + self.config.settings.shutdown_timeout;
+            if tokio::time::timeout_at(deadline, &mut reload_task).await.is_err() {
+                // It may be starting a peer: it must not outlive the engine.
+                tracing::warn!("reload task did not stop in time; aborting it");
+                reload_task.abort();
             }
-            running.lifecycle.stop_all(drain).await;
-            let cursors = running.lifecycle.shared.cursors.clone();
+            lifecycle.stop_all(deadline).await;
+            let cursors = lifecycle.shared.cursors.clone();
             if let Err(e) = cursors.flush().await {
                 tracing::error!(error = %e, "final cursor flush failed");
             }
@@ -313,7 +317,12 @@ async fn reload_loop<S: SyncEngineRef>(
         tokio::select! {
             biased;
             _ = stop.stopped() => return,
-            changed = config_rx.changed() => if changed.is_err() { return },
+            changed = config_rx.changed() => if changed.is_err() {
+                // The host dropped its sender: no more reloads, but the engine runs on, and
+                // `settings_tx` must live until shutdown (tasks watch it).
+                stop.stopped().await;
+                return;
+            },
         }
         let new = config_rx.borrow_and_update().clone();
         if new == current {

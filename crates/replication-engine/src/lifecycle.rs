@@ -5,14 +5,15 @@ use crate::connector::PeerConnector;
 use crate::hot_path::HotPath;
 use crate::metrics::PeerMetrics;
 use crate::peer_manager::{PeerManager, PeerSlot, RunningPeer};
-use crate::shared::{tail_options, Shared};
+use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::StopSwitch;
 use replication_core::{PeerConfig, StreamId, SyncEngineRef};
-use replication_peer::{StreamTailer, TailStart};
+use replication_peer::TailStart;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Longest wait for a peer's connections to close on shutdown: a dead peer must not hang it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,7 +52,6 @@ impl<S: SyncEngineRef> Lifecycle<S> {
             status.set_cursor(cursor);
         }
         tracing::info!(peer = %config.node_id, url = %config.redacted_url(), after = %start.after, "starting peer");
-        let tailer = StreamTailer::spawn(backend.clone(), start, tail_options(&settings));
         let (switch, stop) = StopSwitch::new();
         let repair_now = Arc::new(Notify::new());
         let metrics = PeerMetrics::new(&config.node_id);
@@ -73,7 +73,7 @@ impl<S: SyncEngineRef> Lifecycle<S> {
             manager: Arc::downgrade(&self.manager),
             first_delay: first_repair_delay,
         };
-        let tasks = vec![tokio::spawn(hot.run(tailer)), tokio::spawn(cold.run())];
+        let tasks = vec![tokio::spawn(hot.run(start)), tokio::spawn(cold.run())];
         Some(RunningPeer { backend, switch, tasks, repair_now })
     }
 
@@ -100,7 +100,7 @@ impl<S: SyncEngineRef> Lifecycle<S> {
     /// Stops and removes a peer; its cursor stays in the store.
     pub(crate) async fn remove_peer(&self, node_id: &str, drain: Duration) {
         if let Some(slot) = self.manager.remove(node_id) {
-            stop_slot(slot, drain).await;
+            stop_slot(slot, Instant::now() + drain).await;
         }
     }
 
@@ -109,37 +109,39 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         if let Some(mut slot) = self.manager.remove(&config.node_id) {
             let status = slot.status.clone();
             if let Some(running) = slot.running.take() {
-                stop_running(&config.node_id, running, drain).await;
+                stop_running(&config.node_id, running, Instant::now() + drain).await;
             }
             self.manager.insert(PeerSlot { config: config.clone(), status, running: None });
         }
         self.start_peer(config, Duration::ZERO).await;
     }
 
-    /// Stops every peer concurrently, each bounded by `drain`.
-    pub(crate) async fn stop_all(&self, drain: Duration) {
+    /// Stops every peer concurrently, all done by `deadline`.
+    pub(crate) async fn stop_all(&self, deadline: Instant) {
         let slots = self.manager.take_all();
-        futures::future::join_all(slots.into_iter().map(|slot| stop_slot(slot, drain))).await;
+        futures::future::join_all(slots.into_iter().map(|slot| stop_slot(slot, deadline))).await;
     }
 }
 
-async fn stop_slot(mut slot: PeerSlot, drain: Duration) {
+async fn stop_slot(mut slot: PeerSlot, deadline: Instant) {
     if let Some(running) = slot.running.take() {
-        stop_running(&slot.config.node_id, running, drain).await;
+        stop_running(&slot.config.node_id, running, deadline).await;
     }
 }
 
-/// Signals the tasks, waits for them to finish their batch (bounded), then closes the peer.
-async fn stop_running(node_id: &str, running: RunningPeer, drain: Duration) {
+/// Signals the tasks, waits for them to finish their batch, then closes the peer; all by
+/// `deadline` (the caller's whole budget, e.g. `settings.shutdown_timeout`).
+async fn stop_running(node_id: &str, running: RunningPeer, deadline: Instant) {
     running.switch.stop();
-    let deadline = tokio::time::Instant::now() + drain;
     for mut task in running.tasks {
         if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
             tracing::warn!(peer = %node_id, "peer task did not finish in time; abandoning it");
             task.abort();
         }
     }
-    if tokio::time::timeout(CLOSE_TIMEOUT, running.backend.close()).await.is_err() {
+    // Closing is a courtesy to the peer (QUIT); a dead one gets what is left of the budget.
+    let close_by = deadline.max(Instant::now()).min(Instant::now() + CLOSE_TIMEOUT);
+    if tokio::time::timeout_at(close_by, running.backend.close()).await.is_err() {
         tracing::warn!(peer = %node_id, "closing the peer's connections timed out");
     }
 }

@@ -68,9 +68,8 @@ async fn write_with_retry<S: SyncEngineRef>(
 ) -> Result<Result<(), SyncError>, Stopped> {
     let mut backoff = Backoff::new(settings.retry_initial_delay, settings.retry_max_delay);
     loop {
-        if stop.is_stopped() {
-            return Err(Stopped);
-        }
+        // No stop check before the attempt: a batch in flight when shutdown begins gets its
+        // write (shutdown waits for it, bounded); only retries are given up.
         let delay = match circuit.call(store.apply_batch(changes.to_vec())).await {
             Ok(()) => return Ok(Ok(())),
             Err(CircuitCallError::Store(e)) if !e.is_retriable() => return Ok(Err(e)),
@@ -117,9 +116,17 @@ mod tests {
         let mut store = MockSyncEngineRef::new();
         let seen = calls.clone();
         store.expect_apply_batch().returning(move |changes| {
-            let n = seen.fetch_add(1, Ordering::SeqCst);
             assert_eq!(changes.len(), 2);
-            Box::pin(async move { if n < 5 { Err(SyncError::new("busy")) } else { Ok(()) } })
+            // Counted when awaited: an open circuit builds the write future but drops it.
+            let seen = seen.clone();
+            Box::pin(async move {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                if n < 5 {
+                    Err(SyncError::new("busy"))
+                } else {
+                    Ok(())
+                }
+            })
         });
         let circuit = SyncEngineCircuit::new(&settings());
         let (_switch, mut stop) = StopSwitch::new();

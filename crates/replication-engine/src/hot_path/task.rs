@@ -7,7 +7,7 @@ use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
 use replication_core::{Backoff, Change, Cursor, PeerBackend, StreamId, SyncEngineRef, Tombstone};
-use replication_peer::{GapKind, TailBatch, TailEvent, TailerHandle};
+use replication_peer::{GapKind, StreamTailer, TailBatch, TailEvent, TailStart, TailerHandle};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +16,21 @@ use tokio::sync::Notify;
 
 /// How often a paused hot path re-asks `should_accept_writes` (a cheap, I/O-free call).
 const BACKPRESSURE_POLL: Duration = Duration::from_millis(50);
+
+/// Where a stopped tailer's successor starts: after everything it delivered (each
+/// delivered batch was processed before the next was received).
+fn resume_point(tailer: &TailerHandle) -> TailStart {
+    let position = tailer.position();
+    TailStart { after: position.after, entries_added: position.entries_added }
+}
+
+/// The next tailer event; never resolves while no tailer runs.
+async fn next_event(tailer: &mut Option<TailerHandle>) -> Option<TailEvent> {
+    match tailer {
+        Some(tailer) => tailer.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// One peer's hot path.
 pub(crate) struct HotPath<S> {
@@ -30,23 +45,46 @@ pub(crate) struct HotPath<S> {
 impl<S: SyncEngineRef> HotPath<S> {
     /// Consumes tailer events until stopped. The batch in progress when the stop comes is
     /// finished (or abandoned if the store keeps failing) before the loop ends.
-    pub(crate) async fn run(mut self, mut tailer: TailerHandle) {
+    ///
+    /// The tailer runs only while `settings.hot_path.enabled`: disabling it by a reload
+    /// stops reading (remembering what was delivered), enabling it resumes from there.
+    pub(crate) async fn run(mut self, start: TailStart) {
         let mut settings_rx = self.shared.settings_rx();
+        // The settings sender lives as long as the engine runs; if it is gone, stop
+        // watching rather than spin on a closed channel.
+        let mut watching = true;
+        let mut position = start;
+        let mut tailer: Option<TailerHandle> = None;
         loop {
+            let settings = self.shared.settings();
+            if settings.hot_path.enabled && tailer.is_none() {
+                tailer = Some(StreamTailer::spawn(self.peer.clone(), position, crate::shared::tail_options(&settings)));
+            } else if !settings.hot_path.enabled {
+                if let Some(stopped) = tailer.take() {
+                    tracing::info!(peer = %self.peer.node_id(), "hot path disabled; stopped reading");
+                    position = resume_point(&stopped);
+                    stopped.stop().await;
+                }
+            }
             if !self.wait_until_store_accepts().await {
                 break;
             }
             let event = tokio::select! {
                 biased;
                 _ = self.stop.stopped() => break,
-                changed = settings_rx.changed() => {
-                    if changed.is_ok() {
-                        let settings = settings_rx.borrow_and_update().clone();
-                        tailer.set_options(crate::shared::tail_options(&settings));
+                changed = settings_rx.changed(), if watching => {
+                    match changed {
+                        Ok(()) => {
+                            let settings = settings_rx.borrow_and_update().clone();
+                            if let Some(tailer) = &tailer {
+                                tailer.set_options(crate::shared::tail_options(&settings));
+                            }
+                        }
+                        Err(_) => watching = false,
                     }
                     continue;
                 }
-                event = tailer.recv() => event,
+                event = next_event(&mut tailer) => event,
             };
             let Some(event) = event else { break };
             match event {
@@ -62,7 +100,9 @@ impl<S: SyncEngineRef> HotPath<S> {
                 }
             }
         }
-        tailer.stop().await;
+        if let Some(tailer) = tailer {
+            tailer.stop().await;
+        }
     }
 
     /// Waits while the store asks for backpressure; false when stopped meanwhile.
