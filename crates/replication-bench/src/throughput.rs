@@ -1,0 +1,157 @@
+//! Sections 1-3: the physical limit (a minimal fred drain) and the engine's hot path into a
+//! counting no-op store and into a real `replication-node`, all over the same stream.
+
+use crate::counting::Counting;
+use crate::payload::{client, command};
+use anyhow::{bail, Context, Result};
+use fred::interfaces::ClientLike;
+use fred::types::Value;
+use replication_core::{NoOpSyncEngine, PeerConfig, ReplicationEngineConfig, SyncEngineRef};
+use replication_cursor::MemoryCursorStore;
+use replication_engine::ReplicationEngine;
+use replication_node::{NodeStore, NodeStoreConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Entries per XREAD of the limit drain, and the engine's batch size: the same unit of
+/// work on both sides, so the ratio compares code paths, not read sizes.
+pub(crate) const READ_COUNT: usize = 1_000;
+
+/// How much work the limit drain does per entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drain {
+    /// Transport and reply parsing only.
+    Transport,
+    /// Plus zstd decompression with one reused context (the yardstick).
+    Decode,
+    /// Plus SHA-256 of the content against `hash` (what every reader must also do).
+    DecodeVerify,
+}
+
+/// Drains `n` entries of `stream` from the start with one plain fred client; entries/s.
+pub(crate) async fn drain(url: &str, stream: &str, n: u64, mode: Drain) -> Result<f64> {
+    let client = client(url).await?;
+    let mut decompressor = zstd::bulk::Decompressor::new().context("zstd context")?;
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut after = "0-0".to_owned();
+    let mut seen = 0u64;
+    let mut checksum = 0u64;
+    let count = READ_COUNT.to_string();
+    let started = Instant::now();
+    while seen < n {
+        let args: Vec<Value> = vec![
+            "COUNT".into(),
+            count.as_str().into(),
+            "STREAMS".into(),
+            stream.into(),
+            after.as_str().into(),
+        ];
+        let reply: Value = client.custom(command("XREAD"), args).await.context("XREAD")?;
+        let Some(entries) = entries_of(reply) else { bail!("stream ended after {seen} of {n} entries") };
+        let mut last_id = None;
+        for entry in entries {
+            let Value::Array(mut parts) = entry else { bail!("entry is not an array") };
+            let (Some(fields), Some(id)) = (parts.pop(), parts.pop()) else { bail!("short entry") };
+            seen += 1;
+            last_id = Some(id);
+            if mode == Drain::Transport {
+                continue;
+            }
+            let Value::Array(fields) = fields else { bail!("fields are not an array") };
+            let (mut data, mut hash) = (None, None);
+            for pair in fields.chunks_exact(2) {
+                match pair[0].as_bytes() {
+                    Some(b"data") => data = pair[1].as_bytes(),
+                    Some(b"hash") => hash = pair[1].as_bytes(),
+                    _ => {}
+                }
+            }
+            let data = data.context("entry without data")?;
+            buf.clear();
+            decompressor.decompress_to_buffer(data, &mut buf).context("zstd")?;
+            checksum = checksum.wrapping_add(buf.len() as u64);
+            if mode == Drain::DecodeVerify {
+                let hash = hash.context("entry without hash")?;
+                let actual = replication_core::content_hash_hex(&buf);
+                if actual.as_bytes() != hash {
+                    bail!("hash mismatch after {after}");
+                }
+            }
+        }
+        if let Some(id) = last_id.and_then(|id| id.into_string()) {
+            after = id;
+        }
+    }
+    let elapsed = started.elapsed();
+    std::hint::black_box(checksum);
+    let _ = client.quit().await;
+    Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+/// The entries of an XREAD reply for one stream, `None` when it returned nothing.
+fn entries_of(reply: Value) -> Option<Vec<Value>> {
+    let Value::Array(mut streams) = reply else { return None };
+    let Value::Array(mut parts) = streams.pop()? else { return None };
+    let Value::Array(entries) = parts.pop()? else { return None };
+    (!entries.is_empty()).then_some(entries)
+}
+
+/// An engine config tailing one peer at `url`/`prefix`, hot path only.
+pub(crate) fn engine_config(peers: &[(String, String)]) -> ReplicationEngineConfig {
+    let mut config = ReplicationEngineConfig::new("bench.local");
+    for (i, (url, prefix)) in peers.iter().enumerate() {
+        let mut peer = PeerConfig::new(format!("bench.peer-{i}"), url.as_str());
+        peer.redis_prefix = prefix.clone();
+        config.peers.push(peer);
+    }
+    let hot = &mut config.settings.hot_path;
+    hot.batch_size = READ_COUNT;
+    hot.max_batch_size = READ_COUNT;
+    hot.block_timeout = Duration::from_millis(100);
+    config.settings.cold_path.enabled = false;
+    config
+}
+
+/// Runs an engine over `store` until `n` changes were applied; entries/s, measured from
+/// `start()` (connecting included, as a restarted node would) to the n-th apply.
+pub(crate) async fn engine_run<S: SyncEngineRef>(
+    store: Arc<Counting<S>>,
+    config: ReplicationEngineConfig,
+    n: u64,
+) -> Result<f64> {
+    let (_config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
+    let mut engine = ReplicationEngine::builder(config, config_rx)
+        .sync_engine(Arc::clone(&store))
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    let started = Instant::now();
+    engine.start().await.context("engine start")?;
+    let done = tokio::time::timeout(Duration::from_secs(600), store.wait_for(n)).await;
+    let elapsed = started.elapsed();
+    engine.shutdown().await;
+    if done.is_err() {
+        bail!("engine applied only {} of {n} entries in 600 s", store.applied());
+    }
+    Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+/// Section 2: the engine into the counting no-op store.
+pub(crate) async fn engine_noop(url: &str, prefix: &str, n: u64) -> Result<f64> {
+    let store = Arc::new(Counting::new(Arc::new(NoOpSyncEngine)));
+    engine_run(store, engine_config(&[(url.to_owned(), prefix.to_owned())]), n).await
+}
+
+/// Section 3: the engine into a real node store on `node_url` (flushed first).
+pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64) -> Result<f64> {
+    let admin = client(node_url).await?;
+    let _: Value = admin.custom(command("FLUSHALL"), Vec::<Value>::new()).await.context("FLUSHALL")?;
+    let _ = admin.quit().await;
+    let node = NodeStore::connect(NodeStoreConfig::new(node_url).with_prefix("local:"))
+        .await
+        .context("node store")?;
+    let node = Arc::new(node);
+    let store = Arc::new(Counting::new(Arc::clone(&node)));
+    let rate = engine_run(store, engine_config(&[(url.to_owned(), prefix.to_owned())]), n).await;
+    node.close().await;
+    rate
+}
