@@ -18,7 +18,14 @@ pub(crate) fn test(extra: &[String]) -> Result<()> {
 /// Formatting, lints, architecture checks, then the tests.
 pub(crate) fn ci() -> Result<()> {
     run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
-    run(&mut cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(&mut cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     check_core_has_no_io()?;
     test(&[])
 }

@@ -10,11 +10,17 @@ pub(crate) fn ensure_redis_server() -> Result<()> {
     if redis_version().is_some() {
         return Ok(());
     }
-    let is_root = Command::new("id").arg("-u").output().ok().is_some_and(|o| o.stdout.starts_with(b"0"));
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .is_some_and(|o| o.stdout.starts_with(b"0"));
     let has_apt = Command::new("apt-get").arg("--version").output().is_ok();
     if is_root && has_apt {
         eprintln!("xtask: redis-server is missing; installing the Debian package redis-server");
-        run(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
         run(Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends", "redis-server"])
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
@@ -35,5 +41,7 @@ pub(crate) fn ensure_redis_server() -> Result<()> {
 fn redis_version() -> Option<String> {
     let binary = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
     let out = Command::new(binary).arg("--version").output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

@@ -48,7 +48,9 @@ pub(crate) struct HttpSection {
 
 impl Default for HttpSection {
     fn default() -> Self {
-        Self { listen: default_listen() }
+        Self {
+            listen: default_listen(),
+        }
     }
 }
 
@@ -111,15 +113,25 @@ struct DaemonFile {
 impl DaemonConfig {
     /// Reads, parses and validates `path`.
     pub(crate) fn load(path: &Path) -> Result<Self, DaemonConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DaemonConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| DaemonConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::parse(&text).map_err(|e| match e {
-            ParseError::Syntax(message) => DaemonConfigError::Parse { path: path.into(), message },
-            ParseError::Invalid(source) => DaemonConfigError::Invalid { path: path.into(), source },
+            ParseError::Syntax(message) => DaemonConfigError::Parse {
+                path: path.into(),
+                message,
+            },
+            ParseError::Invalid(source) => DaemonConfigError::Invalid {
+                path: path.into(),
+                source,
+            },
         })
     }
 
     fn parse(text: &str) -> Result<Self, ParseError> {
-        let file: DaemonFile = toml::from_str(text).map_err(|e| ParseError::Syntax(one_line(text, &e)))?;
+        let file: DaemonFile =
+            toml::from_str(text).map_err(|e| ParseError::Syntax(one_line(text, &e)))?;
         let engine = ReplicationEngineConfig {
             local_node_id: file.local_node_id,
             peers: file.peers,
@@ -130,9 +142,16 @@ impl DaemonConfig {
         replication_engine::config::validate_redis_url(&file.node.redis_url)
             .map_err(|why| ParseError::Invalid(ConfigError::new("node.redis_url", why)))?;
         if file.node.max_payload_bytes == 0 {
-            return Err(ParseError::Invalid(ConfigError::new("node.max_payload_bytes", "must be positive")));
+            return Err(ParseError::Invalid(ConfigError::new(
+                "node.max_payload_bytes",
+                "must be positive",
+            )));
         }
-        Ok(Self { engine, node: file.node, http: file.http })
+        Ok(Self {
+            engine,
+            node: file.node,
+            http: file.http,
+        })
     }
 }
 
@@ -191,10 +210,20 @@ sqlite_path = "/tmp/a.db"
     #[test]
     fn errors_name_the_field() {
         assert!(parse_err(&GOOD.replace("[http]", "[http]\nport = 3")).contains("port"));
-        assert!(parse_err(&GOOD.replace("redis_prefix = \"a:\"", "prefix = \"a:\"")).contains("prefix"));
-        assert!(parse_err(&GOOD.replace("local_node_id = \"a\"", "local_node_id = \"a\"\nbogus = 1")).contains("bogus"));
-        assert!(parse_err(&GOOD.replace("redis://127.0.0.1:7001", "http://x")).contains("peers[0].redis_url"));
-        assert!(parse_err(&GOOD.replace("redis://127.0.0.1:7000", "nope")).contains("node.redis_url"));
+        assert!(
+            parse_err(&GOOD.replace("redis_prefix = \"a:\"", "prefix = \"a:\"")).contains("prefix")
+        );
+        assert!(parse_err(
+            &GOOD.replace("local_node_id = \"a\"", "local_node_id = \"a\"\nbogus = 1")
+        )
+        .contains("bogus"));
+        assert!(
+            parse_err(&GOOD.replace("redis://127.0.0.1:7001", "http://x"))
+                .contains("peers[0].redis_url")
+        );
+        assert!(
+            parse_err(&GOOD.replace("redis://127.0.0.1:7000", "nope")).contains("node.redis_url")
+        );
         assert!(parse_err(&GOOD.replace("127.0.0.1:9001", "not-an-address")).contains("listen"));
         assert!(parse_err("local_node_id = \"a\"").contains("node"));
     }

@@ -12,7 +12,9 @@ pub(crate) struct EngineCell {
 
 impl EngineCell {
     pub(crate) fn new(engine: ReplicationEngine<NodeStore>) -> Self {
-        Self { engine: RwLock::new(engine) }
+        Self {
+            engine: RwLock::new(engine),
+        }
     }
 
     /// Cached health (no network I/O).

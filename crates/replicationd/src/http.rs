@@ -28,7 +28,11 @@ pub(crate) fn router(engine: Arc<EngineCell>, prometheus: PrometheusHandle) -> R
 
 async fn health(State(app): State<AppState>) -> Response {
     let health = app.engine.health().await;
-    let status = if health.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if health.healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(health)).into_response()
 }
 
@@ -37,7 +41,11 @@ async fn ready(State(app): State<AppState>) -> Response {
     if health.ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: engine {}\n", health.state)).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: engine {}\n", health.state),
+        )
+            .into_response()
     }
 }
 

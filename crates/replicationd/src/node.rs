@@ -29,14 +29,21 @@ pub(crate) async fn put(config_path: &Path, key: &str, value: Option<&str>) -> R
     let content = match value {
         None | Some("-") => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("cannot read the value from stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read the value from stdin")?;
             buf
         }
         Some(text) => text.as_bytes().to_vec(),
     };
     let store = connect_store(&config.node).await?;
     let item = store.put(key, content).await?;
-    println!("put {} version {} ({} bytes)", item.key, item.version, item.content.len());
+    println!(
+        "put {} version {} ({} bytes)",
+        item.key,
+        item.version,
+        item.content.len()
+    );
     Ok(())
 }
 

@@ -24,10 +24,16 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
     // Bind before starting the engine, so a port in use fails fast and clearly.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (is the port in use?)", config.http.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is the port in use?)",
+                config.http.listen
+            )
+        })?;
 
     let (config_tx, config_rx) = watch::channel(config.engine.clone());
-    let engine = ReplicationEngine::with_sync_engine(config.engine.clone(), config_rx, Arc::new(store));
+    let engine =
+        ReplicationEngine::with_sync_engine(config.engine.clone(), config_rx, Arc::new(store));
     let cell = Arc::new(EngineCell::new(engine));
     cell.start().await.context("engine failed to start")?;
     tracing::info!(
@@ -69,12 +75,20 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn reload(path: &Path, running: &mut DaemonConfig, tx: &watch::Sender<replication_engine::ReplicationEngineConfig>) {
+fn reload(
+    path: &Path,
+    running: &mut DaemonConfig,
+    tx: &watch::Sender<replication_engine::ReplicationEngineConfig>,
+) {
     match DaemonConfig::load(path) {
-        Err(e) => tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays"),
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
+        }
         Ok(new) => {
             if new.node != running.node || new.http != running.http {
-                tracing::warn!("SIGHUP: [node] and [http] changes take effect only after a restart");
+                tracing::warn!(
+                    "SIGHUP: [node] and [http] changes take effect only after a restart"
+                );
             }
             tracing::info!(peers = new.engine.peers.len(), "SIGHUP: config reloaded");
             // Nobody listening only means the engine is gone; the daemon is stopping anyway.

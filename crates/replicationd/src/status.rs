@@ -14,7 +14,8 @@ pub(crate) async fn status(config_path: &Path) -> Result<()> {
     let body = http_get(addr, "/health")
         .await
         .with_context(|| format!("no replicationd answering on {addr} (is it running?)"))?;
-    let health: serde_json::Value = serde_json::from_str(&body).context("the daemon's /health is not JSON")?;
+    let health: serde_json::Value =
+        serde_json::from_str(&body).context("the daemon's /health is not JSON")?;
     print!("{}", render(&health));
     if health["healthy"].as_bool() != Some(true) {
         bail!("not healthy");
@@ -23,12 +24,22 @@ pub(crate) async fn status(config_path: &Path) -> Result<()> {
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String> {
-    let mut stream = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await??;
+    let mut stream = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await??;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
-    tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_string(&mut response)).await??;
-    let (_, body) = response.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_string(&mut response),
+    )
+    .await??;
+    let (_, body) = response
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
     Ok(body.to_owned())
 }
 
@@ -45,15 +56,24 @@ pub(crate) fn render(health: &serde_json::Value) -> String {
         health["peers_total"],
     );
     for peer in health["peers"].as_array().into_iter().flatten() {
-        let lag = peer["lag_ms"].as_u64().map_or("-".to_owned(), |ms| format!("{ms} ms"));
+        let lag = peer["lag_ms"]
+            .as_u64()
+            .map_or("-".to_owned(), |ms| format!("{ms} ms"));
         out.push_str(&format!(
             "  {:<24} {:<12} lag {:<10} cursor {:<22} circuit {}{}\n",
             peer["node_id"].as_str().unwrap_or("?"),
             peer["connection_state"].as_str().unwrap_or("?"),
             lag,
             peer["cursor"].as_str().unwrap_or("-"),
-            if peer["circuit_open"].as_bool() == Some(true) { "open" } else { "closed" },
-            peer["last_error"].as_str().map(|e| format!("  last error: {e}")).unwrap_or_default(),
+            if peer["circuit_open"].as_bool() == Some(true) {
+                "open"
+            } else {
+                "closed"
+            },
+            peer["last_error"]
+                .as_str()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default(),
         ));
     }
     out

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_replicationd");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One node: its Redis, its config file, its HTTP address.
@@ -76,14 +80,23 @@ impl Node {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let daemon = Daemon { child, http: self.http };
+        let daemon = Daemon {
+            child,
+            http: self.http,
+        };
         daemon.wait_until("it serves /health", |d| d.get("/health").is_some());
         daemon
     }
 
     fn cli(&self, args: &[&str]) -> Output {
         let (command, rest) = args.split_first().unwrap();
-        Command::new(BIN).arg(command).arg("--config").arg(&self.config).args(rest).output().unwrap()
+        Command::new(BIN)
+            .arg(command)
+            .arg("--config")
+            .arg(&self.config)
+            .args(rest)
+            .output()
+            .unwrap()
     }
 }
 
@@ -107,7 +120,10 @@ impl Daemon {
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -117,7 +133,12 @@ impl Daemon {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut stderr = String::new();
-                self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
                 return (status.success(), stderr);
             }
             assert!(Instant::now() < deadline, "daemon did not exit");
@@ -136,11 +157,18 @@ impl Drop for Daemon {
 fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -149,7 +177,11 @@ fn stderr_of(output: &Output) -> String {
 }
 
 fn check_config(path: &Path) -> Output {
-    Command::new(BIN).args(["check-config", "--config"]).arg(path).output().unwrap()
+    Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(path)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -159,16 +191,31 @@ fn config_errors_are_one_clear_line_naming_the_field() {
 
     let text = std::fs::read_to_string(&node.config).unwrap();
     let cases = [
-        (text.replace("[http]", "[http]\nbogus_field = 1"), "bogus_field"),
-        (text.replace("block_timeout = \"200ms\"", "block_timeout = \"soon\""), "block_timeout"),
-        (format!("{text}[[peers]]\nnode_id = \"a\"\nredis_url = \"redis://h:1\"\n"), "peers[0].node_id"),
-        (format!("{text}[[peers]]\nnode_id = \"b\"\nredis_url = \"http://h:1\"\n"), "peers[0].redis_url"),
+        (
+            text.replace("[http]", "[http]\nbogus_field = 1"),
+            "bogus_field",
+        ),
+        (
+            text.replace("block_timeout = \"200ms\"", "block_timeout = \"soon\""),
+            "block_timeout",
+        ),
+        (
+            format!("{text}[[peers]]\nnode_id = \"a\"\nredis_url = \"redis://h:1\"\n"),
+            "peers[0].node_id",
+        ),
+        (
+            format!("{text}[[peers]]\nnode_id = \"b\"\nredis_url = \"http://h:1\"\n"),
+            "peers[0].redis_url",
+        ),
         (text.replace("[node]\n", "[nodes]\n"), "node"),
     ];
     for (bad, field) in cases {
         std::fs::write(&node.config, &bad).unwrap();
         let out = check_config(&node.config);
-        assert!(!out.status.success(), "config naming {field} should be refused");
+        assert!(
+            !out.status.success(),
+            "config naming {field} should be refused"
+        );
         let err = stderr_of(&out);
         assert!(err.contains(field), "error should name {field}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
@@ -183,18 +230,32 @@ fn unreachable_local_redis_and_port_in_use_are_clear_errors() {
     // The local Redis is gone.
     let dead_url = node.redis.url();
     drop(node.redis);
-    let out = Command::new(BIN).args(["run", "--config"]).arg(&node.config).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&node.config)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = stderr_of(&out);
-    assert!(err.contains("cannot reach this node's Redis") && err.contains(&dead_url), "{err}");
+    assert!(
+        err.contains("cannot reach this node's Redis") && err.contains(&dead_url),
+        "{err}"
+    );
 
     // The HTTP port is taken.
     let other = Node::new("b");
     let _taken = TcpListener::bind(other.http).unwrap();
-    let out = Command::new(BIN).args(["run", "--config"]).arg(&other.config).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&other.config)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = stderr_of(&out);
-    assert!(err.contains(&format!("cannot listen on {}", other.http)), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {}", other.http)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -203,14 +264,18 @@ fn http_endpoints_and_sigterm_drain() {
     a.write_config(&[&b]);
     let daemon = a.spawn();
     daemon.wait_until("it is ready and its peer connected", |d| {
-        d.get("/health").is_some_and(|(status, body)| status == 200 && body.contains("\"peers_connected\":1"))
+        d.get("/health")
+            .is_some_and(|(status, body)| status == 200 && body.contains("\"peers_connected\":1"))
     });
     let (status, body) = daemon.get("/health").unwrap();
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["state"], "Running");
     assert_eq!(health["peers"][0]["node_id"], "b");
-    assert!(!body.contains("redis://"), "no URLs (secrets) in health output");
+    assert!(
+        !body.contains("redis://"),
+        "no URLs (secrets) in health output"
+    );
     assert_eq!(daemon.get("/ready").unwrap().0, 200);
     let (status, metrics) = daemon.get("/metrics").unwrap();
     assert_eq!(status, 200);
@@ -242,9 +307,13 @@ fn put_on_one_node_is_readable_on_the_other_and_deletes_follow() {
         out.status.success() && String::from_utf8_lossy(&out.stdout) == "hello from a\n"
     });
     assert!(b.cli(&["put", "uk.patient.2", "from b"]).status.success());
-    db.wait_until("a has b's write", |_| a.cli(&["get", "uk.patient.2"]).status.success());
+    db.wait_until("a has b's write", |_| {
+        a.cli(&["get", "uk.patient.2"]).status.success()
+    });
     assert!(a.cli(&["del", "uk.patient.1"]).status.success());
-    db.wait_until("the delete reaches b", |_| !b.cli(&["get", "uk.patient.1"]).status.success());
+    db.wait_until("the delete reaches b", |_| {
+        !b.cli(&["get", "uk.patient.1"]).status.success()
+    });
     let missing = b.cli(&["get", "uk.patient.1"]);
     assert!(stderr_of(&missing).contains("not found"));
 }
@@ -264,12 +333,18 @@ fn sighup_adds_a_peer_and_an_invalid_reload_is_ignored() {
     a.write_config(&[&b]);
     daemon.signal("HUP");
     daemon.wait_until("the new peer shows in health", |d| {
-        d.get("/health").is_some_and(|(_, body)| body.contains("\"node_id\":\"b\""))
+        d.get("/health")
+            .is_some_and(|(_, body)| body.contains("\"node_id\":\"b\""))
     });
-    daemon.wait_until("b's data arrives", |_| a.cli(&["get", "k.from-b"]).status.success());
+    daemon.wait_until("b's data arrives", |_| {
+        a.cli(&["get", "k.from-b"]).status.success()
+    });
     daemon.signal("TERM");
     let (ok, stderr) = daemon.wait_exit();
     assert!(ok);
-    assert!(stderr.contains("config not reloaded"), "the invalid reload is logged: {stderr}");
+    assert!(
+        stderr.contains("config not reloaded"),
+        "the invalid reload is logged: {stderr}"
+    );
     assert!(stderr.contains("config reloaded"), "{stderr}");
 }
