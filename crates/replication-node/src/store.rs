@@ -252,26 +252,10 @@ impl SyncEngineRef for NodeStore {
     }
 
     async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
-        // Invalid ids can hold nothing: answer Absent for them without asking Redis.
-        let valid: Vec<String> = keys
-            .iter()
-            .filter(|k| KeySpace::check_id(k).is_ok())
-            .cloned()
-            .collect();
-        let mut states = self
-            .read(self.inner.reader.local_states(&valid))
-            .await?
-            .into_iter();
-        Ok(keys
-            .iter()
-            .map(|k| {
-                if KeySpace::check_id(k).is_ok() {
-                    states.next()
-                } else {
-                    Some(LocalState::Absent)
-                }
-            })
-            .collect())
+        // Invalid ids can hold nothing: they are Absent without asking Redis.
+        let (valid, spread) = only_valid_ids(keys);
+        let states = self.read(self.inner.reader.local_states(&valid)).await?;
+        Ok(spread(states.into_iter().map(Some).collect(), Some(LocalState::Absent)))
     }
 
     async fn apply_batch(&self, changes: Vec<Change>) -> Result<(), SyncError> {
@@ -286,25 +270,9 @@ impl SyncEngineRef for NodeStore {
     }
 
     async fn get_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, SyncError> {
-        let valid: Vec<String> = keys
-            .iter()
-            .filter(|k| KeySpace::check_id(k).is_ok())
-            .cloned()
-            .collect();
-        let mut found = self
-            .read(self.inner.reader.tombstones(&valid))
-            .await?
-            .into_iter();
-        Ok(keys
-            .iter()
-            .map(|k| {
-                if KeySpace::check_id(k).is_ok() {
-                    found.next().flatten()
-                } else {
-                    None
-                }
-            })
-            .collect())
+        let (valid, spread) = only_valid_ids(keys);
+        let found = self.read(self.inner.reader.tombstones(&valid)).await?;
+        Ok(spread(found, None))
     }
 
     async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, SyncError> {
@@ -333,4 +301,29 @@ mod tests {
         assert_send(&store.merkle_root_hex());
         assert_send(&store.close());
     }
+}
+
+/// The valid object ids among `keys` (only those are asked of Redis), and a function that
+/// spreads the answers back over `keys`, in order, with `invalid` for the others.
+fn only_valid_ids<T: Clone>(
+    keys: &[String],
+) -> (Vec<String>, impl FnOnce(Vec<T>, T) -> Vec<T> + '_) {
+    let valid: Vec<String> = keys
+        .iter()
+        .filter(|k| KeySpace::check_id(k).is_ok())
+        .cloned()
+        .collect();
+    let spread = move |answers: Vec<T>, invalid: T| {
+        let mut answers = answers.into_iter();
+        keys.iter()
+            .map(|k| {
+                if KeySpace::check_id(k).is_ok() {
+                    answers.next().unwrap_or_else(|| invalid.clone())
+                } else {
+                    invalid.clone()
+                }
+            })
+            .collect()
+    };
+    (valid, spread)
 }
