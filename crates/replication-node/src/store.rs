@@ -255,7 +255,10 @@ impl SyncEngineRef for NodeStore {
         // Invalid ids can hold nothing: they are Absent without asking Redis.
         let (valid, spread) = only_valid_ids(keys);
         let states = self.read(self.inner.reader.local_states(&valid)).await?;
-        Ok(spread(states.into_iter().map(Some).collect(), Some(LocalState::Absent)))
+        Ok(spread(
+            states.into_iter().map(Some).collect(),
+            Some(LocalState::Absent),
+        ))
     }
 
     async fn apply_batch(&self, changes: Vec<Change>) -> Result<(), SyncError> {
@@ -282,27 +285,6 @@ impl SyncEngineRef for NodeStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_send<T: Send>(_: &T) {}
-
-    /// Type-checked only: the public futures can run on a multi-threaded runtime.
-    #[allow(dead_code)]
-    fn public_futures_are_send(store: &NodeStore) {
-        assert_send(&NodeStore::connect(NodeStoreConfig::new(
-            "redis://127.0.0.1:1",
-        )));
-        assert_send(&store.put("k", Vec::new()));
-        assert_send(&store.apply(Vec::new()));
-        assert_send(&store.delete_item("k"));
-        assert_send(&store.get_item("k"));
-        assert_send(&store.merkle_root_hex());
-        assert_send(&store.close());
-    }
-}
-
 /// The valid object ids among `keys` (only those are asked of Redis), and a function that
 /// spreads the answers back over `keys`, in order, with `invalid` for the others.
 fn only_valid_ids<T: Clone>(
@@ -326,4 +308,25 @@ fn only_valid_ids<T: Clone>(
             .collect()
     };
     (valid, spread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Type-checked only: the public futures can run on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn public_futures_are_send(store: &NodeStore) {
+        assert_send(&NodeStore::connect(NodeStoreConfig::new(
+            "redis://127.0.0.1:1",
+        )));
+        assert_send(&store.put("k", Vec::new()));
+        assert_send(&store.apply(Vec::new()));
+        assert_send(&store.delete_item("k"));
+        assert_send(&store.get_item("k"));
+        assert_send(&store.merkle_root_hex());
+        assert_send(&store.close());
+    }
 }
