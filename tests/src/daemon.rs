@@ -43,22 +43,36 @@ fn build() -> Result<PathBuf, String> {
         .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "replicationd", "--quiet", "--bin", "replicationd"])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(&workspace);
+    cmd.args([
+        "build",
+        "-p",
+        "replicationd",
+        "--quiet",
+        "--bin",
+        "replicationd",
+    ])
+    .arg("--target-dir")
+    .arg(&target_dir)
+    .current_dir(&workspace);
     if release {
         cmd.arg("--release");
     }
-    let status = cmd.status().map_err(|e| format!("running cargo build -p replicationd: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("running cargo build -p replicationd: {e}"))?;
     if !status.success() {
         return Err(format!("cargo build -p replicationd failed: {status}"));
     }
-    let path = target_dir.join(if release { "release" } else { "debug" }).join("replicationd");
+    let path = target_dir
+        .join(if release { "release" } else { "debug" })
+        .join("replicationd");
     if path.exists() {
         Ok(path)
     } else {
-        Err(format!("built replicationd not found at {}", path.display()))
+        Err(format!(
+            "built replicationd not found at {}",
+            path.display()
+        ))
     }
 }
 
@@ -102,7 +116,11 @@ impl Daemon {
             .stderr(err)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        Ok(Self { child: Some(child), config: config.to_path_buf(), log })
+        Ok(Self {
+            child: Some(child),
+            config: config.to_path_buf(),
+            log,
+        })
     }
 
     /// SIGKILL and reap.
@@ -140,7 +158,9 @@ impl Drop for Daemon {
 pub async fn wait_ready(port: u16, deadline: Duration) -> bool {
     crate::mesh::eventually(deadline, || async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return false;
+        };
         let req = "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
         if s.write_all(req.as_bytes()).await.is_err() {
             return false;

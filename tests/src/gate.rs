@@ -17,7 +17,11 @@ pub struct Gate<S> {
 impl<S> Gate<S> {
     /// An open gate over `inner`.
     pub fn new(inner: S) -> Self {
-        Self { inner, open: AtomicBool::new(true), refused: AtomicU64::new(0) }
+        Self {
+            inner,
+            open: AtomicBool::new(true),
+            refused: AtomicU64::new(0),
+        }
     }
 
     /// The wrapped store.
@@ -40,7 +44,9 @@ impl<S> Gate<S> {
             Ok(())
         } else {
             self.refused.fetch_add(1, Ordering::SeqCst);
-            Err(SyncError::new("test gate closed: the local store refuses writes"))
+            Err(SyncError::new(
+                "test gate closed: the local store refuses writes",
+            ))
         }
     }
 }
@@ -90,12 +96,19 @@ impl<S: SyncEngineRef> SyncEngineRef for Gate<S> {
         self.inner.apply_batch(changes).await
     }
 
-    async fn delete_replicated_with(&self, key: String, tombstone: Tombstone) -> Result<bool, SyncError> {
+    async fn delete_replicated_with(
+        &self,
+        key: String,
+        tombstone: Tombstone,
+    ) -> Result<bool, SyncError> {
         self.check()?;
         self.inner.delete_replicated_with(key, tombstone).await
     }
 
-    async fn get_merkle_children_many(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, SyncError> {
+    async fn get_merkle_children_many(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, SyncError> {
         self.inner.get_merkle_children_many(paths).await
     }
 

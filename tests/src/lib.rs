@@ -5,6 +5,7 @@
 //! The scenarios live in `tests/`; docs/RELIABILITY.md maps each fault to its test.
 
 pub mod daemon;
+pub mod fuzz_checks;
 pub mod gate;
 pub mod mesh;
 pub mod model;

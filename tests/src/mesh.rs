@@ -88,9 +88,29 @@ impl Node {
         })
     }
 
+    /// Ids of every item the node's Redis holds (`KEYS`, test-sized data only), sorted.
+    pub fn item_ids(&self) -> Result<Vec<String>, String> {
+        let pattern = format!("{}*", self.prefix);
+        let reply = crate::resp::command_str(self.redis.addr(), &["KEYS", &pattern]).map_err(|e| e.to_string())?;
+        let mut ids: Vec<String> = reply
+            .items()
+            .iter()
+            .filter_map(crate::resp::Reply::text)
+            .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned))
+            .filter(|id| {
+                !(id == "cdc" || id == "tombstones" || id.starts_with("merkle:") || id.starts_with("store:"))
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     /// The Merkle root in hex (`None` when empty or unreadable, with the reason).
     pub async fn root(&self) -> Result<Option<String>, String> {
-        self.local().merkle_root_hex().await.map_err(|e| format!("root of {}: {e}", self.id))
+        self.local()
+            .merkle_root_hex()
+            .await
+            .map_err(|e| format!("root of {}: {e}", self.id))
     }
 }
 
@@ -118,9 +138,10 @@ impl Mesh {
                 .start()
                 .expect("starting redis-server (install it or run `cargo xtask test`)");
             let prefix = format!("n{i}:");
-            let store = NodeStore::connect(NodeStoreConfig::new(redis.url()).with_prefix(prefix.clone()))
-                .await
-                .expect("connecting the node store");
+            let store =
+                NodeStore::connect(NodeStoreConfig::new(redis.url()).with_prefix(prefix.clone()))
+                    .await
+                    .expect("connecting the node store");
             nodes.push(Node {
                 id: format!("{}-{i}", scenario.name),
                 prefix,
@@ -137,12 +158,21 @@ impl Mesh {
                 row.push(if i == j {
                     None
                 } else {
-                    Some(FaultProxy::start(peer.redis.addr()).await.expect("starting a proxy"))
+                    Some(
+                        FaultProxy::start(peer.redis.addr())
+                            .await
+                            .expect("starting a proxy"),
+                    )
                 });
             }
             links.push(row);
         }
-        let mut mesh = Self { scenario: scenario.clone(), nodes, links, options };
+        let mut mesh = Self {
+            scenario: scenario.clone(),
+            nodes,
+            links,
+            options,
+        };
         for i in 0..mesh.nodes.len() {
             mesh.start_engine(i).await;
         }
@@ -207,7 +237,9 @@ impl Mesh {
     /// # Panics
     /// When `from == to` (a node has no link to itself).
     pub fn link(&self, from: usize, to: usize) -> &FaultProxy {
-        self.links[from][to].as_ref().expect("no link from a node to itself")
+        self.links[from][to]
+            .as_ref()
+            .expect("no link from a node to itself")
     }
 
     /// Cuts node `k` off from every other node, both directions (blackhole: reads hang
@@ -236,10 +268,23 @@ impl Mesh {
     pub async fn assert_converged(&self, model: &Model, deadline: Duration) {
         let quiet = self.wait_quiescent(deadline).await;
         if let Err(diff) = self.check(model).await {
-            panic!("{}", self.scenario.context(&format!("not converged ({quiet}): {diff}")));
+            panic!(
+                "{}",
+                self.scenario
+                    .context(&format!("not converged ({quiet}): {diff}"))
+            );
         }
         if let Err(roots) = quiet_roots(&quiet) {
-            panic!("{}", self.scenario.context(&roots));
+            let expected = model.expected();
+            let mut extra = Vec::new();
+            for node in &self.nodes {
+                let ids = node.item_ids().unwrap_or_default();
+                let outside: Vec<&String> = ids.iter().filter(|id| !expected.contains_key(*id)).collect();
+                if !outside.is_empty() {
+                    extra.push(format!("{} holds ids outside the model: {outside:?}", node.id));
+                }
+            }
+            panic!("{}", self.scenario.context(&format!("{roots}; {}", extra.join("; "))));
         }
     }
 
@@ -250,7 +295,11 @@ impl Mesh {
         loop {
             let mut roots = Vec::new();
             for node in &self.nodes {
-                roots.push(node.root().await.unwrap_or_else(|e| Some(format!("unreadable: {e}"))));
+                roots.push(
+                    node.root()
+                        .await
+                        .unwrap_or_else(|e| Some(format!("unreadable: {e}"))),
+                );
             }
             let agree = roots.windows(2).all(|w| w[0] == w[1]);
             match &stable_since {
@@ -263,7 +312,9 @@ impl Mesh {
                 _ => stable_since = None,
             }
             if Instant::now() >= end {
-                return Quiet::TimedOut(self.nodes.iter().map(|n| n.id.clone()).zip(roots).collect());
+                return Quiet::TimedOut(
+                    self.nodes.iter().map(|n| n.id.clone()).zip(roots).collect(),
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -276,7 +327,10 @@ impl Mesh {
 }
 
 /// Checks `nodes` against `expected` key by key (sorted), stopping at the first difference.
-pub async fn check_nodes(nodes: &[&Node], expected: &BTreeMap<String, replication_core::Stamp>) -> Result<(), String> {
+pub async fn check_nodes(
+    nodes: &[&Node],
+    expected: &BTreeMap<String, replication_core::Stamp>,
+) -> Result<(), String> {
     for (key, winner) in expected {
         let mut held = Vec::new();
         for node in nodes {
@@ -314,7 +368,9 @@ impl std::fmt::Display for Quiet {
 fn quiet_roots(quiet: &Quiet) -> Result<(), String> {
     match quiet {
         Quiet::Agreed => Ok(()),
-        Quiet::TimedOut(_) => Err(format!("every modelled key matches, but {quiet} (a key outside the model?)")),
+        Quiet::TimedOut(_) => Err(format!(
+            "every modelled key matches, but {quiet} (a key outside the model?)"
+        )),
     }
 }
 

@@ -22,22 +22,36 @@ impl Model {
 
     /// Records a committed write (a put's item stamp, or the tombstone a delete left).
     pub fn record(&self, key: &str, stamp: Stamp) {
-        let mut winners = self.winners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = winners.entry(key.to_owned()).or_insert_with(|| stamp.clone());
+        let mut winners = self
+            .winners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = winners
+            .entry(key.to_owned())
+            .or_insert_with(|| stamp.clone());
         if stamp > *entry {
             *entry = stamp;
         }
-        *self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        *self
+            .writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
     }
 
     /// Every key written and its expected final stamp, sorted by key.
     pub fn expected(&self) -> BTreeMap<String, Stamp> {
-        self.winners.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.winners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Number of writes recorded.
     pub fn writes(&self) -> u64 {
-        *self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

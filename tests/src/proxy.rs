@@ -46,7 +46,9 @@ impl FaultProxy {
                 }
                 let rx = mode_rx.clone();
                 let handle = tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     let _ = client.set_nodelay(true);
                     let _ = server.set_nodelay(true);
                     let (client_r, client_w) = client.into_split();
@@ -56,12 +58,19 @@ impl FaultProxy {
                     // When either direction ends, the connection is over.
                     tokio::select! { _ = up => {}, _ = down => {} }
                 });
-                let mut list = conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut list = conns
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 list.retain(|h| !h.is_finished());
                 list.push(handle);
             }
         });
-        Ok(Self { addr, mode, connections, accept_task })
+        Ok(Self {
+            addr,
+            mode,
+            connections,
+            accept_task,
+        })
     }
 
     /// Where clients connect.
@@ -86,7 +95,10 @@ impl FaultProxy {
 
     /// Closes every open connection through the proxy (clients see a dropped connection).
     pub fn cut(&self) {
-        let mut list = self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut list = self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for handle in list.drain(..) {
             handle.abort();
         }
@@ -170,7 +182,10 @@ mod tests {
     async fn round_trip(stream: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
         stream.write_all(msg).await.ok()?;
         let mut buf = vec![0u8; msg.len()];
-        tokio::time::timeout(Duration::from_millis(500), stream.read_exact(&mut buf)).await.ok()?.ok()?;
+        tokio::time::timeout(Duration::from_millis(500), stream.read_exact(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
         Some(buf)
     }
 
@@ -178,9 +193,16 @@ mod tests {
     async fn passes_blackholes_heals_and_cuts() {
         let proxy = FaultProxy::start(echo_server().await).await.unwrap();
         let mut conn = TcpStream::connect(proxy.addr()).await.unwrap();
-        assert_eq!(round_trip(&mut conn, b"hello").await.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            round_trip(&mut conn, b"hello").await.as_deref(),
+            Some(&b"hello"[..])
+        );
         proxy.set(LinkMode::Blackhole);
-        assert_eq!(round_trip(&mut conn, b"lost?").await, None, "blackholed bytes must not arrive");
+        assert_eq!(
+            round_trip(&mut conn, b"lost?").await,
+            None,
+            "blackholed bytes must not arrive"
+        );
         proxy.heal();
         // The held bytes arrive once healed.
         let mut held = [0u8; 5];
@@ -188,13 +210,21 @@ mod tests {
         assert_eq!(&held, b"lost?");
         proxy.cut();
         let mut buf = [0u8; 1];
-        let after_cut = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await.unwrap();
-        assert!(matches!(after_cut, Ok(0) | Err(_)), "a cut connection is closed");
+        let after_cut = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .unwrap();
+        assert!(
+            matches!(after_cut, Ok(0) | Err(_)),
+            "a cut connection is closed"
+        );
         proxy.set(LinkMode::Refuse);
         let mut refused = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(round_trip(&mut refused, b"x").await, None);
         proxy.heal();
         let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
-        assert_eq!(round_trip(&mut fresh, b"again").await.as_deref(), Some(&b"again"[..]));
+        assert_eq!(
+            round_trip(&mut fresh, b"again").await.as_deref(),
+            Some(&b"again"[..])
+        );
     }
 }

@@ -111,7 +111,10 @@ pub fn xrange_all(addr: SocketAddr, stream: &str) -> std::io::Result<Vec<Entry>>
     let mut out = Vec::new();
     for entry in reply.items() {
         let parts = entry.items();
-        let id = parts.first().and_then(Reply::text).ok_or_else(|| bad("entry without id"))?;
+        let id = parts
+            .first()
+            .and_then(Reply::text)
+            .ok_or_else(|| bad("entry without id"))?;
         let flat = parts.get(1).map(Reply::items).unwrap_or_default();
         let mut fields = Vec::new();
         for pair in flat.chunks(2) {

@@ -34,7 +34,11 @@ impl Scenario {
             .unwrap_or(1);
         // Captured stdout is shown by the test harness exactly when the test fails.
         println!("scenario {name}: seed {seed}, scale {scale} (rerun: {SEED_VAR}={seed} {SCALE_VAR}={scale})");
-        Self { name: name.to_owned(), seed, scale }
+        Self {
+            name: name.to_owned(),
+            seed,
+            scale,
+        }
     }
 
     /// A generator derived from the seed and a stream number (one per task).
@@ -44,6 +48,9 @@ impl Scenario {
 
     /// `what` plus the rerun hint, for assertion messages.
     pub fn context(&self, what: &str) -> String {
-        format!("[{} seed {} scale {}: rerun with {SEED_VAR}={}] {what}", self.name, self.seed, self.scale, self.seed)
+        format!(
+            "[{} seed {} scale {}: rerun with {SEED_VAR}={}] {what}",
+            self.name, self.seed, self.scale, self.seed
+        )
     }
 }

@@ -34,7 +34,12 @@ impl Workload {
                 names.push(format!("{prefix}k{i}.c"));
             }
         }
-        Self { keys: names, ops, delete_percent: 25, max_pause: Duration::from_millis(3) }
+        Self {
+            keys: names,
+            ops,
+            delete_percent: 25,
+            max_pause: Duration::from_millis(3),
+        }
     }
 
     /// Runs the workload on `store`, recording every committed write in `model`.
@@ -56,7 +61,12 @@ impl Workload {
     }
 
     /// Spawns [`run`](Self::run) on each store, with rng stream `streams[i]` for store i.
-    pub fn spawn(&self, stores: Vec<NodeStore>, model: &Model, rngs: Vec<StdRng>) -> Vec<JoinHandle<Result<(), String>>> {
+    pub fn spawn(
+        &self,
+        stores: Vec<NodeStore>,
+        model: &Model,
+        rngs: Vec<StdRng>,
+    ) -> Vec<JoinHandle<Result<(), String>>> {
         stores
             .into_iter()
             .zip(rngs)
@@ -82,7 +92,11 @@ pub async fn join_all(handles: Vec<JoinHandle<Result<(), String>>>, context: &st
 
 /// Random content: short or long (long content is compressed on the wire), text or bytes.
 pub fn content(rng: &mut StdRng) -> Vec<u8> {
-    let len = if rng.random_bool(0.3) { rng.random_range(64..600) } else { rng.random_range(1..64) };
+    let len = if rng.random_bool(0.3) {
+        rng.random_range(64..600)
+    } else {
+        rng.random_range(1..64)
+    };
     if rng.random_bool(0.5) {
         let word = format!("v{} ", rng.random::<u16>());
         word.repeat(len / word.len() + 1).into_bytes()
@@ -97,7 +111,12 @@ pub fn content(rng: &mut StdRng) -> Vec<u8> {
 ///
 /// # Errors
 /// The last error, after 10 s of retries or at once when it is permanent.
-pub async fn put(store: &NodeStore, model: &Model, key: &str, content: Vec<u8>) -> Result<(), String> {
+pub async fn put(
+    store: &NodeStore,
+    model: &Model,
+    key: &str,
+    content: Vec<u8>,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match store.put(key, content.clone()).await {
