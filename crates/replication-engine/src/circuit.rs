@@ -31,7 +31,12 @@ pub(crate) enum CircuitCallError {
 impl SyncEngineCircuit {
     /// A closed circuit with the given thresholds.
     pub fn new(settings: &SyncEngineSettings) -> Self {
-        Self { breaker: CircuitBreaker::new(settings.circuit_failure_threshold, settings.circuit_open_for) }
+        Self {
+            breaker: CircuitBreaker::new(
+                settings.circuit_failure_threshold,
+                settings.circuit_open_for,
+            ),
+        }
     }
 
     /// Current state.
@@ -67,7 +72,10 @@ impl SyncEngineCircuit {
         &self,
         write: impl Future<Output = Result<T, SyncError>>,
     ) -> Result<T, CircuitCallError> {
-        let permit = self.breaker.try_acquire().map_err(|open| CircuitCallError::Open(open.retry_after))?;
+        let permit = self
+            .breaker
+            .try_acquire()
+            .map_err(|open| CircuitCallError::Open(open.retry_after))?;
         match write.await {
             Ok(value) => {
                 permit.success();
@@ -103,7 +111,9 @@ mod tests {
         let circuit = SyncEngineCircuit::new(&settings());
         for _ in 0..3 {
             assert!(matches!(
-                circuit.call(async { Err::<(), _>(SyncError::new("down")) }).await,
+                circuit
+                    .call(async { Err::<(), _>(SyncError::new("down")) })
+                    .await,
                 Err(CircuitCallError::Store(_))
             ));
         }
@@ -116,7 +126,10 @@ mod tests {
             })
             .await;
         assert!(matches!(rejected, Err(CircuitCallError::Open(_))));
-        assert!(!called.load(std::sync::atomic::Ordering::SeqCst), "open circuit must not call the store");
+        assert!(
+            !called.load(std::sync::atomic::Ordering::SeqCst),
+            "open circuit must not call the store"
+        );
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(circuit.state_name(), "half_open");
         circuit.call(async { Ok(()) }).await.unwrap();
@@ -127,7 +140,9 @@ mod tests {
     async fn permanent_errors_do_not_open_the_circuit() {
         let circuit = SyncEngineCircuit::new(&settings());
         for _ in 0..10 {
-            let _ = circuit.call(async { Err::<(), _>(SyncError::permanent("too large")) }).await;
+            let _ = circuit
+                .call(async { Err::<(), _>(SyncError::permanent("too large")) })
+                .await;
         }
         assert_eq!(circuit.state_name(), "closed");
     }

@@ -95,10 +95,18 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         "partial"
                     };
                     self.metrics.repair(outcome).increment(1);
-                    self.metrics.repair_counter(metrics::REPAIR_ITEMS_APPLIED).increment(report.items_applied);
-                    self.metrics.repair_counter(metrics::REPAIR_ITEMS_FETCHED).increment(report.items_fetched);
-                    self.metrics.repair_counter(metrics::REPAIR_BYTES_FETCHED).increment(report.bytes_fetched);
-                    self.metrics.repair_counter(metrics::REPAIR_ROUND_TRIPS).increment(report.peer_round_trips);
+                    self.metrics
+                        .repair_counter(metrics::REPAIR_ITEMS_APPLIED)
+                        .increment(report.items_applied);
+                    self.metrics
+                        .repair_counter(metrics::REPAIR_ITEMS_FETCHED)
+                        .increment(report.items_fetched);
+                    self.metrics
+                        .repair_counter(metrics::REPAIR_BYTES_FETCHED)
+                        .increment(report.bytes_fetched);
+                    self.metrics
+                        .repair_counter(metrics::REPAIR_ROUND_TRIPS)
+                        .increment(report.peer_round_trips);
                     if report.items_applied > 0 || !report.in_sync {
                         tracing::info!(peer = %self.peer.node_id(), ?report, "repair cycle");
                     }
@@ -140,9 +148,13 @@ impl<S: SyncEngineRef> ColdPath<S> {
 
     /// Drops tombstones that every configured peer has seen (docs/PROTOCOL.md).
     async fn collect_tombstones(&self, settings: &replication_core::Settings) {
-        let Some(manager) = self.manager.upgrade() else { return };
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
         let synced = manager.synced_since_all();
-        let Some(horizon) = replication_merkle::gc_horizon(now_ms(), settings.tombstones.retention, &synced) else {
+        let Some(horizon) =
+            replication_merkle::gc_horizon(now_ms(), settings.tombstones.retention, &synced)
+        else {
             return;
         };
         match self.shared.store.purge_tombstones(horizon).await {

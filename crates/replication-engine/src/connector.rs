@@ -9,7 +9,11 @@ use std::sync::Arc;
 pub trait PeerConnector: Send + Sync + 'static {
     /// A backend for `peer`. Errors only for configuration it cannot use (bad URL, TLS
     /// files); an unreachable peer is not an error, it keeps reconnecting.
-    fn connect(&self, peer: &PeerConfig, settings: &Settings) -> Result<Arc<dyn PeerBackend>, PeerError>;
+    fn connect(
+        &self,
+        peer: &PeerConfig,
+        settings: &Settings,
+    ) -> Result<Arc<dyn PeerBackend>, PeerError>;
 }
 
 /// The default: peers are Redis servers (fred).
@@ -17,16 +21,31 @@ pub trait PeerConnector: Send + Sync + 'static {
 pub struct RedisConnector;
 
 impl PeerConnector for RedisConnector {
-    fn connect(&self, peer: &PeerConfig, settings: &Settings) -> Result<Arc<dyn PeerBackend>, PeerError> {
-        Ok(Arc::new(RedisPeer::new(peer, &settings.peer, &settings.hot_path)?))
+    fn connect(
+        &self,
+        peer: &PeerConfig,
+        settings: &Settings,
+    ) -> Result<Arc<dyn PeerBackend>, PeerError> {
+        Ok(Arc::new(RedisPeer::new(
+            peer,
+            &settings.peer,
+            &settings.hot_path,
+        )?))
     }
 }
 
 impl<F> PeerConnector for F
 where
-    F: Fn(&PeerConfig, &Settings) -> Result<Arc<dyn PeerBackend>, PeerError> + Send + Sync + 'static,
+    F: Fn(&PeerConfig, &Settings) -> Result<Arc<dyn PeerBackend>, PeerError>
+        + Send
+        + Sync
+        + 'static,
 {
-    fn connect(&self, peer: &PeerConfig, settings: &Settings) -> Result<Arc<dyn PeerBackend>, PeerError> {
+    fn connect(
+        &self,
+        peer: &PeerConfig,
+        settings: &Settings,
+    ) -> Result<Arc<dyn PeerBackend>, PeerError> {
         self(peer, settings)
     }
 }

@@ -48,7 +48,10 @@ pub struct EngineBuilder<S: SyncEngineRef = NoOpSyncEngine> {
 }
 
 impl EngineBuilder<NoOpSyncEngine> {
-    fn new(config: ReplicationEngineConfig, config_rx: watch::Receiver<ReplicationEngineConfig>) -> Self {
+    fn new(
+        config: ReplicationEngineConfig,
+        config_rx: watch::Receiver<ReplicationEngineConfig>,
+    ) -> Self {
         Self {
             config,
             config_rx,
@@ -103,7 +106,10 @@ impl<S: SyncEngineRef> EngineBuilder<S> {
 
 impl ReplicationEngine<NoOpSyncEngine> {
     /// An engine over the no-op store (tests, standalone runs).
-    pub fn new(config: ReplicationEngineConfig, config_rx: watch::Receiver<ReplicationEngineConfig>) -> Self {
+    pub fn new(
+        config: ReplicationEngineConfig,
+        config_rx: watch::Receiver<ReplicationEngineConfig>,
+    ) -> Self {
         EngineBuilder::new(config, config_rx).build()
     }
 
@@ -123,7 +129,9 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         config_rx: watch::Receiver<ReplicationEngineConfig>,
         sync_engine: Arc<S>,
     ) -> Self {
-        EngineBuilder::new(config, config_rx).sync_engine(sync_engine).build()
+        EngineBuilder::new(config, config_rx)
+            .sync_engine(sync_engine)
+            .build()
     }
 
     /// The local store.
@@ -161,12 +169,16 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         &self.config
     }
 
-    fn transition(&self, to: EngineState) -> std::result::Result<(), replication_core::InvalidTransition> {
+    fn transition(
+        &self,
+        to: EngineState,
+    ) -> std::result::Result<(), replication_core::InvalidTransition> {
         let mut result = Ok(());
-        self.state_tx.send_modify(|state| match state.transition(to) {
-            Ok(next) => *state = next,
-            Err(e) => result = Err(e),
-        });
+        self.state_tx
+            .send_modify(|state| match state.transition(to) {
+                Ok(next) => *state = next,
+                Err(e) => result = Err(e),
+            });
         if result.is_ok() {
             tracing::info!(state = %to, "engine state");
             metrics::gauge!(ENGINE_STATE).set(f64::from(to.code()));
@@ -178,11 +190,17 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
     /// the cold-path tasks. Returns promptly even when every peer is down.
     pub async fn start(&mut self) -> Result<()> {
         self.transition(EngineState::Connecting)
-            .map_err(|e| EngineError::InvalidState { operation: "start", state: e.from })?;
+            .map_err(|e| EngineError::InvalidState {
+                operation: "start",
+                state: e.from,
+            })?;
         match self.start_inner().await {
             Ok(()) => {
                 self.transition(EngineState::Running)
-                    .map_err(|e| EngineError::InvalidState { operation: "start", state: e.from })?;
+                    .map_err(|e| EngineError::InvalidState {
+                        operation: "start",
+                        state: e.from,
+                    })?;
                 Ok(())
             }
             Err(e) => {
@@ -200,7 +218,12 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
             None => Arc::new(replication_cursor::open_from_config(&self.config.cursor).await?),
         };
         let (settings_tx, settings_rx) = watch::channel(Arc::new(self.config.settings.clone()));
-        let shared = Arc::new(Shared::new(self.sync_engine.clone(), (*self.circuit).clone(), cursors, settings_rx));
+        let shared = Arc::new(Shared::new(
+            self.sync_engine.clone(),
+            (*self.circuit).clone(),
+            cursors,
+            settings_rx,
+        ));
         let lifecycle = Arc::new(Lifecycle {
             shared,
             manager: self.peer_manager.clone(),
@@ -209,7 +232,9 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         let peers = self.config.peers.clone();
         let interval = self.config.settings.cold_path.interval;
         for (index, peer) in peers.iter().enumerate() {
-            lifecycle.start_peer(peer.clone(), stagger(interval, index, peers.len())).await;
+            lifecycle
+                .start_peer(peer.clone(), stagger(interval, index, peers.len()))
+                .await;
         }
         let (reload_switch, reload_stop) = StopSwitch::new();
         let config_rx = self.config_rx.take().ok_or(EngineError::InvalidState {
@@ -223,7 +248,11 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
             settings_tx,
             reload_stop,
         ));
-        self.running = Some(Running { lifecycle, reload_task, reload_switch });
+        self.running = Some(Running {
+            lifecycle,
+            reload_task,
+            reload_switch,
+        });
         Ok(())
     }
 
@@ -241,11 +270,18 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         }
         let _ = self.transition(EngineState::ShuttingDown);
         if let Some(running) = self.running.take() {
-            let Running { lifecycle, mut reload_task, reload_switch } = running;
+            let Running {
+                lifecycle,
+                mut reload_task,
+                reload_switch,
+            } = running;
             reload_switch.stop();
             // One budget for the whole drain, however many steps it takes.
             let deadline = tokio::time::Instant::now() + self.config.settings.shutdown_timeout;
-            if tokio::time::timeout_at(deadline, &mut reload_task).await.is_err() {
+            if tokio::time::timeout_at(deadline, &mut reload_task)
+                .await
+                .is_err()
+            {
                 // It may be starting a peer: it must not outlive the engine.
                 tracing::warn!("reload task did not stop in time; aborting it");
                 reload_task.abort();
@@ -269,10 +305,16 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         let circuit = self.circuit.state_name();
         metrics::gauge!(SYNC_ENGINE_CIRCUIT).set(self.circuit.gauge_value());
         let peers = self.peer_manager.health();
-        peers.iter().for_each(crate::metrics::PeerMetrics::publish_connection);
+        peers
+            .iter()
+            .for_each(crate::metrics::PeerMetrics::publish_connection);
         let peers_connected = peers.iter().filter(|p| p.enabled && p.connected).count();
         let ready = state == EngineState::Running && accepting && !self.circuit.is_open();
-        let healthy = ready && peers.iter().filter(|p| p.enabled).all(|p| p.connected && !p.circuit_open);
+        let healthy = ready
+            && peers
+                .iter()
+                .filter(|p| p.enabled)
+                .all(|p| p.connected && !p.circuit_open);
         HealthCheck {
             state,
             ready,

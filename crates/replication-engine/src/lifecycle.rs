@@ -29,15 +29,31 @@ impl<S: SyncEngineRef> Lifecycle<S> {
     /// Adds `config` and, when enabled, connects it and spawns its tasks. Never waits for
     /// the peer: an unreachable one keeps reconnecting and shows in health.
     pub(crate) async fn start_peer(&self, config: PeerConfig, first_repair_delay: Duration) {
-        let status = self.manager.status_of(&config.node_id).unwrap_or_else(|| Arc::new(PeerStatus::default()));
-        let running = if config.enabled { self.spawn(&config, &status, first_repair_delay).await } else { None };
+        let status = self
+            .manager
+            .status_of(&config.node_id)
+            .unwrap_or_else(|| Arc::new(PeerStatus::default()));
+        let running = if config.enabled {
+            self.spawn(&config, &status, first_repair_delay).await
+        } else {
+            None
+        };
         if !config.enabled {
             tracing::info!(peer = %config.node_id, "peer disabled in config; kept idle");
         }
-        self.manager.insert(PeerSlot { config, status, running });
+        self.manager.insert(PeerSlot {
+            config,
+            status,
+            running,
+        });
     }
 
-    async fn spawn(&self, config: &PeerConfig, status: &Arc<PeerStatus>, first_repair_delay: Duration) -> Option<RunningPeer> {
+    async fn spawn(
+        &self,
+        config: &PeerConfig,
+        status: &Arc<PeerStatus>,
+        first_repair_delay: Duration,
+    ) -> Option<RunningPeer> {
         let settings = self.shared.settings();
         let backend = match self.connector.connect(config, &settings) {
             Ok(backend) => backend,
@@ -74,7 +90,12 @@ impl<S: SyncEngineRef> Lifecycle<S> {
             first_delay: first_repair_delay,
         };
         let tasks = vec![tokio::spawn(hot.run(start)), tokio::spawn(cold.run())];
-        Some(RunningPeer { backend, switch, tasks, repair_now })
+        Some(RunningPeer {
+            backend,
+            switch,
+            tasks,
+            repair_now,
+        })
     }
 
     /// Where to resume: the peer's checkpointed cursor, or the beginning.
@@ -85,10 +106,13 @@ impl<S: SyncEngineRef> Lifecycle<S> {
             tracing::warn!(error = %e, "cannot flush cursors");
         }
         match self.shared.cursors.load_all().await {
-            Ok(cursors) => cursors
-                .into_iter()
-                .find(|c| c.peer_id == node_id)
-                .map_or(TailStart::default(), |c| TailStart { after: c.stream_id, entries_added: c.entries_added }),
+            Ok(cursors) => cursors.into_iter().find(|c| c.peer_id == node_id).map_or(
+                TailStart::default(),
+                |c| TailStart {
+                    after: c.stream_id,
+                    entries_added: c.entries_added,
+                },
+            ),
             Err(e) => {
                 // Without a cursor the stream is read from the start: re-applying is harmless.
                 tracing::error!(peer = %node_id, error = %e, "cannot load cursor; reading the stream from the start");
@@ -111,7 +135,11 @@ impl<S: SyncEngineRef> Lifecycle<S> {
             if let Some(running) = slot.running.take() {
                 stop_running(&config.node_id, running, Instant::now() + drain).await;
             }
-            self.manager.insert(PeerSlot { config: config.clone(), status, running: None });
+            self.manager.insert(PeerSlot {
+                config: config.clone(),
+                status,
+                running: None,
+            });
         }
         self.start_peer(config, Duration::ZERO).await;
     }
@@ -140,8 +168,13 @@ async fn stop_running(node_id: &str, running: RunningPeer, deadline: Instant) {
         }
     }
     // Closing is a courtesy to the peer (QUIT); a dead one gets what is left of the budget.
-    let close_by = deadline.max(Instant::now()).min(Instant::now() + CLOSE_TIMEOUT);
-    if tokio::time::timeout_at(close_by, running.backend.close()).await.is_err() {
+    let close_by = deadline
+        .max(Instant::now())
+        .min(Instant::now() + CLOSE_TIMEOUT);
+    if tokio::time::timeout_at(close_by, running.backend.close())
+        .await
+        .is_err()
+    {
         tracing::warn!(peer = %node_id, "closing the peer's connections timed out");
     }
 }

@@ -21,7 +21,9 @@ pub struct PeerManager {
 
 impl std::fmt::Debug for PeerManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerManager").field("peers", &self.node_ids()).finish()
+        f.debug_struct("PeerManager")
+            .field("peers", &self.node_ids())
+            .finish()
     }
 }
 
@@ -43,7 +45,9 @@ pub(crate) struct RunningPeer {
 impl PeerManager {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, PeerSlot>> {
         // Slots are replaced whole; a panic elsewhere cannot leave one half-written.
-        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Node ids of every configured peer, sorted.
@@ -65,7 +69,10 @@ impl PeerManager {
     pub fn health(&self) -> Vec<PeerHealth> {
         self.lock()
             .values()
-            .map(|slot| slot.status.health(&slot.config, slot.running.as_ref().map(|r| &*r.backend)))
+            .map(|slot| {
+                slot.status
+                    .health(&slot.config, slot.running.as_ref().map(|r| &*r.backend))
+            })
             .collect()
     }
 
@@ -82,12 +89,18 @@ impl PeerManager {
 
     /// The backend of an enabled peer.
     pub fn backend(&self, node_id: &str) -> Option<Arc<dyn PeerBackend>> {
-        self.lock().get(node_id).and_then(|s| s.running.as_ref()).map(|r| r.backend.clone())
+        self.lock()
+            .get(node_id)
+            .and_then(|s| s.running.as_ref())
+            .map(|r| r.backend.clone())
     }
 
     /// Per configured peer, the start of its latest completed repair cycle.
     pub(crate) fn synced_since_all(&self) -> Vec<Option<i64>> {
-        self.lock().values().map(|s| s.status.synced_since_ms()).collect()
+        self.lock()
+            .values()
+            .map(|s| s.status.synced_since_ms())
+            .collect()
     }
 
     pub(crate) fn insert(&self, slot: PeerSlot) -> Option<PeerSlot> {

@@ -14,7 +14,10 @@ pub(crate) enum PeerChange {
 }
 
 /// Peer changes from `old` to `new`, in the order of `new` (removals last).
-pub(crate) fn peer_changes(old: &ReplicationEngineConfig, new: &ReplicationEngineConfig) -> Vec<PeerChange> {
+pub(crate) fn peer_changes(
+    old: &ReplicationEngineConfig,
+    new: &ReplicationEngineConfig,
+) -> Vec<PeerChange> {
     let mut changes = Vec::new();
     for peer in &new.peers {
         match old.peer(&peer.node_id) {
@@ -32,7 +35,10 @@ pub(crate) fn peer_changes(old: &ReplicationEngineConfig, new: &ReplicationEngin
 }
 
 /// Why a new config cannot be applied live.
-pub(crate) fn reject_reason(old: &ReplicationEngineConfig, new: &ReplicationEngineConfig) -> Option<String> {
+pub(crate) fn reject_reason(
+    old: &ReplicationEngineConfig,
+    new: &ReplicationEngineConfig,
+) -> Option<String> {
     if let Err(e) = new.validate() {
         return Some(e.to_string());
     }
@@ -51,7 +57,10 @@ mod tests {
 
     fn config(peers: &[(&str, &str)]) -> ReplicationEngineConfig {
         let mut c = ReplicationEngineConfig::new("me");
-        c.peers = peers.iter().map(|(id, url)| PeerConfig::new(*id, *url)).collect();
+        c.peers = peers
+            .iter()
+            .map(|(id, url)| PeerConfig::new(*id, *url))
+            .collect();
         c
     }
 
@@ -69,7 +78,10 @@ mod tests {
             ]
         );
         new.peers[0].enabled = false;
-        assert!(matches!(peer_changes(&old, &new)[0], PeerChange::Reconnect(_)));
+        assert!(matches!(
+            peer_changes(&old, &new)[0],
+            PeerChange::Reconnect(_)
+        ));
         assert!(peer_changes(&old, &old).is_empty());
     }
 
@@ -78,9 +90,13 @@ mod tests {
         let old = config(&[("a", "redis://h:1")]);
         assert!(reject_reason(&old, &old).is_none());
         let bad = config(&[("a", "http://h:1")]);
-        assert!(reject_reason(&old, &bad).unwrap().contains("peers[0].redis_url"));
+        assert!(reject_reason(&old, &bad)
+            .unwrap()
+            .contains("peers[0].redis_url"));
         let mut renamed = old.clone();
         renamed.local_node_id = "other".into();
-        assert!(reject_reason(&old, &renamed).unwrap().contains("local_node_id"));
+        assert!(reject_reason(&old, &renamed)
+            .unwrap()
+            .contains("local_node_id"));
     }
 }

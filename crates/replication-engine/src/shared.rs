@@ -22,7 +22,12 @@ impl<S> Shared<S> {
         cursors: Arc<dyn CursorStore>,
         settings: watch::Receiver<Arc<Settings>>,
     ) -> Self {
-        Self { store, circuit, cursors, settings }
+        Self {
+            store,
+            circuit,
+            cursors,
+            settings,
+        }
     }
 
     /// The settings in force now (reloads replace them).

@@ -26,7 +26,10 @@ struct StatusInner {
 impl PeerStatus {
     fn with<T>(&self, f: impl FnOnce(&mut StatusInner) -> T) -> T {
         // Plain data: a panic mid-update cannot leave it inconsistent in a harmful way.
-        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut inner)
     }
 
@@ -69,10 +72,16 @@ impl PeerStatus {
     }
 
     /// Health of the peer: connection facts from the backend's cache, the rest from here.
-    pub(crate) fn health(&self, config: &PeerConfig, backend: Option<&dyn PeerBackend>) -> PeerHealth {
+    pub(crate) fn health(
+        &self,
+        config: &PeerConfig,
+        backend: Option<&dyn PeerBackend>,
+    ) -> PeerHealth {
         let inner = self.with(|s| s.clone());
         let connection = backend.map(|b| b.connection());
-        let state = connection.as_ref().map_or(ConnectionState::Closed, |c| c.state);
+        let state = connection
+            .as_ref()
+            .map_or(ConnectionState::Closed, |c| c.state);
         let connected = state == ConnectionState::Connected;
         let circuit_open = connection.as_ref().is_some_and(|c| c.circuit_open);
         PeerHealth {
@@ -85,7 +94,9 @@ impl PeerStatus {
             lag_entries: inner.lag_entries,
             catching_up: inner.catching_up,
             cursor: inner.cursor.map(|c| c.to_string()),
-            last_error: inner.last_error.or_else(|| connection.as_ref().and_then(|c| c.last_error.clone())),
+            last_error: inner
+                .last_error
+                .or_else(|| connection.as_ref().and_then(|c| c.last_error.clone())),
             last_success_ms: connection.and_then(|c| c.last_success_ms),
             last_repair: inner.last_repair,
         }

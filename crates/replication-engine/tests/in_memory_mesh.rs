@@ -1,9 +1,10 @@
 //! The engine wired over in-memory stores and peers: two nodes replicate each other's
 //! concurrent writes and deletes and converge; restart resumes from the cursor.
+#![allow(clippy::unwrap_used)]
 
 use replication_engine::{
-    EngineState, MemoryCursorStore, PeerBackend, PeerConfig, PeerConnector, ReplicationEngine, ReplicationEngineConfig,
-    Settings,
+    EngineState, MemoryCursorStore, PeerBackend, PeerConfig, PeerConnector, ReplicationEngine,
+    ReplicationEngineConfig, Settings,
 };
 use replication_testkit::{MemoryPeer, MemoryStore};
 use std::collections::HashMap;
@@ -22,7 +23,10 @@ struct Mesh {
 impl Mesh {
     fn new(stores: &[(&str, &MemoryStore)]) -> Self {
         Self {
-            stores: stores.iter().map(|(id, s)| (id.to_string(), (*s).clone())).collect(),
+            stores: stores
+                .iter()
+                .map(|(id, s)| (id.to_string(), (*s).clone()))
+                .collect(),
             connected: Arc::default(),
         }
     }
@@ -30,11 +34,11 @@ impl Mesh {
     fn connector(&self) -> Arc<dyn PeerConnector> {
         let mesh = self.clone();
         Arc::new(move |peer: &PeerConfig, _: &Settings| {
-            let store = mesh
-                .stores
-                .get(&peer.node_id)
-                .cloned()
-                .ok_or_else(|| replication_engine::PeerError::Closed { peer: peer.node_id.clone() })?;
+            let store = mesh.stores.get(&peer.node_id).cloned().ok_or_else(|| {
+                replication_engine::PeerError::Closed {
+                    peer: peer.node_id.clone(),
+                }
+            })?;
             let backend = Arc::new(MemoryPeer::new(peer.node_id.clone(), store));
             mesh.connected.lock().unwrap().push(backend.clone());
             Ok(backend as Arc<dyn PeerBackend>)
@@ -43,13 +47,20 @@ impl Mesh {
 
     /// Stream entries served by the most recent connection.
     fn last_entries_returned(&self) -> u64 {
-        self.connected.lock().unwrap().last().map_or(0, |p| p.counters().entries_returned)
+        self.connected
+            .lock()
+            .unwrap()
+            .last()
+            .map_or(0, |p| p.counters().entries_returned)
     }
 }
 
 fn config(me: &str, peers: &[&str]) -> ReplicationEngineConfig {
     let mut c = ReplicationEngineConfig::new(me);
-    c.peers = peers.iter().map(|p| PeerConfig::new(*p, "redis://127.0.0.1:1")).collect();
+    c.peers = peers
+        .iter()
+        .map(|p| PeerConfig::new(*p, "redis://127.0.0.1:1"))
+        .collect();
     c.settings.hot_path.block_timeout = Duration::from_millis(50);
     c.settings.cold_path.interval = Duration::from_millis(300);
     c
@@ -61,7 +72,10 @@ fn engine(
     config: ReplicationEngineConfig,
     mesh: &Mesh,
     cursors: Option<Arc<MemoryCursorStore>>,
-) -> (ReplicationEngine<MemoryStore>, watch::Sender<ReplicationEngineConfig>) {
+) -> (
+    ReplicationEngine<MemoryStore>,
+    watch::Sender<ReplicationEngineConfig>,
+) {
     let (tx, rx) = watch::channel(config.clone());
     let mut builder = ReplicationEngine::builder(config, rx)
         .sync_engine(Arc::new(store.clone()))
@@ -75,7 +89,10 @@ fn engine(
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -88,8 +105,18 @@ fn same(a: &MemoryStore, b: &MemoryStore) -> bool {
 async fn two_nodes_converge_under_concurrent_writes_and_deletes() {
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
     let mesh = Mesh::new(&[("a", &a), ("b", &b)]);
-    let (mut engine_a, _ta) = engine(&a, config("a", &["b"]), &mesh, Some(Arc::new(MemoryCursorStore::new())));
-    let (mut engine_b, _tb) = engine(&b, config("b", &["a"]), &mesh, Some(Arc::new(MemoryCursorStore::new())));
+    let (mut engine_a, _ta) = engine(
+        &a,
+        config("a", &["b"]),
+        &mesh,
+        Some(Arc::new(MemoryCursorStore::new())),
+    );
+    let (mut engine_b, _tb) = engine(
+        &b,
+        config("b", &["a"]),
+        &mesh,
+        Some(Arc::new(MemoryCursorStore::new())),
+    );
     engine_a.start().await.unwrap();
     engine_b.start().await.unwrap();
     assert_eq!(engine_a.state(), EngineState::Running);

@@ -36,7 +36,10 @@ pub(crate) async fn apply_changes<S: SyncEngineRef>(
     }
     let count = changes.len() as u64;
     match write_with_retry(store, circuit, settings, metrics, &changes, stop).await? {
-        Ok(()) => Ok(Applied { applied: count, refused: 0 }),
+        Ok(()) => Ok(Applied {
+            applied: count,
+            refused: 0,
+        }),
         Err(_) => {
             let mut outcome = Applied::default();
             for change in changes {
@@ -78,7 +81,9 @@ async fn write_with_retry<S: SyncEngineRef>(
                 backoff.next_delay(rand::random())
             }
             // Wait out the open period rather than spinning on rejections.
-            Err(CircuitCallError::Open(retry_after)) => retry_after.max(backoff.next_delay(rand::random())),
+            Err(CircuitCallError::Open(retry_after)) => {
+                retry_after.max(backoff.next_delay(rand::random()))
+            }
         };
         metrics.apply_retries.increment(1);
         if !stop.sleep(delay).await {
@@ -130,10 +135,23 @@ mod tests {
         });
         let circuit = SyncEngineCircuit::new(&settings());
         let (_switch, mut stop) = StopSwitch::new();
-        let out = apply_changes(&store, &circuit, &settings(), &PeerMetrics::new("p"), vec![put("a"), put("b")], &mut stop)
-            .await
-            .unwrap();
-        assert_eq!(out, Applied { applied: 2, refused: 0 });
+        let out = apply_changes(
+            &store,
+            &circuit,
+            &settings(),
+            &PeerMetrics::new("p"),
+            vec![put("a"), put("b")],
+            &mut stop,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            Applied {
+                applied: 2,
+                refused: 0
+            }
+        );
         // Five failures opened the circuit on the way; it recovered and the write landed.
         assert_eq!(calls.load(Ordering::SeqCst), 6);
     }
@@ -143,7 +161,13 @@ mod tests {
         let mut store = MockSyncEngineRef::new();
         store.expect_apply_batch().returning(|changes| {
             let bad = changes.iter().any(|c| c.key() == "bad");
-            Box::pin(async move { if bad { Err(SyncError::permanent("too large")) } else { Ok(()) } })
+            Box::pin(async move {
+                if bad {
+                    Err(SyncError::permanent("too large"))
+                } else {
+                    Ok(())
+                }
+            })
         });
         let circuit = SyncEngineCircuit::new(&settings());
         let (_switch, mut stop) = StopSwitch::new();
@@ -157,17 +181,33 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(out, Applied { applied: 2, refused: 1 });
+        assert_eq!(
+            out,
+            Applied {
+                applied: 2,
+                refused: 1
+            }
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn stopping_abandons_a_failing_batch() {
         let mut store = MockSyncEngineRef::new();
-        store.expect_apply_batch().returning(|_| Box::pin(async { Err(SyncError::new("down")) }));
+        store
+            .expect_apply_batch()
+            .returning(|_| Box::pin(async { Err(SyncError::new("down")) }));
         let circuit = SyncEngineCircuit::new(&settings());
         let (switch, mut stop) = StopSwitch::new();
         let task = tokio::spawn(async move {
-            apply_changes(&store, &circuit, &settings(), &PeerMetrics::new("p"), vec![put("a")], &mut stop).await
+            apply_changes(
+                &store,
+                &circuit,
+                &settings(),
+                &PeerMetrics::new("p"),
+                vec![put("a")],
+                &mut stop,
+            )
+            .await
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
         switch.stop();

@@ -28,13 +28,17 @@ impl Collapsed {
     pub(crate) fn delete_keys(&self) -> Vec<String> {
         self.events
             .iter()
-            .filter_map(|(_, e)| matches!(e, CdcEvent::Delete { .. }).then(|| e.key().to_owned()))
+            .filter(|(_, e)| matches!(e, CdcEvent::Delete { .. }))
+            .map(|(_, e)| e.key().to_owned())
             .collect()
     }
 
     /// Every key, in order, for the local state lookup.
     pub(crate) fn keys(&self) -> Vec<String> {
-        self.events.iter().map(|(_, e)| e.key().to_owned()).collect()
+        self.events
+            .iter()
+            .map(|(_, e)| e.key().to_owned())
+            .collect()
     }
 }
 
@@ -108,7 +112,9 @@ pub(crate) fn decide(
             match local {
                 None => Decision::CheckCurrent(Change::Put(item)),
                 Some(LocalState::Present(held)) if *held == stamp => Decision::Duplicate,
-                Some(state) if incoming_wins(&stamp, Some(state)) => Decision::Apply(Change::Put(item)),
+                Some(state) if incoming_wins(&stamp, Some(state)) => {
+                    Decision::Apply(Change::Put(item))
+                }
                 Some(_) => Decision::Stale,
             }
         }
@@ -131,7 +137,12 @@ mod tests {
     use replication_core::{RejectReason, SyncItem};
 
     fn put(key: &str, version: u64, content: &[u8]) -> CdcEvent {
-        CdcEvent::Put(SyncItem::new(key, content.to_vec(), version, 1000 + version as i64))
+        CdcEvent::Put(SyncItem::new(
+            key,
+            content.to_vec(),
+            version,
+            1000 + version as i64,
+        ))
     }
 
     fn del(key: &str) -> CdcEvent {
@@ -149,14 +160,22 @@ mod tests {
             (id(2), Ok(put("b", 1, b"x"))),
             (
                 id(3),
-                Err(CdcDecodeError { entry_id: id(3), key: None, reason: RejectReason::EmptyKey }),
+                Err(CdcDecodeError {
+                    entry_id: id(3),
+                    key: None,
+                    reason: RejectReason::EmptyKey,
+                }),
             ),
             (id(4), Ok(del("a"))),
             (id(5), Ok(put("c", 1, b"x"))),
             (id(6), Ok(put("b", 2, b"y"))),
         ];
         let collapsed = collapse(records);
-        let order: Vec<_> = collapsed.events.iter().map(|(i, e)| (i.ms - 5000, e.key().to_owned())).collect();
+        let order: Vec<_> = collapsed
+            .events
+            .iter()
+            .map(|(i, e)| (i.ms - 5000, e.key().to_owned()))
+            .collect();
         assert_eq!(order, [(4, "a".into()), (5, "c".into()), (6, "b".into())]);
         assert_eq!(collapsed.superseded, 2);
         assert_eq!(collapsed.rejected.len(), 1);
@@ -165,50 +184,93 @@ mod tests {
 
     #[test]
     fn echo_of_what_we_hold_is_a_duplicate() {
-        let CdcEvent::Put(item) = put("k", 3, b"v") else { unreachable!() };
+        let CdcEvent::Put(item) = put("k", 3, b"v") else {
+            unreachable!()
+        };
         let local = LocalState::Present(item.stamp());
-        assert_eq!(decide(id(1), CdcEvent::Put(item), Some(&local), None), Decision::Duplicate);
+        assert_eq!(
+            decide(id(1), CdcEvent::Put(item), Some(&local), None),
+            Decision::Duplicate
+        );
     }
 
     #[test]
     fn older_put_is_stale_and_newer_applies() {
         let local = LocalState::Present(Stamp::put(5, 1005, &"0".repeat(64)));
-        assert_eq!(decide(id(1), put("k", 4, b"v"), Some(&local), None), Decision::Stale);
-        assert!(matches!(decide(id(1), put("k", 6, b"v"), Some(&local), None), Decision::Apply(_)));
+        assert_eq!(
+            decide(id(1), put("k", 4, b"v"), Some(&local), None),
+            Decision::Stale
+        );
+        assert!(matches!(
+            decide(id(1), put("k", 6, b"v"), Some(&local), None),
+            Decision::Apply(_)
+        ));
     }
 
     #[test]
     fn put_older_than_a_tombstone_does_not_resurrect() {
-        let local = LocalState::Deleted(Tombstone { version: 4, deleted_at: 2000 });
-        assert_eq!(decide(id(1), put("k", 4, b"v"), Some(&local), None), Decision::Stale);
-        assert!(matches!(decide(id(1), put("k", 5, b"v"), Some(&local), None), Decision::Apply(_)));
+        let local = LocalState::Deleted(Tombstone {
+            version: 4,
+            deleted_at: 2000,
+        });
+        assert_eq!(
+            decide(id(1), put("k", 4, b"v"), Some(&local), None),
+            Decision::Stale
+        );
+        assert!(matches!(
+            decide(id(1), put("k", 5, b"v"), Some(&local), None),
+            Decision::Apply(_)
+        ));
     }
 
     #[test]
     fn unknown_local_state_asks_is_current() {
-        assert!(matches!(decide(id(1), put("k", 1, b"v"), None, None), Decision::CheckCurrent(_)));
+        assert!(matches!(
+            decide(id(1), put("k", 1, b"v"), None, None),
+            Decision::CheckCurrent(_)
+        ));
     }
 
     #[test]
     fn delete_uses_the_peers_tombstone_when_it_has_one() {
         let local = LocalState::Present(Stamp::put(7, 1007, "aa"));
-        let newer = Tombstone { version: 8, deleted_at: 1 };
+        let newer = Tombstone {
+            version: 8,
+            deleted_at: 1,
+        };
         assert_eq!(
             decide(id(1), del("k"), Some(&local), Some(newer.clone())),
-            Decision::Apply(Change::Delete { key: "k".into(), tombstone: newer })
+            Decision::Apply(Change::Delete {
+                key: "k".into(),
+                tombstone: newer
+            })
         );
-        let older = Tombstone { version: 6, deleted_at: 99_999 };
-        assert_eq!(decide(id(1), del("k"), Some(&local), Some(older)), Decision::Stale);
+        let older = Tombstone {
+            version: 6,
+            deleted_at: 99_999,
+        };
+        assert_eq!(
+            decide(id(1), del("k"), Some(&local), Some(older)),
+            Decision::Stale
+        );
     }
 
     #[test]
     fn bare_delete_removes_the_version_we_hold_unless_written_after_it() {
         // Item written at 1007 ms, delete appended at 5001 ms: the delete wins.
         let local = LocalState::Present(Stamp::put(7, 1007, "aa"));
-        let Decision::Apply(Change::Delete { tombstone, .. }) = decide(id(1), del("k"), Some(&local), None) else {
+        let Decision::Apply(Change::Delete { tombstone, .. }) =
+            decide(id(1), del("k"), Some(&local), None)
+        else {
             panic!("bare delete must apply");
         };
-        assert_eq!(tombstone, Tombstone { version: 7, deleted_at: 5001 });
+        assert_eq!(
+            tombstone,
+            Tombstone {
+                version: 7,
+                deleted_at: 5001
+            }
+        );
         // Item written after the delete entry's time: it stays.
         let later = LocalState::Present(Stamp::put(7, 9_999_999, "aa"));
         assert_eq!(decide(id(1), del("k"), Some(&later), None), Decision::Stale);
@@ -217,12 +279,31 @@ mod tests {
     #[test]
     fn delete_of_an_absent_key_still_leaves_a_tombstone() {
         assert!(matches!(
-            decide(id(1), del("k"), Some(&LocalState::Absent), Some(Tombstone { version: 2, deleted_at: 3 })),
+            decide(
+                id(1),
+                del("k"),
+                Some(&LocalState::Absent),
+                Some(Tombstone {
+                    version: 2,
+                    deleted_at: 3
+                })
+            ),
             Decision::Apply(Change::Delete { .. })
         ));
-        let held = LocalState::Deleted(Tombstone { version: 2, deleted_at: 3 });
+        let held = LocalState::Deleted(Tombstone {
+            version: 2,
+            deleted_at: 3,
+        });
         assert_eq!(
-            decide(id(1), del("k"), Some(&held), Some(Tombstone { version: 2, deleted_at: 3 })),
+            decide(
+                id(1),
+                del("k"),
+                Some(&held),
+                Some(Tombstone {
+                    version: 2,
+                    deleted_at: 3
+                })
+            ),
             Decision::Duplicate
         );
     }

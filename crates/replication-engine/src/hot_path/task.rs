@@ -21,7 +21,10 @@ const BACKPRESSURE_POLL: Duration = Duration::from_millis(50);
 /// delivered batch was processed before the next was received).
 fn resume_point(tailer: &TailerHandle) -> TailStart {
     let position = tailer.position();
-    TailStart { after: position.after, entries_added: position.entries_added }
+    TailStart {
+        after: position.after,
+        entries_added: position.entries_added,
+    }
 }
 
 /// The next tailer event; never resolves while no tailer runs.
@@ -58,7 +61,11 @@ impl<S: SyncEngineRef> HotPath<S> {
         loop {
             let settings = self.shared.settings();
             if settings.hot_path.enabled && tailer.is_none() {
-                tailer = Some(StreamTailer::spawn(self.peer.clone(), position, crate::shared::tail_options(&settings)));
+                tailer = Some(StreamTailer::spawn(
+                    self.peer.clone(),
+                    position,
+                    crate::shared::tail_options(&settings),
+                ));
             } else if !settings.hot_path.enabled {
                 if let Some(stopped) = tailer.take() {
                     tracing::info!(peer = %self.peer.node_id(), "hot path disabled; stopped reading");
@@ -132,7 +139,8 @@ impl<S: SyncEngineRef> HotPath<S> {
                 self.metrics.gap("recreated");
                 tracing::warn!(peer = %self.peer.node_id(), after = %gap.after, "the peer's stream was recreated; reading it from the start and repairing");
                 // The old cursor means nothing in the new stream: record where we resume.
-                self.checkpoint(gap.resume_from.after, gap.resume_from.entries_added).await;
+                self.checkpoint(gap.resume_from.after, gap.resume_from.entries_added)
+                    .await;
             }
         }
         self.repair_now.notify_one();
@@ -141,8 +149,17 @@ impl<S: SyncEngineRef> HotPath<S> {
     /// Applies one batch and moves the cursor past it.
     async fn process(&mut self, batch: TailBatch) -> Result<(), Stopped> {
         let started = std::time::Instant::now();
-        let TailBatch { records, last_id, position, lag } = batch;
+        let TailBatch {
+            records,
+            last_id,
+            position,
+            lag,
+        } = batch;
         let read = records.len() as u64;
+        // Until this batch is applied we are behind by it too: health and the cold path's
+        // "far behind" check must see that while a failing store holds the batch back.
+        self.status
+            .set_lag(lag.ms, lag.entries.map(|behind| behind + read), true);
         self.metrics.read.increment(read);
         self.metrics.batch_size.record(read as f64);
         let collapsed = collapse(records);
@@ -158,12 +175,23 @@ impl<S: SyncEngineRef> HotPath<S> {
             HashMap::new()
         } else {
             let peer = self.peer.clone();
-            let found = self.retry("read the peer's tombstones", || peer.read_tombstones(&delete_keys)).await?;
-            delete_keys.iter().cloned().zip(found).filter_map(|(k, t)| t.map(|t| (k, t))).collect()
+            let found = self
+                .retry("read the peer's tombstones", || {
+                    peer.read_tombstones(&delete_keys)
+                })
+                .await?;
+            delete_keys
+                .iter()
+                .cloned()
+                .zip(found)
+                .filter_map(|(k, t)| t.map(|t| (k, t)))
+                .collect()
         };
         let keys = collapsed.keys();
         let store = self.shared.store.clone();
-        let local = self.retry("read local states", || store.local_states(&keys)).await?;
+        let local = self
+            .retry("read local states", || store.local_states(&keys))
+            .await?;
 
         let mut changes = Vec::with_capacity(collapsed.events.len());
         let (mut duplicates, mut stale) = (0u64, 0u64);
@@ -196,11 +224,17 @@ impl<S: SyncEngineRef> HotPath<S> {
         )
         .await?;
         self.metrics.applied.increment(outcome.applied);
-        self.metrics.apply_seconds.record(started.elapsed().as_secs_f64());
+        self.metrics
+            .apply_seconds
+            .record(started.elapsed().as_secs_f64());
 
         debug_assert_eq!(position.after, last_id);
         self.checkpoint(last_id, position.entries_added).await;
-        self.status.set_lag(lag.ms, lag.entries, lag.entries.is_some_and(|behind| behind > 0));
+        self.status.set_lag(
+            lag.ms,
+            lag.entries,
+            lag.entries.is_some_and(|behind| behind > 0),
+        );
         self.metrics.lag_ms.set(lag.ms as f64);
         if let Some(entries) = lag.entries {
             self.metrics.lag_entries.set(entries as f64);
@@ -210,9 +244,14 @@ impl<S: SyncEngineRef> HotPath<S> {
     }
 
     async fn is_current(&mut self, change: &Change) -> Result<bool, Stopped> {
-        let Change::Put(item) = change else { return Ok(false) };
+        let Change::Put(item) = change else {
+            return Ok(false);
+        };
         let store = self.shared.store.clone();
-        self.retry("ask the local store for the current hash", || store.is_current(&item.key, &item.content_hash)).await
+        self.retry("ask the local store for the current hash", || {
+            store.is_current(&item.key, &item.content_hash)
+        })
+        .await
     }
 
     /// Records the cursor (the store coalesces; it flushes on its own schedule and at shutdown).
@@ -239,7 +278,10 @@ impl<S: SyncEngineRef> HotPath<S> {
         Fut: Future<Output = Result<T, E>>,
     {
         let settings = self.shared.settings();
-        let mut backoff = Backoff::new(settings.sync_engine.retry_initial_delay, settings.sync_engine.retry_max_delay);
+        let mut backoff = Backoff::new(
+            settings.sync_engine.retry_initial_delay,
+            settings.sync_engine.retry_max_delay,
+        );
         loop {
             match call().await {
                 Ok(value) => return Ok(value),
