@@ -3,7 +3,7 @@
 use super::compression::is_zstd_frame;
 use super::meta::MetaIn;
 use super::{field, CdcEvent};
-use crate::item::{content_hash, parse_hash_hex};
+use crate::item::{content_hash, hash_to_hex, parse_hash_hex};
 use crate::{ContentType, StreamId, SyncItem};
 use std::fmt;
 
@@ -193,7 +193,7 @@ impl CdcDecoder {
         Ok(CdcEvent::Put(SyncItem {
             key: key.to_owned(),
             content,
-            content_hash: hex::encode(expected),
+            content_hash: hash_to_hex(&expected),
             version,
             updated_at,
             content_type: meta
