@@ -97,19 +97,25 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
     fill(&writer, &stream, 0, n).await.context("filling the stream")?;
     eprintln!("bench: stream of {n} entries ready");
 
-    let (mut transport, mut decode, mut verify) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut transport, mut decode, mut verify, mut tailer) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut noop, mut noop_ratio, mut into_node, mut node_ratio) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..options.runs() {
-        let t = throughput::drain(&peer.url(), &stream, n, Drain::Transport).await?;
-        let d = throughput::drain(&peer.url(), &stream, n, Drain::Decode).await?;
-        let v = throughput::drain(&peer.url(), &stream, n, Drain::DecodeVerify).await?;
+        // Without section 1 (profiling the engine alone) the ratios are meaningless.
+        let limit = options.sections.contains(&1);
+        let url = peer.url();
+        let drain = |mode| throughput::drain(&url, &stream, n, mode);
+        let t = if limit { drain(Drain::Transport).await? } else { f64::NAN };
+        let d = if limit { drain(Drain::Decode).await? } else { f64::NAN };
+        let v = if limit { drain(Drain::DecodeVerify).await? } else { f64::NAN };
         let e = if options.sections.contains(&2) { throughput::engine_noop(&peer.url(), prefix, n).await? } else { 0.0 };
+        let tl = if options.sections.contains(&2) { throughput::tailer_only(&peer.url(), prefix, n).await? } else { 0.0 };
+        tailer.push(tl);
         let s = if options.sections.contains(&3) {
             throughput::engine_node(&peer.url(), prefix, &node.url(), n).await?
         } else {
             0.0
         };
-        eprintln!("bench: run {run}: transport {t:.0}/s, decode {d:.0}/s, decode+verify {v:.0}/s, engine no-op {e:.0}/s, engine node {s:.0}/s");
+        eprintln!("bench: run {run}: transport {t:.0}/s, decode {d:.0}/s, decode+verify {v:.0}/s, tailer {tl:.0}/s, engine no-op {e:.0}/s, engine node {s:.0}/s");
         transport.push(t);
         decode.push(d);
         verify.push(v);
@@ -137,6 +143,7 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
     if options.sections.contains(&2) {
         let s2 = "2 hot path";
         report.row(s2, "engine → counting no-op store", per_s(&noop), "", Verdict::Info);
+        report.row(s2, "StreamTailer alone (read, gap checks, decode, verify)", per_s(&tailer), "", Verdict::Info);
         let r = median(&noop_ratio);
         report.row(s2, "ratio to the decoding drain (pairwise median)", format!("{r:.2}"), "≥ 0.90", Verdict::of(r >= 0.9));
         report.note(

@@ -155,3 +155,29 @@ pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64)
     node.close().await;
     rate
 }
+
+/// The peer crate's `StreamTailer` alone (read, gap checks, decode, verify), its batches
+/// dropped as they come: entries/s. Separates the tailer's cost from the engine's.
+pub(crate) async fn tailer_only(url: &str, prefix: &str, n: u64) -> Result<f64> {
+    use replication_core::{HotPathSettings, PeerBackend, PeerSettings};
+    use replication_peer::{RedisPeer, StreamTailer, TailEvent, TailOptions, TailStart};
+    let config = engine_config(&[(url.to_owned(), prefix.to_owned())]);
+    let hot: HotPathSettings = config.settings.hot_path.clone();
+    let settings: PeerSettings = config.settings.peer.clone();
+    let peer = RedisPeer::new(&config.peers[0], &settings, &hot).context("peer")?;
+    let started = Instant::now();
+    peer.wait_connected(Duration::from_secs(10)).await.context("peer connect")?;
+    let peer: Arc<dyn PeerBackend> = Arc::new(peer);
+    let mut tailer = StreamTailer::spawn(Arc::clone(&peer), TailStart::default(), TailOptions::from_settings(&hot, &settings));
+    let mut seen = 0u64;
+    while seen < n {
+        match tailer.recv().await {
+            Some(TailEvent::Batch(batch)) => seen += batch.records.len() as u64,
+            Some(_) => {}
+            None => bail!("tailer stopped after {seen} entries"),
+        }
+    }
+    let elapsed = started.elapsed();
+    tailer.stop().await;
+    Ok(n as f64 / elapsed.as_secs_f64())
+}
