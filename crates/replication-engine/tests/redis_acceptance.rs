@@ -194,3 +194,128 @@ async fn restart_mid_stream_replays_nothing_checkpointed_and_loses_nothing() {
     assert_same(&na, &me, &more).await;
     assert_eq!(second.state(), EngineState::Stopped);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_down_at_start_joins_later() {
+    let mut sa = RedisServer::builder().persistence(true).start().unwrap();
+    let url = sa.url();
+    sa.kill();
+    let me = MemoryStore::new();
+    let (mut engine, _tx) = engine(
+        &me,
+        config(vec![peer("a", url, "a:")]),
+        Some(Arc::new(MemoryCursorStore::new())),
+    );
+    tokio::time::timeout(Duration::from_secs(10), engine.start())
+        .await
+        .expect("start() waited for a dead peer")
+        .unwrap();
+    assert_eq!(engine.state(), EngineState::Running);
+    let health = engine.health_check().await;
+    assert!(
+        !health.peers[0].connected && health.ready && !health.healthy,
+        "{health:?}"
+    );
+
+    sa.restart().unwrap();
+    let na = node(&sa, "a:").await;
+    let keys = write_events(&na, "k", 0..50).await;
+    eventually("the late peer's writes arrive", || {
+        me.len() == 44 && me.tombstones().len() == 6
+    })
+    .await;
+    assert_same(&na, &me, &keys).await;
+    eventually("it shows connected", || {
+        engine.peer_manager().health()[0].connected
+    })
+    .await;
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_trim_past_the_cursor_is_repaired_from_the_merkle_tree() {
+    let sa = RedisServer::start().unwrap();
+    let na = node(&sa, "a:").await;
+    let me = MemoryStore::new();
+    let recorder = DebuggingRecorder::new();
+    let recorded = Recorded::new(recorder.snapshotter());
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let cursors: Arc<dyn CursorStore> = Arc::new(MemoryCursorStore::new());
+    let cfg = config(vec![peer("a", sa.url(), "a:")]); // cold interval 1 h
+    let first_keys = write_events(&na, "early", 0..20).await;
+    let (mut first, _t1) = engine(&me, cfg.clone(), Some(cursors.clone()));
+    first.start().await.unwrap();
+    eventually("the first writes arrive", || me.len() == 17).await;
+    first.shutdown().await;
+
+    let missed = write_events(&na, "missed", 0..200).await;
+    sa.command(&["XTRIM", "a:cdc", "MAXLEN", "10"]).unwrap();
+    let (mut second, _t2) = engine(&me, cfg, Some(cursors));
+    second.start().await.unwrap();
+    eventually("repair brings what was trimmed", || me.len() == 17 + 177).await;
+    assert!(recorded.counter(names::GAPS, &[("peer", "a"), ("kind", "trimmed")]) >= 1);
+    assert!(recorded.counter(names::REPAIR_ITEMS_APPLIED, &[("peer", "a")]) > 0);
+    na.put("after", b"x".to_vec()).await.unwrap();
+    eventually("the stream is tailed again", || me.item("after").is_some()).await;
+    second.shutdown().await;
+    assert_same(&na, &me, &first_keys).await;
+    for key in &missed {
+        let theirs = na.get_item(key).await.unwrap();
+        assert_eq!(
+            theirs.map(|t| t.content_hash),
+            me.item(key).map(|o| o.content_hash),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_peer_through_the_watch_channel_starts_replicating_it() {
+    let (sa, sb) = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
+    let (na, nb) = (node(&sa, "a:").await, node(&sb, "b:").await);
+    let me = MemoryStore::new();
+    let cfg = config(vec![peer("a", sa.url(), "a:")]);
+    let (mut engine, tx) = engine(&me, cfg.clone(), Some(Arc::new(MemoryCursorStore::new())));
+    engine.start().await.unwrap();
+    na.put("from.a", b"1".to_vec()).await.unwrap();
+    nb.put("from.b", b"1".to_vec()).await.unwrap();
+    eventually("a replicates", || me.item("from.a").is_some()).await;
+    assert!(me.item("from.b").is_none());
+    let mut with_b = cfg;
+    with_b.peers.push(peer("b", sb.url(), "b:"));
+    tx.send_replace(with_b);
+    eventually("b replicates once added", || me.item("from.b").is_some()).await;
+    nb.put("from.b.2", b"2".to_vec()).await.unwrap();
+    eventually("and keeps replicating", || me.item("from.b.2").is_some()).await;
+    assert_eq!(engine.health_check().await.peers_connected, 2);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_local_store_opens_the_circuit_and_recovers() {
+    let sa = RedisServer::start().unwrap();
+    let na = node(&sa, "a:").await;
+    let me = MemoryStore::new();
+    let mut cfg = config(vec![peer("a", sa.url(), "a:")]);
+    cfg.settings.sync_engine.circuit_failure_threshold = 3;
+    cfg.settings.sync_engine.circuit_open_for = Duration::from_millis(500);
+    let (mut engine, _tx) = engine(&me, cfg, Some(Arc::new(MemoryCursorStore::new())));
+    engine.start().await.unwrap();
+    me.set_failing_writes(true);
+    na.put("k", b"v".to_vec()).await.unwrap();
+    eventually("the circuit opens", || engine.circuit().is_open()).await;
+    let health = engine.health_check().await;
+    assert!(
+        !health.ready && health.sync_engine_circuit == "open",
+        "{health:?}"
+    );
+    me.set_failing_writes(false);
+    eventually("the write lands", || me.item("k").is_some()).await;
+    eventually("the circuit closes", || {
+        engine.circuit().state_name() == "closed"
+    })
+    .await;
+    let health = engine.health_check().await;
+    assert!(health.ready && health.healthy, "{health:?}");
+    engine.shutdown().await;
+}
