@@ -47,7 +47,7 @@ pub struct PeerHealth {
     pub lag_ms: Option<u64>,
     /// Entries the peer's stream holds beyond our cursor, when known.
     pub lag_entries: Option<u64>,
-    /// The tailer is behind (its last read came back full).
+    /// Entries were still behind the peer after the last batch (the tailer is catching up).
     pub catching_up: bool,
     /// Id of the last entry applied (the cursor).
     pub cursor: Option<String>,
