@@ -17,7 +17,6 @@ use tokio::sync::Notify;
 pub(crate) struct Counting<S> {
     inner: Arc<S>,
     applied: AtomicU64,
-    batches: AtomicU64,
     target: AtomicU64,
     reached: Notify,
     lags: Option<Mutex<Vec<u64>>>,
@@ -29,7 +28,6 @@ impl<S: SyncEngineRef> Counting<S> {
         Self {
             inner,
             applied: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
             target: AtomicU64::new(u64::MAX),
             reached: Notify::new(),
             lags: None,
@@ -44,11 +42,6 @@ impl<S: SyncEngineRef> Counting<S> {
     /// Changes applied so far.
     pub(crate) fn applied(&self) -> u64 {
         self.applied.load(Ordering::Acquire)
-    }
-
-    /// `apply_batch` calls so far.
-    pub(crate) fn batches(&self) -> u64 {
-        self.batches.load(Ordering::Acquire)
     }
 
     /// Waits until at least `target` changes were applied.
@@ -143,7 +136,6 @@ impl<S: SyncEngineRef> SyncEngineRef for Counting<S> {
         let stamps = self.stamps(&changes);
         // Delegated whole: the inner store's own batching is what is measured.
         self.inner.apply_batch(changes).await?;
-        self.batches.fetch_add(1, Ordering::AcqRel);
         self.count(n, &stamps);
         Ok(())
     }

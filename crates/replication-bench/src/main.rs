@@ -8,7 +8,10 @@
 //! `--quick` uses small sizes and one run per figure (a smoke check, not a measurement).
 
 mod counting;
+mod lag;
+mod memory;
 mod payload;
+mod repair;
 mod report;
 mod throughput;
 
@@ -62,8 +65,15 @@ impl Options {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let options = Options::parse(&args)?;
-    runtime.block_on(run(options))
+    match args.first().map(String::as_str) {
+        // Children of section 6, measured alone.
+        Some("rss-catchup") => runtime.block_on(memory::child_catchup(&args[1..])),
+        Some("rss-idle") => runtime.block_on(memory::child_idle(&args[1..])),
+        _ => {
+            let options = Options::parse(&args)?;
+            runtime.block_on(run(options))
+        }
+    }
 }
 
 async fn run(options: Options) -> Result<()> {
@@ -71,6 +81,15 @@ async fn run(options: Options) -> Result<()> {
     println!("machine: {}", report::machine());
     if options.sections.iter().any(|s| (1..=3).contains(s)) {
         throughput_sections(&options, &mut report).await?;
+    }
+    if options.sections.contains(&4) {
+        lag_section(&options, &mut report).await?;
+    }
+    if options.sections.contains(&5) {
+        repair_section(&options, &mut report).await?;
+    }
+    if options.sections.contains(&6) {
+        memory_section(&options, &mut report).await?;
     }
     if let Some(path) = &options.markdown {
         let mut text = format!(
@@ -168,6 +187,123 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
              share the machine's cores.",
         );
     }
+    drop(writer);
+    Ok(())
+}
+
+/// Section 4: lag under steady load, median over runs of each percentile.
+async fn lag_section(options: &Options, report: &mut Report) -> Result<()> {
+    let rate = 5_000;
+    let seconds = if options.quick { 3 } else { 30 };
+    let (mut p50, mut p99, mut max) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..options.runs() {
+        let lags = lag::steady_load(rate, seconds).await?;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let (a, b, c) = (
+            ms(report::quantile(&lags, 0.5)),
+            ms(report::quantile(&lags, 0.99)),
+            ms(lags.last().copied().unwrap_or(0)),
+        );
+        eprintln!("bench: lag run {run}: {} entries, p50 {a:.2} ms, p99 {b:.2} ms, max {c:.2} ms", lags.len());
+        p50.push(a);
+        p99.push(b);
+        max.push(c);
+    }
+    let s4 = "4 lag";
+    report.row(s4, "p50 applied-at − appended-at", format!("{:.2} ms", median(&p50)), "", Verdict::Info);
+    let p = median(&p99);
+    report.row(s4, "p99", format!("{p:.2} ms"), "< 10 ms", Verdict::of(p < 10.0));
+    report.row(s4, "max", format!("{:.2} ms", median(&max)), "", Verdict::Info);
+    report.note(
+        s4,
+        format!(
+            "A writer XADDs {rate} entries/s (5 per 1 ms tick, pipelined) to a peer for {seconds} s; the engine \
+             (block_timeout 100 ms) replicates them into a real `NodeStore`. Appended-at is stamped into each \
+             payload (µs) just before its XADD; applied-at is when the store's `apply_batch` returned. \
+             Writer, engine and both redis-servers share the machine.",
+        ),
+    );
+    Ok(())
+}
+
+/// Section 5: repair cost against the size of the difference.
+async fn repair_section(options: &Options, report: &mut Report) -> Result<()> {
+    let s5 = "5 repair";
+    let (keys, real_keys) = if options.quick { (20_000, 5_000) } else { (1_000_000, 100_000) };
+    let diffs = [0, 10, 1_000, 10_000];
+    let mut costs = Vec::new();
+    for run in 0..options.runs() {
+        let found = repair::in_memory(keys, &diffs).await?;
+        for c in &found {
+            eprintln!("bench: repair run {run}: {} keys, {} differ: {:?} rt {}+{} bytes {}", c.keys, c.differing, c.report.duration, c.report.peer_round_trips, c.report.local_round_trips, c.report.bytes_fetched);
+        }
+        costs.push(found);
+    }
+    for (level, differing) in diffs.iter().enumerate() {
+        let times: Vec<f64> = costs.iter().map(|run| run[level].report.duration.as_secs_f64() * 1000.0).collect();
+        let r = &costs[0][level].report;
+        let met = if *differing == 0 { r.peer_round_trips <= 1 } else { r.keys_resolved == *differing };
+        report.row(
+            s5,
+            format!("in-memory, {} keys, {} differ: time · peer+local round trips · bytes fetched", thousands(keys as f64), thousands(*differing as f64)),
+            format!("{:.1} ms · {}+{} · {}", median(&times), r.peer_round_trips, r.local_round_trips, thousands(r.bytes_fetched as f64)),
+            if *differing == 0 { "O(1) round trips" } else { "∝ difference" },
+            if *differing == 0 { Verdict::of(met) } else { Verdict::Info },
+        );
+    }
+    let real = repair::real_redis(real_keys, &diffs).await?;
+    for c in &real {
+        let r = &c.report;
+        report.row(
+            s5,
+            format!("real Redis, {} keys, {} differ", thousands(c.keys as f64), thousands(c.differing as f64)),
+            format!("{:.1} ms · {}+{} · {}", r.duration.as_secs_f64() * 1000.0, r.peer_round_trips, r.local_round_trips, thousands(r.bytes_fetched as f64)),
+            "",
+            Verdict::Info,
+        );
+    }
+    report.note(
+        s5,
+        "Keys `bench.b{i/1000}.k{i%1000}` (1 000 branches of 1 000 leaves), 512-byte payloads; the peer gets \
+         newer versions of the differing keys, spread over the key space, and one `repair_cycle` (default \
+         batch size and concurrency, budgets lifted so one cycle finishes) levels the local store again. \
+         Levels run in order on the same pair of stores. In-memory rows use replication-testkit's `MemoryStore` \
+         and `MemoryPeer` (exact counts, no network; the median time of the runs, counts from the first); \
+         real-Redis rows use two `NodeStore`s on two private redis-servers and a `RedisPeer` (one run).",
+    );
+    Ok(())
+}
+
+/// Section 6: peak RSS of the engine in a child process.
+async fn memory_section(options: &Options, report: &mut Report) -> Result<()> {
+    let s6 = "6 memory";
+    let n: u64 = if options.quick { 50_000 } else { 1_000_000 };
+    let peer = RedisServer::start().context("peer redis-server")?;
+    let prefix = "peer:";
+    let writer = client(&peer.url()).await?;
+    fill(&writer, &format!("{prefix}cdc"), 0, n).await.context("filling the backlog")?;
+    let url = peer.url();
+    let catchup_args = vec!["rss-catchup".to_owned(), url.clone(), prefix.to_owned(), n.to_string()];
+    let idle_args = vec!["rss-idle".to_owned(), url.clone(), "64".to_owned(), if options.quick { "2" } else { "10" }.to_owned()];
+    let (mut catchup, mut idle) = (Vec::new(), Vec::new());
+    for run in 0..options.runs() {
+        let args = catchup_args.clone();
+        let c = tokio::task::spawn_blocking(move || memory::child_peak_mb(&args)).await??;
+        let args = idle_args.clone();
+        let i = tokio::task::spawn_blocking(move || memory::child_peak_mb(&args)).await??;
+        eprintln!("bench: memory run {run}: catch-up {c:.1} MB, 64 idle peers {i:.1} MB");
+        catchup.push(c);
+        idle.push(i);
+    }
+    let c = median(&catchup);
+    report.row(s6, format!("peak RSS catching up a {}-entry backlog", thousands(n as f64)), format!("{c:.1} MB"), "< 100 MB", Verdict::of(c < 100.0));
+    report.row(s6, "peak RSS with 64 idle peers", format!("{:.1} MB", median(&idle)), "", Verdict::Info);
+    report.note(
+        s6,
+        "`VmHWM` of a child process (this binary re-run with a subcommand) that only runs the engine: \
+         catch-up into the counting no-op store with the hot-path settings of section 2; idle: 64 peers \
+         with empty streams (block_timeout 5 s), all connected, for 10 s.",
+    );
     drop(writer);
     Ok(())
 }
