@@ -18,7 +18,8 @@ fn profile_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("unexpected test binary location {}", exe.display()))
 }
 
-/// Path of a fresh `replicationd` binary, built once per test process.
+/// Path of the `replicationd` binary: `REPLICATIOND_BIN`, else the one `cargo test
+/// --workspace` builds next to the test binaries, else one built once per test process.
 ///
 /// The build uses its own target directory under the profile directory: the outer
 /// `cargo test` may still hold the lock of the shared one.
@@ -35,6 +36,12 @@ fn build() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(path));
     }
     let profile = profile_dir()?;
+    // `cargo test --workspace` (what CI and `cargo xtask test` run) builds the daemon next
+    // to the test binaries: use it. Otherwise build a private copy.
+    let sibling = profile.join("replicationd");
+    if sibling.exists() {
+        return Ok(sibling);
+    }
     let release = profile.file_name().is_some_and(|n| n == "release");
     let target_dir = profile.join("replicationd-for-tests");
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -76,16 +76,7 @@ impl Node {
 
     /// What this node holds for `key`.
     pub async fn observe(&self, key: &str) -> Result<Observed, String> {
-        let states = self
-            .store
-            .local_states(&[key.to_owned()])
-            .await
-            .map_err(|e| format!("reading {key} on {}: {e}", self.id))?;
-        Ok(match states.into_iter().next().flatten() {
-            Some(LocalState::Present(stamp)) => Observed::Item(stamp),
-            Some(LocalState::Deleted(t)) => Observed::Tombstone(t.stamp()),
-            Some(LocalState::Absent) | None => Observed::Absent,
-        })
+        observe(&*self.store, key).await.map_err(|e| format!("on {}: {e}", self.id))
     }
 
     /// Ids of every item the node's Redis holds (`KEYS`, test-sized data only), sorted.
@@ -344,6 +335,31 @@ pub async fn check_nodes(
                 all.join("; "),
                 expected.len()
             ));
+        }
+    }
+    Ok(())
+}
+
+/// What `store` holds for `key`.
+pub async fn observe<S: SyncEngineRef>(store: &S, key: &str) -> Result<Observed, String> {
+    let states = store.local_states(&[key.to_owned()]).await.map_err(|e| format!("reading {key}: {e}"))?;
+    Ok(match states.into_iter().next().flatten() {
+        Some(LocalState::Present(stamp)) => Observed::Item(stamp),
+        Some(LocalState::Deleted(t)) => Observed::Tombstone(t.stamp()),
+        Some(LocalState::Absent) | None => Observed::Absent,
+    })
+}
+
+/// Checks one store against `expected`; the first difference, described.
+pub async fn check_store<S: SyncEngineRef>(
+    id: &str,
+    store: &S,
+    expected: &BTreeMap<String, replication_core::Stamp>,
+) -> Result<(), String> {
+    for (key, winner) in expected {
+        let held = observe(store, key).await?;
+        if !held.satisfies(winner) {
+            return Err(format!("key {key:?}: model expects {}, node {id} holds {held}", show(winner)));
         }
     }
     Ok(())
