@@ -26,7 +26,11 @@ pub fn cdc_fields(data: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
             None => (tail[..len.min(8)].to_vec(), &tail[len.min(8)..]),
         };
         let len = len.min(tail.len());
-        let value = if out.len() >= 6 { tail.to_vec() } else { tail[..len].to_vec() };
+        let value = if out.len() >= 6 {
+            tail.to_vec()
+        } else {
+            tail[..len].to_vec()
+        };
         let consumed = value.len();
         out.push((name, value));
         rest = &tail[consumed..];
@@ -37,13 +41,23 @@ pub fn cdc_fields(data: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 /// The CDC decoder never panics; an accepted PUT has content within the cap whose
 /// SHA-256 is the hash it claims; an accepted key is non-empty.
 pub fn cdc_decode(data: &[u8]) {
-    let mut decoder = CdcDecoder::new(DecodeLimits { max_decompressed_bytes: CAP });
+    let mut decoder = CdcDecoder::new(DecodeLimits {
+        max_decompressed_bytes: CAP,
+    });
     let fields = cdc_fields(data);
     if let Ok(event) = decoder.decode(StreamId::new(1, 1), fields) {
         assert!(!event.key().is_empty(), "accepted an empty key");
         if let CdcEvent::Put(item) = event {
-            assert!(item.content.len() <= CAP, "accepted {} bytes over the cap", item.content.len());
-            assert_eq!(content_hash_hex(&item.content), item.content_hash, "accepted content whose hash differs");
+            assert!(
+                item.content.len() <= CAP,
+                "accepted {} bytes over the cap",
+                item.content.len()
+            );
+            assert_eq!(
+                content_hash_hex(&item.content),
+                item.content_hash,
+                "accepted content whose hash differs"
+            );
         }
     }
 }
@@ -54,7 +68,10 @@ pub fn stream_id(data: &[u8]) {
     if let Ok(id) = StreamId::from_bytes(data) {
         let text = std::str::from_utf8(data).expect("accepted non-UTF-8");
         let (ms, seq) = text.split_once('-').expect("accepted an id without '-'");
-        assert!(ms.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit()), "accepted non-digits in {text:?}");
+        assert!(
+            ms.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit()),
+            "accepted non-digits in {text:?}"
+        );
         let again: StreamId = id.to_string().parse().expect("a printed id parses");
         assert_eq!(again, id);
     }
@@ -63,6 +80,11 @@ pub fn stream_id(data: &[u8]) {
 /// The children-member decoder never panics and round-trips what it accepts.
 pub fn children_member(data: &[u8]) {
     if let Ok((segment, hash)) = decode_member(data) {
-        assert_eq!(encode_member(&segment, &hash).as_bytes().to_ascii_lowercase(), data.to_ascii_lowercase());
+        assert_eq!(
+            encode_member(&segment, &hash)
+                .as_bytes()
+                .to_ascii_lowercase(),
+            data.to_ascii_lowercase()
+        );
     }
 }

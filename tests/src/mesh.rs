@@ -76,20 +76,26 @@ impl Node {
 
     /// What this node holds for `key`.
     pub async fn observe(&self, key: &str) -> Result<Observed, String> {
-        observe(&*self.store, key).await.map_err(|e| format!("on {}: {e}", self.id))
+        observe(&*self.store, key)
+            .await
+            .map_err(|e| format!("on {}: {e}", self.id))
     }
 
     /// Ids of every item the node's Redis holds (`KEYS`, test-sized data only), sorted.
     pub fn item_ids(&self) -> Result<Vec<String>, String> {
         let pattern = format!("{}*", self.prefix);
-        let reply = crate::resp::command_str(self.redis.addr(), &["KEYS", &pattern]).map_err(|e| e.to_string())?;
+        let reply = crate::resp::command_str(self.redis.addr(), &["KEYS", &pattern])
+            .map_err(|e| e.to_string())?;
         let mut ids: Vec<String> = reply
             .items()
             .iter()
             .filter_map(crate::resp::Reply::text)
             .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned))
             .filter(|id| {
-                !(id == "cdc" || id == "tombstones" || id.starts_with("merkle:") || id.starts_with("store:"))
+                !(id == "cdc"
+                    || id == "tombstones"
+                    || id.starts_with("merkle:")
+                    || id.starts_with("store:"))
             })
             .collect();
         ids.sort();
@@ -270,12 +276,22 @@ impl Mesh {
             let mut extra = Vec::new();
             for node in &self.nodes {
                 let ids = node.item_ids().unwrap_or_default();
-                let outside: Vec<&String> = ids.iter().filter(|id| !expected.contains_key(*id)).collect();
+                let outside: Vec<&String> = ids
+                    .iter()
+                    .filter(|id| !expected.contains_key(*id))
+                    .collect();
                 if !outside.is_empty() {
-                    extra.push(format!("{} holds ids outside the model: {outside:?}", node.id));
+                    extra.push(format!(
+                        "{} holds ids outside the model: {outside:?}",
+                        node.id
+                    ));
                 }
             }
-            panic!("{}", self.scenario.context(&format!("{roots}; {}", extra.join("; "))));
+            panic!(
+                "{}",
+                self.scenario
+                    .context(&format!("{roots}; {}", extra.join("; ")))
+            );
         }
     }
 
@@ -342,7 +358,10 @@ pub async fn check_nodes(
 
 /// What `store` holds for `key`.
 pub async fn observe<S: SyncEngineRef>(store: &S, key: &str) -> Result<Observed, String> {
-    let states = store.local_states(&[key.to_owned()]).await.map_err(|e| format!("reading {key}: {e}"))?;
+    let states = store
+        .local_states(&[key.to_owned()])
+        .await
+        .map_err(|e| format!("reading {key}: {e}"))?;
     Ok(match states.into_iter().next().flatten() {
         Some(LocalState::Present(stamp)) => Observed::Item(stamp),
         Some(LocalState::Deleted(t)) => Observed::Tombstone(t.stamp()),
@@ -359,7 +378,10 @@ pub async fn check_store<S: SyncEngineRef>(
     for (key, winner) in expected {
         let held = observe(store, key).await?;
         if !held.satisfies(winner) {
-            return Err(format!("key {key:?}: model expects {}, node {id} holds {held}", show(winner)));
+            return Err(format!(
+                "key {key:?}: model expects {}, node {id} holds {held}",
+                show(winner)
+            ));
         }
     }
     Ok(())

@@ -10,12 +10,12 @@ use replication_core::cdc::{CdcDecoder, CdcEvent, DecodeLimits};
 use replication_core::{CursorStore, Stamp, StreamId};
 use replication_cursor::{SqliteCursorStore, SqliteOptions};
 use replication_node::{NodeStore, NodeStoreConfig};
+use replication_testkit::RedisServer;
 use replication_tests::daemon::{free_port, wait_ready, Daemon};
 use replication_tests::mesh::{check_store, eventually, observe};
 use replication_tests::resp::xrange_all;
 use replication_tests::workload::join_all;
 use replication_tests::{Model, Observed, Scenario, Workload};
-use replication_testkit::RedisServer;
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,8 +28,15 @@ struct Peer {
 
 async fn peer(id: &str, prefix: &str) -> Peer {
     let redis = RedisServer::start().unwrap();
-    let store = NodeStore::connect(NodeStoreConfig::new(redis.url()).with_prefix(prefix)).await.unwrap();
-    Peer { id: id.into(), prefix: prefix.into(), redis, store }
+    let store = NodeStore::connect(NodeStoreConfig::new(redis.url()).with_prefix(prefix))
+        .await
+        .unwrap();
+    Peer {
+        id: id.into(),
+        prefix: prefix.into(),
+        redis,
+        store,
+    }
 }
 
 fn config(dir: &Path, victim: &RedisServer, peers: &[&Peer], http: u16) -> std::path::PathBuf {
@@ -61,7 +68,9 @@ fn config(dir: &Path, victim: &RedisServer, peers: &[&Peer], http: u16) -> std::
 /// Every entry of each peer's stream up to the checkpointed cursor must be reflected in the
 /// victim's store (held with an equal or newer stamp).
 async fn cursors_not_ahead(s: &Scenario, dir: &Path, peers: &[&Peer], victim: &NodeStore) -> usize {
-    let cursors = SqliteCursorStore::open(dir.join("cursors.db"), SqliteOptions::default()).await.unwrap();
+    let cursors = SqliteCursorStore::open(dir.join("cursors.db"), SqliteOptions::default())
+        .await
+        .unwrap();
     let loaded = cursors.load_all().await.unwrap();
     cursors.close().await.unwrap();
     let mut checked = 0;
@@ -73,7 +82,9 @@ async fn cursors_not_ahead(s: &Scenario, dir: &Path, peers: &[&Peer], victim: &N
             if id > cursor.stream_id {
                 break;
             }
-            let held = observe(victim, &event_key(&mut decoder, id, &fields)).await.unwrap();
+            let held = observe(victim, &event_key(&mut decoder, id, &fields))
+                .await
+                .unwrap();
             // PUT entries carry their full stamp. A DEL's stamp lives in the writer's
             // tombstone hash, which a later write of the key replaces, so DELs are left to
             // the final convergence check.
@@ -102,7 +113,11 @@ async fn cursors_not_ahead(s: &Scenario, dir: &Path, peers: &[&Peer], victim: &N
 }
 
 fn event_key(decoder: &mut CdcDecoder, id: StreamId, fields: &[(Vec<u8>, Vec<u8>)]) -> String {
-    decoder.decode(id, fields.to_vec()).unwrap().key().to_owned()
+    decoder
+        .decode(id, fields.to_vec())
+        .unwrap()
+        .key()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,17 +125,27 @@ async fn sigkilled_daemon_loses_no_event_and_never_checkpoints_ahead() {
     let s = Scenario::new("crash");
     let (b, c) = (peer("crash-b", "b:").await, peer("crash-c", "c:").await);
     let victim_redis = RedisServer::start().unwrap();
-    let victim = NodeStore::connect(NodeStoreConfig::new(victim_redis.url()).with_prefix("v:")).await.unwrap();
+    let victim = NodeStore::connect(NodeStoreConfig::new(victim_redis.url()).with_prefix("v:"))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let http = free_port().unwrap();
     let config = config(dir.path(), &victim_redis, &[&b, &c], http);
     let mut daemon = Daemon::start(&config).unwrap();
-    assert!(wait_ready(http, Duration::from_secs(60)).await, "{}", s.context(&daemon.log_tail(2000)));
+    assert!(
+        wait_ready(http, Duration::from_secs(60)).await,
+        "{}",
+        s.context(&daemon.log_tail(2000))
+    );
 
     let model = Model::new();
     let mut w = Workload::new("", 16, 500 * usize::try_from(s.scale).unwrap());
     w.max_pause = Duration::from_millis(6);
-    let writers = w.spawn(vec![b.store.clone(), c.store.clone()], &model, vec![s.rng(1), s.rng(2)]);
+    let writers = w.spawn(
+        vec![b.store.clone(), c.store.clone()],
+        &model,
+        vec![s.rng(1), s.rng(2)],
+    );
     let mut rng = s.rng(3);
     let mut checked = 0;
     for kill in 0..4 * s.scale {
@@ -130,7 +155,14 @@ async fn sigkilled_daemon_loses_no_event_and_never_checkpoints_ahead() {
         checked += cursors_not_ahead(&s, dir.path(), &[&b, &c], &victim).await;
         daemon = Daemon::start(&config).unwrap();
         let ready = wait_ready(http, Duration::from_secs(60)).await;
-        assert!(ready, "{}", s.context(&format!("restart {kill} not ready: {}", daemon.log_tail(2000))));
+        assert!(
+            ready,
+            "{}",
+            s.context(&format!(
+                "restart {kill} not ready: {}",
+                daemon.log_tail(2000)
+            ))
+        );
     }
     join_all(writers, &s.context("peer writes")).await;
     let expected = model.expected();
@@ -143,7 +175,18 @@ async fn sigkilled_daemon_loses_no_event_and_never_checkpoints_ahead() {
     if !done {
         last = check_store("crash-v", &victim, &expected).await;
     }
-    assert!(done, "{}", s.context(&format!("events lost after SIGKILLs: {last:?}; log: {}", daemon.log_tail(2000))));
+    assert!(
+        done,
+        "{}",
+        s.context(&format!(
+            "events lost after SIGKILLs: {last:?}; log: {}",
+            daemon.log_tail(2000)
+        ))
+    );
     println!("{checked} checkpointed entries verified against applied data");
-    assert!(checked > 0, "{}", s.context("no cursor was ever checkpointed before a kill"));
+    assert!(
+        checked > 0,
+        "{}",
+        s.context("no cursor was ever checkpointed before a kill")
+    );
 }

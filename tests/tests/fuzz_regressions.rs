@@ -31,7 +31,10 @@ fn saved_fuzz_inputs_pass_their_checks() {
             replayed += 1;
         }
     }
-    assert!(replayed >= 3, "the regression inputs are missing ({replayed} found)");
+    assert!(
+        replayed >= 3,
+        "the regression inputs are missing ({replayed} found)"
+    );
 }
 
 #[test]

@@ -21,8 +21,14 @@ fn workload(s: &Scenario) -> Workload {
 /// Runs the workload on every node of `mesh` at once.
 async fn write_everywhere(mesh: &Mesh, w: &Workload, model: &Model, round: u64) {
     let stores = mesh.nodes.iter().map(|n| n.local()).collect();
-    let rngs = (0..mesh.nodes.len() as u64).map(|i| mesh.scenario.rng(round * 100 + i)).collect();
-    join_all(w.spawn(stores, model, rngs), &mesh.scenario.context("writing")).await;
+    let rngs = (0..mesh.nodes.len() as u64)
+        .map(|i| mesh.scenario.rng(round * 100 + i))
+        .collect();
+    join_all(
+        w.spawn(stores, model, rngs),
+        &mesh.scenario.context("writing"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +64,11 @@ async fn partitioned_node_keeps_writing_and_converges_after_heal() {
         all
     })
     .await;
-    assert!(saw_it, "{}", s.context("the partition was never noticed by the engines"));
+    assert!(
+        saw_it,
+        "{}",
+        s.context("the partition was never noticed by the engines")
+    );
     mesh.heal_all();
     write_everywhere(&mesh, &w, &model, 2).await;
     mesh.assert_converged(&model, CONVERGE).await;
@@ -73,7 +83,9 @@ async fn delete_put_races_never_resurrect_a_winning_delete() {
     let keys: Vec<String> = (0..20 * s.scale).map(|i| format!("race.k{i}")).collect();
     let n0 = mesh.nodes[0].local();
     for key in &keys {
-        workload::put(&n0, &model, key, b"original".to_vec()).await.unwrap();
+        workload::put(&n0, &model, key, b"original".to_vec())
+            .await
+            .unwrap();
     }
     mesh.assert_converged(&model, CONVERGE).await;
     // Node 1 deletes every key while node 2 overwrites them and node 0 deletes some: the
@@ -105,7 +117,11 @@ async fn delete_put_races_never_resurrect_a_winning_delete() {
         }));
     }
     join_all(tasks, &s.context("racing")).await;
-    let deletes_win = model.expected().values().filter(|st| st.is_delete()).count();
+    let deletes_win = model
+        .expected()
+        .values()
+        .filter(|st| st.is_delete())
+        .count();
     println!("{} of {} keys end deleted", deletes_win, keys.len());
     mesh.assert_converged(&model, CONVERGE).await;
     // No later resurrection: after every engine has completed a repair cycle with every
@@ -116,19 +132,27 @@ async fn delete_put_races_never_resurrect_a_winning_delete() {
         for node in &mesh.nodes {
             let health = node.engine().unwrap().health_check().await;
             all &= health.peers.iter().all(|p| {
-                p.last_repair.as_ref().is_some_and(|r| r.finished_at_ms > since + 100 && r.error.is_none())
+                p.last_repair
+                    .as_ref()
+                    .is_some_and(|r| r.finished_at_ms > since + 100 && r.error.is_none())
             });
         }
         all
     })
     .await;
-    assert!(repaired, "{}", s.context("repair cycles did not complete after convergence"));
+    assert!(
+        repaired,
+        "{}",
+        s.context("repair cycles did not complete after convergence")
+    );
     mesh.assert_converged(&model, CONVERGE).await;
     mesh.shutdown().await;
 }
 
 fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     i64::try_from(since.as_millis()).unwrap()
 }
 
@@ -147,11 +171,19 @@ async fn redis_restart(name: &str, persistence: bool) {
     mesh.nodes[2].redis.kill();
     // Writes on the nodes that are up, while node 2's Redis is down.
     let stores = vec![mesh.nodes[0].local(), mesh.nodes[1].local()];
-    join_all(w.spawn(stores, &model, vec![s.rng(10), s.rng(11)]), &s.context("writing while down")).await;
+    join_all(
+        w.spawn(stores, &model, vec![s.rng(10), s.rng(11)]),
+        &s.context("writing while down"),
+    )
+    .await;
     mesh.nodes[2].redis.restart().unwrap();
     if !persistence {
         let empty = mesh.nodes[2].root().await;
-        assert!(matches!(empty, Ok(None) | Err(_)), "{}", s.context("a restarted redis without persistence is empty"));
+        assert!(
+            matches!(empty, Ok(None) | Err(_)),
+            "{}",
+            s.context("a restarted redis without persistence is empty")
+        );
     }
     write_everywhere(&mesh, &w, &model, 2).await;
     mesh.assert_converged(&model, CONVERGE).await;
@@ -186,22 +218,40 @@ async fn stream_trimmed_past_a_lagging_cursor_is_repaired_by_the_cold_path() {
     let n1 = mesh.nodes[1].local();
     let fresh = 30 * usize::try_from(s.scale).unwrap();
     for i in 0..fresh {
-        workload::put(&n1, &model, &format!("trimmed.k{i}"), format!("lost from the stream {i}").into_bytes())
-            .await
-            .unwrap();
+        workload::put(
+            &n1,
+            &model,
+            &format!("trimmed.k{i}"),
+            format!("lost from the stream {i}").into_bytes(),
+        )
+        .await
+        .unwrap();
     }
     let stream = format!("{}cdc", mesh.nodes[1].prefix);
-    let trimmed = mesh.nodes[1].redis.command(&["XTRIM", &stream, "MAXLEN", "2"]).unwrap();
-    assert!(trimmed.contains(':'), "{}", s.context(&format!("XTRIM replied {trimmed}")));
+    let trimmed = mesh.nodes[1]
+        .redis
+        .command(&["XTRIM", &stream, "MAXLEN", "2"])
+        .unwrap();
+    assert!(
+        trimmed.contains(':'),
+        "{}",
+        s.context(&format!("XTRIM replied {trimmed}"))
+    );
     mesh.link(0, 1).heal();
     mesh.assert_converged(&model, CONVERGE).await;
     let health = mesh.nodes[0].engine().unwrap().health_check().await;
-    let peer = health.peers.iter().find(|p| p.node_id == mesh.nodes[1].id).unwrap();
+    let peer = health
+        .peers
+        .iter()
+        .find(|p| p.node_id == mesh.nodes[1].id)
+        .unwrap();
     let repair = peer.last_repair.as_ref();
     assert!(
         repair.is_some_and(|r| r.items_applied > 0),
         "{}",
-        s.context(&format!("the trimmed writes must come from a gap-triggered repair: {peer:?}"))
+        s.context(&format!(
+            "the trimmed writes must come from a gap-triggered repair: {peer:?}"
+        ))
     );
     mesh.shutdown().await;
 }
@@ -221,13 +271,21 @@ async fn local_store_refusing_writes_loses_nothing_and_resumes() {
     write_everywhere(&mesh, &w, &model, 1).await;
     let engine = mesh.nodes[0].engine().unwrap();
     let noticed = eventually(CONVERGE, || async { !engine.health_check().await.ready }).await;
-    assert!(noticed, "{}", s.context("a store refusing writes must make the node not ready"));
+    assert!(
+        noticed,
+        "{}",
+        s.context("a store refusing writes must make the node not ready")
+    );
     let before = mesh.nodes[0].root().await.unwrap();
     // Nothing replicated gets in while the gate is closed (the gate refuses every write).
     assert_eq!(before, mesh.nodes[0].root().await.unwrap());
     mesh.nodes[0].store.set_open(true);
     let ready = eventually(CONVERGE, || async { engine.health_check().await.ready }).await;
-    assert!(ready, "{}", s.context("the node must be ready again once its store accepts writes"));
+    assert!(
+        ready,
+        "{}",
+        s.context("the node must be ready again once its store accepts writes")
+    );
     mesh.assert_converged(&model, CONVERGE).await;
     mesh.shutdown().await;
 }

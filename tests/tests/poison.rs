@@ -20,8 +20,14 @@ use std::time::Duration;
 
 const CAP: usize = 1024 * 1024;
 
+/// Raw field/value pairs of one stream entry.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One poisoned entry: a label and its raw field/value pairs.
-fn poisons(round: u64, rng: &mut rand::rngs::StdRng) -> Vec<(&'static str, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn poisons(
+    round: u64,
+    rng: &mut rand::rngs::StdRng,
+) -> Vec<(&'static str, Fields)> {
     let key = |what: &str| format!("poison.r{round}.{what}").into_bytes();
     let meta = br#"{"content_type":"binary","version":1,"updated_at":1700000000000}"#.to_vec();
     let put = |k: Vec<u8>, hash: String, data: Vec<u8>, meta: Vec<u8>| {
@@ -42,15 +48,73 @@ fn poisons(round: u64, rng: &mut rand::rngs::StdRng) -> Vec<(&'static str, Vec<(
     let mut big = vec![0u8; 10 * 1024 * 1024];
     rng.fill_bytes(&mut big);
     vec![
-        ("bad zstd", put(key("zstd"), content_hash_hex(b"something else"), bad_zstd, meta.clone())),
-        ("zstd bomb", put(key("bomb"), content_hash_hex(&bomb_content), bomb, meta.clone())),
-        ("hash mismatch", put(key("hash"), content_hash_hex(b"other"), b"hello".to_vec(), meta.clone())),
-        ("missing fields", vec![(b"op".to_vec(), b"PUT".to_vec()), (b"key".to_vec(), key("missing"))]),
-        ("binary junk", vec![(junk[..40].to_vec(), junk[40..].to_vec())]),
-        ("junk op", vec![(b"op".to_vec(), junk[..20].to_vec()), (b"key".to_vec(), key("op"))]),
-        ("bad meta", put(key("meta"), content_hash_hex(b"x"), b"x".to_vec(), b"{not json".to_vec())),
-        ("invalid key", put(b"a..b".to_vec(), content_hash_hex(b"x"), b"x".to_vec(), meta.clone())),
-        ("over the cap", put(key("big"), content_hash_hex(&big), big, meta)),
+        (
+            "bad zstd",
+            put(
+                key("zstd"),
+                content_hash_hex(b"something else"),
+                bad_zstd,
+                meta.clone(),
+            ),
+        ),
+        (
+            "zstd bomb",
+            put(
+                key("bomb"),
+                content_hash_hex(&bomb_content),
+                bomb,
+                meta.clone(),
+            ),
+        ),
+        (
+            "hash mismatch",
+            put(
+                key("hash"),
+                content_hash_hex(b"other"),
+                b"hello".to_vec(),
+                meta.clone(),
+            ),
+        ),
+        (
+            "missing fields",
+            vec![
+                (b"op".to_vec(), b"PUT".to_vec()),
+                (b"key".to_vec(), key("missing")),
+            ],
+        ),
+        (
+            "binary junk",
+            vec![(junk[..40].to_vec(), junk[40..].to_vec())],
+        ),
+        (
+            "junk op",
+            vec![
+                (b"op".to_vec(), junk[..20].to_vec()),
+                (b"key".to_vec(), key("op")),
+            ],
+        ),
+        (
+            "bad meta",
+            put(
+                key("meta"),
+                content_hash_hex(b"x"),
+                b"x".to_vec(),
+                b"{not json".to_vec(),
+            ),
+        ),
+        (
+            "invalid key",
+            put(
+                b"a..b".to_vec(),
+                content_hash_hex(b"x"),
+                b"x".to_vec(),
+                meta.clone(),
+            ),
+        ),
+        (
+            "over the cap",
+            put(key("big"), content_hash_hex(&big), big, meta),
+        ),
     ]
 }
 
@@ -61,7 +125,10 @@ fn xadd(addr: SocketAddr, stream: &str, fields: &[(Vec<u8>, Vec<u8>)]) {
         args.push(v);
     }
     let reply = resp::command(addr, &args).unwrap();
-    assert!(matches!(reply, Reply::Bulk(Some(_))), "XADD replied {reply:?}");
+    assert!(
+        matches!(reply, Reply::Bulk(Some(_))),
+        "XADD replied {reply:?}"
+    );
 }
 
 /// Sum of `replication_events_rejected_total{peer}` (snapshots reset counters, so the
@@ -73,7 +140,9 @@ fn rejected(snapshotter: &Snapshotter, peer: &str) -> u64 {
         .into_iter()
         .filter(|(k, ..)| {
             k.key().name() == "replication_events_rejected_total"
-                && k.key().labels().any(|l| l.key() == "peer" && l.value() == peer)
+                && k.key()
+                    .labels()
+                    .any(|l| l.key() == "peer" && l.value() == peer)
         })
         .map(|(.., v)| match v {
             DebugValue::Counter(n) => n,
@@ -112,11 +181,23 @@ async fn poisoned_entries_are_counted_and_skipped_while_good_ones_apply() {
         join_all(handles, &s.context("good writes")).await;
     }
     // A last good write after every poison: the tailer must get past all of them.
-    workload::put(&mesh.nodes[1].local(), &model, "after.poison", b"still flowing".to_vec()).await.unwrap();
+    workload::put(
+        &mesh.nodes[1].local(),
+        &model,
+        "after.poison",
+        b"still flowing".to_vec(),
+    )
+    .await
+    .unwrap();
     mesh.assert_converged(&model, Duration::from_secs(60)).await;
     for (what, key) in &poison_keys {
         let held = mesh.nodes[0].observe(key).await.unwrap();
-        assert_eq!(held, replication_tests::Observed::Absent, "{}", s.context(&format!("{what} entry {key} was applied")));
+        assert_eq!(
+            held,
+            replication_tests::Observed::Absent,
+            "{}",
+            s.context(&format!("{what} entry {key} was applied"))
+        );
     }
     let peer = mesh.nodes[1].id.clone();
     let mut counted = 0;
@@ -126,8 +207,18 @@ async fn poisoned_entries_are_counted_and_skipped_while_good_ones_apply() {
         async move { done }
     })
     .await;
-    assert!(all_counted, "{}", s.context(&format!("{counted} of {poisoned} poisoned entries counted as rejected")));
+    assert!(
+        all_counted,
+        "{}",
+        s.context(&format!(
+            "{counted} of {poisoned} poisoned entries counted as rejected"
+        ))
+    );
     let health = mesh.nodes[0].engine().unwrap().health_check().await;
-    assert!(health.ready, "{}", s.context(&format!("the engine must stay ready: {health:?}")));
+    assert!(
+        health.ready,
+        "{}",
+        s.context(&format!("the engine must stay ready: {health:?}"))
+    );
     mesh.shutdown().await;
 }
