@@ -25,7 +25,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .with_context(|| format!("reading {}", fragment.display()))?;
 
     eprintln!("xtask: running the cursor flush bench");
-    let flush = output(&mut cargo(&["bench", "-p", "replication-cursor", "--bench", "flush"]))?;
+    let flush = output(&mut cargo(&[
+        "bench",
+        "-p",
+        "replication-cursor",
+        "--bench",
+        "flush",
+    ]))?;
     print!("{flush}");
 
     let doc_path = root.join("docs").join("BENCHMARKS.md");
@@ -84,7 +90,13 @@ fn cursor_section(flush: &str) -> String {
             "normal" => "NORMAL (survives process kill, not power loss)".to_owned(),
             _ => sync,
         };
-        let _ = writeln!(rows, "| {} | {} | {} |", field("peers"), label, field("flushes_per_sec"));
+        let _ = writeln!(
+            rows,
+            "| {} | {} | {} |",
+            field("peers"),
+            label,
+            field("flushes_per_sec")
+        );
     }
     format!(
         "

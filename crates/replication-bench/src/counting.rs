@@ -36,7 +36,10 @@ impl<S: SyncEngineRef> Counting<S> {
 
     /// Counts and records the lag of every applied item, in microseconds.
     pub(crate) fn with_lag(inner: Arc<S>) -> Self {
-        Self { lags: Some(Mutex::new(Vec::new())), ..Self::new(inner) }
+        Self {
+            lags: Some(Mutex::new(Vec::new())),
+            ..Self::new(inner)
+        }
     }
 
     /// Changes applied so far.
@@ -95,7 +98,11 @@ impl<S: SyncEngineRef> SyncEngineRef for Counting<S> {
     }
 
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
-        let stamp: Vec<u64> = if self.lags.is_some() { stamp_of(&item.content).into_iter().collect() } else { Vec::new() };
+        let stamp: Vec<u64> = if self.lags.is_some() {
+            stamp_of(&item.content).into_iter().collect()
+        } else {
+            Vec::new()
+        };
         self.inner.submit(item).await?;
         self.count(1, &stamp);
         Ok(())
@@ -140,13 +147,20 @@ impl<S: SyncEngineRef> SyncEngineRef for Counting<S> {
         Ok(())
     }
 
-    async fn delete_replicated_with(&self, key: String, tombstone: Tombstone) -> Result<bool, SyncError> {
+    async fn delete_replicated_with(
+        &self,
+        key: String,
+        tombstone: Tombstone,
+    ) -> Result<bool, SyncError> {
         let existed = self.inner.delete_replicated_with(key, tombstone).await?;
         self.count(1, &[]);
         Ok(existed)
     }
 
-    async fn get_merkle_children_many(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, SyncError> {
+    async fn get_merkle_children_many(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, SyncError> {
         self.inner.get_merkle_children_many(paths).await
     }
 

@@ -51,7 +51,10 @@ pub(crate) async fn steady_load(rate: u64, seconds: u64) -> Result<Vec<u64>> {
         let pipeline = writer.pipeline();
         for _ in 0..per_tick {
             let args = xadd_args(&mut encoder, &stream, i, now_micros());
-            let _: () = pipeline.custom(command("XADD"), args).await.context("queueing XADD")?;
+            let _: () = pipeline
+                .custom(command("XADD"), args)
+                .await
+                .context("queueing XADD")?;
             i += 1;
         }
         let _: Vec<Value> = pipeline.all().await.context("XADD")?;

@@ -17,8 +17,8 @@ mod throughput;
 
 use anyhow::{bail, Context, Result};
 use payload::{client, fill};
-use report::{median, thousands, Report, Verdict};
 use replication_testkit::RedisServer;
+use report::{median, thousands, Report, Verdict};
 use std::path::PathBuf;
 use throughput::Drain;
 
@@ -32,7 +32,11 @@ struct Options {
 
 impl Options {
     fn parse(args: &[String]) -> Result<Self> {
-        let mut options = Options { quick: false, sections: (1..=6).collect(), markdown: None };
+        let mut options = Options {
+            quick: false,
+            sections: (1..=6).collect(),
+            markdown: None,
+        };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -64,7 +68,9 @@ impl Options {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match args.first().map(String::as_str) {
         // Children of section 6, measured alone.
         Some("rss-catchup") => runtime.block_on(memory::child_catchup(&args[1..])),
@@ -96,7 +102,11 @@ async fn run(options: Options) -> Result<()> {
             "Run {} on {}{}.\n\n",
             report::today(),
             report::machine(),
-            if options.quick { " (--quick: small sizes, one run each; not a measurement)" } else { "" }
+            if options.quick {
+                " (--quick: small sizes, one run each; not a measurement)"
+            } else {
+                ""
+            }
         );
         text.push_str(&report.markdown());
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
@@ -113,21 +123,45 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
     let prefix = "peer:";
     let stream = format!("{prefix}cdc");
     let writer = client(&peer.url()).await?;
-    fill(&writer, &stream, 0, n).await.context("filling the stream")?;
+    fill(&writer, &stream, 0, n)
+        .await
+        .context("filling the stream")?;
     eprintln!("bench: stream of {n} entries ready");
 
-    let (mut transport, mut decode, mut verify, mut tailer) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut noop, mut noop_ratio, mut into_node, mut node_ratio) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut transport, mut decode, mut verify, mut tailer) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut noop, mut noop_ratio, mut into_node, mut node_ratio) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..options.runs() {
         // Without section 1 (profiling the engine alone) the ratios are meaningless.
         let limit = options.sections.contains(&1);
         let url = peer.url();
         let drain = |mode| throughput::drain(&url, &stream, n, mode);
-        let t = if limit { drain(Drain::Transport).await? } else { f64::NAN };
-        let d = if limit { drain(Drain::Decode).await? } else { f64::NAN };
-        let v = if limit { drain(Drain::DecodeVerify).await? } else { f64::NAN };
-        let e = if options.sections.contains(&2) { throughput::engine_noop(&peer.url(), prefix, n).await? } else { 0.0 };
-        let tl = if options.sections.contains(&2) { throughput::tailer_only(&peer.url(), prefix, n).await? } else { 0.0 };
+        let t = if limit {
+            drain(Drain::Transport).await?
+        } else {
+            f64::NAN
+        };
+        let d = if limit {
+            drain(Drain::Decode).await?
+        } else {
+            f64::NAN
+        };
+        let v = if limit {
+            drain(Drain::DecodeVerify).await?
+        } else {
+            f64::NAN
+        };
+        let e = if options.sections.contains(&2) {
+            throughput::engine_noop(&peer.url(), prefix, n).await?
+        } else {
+            0.0
+        };
+        let tl = if options.sections.contains(&2) {
+            throughput::tailer_only(&peer.url(), prefix, n).await?
+        } else {
+            0.0
+        };
         tailer.push(tl);
         let s = if options.sections.contains(&3) {
             throughput::engine_node(&peer.url(), prefix, &node.url(), n).await?
@@ -145,9 +179,27 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
     }
     let per_s = |v: &[f64]| format!("{}/s", thousands(median(v)));
     let s1 = "1 limit";
-    report.row(s1, format!("fred drain, zstd decode (one context), N={n}"), per_s(&decode), "yardstick", Verdict::Info);
-    report.row(s1, "same, transport only (no decoding)", per_s(&transport), "", Verdict::Info);
-    report.row(s1, "same, decode + SHA-256 verify", per_s(&verify), "", Verdict::Info);
+    report.row(
+        s1,
+        format!("fred drain, zstd decode (one context), N={n}"),
+        per_s(&decode),
+        "yardstick",
+        Verdict::Info,
+    );
+    report.row(
+        s1,
+        "same, transport only (no decoding)",
+        per_s(&transport),
+        "",
+        Verdict::Info,
+    );
+    report.row(
+        s1,
+        "same, decode + SHA-256 verify",
+        per_s(&verify),
+        "",
+        Verdict::Info,
+    );
     report.note(
         s1,
         format!(
@@ -161,10 +213,28 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
     );
     if options.sections.contains(&2) {
         let s2 = "2 hot path";
-        report.row(s2, "engine → counting no-op store", per_s(&noop), "", Verdict::Info);
-        report.row(s2, "StreamTailer alone (read, gap checks, decode, verify)", per_s(&tailer), "", Verdict::Info);
+        report.row(
+            s2,
+            "engine → counting no-op store",
+            per_s(&noop),
+            "",
+            Verdict::Info,
+        );
+        report.row(
+            s2,
+            "StreamTailer alone (read, gap checks, decode, verify)",
+            per_s(&tailer),
+            "",
+            Verdict::Info,
+        );
         let r = median(&noop_ratio);
-        report.row(s2, "ratio to the decoding drain (pairwise median)", format!("{r:.2}"), "≥ 0.90", Verdict::of(r >= 0.9));
+        report.row(
+            s2,
+            "ratio to the decoding drain (pairwise median)",
+            format!("{r:.2}"),
+            "≥ 0.90",
+            Verdict::of(r >= 0.9),
+        );
         report.note(
             s2,
             format!(
@@ -177,9 +247,21 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
     }
     if options.sections.contains(&3) {
         let s3 = "3 hot path";
-        report.row(s3, "engine → replication-node (local Redis, Merkle upkeep)", per_s(&into_node), "", Verdict::Info);
+        report.row(
+            s3,
+            "engine → replication-node (local Redis, Merkle upkeep)",
+            per_s(&into_node),
+            "",
+            Verdict::Info,
+        );
         let r = median(&node_ratio);
-        report.row(s3, "ratio to the decoding drain (pairwise median)", format!("{r:.2}"), "≥ 0.40", Verdict::of(r >= 0.4));
+        report.row(
+            s3,
+            "ratio to the decoding drain (pairwise median)",
+            format!("{r:.2}"),
+            "≥ 0.40",
+            Verdict::of(r >= 0.4),
+        );
         report.note(
             s3,
             "Same engine into `NodeStore` on a second private redis-server (flushed before each run): every \
@@ -204,16 +286,37 @@ async fn lag_section(options: &Options, report: &mut Report) -> Result<()> {
             ms(report::quantile(&lags, 0.99)),
             ms(lags.last().copied().unwrap_or(0)),
         );
-        eprintln!("bench: lag run {run}: {} entries, p50 {a:.2} ms, p99 {b:.2} ms, max {c:.2} ms", lags.len());
+        eprintln!(
+            "bench: lag run {run}: {} entries, p50 {a:.2} ms, p99 {b:.2} ms, max {c:.2} ms",
+            lags.len()
+        );
         p50.push(a);
         p99.push(b);
         max.push(c);
     }
     let s4 = "4 lag";
-    report.row(s4, "p50 applied-at − appended-at", format!("{:.2} ms", median(&p50)), "", Verdict::Info);
+    report.row(
+        s4,
+        "p50 applied-at − appended-at",
+        format!("{:.2} ms", median(&p50)),
+        "",
+        Verdict::Info,
+    );
     let p = median(&p99);
-    report.row(s4, "p99", format!("{p:.2} ms"), "< 10 ms", Verdict::of(p < 10.0));
-    report.row(s4, "max", format!("{:.2} ms", median(&max)), "", Verdict::Info);
+    report.row(
+        s4,
+        "p99",
+        format!("{p:.2} ms"),
+        "< 10 ms",
+        Verdict::of(p < 10.0),
+    );
+    report.row(
+        s4,
+        "max",
+        format!("{:.2} ms", median(&max)),
+        "",
+        Verdict::Info,
+    );
     report.note(
         s4,
         format!(
@@ -229,26 +332,63 @@ async fn lag_section(options: &Options, report: &mut Report) -> Result<()> {
 /// Section 5: repair cost against the size of the difference.
 async fn repair_section(options: &Options, report: &mut Report) -> Result<()> {
     let s5 = "5 repair";
-    let (keys, real_keys) = if options.quick { (20_000, 5_000) } else { (1_000_000, 100_000) };
+    let (keys, real_keys) = if options.quick {
+        (20_000, 5_000)
+    } else {
+        (1_000_000, 100_000)
+    };
     let diffs = [0, 10, 1_000, 10_000];
     let mut costs = Vec::new();
     for run in 0..options.runs() {
         let found = repair::in_memory(keys, &diffs).await?;
         for c in &found {
-            eprintln!("bench: repair run {run}: {} keys, {} differ: {:?} rt {}+{} bytes {}", c.keys, c.differing, c.report.duration, c.report.peer_round_trips, c.report.local_round_trips, c.report.bytes_fetched);
+            eprintln!(
+                "bench: repair run {run}: {} keys, {} differ: {:?} rt {}+{} bytes {}",
+                c.keys,
+                c.differing,
+                c.report.duration,
+                c.report.peer_round_trips,
+                c.report.local_round_trips,
+                c.report.bytes_fetched
+            );
         }
         costs.push(found);
     }
     for (level, differing) in diffs.iter().enumerate() {
-        let times: Vec<f64> = costs.iter().map(|run| run[level].report.duration.as_secs_f64() * 1000.0).collect();
+        let times: Vec<f64> = costs
+            .iter()
+            .map(|run| run[level].report.duration.as_secs_f64() * 1000.0)
+            .collect();
         let r = &costs[0][level].report;
-        let met = if *differing == 0 { r.peer_round_trips <= 1 } else { r.keys_resolved == *differing };
+        let met = if *differing == 0 {
+            r.peer_round_trips <= 1
+        } else {
+            r.keys_resolved == *differing
+        };
         report.row(
             s5,
-            format!("in-memory, {} keys, {} differ: time · peer+local round trips · bytes fetched", thousands(keys as f64), thousands(*differing as f64)),
-            format!("{:.1} ms · {}+{} · {}", median(&times), r.peer_round_trips, r.local_round_trips, thousands(r.bytes_fetched as f64)),
-            if *differing == 0 { "O(1) round trips" } else { "∝ difference" },
-            if *differing == 0 { Verdict::of(met) } else { Verdict::Info },
+            format!(
+                "in-memory, {} keys, {} differ: time · peer+local round trips · bytes fetched",
+                thousands(keys as f64),
+                thousands(*differing as f64)
+            ),
+            format!(
+                "{:.1} ms · {}+{} · {}",
+                median(&times),
+                r.peer_round_trips,
+                r.local_round_trips,
+                thousands(r.bytes_fetched as f64)
+            ),
+            if *differing == 0 {
+                "O(1) round trips"
+            } else {
+                "∝ difference"
+            },
+            if *differing == 0 {
+                Verdict::of(met)
+            } else {
+                Verdict::Info
+            },
         );
     }
     let real = repair::real_redis(real_keys, &diffs).await?;
@@ -256,8 +396,18 @@ async fn repair_section(options: &Options, report: &mut Report) -> Result<()> {
         let r = &c.report;
         report.row(
             s5,
-            format!("real Redis, {} keys, {} differ", thousands(c.keys as f64), thousands(c.differing as f64)),
-            format!("{:.1} ms · {}+{} · {}", r.duration.as_secs_f64() * 1000.0, r.peer_round_trips, r.local_round_trips, thousands(r.bytes_fetched as f64)),
+            format!(
+                "real Redis, {} keys, {} differ",
+                thousands(c.keys as f64),
+                thousands(c.differing as f64)
+            ),
+            format!(
+                "{:.1} ms · {}+{} · {}",
+                r.duration.as_secs_f64() * 1000.0,
+                r.peer_round_trips,
+                r.local_round_trips,
+                thousands(r.bytes_fetched as f64)
+            ),
             "",
             Verdict::Info,
         );
@@ -281,10 +431,22 @@ async fn memory_section(options: &Options, report: &mut Report) -> Result<()> {
     let peer = RedisServer::start().context("peer redis-server")?;
     let prefix = "peer:";
     let writer = client(&peer.url()).await?;
-    fill(&writer, &format!("{prefix}cdc"), 0, n).await.context("filling the backlog")?;
+    fill(&writer, &format!("{prefix}cdc"), 0, n)
+        .await
+        .context("filling the backlog")?;
     let url = peer.url();
-    let catchup_args = vec!["rss-catchup".to_owned(), url.clone(), prefix.to_owned(), n.to_string()];
-    let idle_args = vec!["rss-idle".to_owned(), url.clone(), "64".to_owned(), if options.quick { "2" } else { "10" }.to_owned()];
+    let catchup_args = vec![
+        "rss-catchup".to_owned(),
+        url.clone(),
+        prefix.to_owned(),
+        n.to_string(),
+    ];
+    let idle_args = vec![
+        "rss-idle".to_owned(),
+        url.clone(),
+        "64".to_owned(),
+        if options.quick { "2" } else { "10" }.to_owned(),
+    ];
     let (mut catchup, mut idle) = (Vec::new(), Vec::new());
     for run in 0..options.runs() {
         let args = catchup_args.clone();
@@ -296,8 +458,23 @@ async fn memory_section(options: &Options, report: &mut Report) -> Result<()> {
         idle.push(i);
     }
     let c = median(&catchup);
-    report.row(s6, format!("peak RSS catching up a {}-entry backlog", thousands(n as f64)), format!("{c:.1} MB"), "< 100 MB", Verdict::of(c < 100.0));
-    report.row(s6, "peak RSS with 64 idle peers", format!("{:.1} MB", median(&idle)), "", Verdict::Info);
+    report.row(
+        s6,
+        format!(
+            "peak RSS catching up a {}-entry backlog",
+            thousands(n as f64)
+        ),
+        format!("{c:.1} MB"),
+        "< 100 MB",
+        Verdict::of(c < 100.0),
+    );
+    report.row(
+        s6,
+        "peak RSS with 64 idle peers",
+        format!("{:.1} MB", median(&idle)),
+        "",
+        Verdict::Info,
+    );
     report.note(
         s6,
         "`VmHWM` of a child process (this binary re-run with a subcommand) that only runs the engine: \

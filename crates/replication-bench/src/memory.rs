@@ -25,7 +25,9 @@ fn peak_rss_kb() -> Result<u64> {
 /// Child: catch up `n` entries of `url`/`prefix` into the counting no-op store; prints
 /// `VmHWM <kB>`.
 pub(crate) async fn child_catchup(args: &[String]) -> Result<()> {
-    let [url, prefix, n] = args else { bail!("usage: rss-catchup URL PREFIX N") };
+    let [url, prefix, n] = args else {
+        bail!("usage: rss-catchup URL PREFIX N")
+    };
     let n: u64 = n.parse().context("N")?;
     let store = Arc::new(Counting::new(Arc::new(NoOpSyncEngine)));
     engine_run(store, engine_config(&[(url.clone(), prefix.clone())]), n).await?;
@@ -35,10 +37,14 @@ pub(crate) async fn child_catchup(args: &[String]) -> Result<()> {
 
 /// Child: an engine with `peers` idle peers (empty streams) for `seconds`; prints `VmHWM <kB>`.
 pub(crate) async fn child_idle(args: &[String]) -> Result<()> {
-    let [url, peers, seconds] = args else { bail!("usage: rss-idle URL PEERS SECONDS") };
+    let [url, peers, seconds] = args else {
+        bail!("usage: rss-idle URL PEERS SECONDS")
+    };
     let peers: usize = peers.parse().context("PEERS")?;
     let seconds: u64 = seconds.parse().context("SECONDS")?;
-    let list: Vec<(String, String)> = (0..peers).map(|i| (url.clone(), format!("idle-{i}:"))).collect();
+    let list: Vec<(String, String)> = (0..peers)
+        .map(|i| (url.clone(), format!("idle-{i}:")))
+        .collect();
     let mut config = engine_config(&list);
     // Idle peers as deployed: the default 5 s block.
     config.settings.hot_path.block_timeout = Duration::from_secs(5);
@@ -61,9 +67,15 @@ pub(crate) async fn child_idle(args: &[String]) -> Result<()> {
 /// Runs this binary with `args` and returns the `VmHWM` it reports, in MB.
 pub(crate) fn child_peak_mb(args: &[String]) -> Result<f64> {
     let exe = std::env::current_exe().context("current exe")?;
-    let out = Command::new(exe).args(args).output().context("starting the child")?;
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .context("starting the child")?;
     if !out.status.success() {
-        bail!("child {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "child {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let kb: u64 = stdout

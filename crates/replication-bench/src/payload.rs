@@ -21,8 +21,22 @@ pub(crate) const PAYLOAD_BYTES: usize = 512;
 const FILL_CHUNK: usize = 2_000;
 
 const WORDS: [&str; 16] = [
-    "patient", "ward", "admitted", "discharged", "observation", "medication", "dose",
-    "allergy", "none", "stable", "review", "clinic", "referral", "pending", "normal", "note",
+    "patient",
+    "ward",
+    "admitted",
+    "discharged",
+    "observation",
+    "medication",
+    "dose",
+    "allergy",
+    "none",
+    "stable",
+    "review",
+    "clinic",
+    "referral",
+    "pending",
+    "normal",
+    "note",
 ];
 
 /// Object id of item `i`: two levels of fan-out below a fixed root (`bench.b12.k345`),
@@ -81,7 +95,9 @@ pub(crate) fn item(i: u64, t_micros: u64) -> SyncItem {
 /// A connected plain fred client.
 pub(crate) async fn client(url: &str) -> Result<Client> {
     let config = Config::from_url(url).context("redis url")?;
-    let client = Builder::from_config(config).build().context("fred client")?;
+    let client = Builder::from_config(config)
+        .build()
+        .context("fred client")?;
     client.init().await.context("connecting fred client")?;
     Ok(client)
 }
@@ -92,7 +108,12 @@ pub(crate) fn command(name: &'static str) -> CustomCommand {
 
 /// The XADD arguments of item `i` in sync-engine's wire format (no MAXLEN: a benchmark
 /// stream must keep every entry; the trim is not what is measured).
-pub(crate) fn xadd_args(encoder: &mut CdcEncoder, stream: &str, i: u64, t_micros: u64) -> Vec<Value> {
+pub(crate) fn xadd_args(
+    encoder: &mut CdcEncoder,
+    stream: &str,
+    i: u64,
+    t_micros: u64,
+) -> Vec<Value> {
     let fields = encoder.encode_put(&item(i, t_micros));
     let mut args: Vec<Value> = Vec::with_capacity(2 + 2 * fields.len());
     args.push(stream.into());
@@ -144,6 +165,10 @@ mod tests {
     fn payloads_compress_about_two_to_one() {
         let p = payload(7, 1);
         let c = zstd::bulk::compress(&p, 3).unwrap();
-        assert!(c.len() < p.len() * 3 / 4 && c.len() > p.len() / 5, "{}", c.len());
+        assert!(
+            c.len() < p.len() * 3 / 4 && c.len() > p.len() / 5,
+            "{}",
+            c.len()
+        );
     }
 }

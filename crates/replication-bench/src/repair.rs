@@ -52,8 +52,12 @@ pub(crate) async fn in_memory(keys: u64, diffs: &[u64]) -> Result<Vec<Cost>> {
     let stamp = now_micros();
     for i in 0..keys {
         let it = item(i, stamp);
-        local.apply_change(Change::Put(it.clone())).context("seeding local")?;
-        remote.apply_change(Change::Put(it)).context("seeding peer")?;
+        local
+            .apply_change(Change::Put(it.clone()))
+            .context("seeding local")?;
+        remote
+            .apply_change(Change::Put(it))
+            .context("seeding peer")?;
     }
     let peer = MemoryPeer::new("bench.peer", remote.clone());
     let mut out = Vec::new();
@@ -62,15 +66,23 @@ pub(crate) async fn in_memory(keys: u64, diffs: &[u64]) -> Result<Vec<Cost>> {
             // A key hit twice across levels just moves to a newer version again.
             let mut newer = changed(i, stamp);
             newer.version = 2 + level as u64;
-            remote.apply_change(Change::Put(newer)).context("diverging the peer")?;
+            remote
+                .apply_change(Change::Put(newer))
+                .context("diverging the peer")?;
         }
         // Settle both trees before timing (the in-memory tree is recomputed lazily).
         let _ = local.root();
         let _ = remote.root();
         peer.reset_counters();
         let mut state = RepairState::new();
-        let report = repair_cycle(&local, &peer, &settings(), &mut state).await.context("repair cycle")?;
-        out.push(Cost { keys, differing, report });
+        let report = repair_cycle(&local, &peer, &settings(), &mut state)
+            .await
+            .context("repair cycle")?;
+        out.push(Cost {
+            keys,
+            differing,
+            report,
+        });
     }
     Ok(out)
 }
@@ -79,8 +91,10 @@ pub(crate) async fn in_memory(keys: u64, diffs: &[u64]) -> Result<Vec<Cost>> {
 pub(crate) async fn real_redis(keys: u64, diffs: &[u64]) -> Result<Vec<Cost>> {
     let local_server = RedisServer::start().context("local redis-server")?;
     let peer_server = RedisServer::start().context("peer redis-server")?;
-    let local = NodeStore::connect(NodeStoreConfig::new(local_server.url()).with_prefix("local:")).await?;
-    let remote = NodeStore::connect(NodeStoreConfig::new(peer_server.url()).with_prefix("peer:")).await?;
+    let local =
+        NodeStore::connect(NodeStoreConfig::new(local_server.url()).with_prefix("local:")).await?;
+    let remote =
+        NodeStore::connect(NodeStoreConfig::new(peer_server.url()).with_prefix("peer:")).await?;
     let stamp = now_micros();
     let mut i = 0;
     while i < keys {
@@ -92,7 +106,11 @@ pub(crate) async fn real_redis(keys: u64, diffs: &[u64]) -> Result<Vec<Cost>> {
     }
     let mut config = PeerConfig::new("bench.peer", peer_server.url());
     config.redis_prefix = "peer:".into();
-    let peer = RedisPeer::new(&config, &PeerSettings::default(), &HotPathSettings::default())?;
+    let peer = RedisPeer::new(
+        &config,
+        &PeerSettings::default(),
+        &HotPathSettings::default(),
+    )?;
     peer.wait_connected(Duration::from_secs(10)).await?;
     let mut out = Vec::new();
     for (level, &differing) in diffs.iter().enumerate() {
@@ -104,13 +122,20 @@ pub(crate) async fn real_redis(keys: u64, diffs: &[u64]) -> Result<Vec<Cost>> {
             })
             .collect();
         for chunk in changes.chunks(1_000) {
-            remote.apply(chunk.to_vec()).await.context("diverging the peer")?;
+            remote
+                .apply(chunk.to_vec())
+                .await
+                .context("diverging the peer")?;
         }
         let mut state = RepairState::new();
         let report = repair_cycle(&local, &peer as &dyn PeerBackend, &settings(), &mut state)
             .await
             .context("repair cycle")?;
-        out.push(Cost { keys, differing, report });
+        out.push(Cost {
+            keys,
+            differing,
+            report,
+        });
     }
     peer.close().await;
     local.close().await;

@@ -164,7 +164,11 @@ pub(crate) fn machine() -> String {
         .output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .and_then(|v| v.split_whitespace().nth(2).map(|s| s.trim_start_matches("v=").to_owned()))
+        .and_then(|v| {
+            v.split_whitespace()
+                .nth(2)
+                .map(|s| s.trim_start_matches("v=").to_owned())
+        })
         .unwrap_or_else(|| "unknown".into());
     format!("{cores} cores ({cpu}), redis-server {redis}, release build")
 }

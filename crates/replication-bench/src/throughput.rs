@@ -46,18 +46,29 @@ pub(crate) async fn drain(url: &str, stream: &str, n: u64, mode: Drain) -> Resul
             stream.into(),
             after.as_str().into(),
         ];
-        let reply: Value = client.custom(command("XREAD"), args).await.context("XREAD")?;
-        let Some(entries) = entries_of(reply) else { bail!("stream ended after {seen} of {n} entries") };
+        let reply: Value = client
+            .custom(command("XREAD"), args)
+            .await
+            .context("XREAD")?;
+        let Some(entries) = entries_of(reply) else {
+            bail!("stream ended after {seen} of {n} entries")
+        };
         let mut last_id = None;
         for entry in entries {
-            let Value::Array(mut parts) = entry else { bail!("entry is not an array") };
-            let (Some(fields), Some(id)) = (parts.pop(), parts.pop()) else { bail!("short entry") };
+            let Value::Array(mut parts) = entry else {
+                bail!("entry is not an array")
+            };
+            let (Some(fields), Some(id)) = (parts.pop(), parts.pop()) else {
+                bail!("short entry")
+            };
             seen += 1;
             last_id = Some(id);
             if mode == Drain::Transport {
                 continue;
             }
-            let Value::Array(fields) = fields else { bail!("fields are not an array") };
+            let Value::Array(fields) = fields else {
+                bail!("fields are not an array")
+            };
             let (mut data, mut hash) = (None, None);
             for pair in fields.chunks_exact(2) {
                 match pair[0].as_bytes() {
@@ -68,7 +79,9 @@ pub(crate) async fn drain(url: &str, stream: &str, n: u64, mode: Drain) -> Resul
             }
             let data = data.context("entry without data")?;
             buf.clear();
-            decompressor.decompress_to_buffer(data, &mut buf).context("zstd")?;
+            decompressor
+                .decompress_to_buffer(data, &mut buf)
+                .context("zstd")?;
             checksum = checksum.wrapping_add(buf.len() as u64);
             if mode == Drain::DecodeVerify {
                 let hash = hash.context("entry without hash")?;
@@ -90,9 +103,15 @@ pub(crate) async fn drain(url: &str, stream: &str, n: u64, mode: Drain) -> Resul
 
 /// The entries of an XREAD reply for one stream, `None` when it returned nothing.
 fn entries_of(reply: Value) -> Option<Vec<Value>> {
-    let Value::Array(mut streams) = reply else { return None };
-    let Value::Array(mut parts) = streams.pop()? else { return None };
-    let Value::Array(entries) = parts.pop()? else { return None };
+    let Value::Array(mut streams) = reply else {
+        return None;
+    };
+    let Value::Array(mut parts) = streams.pop()? else {
+        return None;
+    };
+    let Value::Array(entries) = parts.pop()? else {
+        return None;
+    };
     (!entries.is_empty()).then_some(entries)
 }
 
@@ -130,7 +149,10 @@ pub(crate) async fn engine_run<S: SyncEngineRef>(
     let elapsed = started.elapsed();
     engine.shutdown().await;
     if done.is_err() {
-        bail!("engine applied only {} of {n} entries in 600 s", store.applied());
+        bail!(
+            "engine applied only {} of {n} entries in 600 s",
+            store.applied()
+        );
     }
     Ok(n as f64 / elapsed.as_secs_f64())
 }
@@ -138,20 +160,33 @@ pub(crate) async fn engine_run<S: SyncEngineRef>(
 /// Section 2: the engine into the counting no-op store.
 pub(crate) async fn engine_noop(url: &str, prefix: &str, n: u64) -> Result<f64> {
     let store = Arc::new(Counting::new(Arc::new(NoOpSyncEngine)));
-    engine_run(store, engine_config(&[(url.to_owned(), prefix.to_owned())]), n).await
+    engine_run(
+        store,
+        engine_config(&[(url.to_owned(), prefix.to_owned())]),
+        n,
+    )
+    .await
 }
 
 /// Section 3: the engine into a real node store on `node_url` (flushed first).
 pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64) -> Result<f64> {
     let admin = client(node_url).await?;
-    let _: Value = admin.custom(command("FLUSHALL"), Vec::<Value>::new()).await.context("FLUSHALL")?;
+    let _: Value = admin
+        .custom(command("FLUSHALL"), Vec::<Value>::new())
+        .await
+        .context("FLUSHALL")?;
     let _ = admin.quit().await;
     let node = NodeStore::connect(NodeStoreConfig::new(node_url).with_prefix("local:"))
         .await
         .context("node store")?;
     let node = Arc::new(node);
     let store = Arc::new(Counting::new(Arc::clone(&node)));
-    let rate = engine_run(store, engine_config(&[(url.to_owned(), prefix.to_owned())]), n).await;
+    let rate = engine_run(
+        store,
+        engine_config(&[(url.to_owned(), prefix.to_owned())]),
+        n,
+    )
+    .await;
     node.close().await;
     rate
 }
@@ -166,9 +201,15 @@ pub(crate) async fn tailer_only(url: &str, prefix: &str, n: u64) -> Result<f64> 
     let settings: PeerSettings = config.settings.peer.clone();
     let peer = RedisPeer::new(&config.peers[0], &settings, &hot).context("peer")?;
     let started = Instant::now();
-    peer.wait_connected(Duration::from_secs(10)).await.context("peer connect")?;
+    peer.wait_connected(Duration::from_secs(10))
+        .await
+        .context("peer connect")?;
     let peer: Arc<dyn PeerBackend> = Arc::new(peer);
-    let mut tailer = StreamTailer::spawn(Arc::clone(&peer), TailStart::default(), TailOptions::from_settings(&hot, &settings));
+    let mut tailer = StreamTailer::spawn(
+        Arc::clone(&peer),
+        TailStart::default(),
+        TailOptions::from_settings(&hot, &settings),
+    );
     let mut seen = 0u64;
     while seen < n {
         match tailer.recv().await {
