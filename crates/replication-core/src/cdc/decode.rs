@@ -209,6 +209,12 @@ impl CdcDecoder {
     /// Content that genuinely begins with the zstd magic travels raw yet looks compressed,
     /// so when decompression fails or yields the wrong hash, the raw bytes get a chance too.
     fn content(&mut self, data: &[u8], expected: &[u8; 32]) -> Result<Vec<u8>, RejectReason> {
+        // The cap bounds what we accept, not only what we decompress: raw content and a
+        // frame larger than the cap are refused before any work.
+        let limit = self.limits.max_decompressed_bytes;
+        if data.len() > limit {
+            return Err(RejectReason::TooLarge { limit });
+        }
         if !is_zstd_frame(data) {
             return verify(data.to_vec(), expected);
         }

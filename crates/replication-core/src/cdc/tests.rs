@@ -187,6 +187,30 @@ fn bomb_over_the_cap_is_rejected_without_decompressing() {
 }
 
 #[test]
+fn raw_content_over_the_cap_is_rejected() {
+    // Incompressible, so it travels raw: the cap must hold without any decompression.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let content: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let fields = put_fields(&content);
+    assert!(!is_zstd_frame(&fields.iter().find(|(k, _)| *k == "data").unwrap().1));
+    let mut decoder = CdcDecoder::new(DecodeLimits { max_decompressed_bytes: 1024 });
+    let err = decoder
+        .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
+        .unwrap_err();
+    assert_eq!(err.reason, RejectReason::TooLarge { limit: 1024 });
+    // The same entry fits a cap of its size.
+    let mut exact = CdcDecoder::new(DecodeLimits { max_decompressed_bytes: 4096 });
+    assert!(exact.decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice()))).is_ok());
+}
+
+#[test]
 fn bomb_without_declared_size_is_bounded() {
     use std::io::Write;
     let content = vec![0u8; 2 * 1024 * 1024];

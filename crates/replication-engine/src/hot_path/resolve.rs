@@ -77,17 +77,22 @@ pub(crate) enum Decision {
     CheckCurrent(Change),
 }
 
-/// The stamp of a delete. The writer's tombstone is authoritative; without one (a
-/// sync-engine peer writes none) the *bare delete* rule of docs/PROTOCOL.md applies:
-/// it deletes the version the store holds, at the entry's time.
-pub(crate) fn delete_tombstone(
-    peer_tombstone: Option<Tombstone>,
-    local: Option<&LocalState>,
-    entry_id: StreamId,
-) -> Tombstone {
-    if let Some(tombstone) = peer_tombstone {
-        return tombstone;
-    }
+/// What the writer of a `DEL` entry still knows about the key when we read the entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DeleteEvidence {
+    /// Its tombstone: the delete's exact stamp.
+    Tombstone(Tombstone),
+    /// No tombstone, but it holds the key again: a later write replaced the delete there
+    /// (our node stores drop a tombstone when a newer put beats it).
+    Superseded,
+    /// Neither tombstone nor item (a sync-engine writer keeps no tombstones, or ours was
+    /// collected): the bare-delete rule.
+    Bare,
+}
+
+/// The stamp of a delete without a tombstone (*bare delete*, docs/PROTOCOL.md): it
+/// deletes the version the store holds, at the entry's time.
+pub(crate) fn bare_tombstone(local: Option<&LocalState>, entry_id: StreamId) -> Tombstone {
     let version = match local {
         Some(LocalState::Present(stamp)) => stamp.version,
         Some(LocalState::Deleted(tombstone)) => tombstone.version,
@@ -104,7 +109,7 @@ pub(crate) fn decide(
     entry_id: StreamId,
     event: CdcEvent,
     local: Option<&LocalState>,
-    peer_tombstone: Option<Tombstone>,
+    evidence: DeleteEvidence,
 ) -> Decision {
     match event {
         CdcEvent::Put(item) => {
@@ -119,7 +124,11 @@ pub(crate) fn decide(
             }
         }
         CdcEvent::Delete { key } => {
-            let tombstone = delete_tombstone(peer_tombstone, local, entry_id);
+            let tombstone = match evidence {
+                DeleteEvidence::Tombstone(tombstone) => tombstone,
+                DeleteEvidence::Superseded => return Decision::Stale,
+                DeleteEvidence::Bare => bare_tombstone(local, entry_id),
+            };
             let stamp: Stamp = tombstone.stamp();
             match local {
                 Some(LocalState::Deleted(held)) if held.stamp() == stamp => Decision::Duplicate,
@@ -189,7 +198,7 @@ mod tests {
         };
         let local = LocalState::Present(item.stamp());
         assert_eq!(
-            decide(id(1), CdcEvent::Put(item), Some(&local), None),
+            decide(id(1), CdcEvent::Put(item), Some(&local), DeleteEvidence::Bare),
             Decision::Duplicate
         );
     }
@@ -198,11 +207,11 @@ mod tests {
     fn older_put_is_stale_and_newer_applies() {
         let local = LocalState::Present(Stamp::put(5, 1005, &"0".repeat(64)));
         assert_eq!(
-            decide(id(1), put("k", 4, b"v"), Some(&local), None),
+            decide(id(1), put("k", 4, b"v"), Some(&local), DeleteEvidence::Bare),
             Decision::Stale
         );
         assert!(matches!(
-            decide(id(1), put("k", 6, b"v"), Some(&local), None),
+            decide(id(1), put("k", 6, b"v"), Some(&local), DeleteEvidence::Bare),
             Decision::Apply(_)
         ));
     }
@@ -214,11 +223,11 @@ mod tests {
             deleted_at: 2000,
         });
         assert_eq!(
-            decide(id(1), put("k", 4, b"v"), Some(&local), None),
+            decide(id(1), put("k", 4, b"v"), Some(&local), DeleteEvidence::Bare),
             Decision::Stale
         );
         assert!(matches!(
-            decide(id(1), put("k", 5, b"v"), Some(&local), None),
+            decide(id(1), put("k", 5, b"v"), Some(&local), DeleteEvidence::Bare),
             Decision::Apply(_)
         ));
     }
@@ -226,7 +235,7 @@ mod tests {
     #[test]
     fn unknown_local_state_asks_is_current() {
         assert!(matches!(
-            decide(id(1), put("k", 1, b"v"), None, None),
+            decide(id(1), put("k", 1, b"v"), None, DeleteEvidence::Bare),
             Decision::CheckCurrent(_)
         ));
     }
@@ -239,7 +248,7 @@ mod tests {
             deleted_at: 1,
         };
         assert_eq!(
-            decide(id(1), del("k"), Some(&local), Some(newer.clone())),
+            decide(id(1), del("k"), Some(&local), DeleteEvidence::Tombstone(newer.clone())),
             Decision::Apply(Change::Delete {
                 key: "k".into(),
                 tombstone: newer
@@ -250,7 +259,7 @@ mod tests {
             deleted_at: 99_999,
         };
         assert_eq!(
-            decide(id(1), del("k"), Some(&local), Some(older)),
+            decide(id(1), del("k"), Some(&local), DeleteEvidence::Tombstone(older)),
             Decision::Stale
         );
     }
@@ -260,7 +269,7 @@ mod tests {
         // Item written at 1007 ms, delete appended at 5001 ms: the delete wins.
         let local = LocalState::Present(Stamp::put(7, 1007, "aa"));
         let Decision::Apply(Change::Delete { tombstone, .. }) =
-            decide(id(1), del("k"), Some(&local), None)
+            decide(id(1), del("k"), Some(&local), DeleteEvidence::Bare)
         else {
             panic!("bare delete must apply");
         };
@@ -273,7 +282,22 @@ mod tests {
         );
         // Item written after the delete entry's time: it stays.
         let later = LocalState::Present(Stamp::put(7, 9_999_999, "aa"));
-        assert_eq!(decide(id(1), del("k"), Some(&later), None), Decision::Stale);
+        assert_eq!(decide(id(1), del("k"), Some(&later), DeleteEvidence::Bare), Decision::Stale);
+    }
+
+    /// The race the mesh test found: the writer deleted `k` (tombstone v2), then a put v3
+    /// from a third node replaced that tombstone there. Reading the old DEL now must not
+    /// delete our v3, although the entry's time is later than the put's.
+    #[test]
+    fn delete_superseded_at_its_writer_is_stale() {
+        let local = LocalState::Present(Stamp::put(3, 1003, "aa"));
+        assert_eq!(decide(id(1), del("k"), Some(&local), DeleteEvidence::Superseded), Decision::Stale);
+        assert_eq!(decide(id(1), del("k"), Some(&LocalState::Absent), DeleteEvidence::Superseded), Decision::Stale);
+        // Without that evidence the bare rule would have deleted it: the case the fix guards.
+        assert!(matches!(
+            decide(id(1), del("k"), Some(&local), DeleteEvidence::Bare),
+            Decision::Apply(Change::Delete { .. })
+        ));
     }
 
     #[test]
@@ -283,7 +307,7 @@ mod tests {
                 id(1),
                 del("k"),
                 Some(&LocalState::Absent),
-                Some(Tombstone {
+                DeleteEvidence::Tombstone(Tombstone {
                     version: 2,
                     deleted_at: 3
                 })
@@ -299,7 +323,7 @@ mod tests {
                 id(1),
                 del("k"),
                 Some(&held),
-                Some(Tombstone {
+                DeleteEvidence::Tombstone(Tombstone {
                     version: 2,
                     deleted_at: 3
                 })
@@ -331,7 +355,7 @@ mod tests {
                 let entry = best.entry(key.clone()).or_insert_with(|| stamp.clone());
                 if stamp > *entry { *entry = stamp; }
                 let local = store.get(&key).cloned().unwrap_or(LocalState::Absent);
-                match decide(id(n as u64), event, Some(&local), tomb) {
+                match decide(id(n as u64), event, Some(&local), tomb.map_or(DeleteEvidence::Bare, DeleteEvidence::Tombstone)) {
                     Decision::Apply(Change::Put(item)) => { store.insert(key, LocalState::Present(item.stamp())); }
                     Decision::Apply(Change::Delete { key, tombstone }) => { store.insert(key, LocalState::Deleted(tombstone)); }
                     Decision::CheckCurrent(_) => prop_assert!(false, "local state was known"),

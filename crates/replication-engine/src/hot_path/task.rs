@@ -1,12 +1,12 @@
 //! The per-peer hot-path loop.
 
 use super::apply::{apply_changes, Stopped};
-use super::resolve::{collapse, decide, Decision};
+use super::resolve::{collapse, decide, Decision, DeleteEvidence};
 use crate::metrics::{PeerMetrics, BACKPRESSURE_PAUSES};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
-use replication_core::{Backoff, Change, Cursor, PeerBackend, StreamId, SyncEngineRef, Tombstone};
+use replication_core::{Backoff, Change, Cursor, ItemRead, PeerBackend, StreamId, SyncEngineRef};
 use replication_peer::{GapKind, StreamTailer, TailBatch, TailEvent, TailStart, TailerHandle};
 use std::collections::HashMap;
 use std::future::Future;
@@ -170,23 +170,7 @@ impl<S: SyncEngineRef> HotPath<S> {
             self.metrics.rejected(rejected.reason.label());
         }
 
-        let delete_keys = collapsed.delete_keys();
-        let peer_tombstones: HashMap<String, Tombstone> = if delete_keys.is_empty() {
-            HashMap::new()
-        } else {
-            let peer = self.peer.clone();
-            let found = self
-                .retry("read the peer's tombstones", || {
-                    peer.read_tombstones(&delete_keys)
-                })
-                .await?;
-            delete_keys
-                .iter()
-                .cloned()
-                .zip(found)
-                .filter_map(|(k, t)| t.map(|t| (k, t)))
-                .collect()
-        };
+        let delete_evidence = self.delete_evidence(collapsed.delete_keys()).await?;
         let keys = collapsed.keys();
         let store = self.shared.store.clone();
         let local = self
@@ -196,8 +180,8 @@ impl<S: SyncEngineRef> HotPath<S> {
         let mut changes = Vec::with_capacity(collapsed.events.len());
         let (mut duplicates, mut stale) = (0u64, 0u64);
         for ((entry_id, event), local) in collapsed.events.into_iter().zip(local) {
-            let tombstone = peer_tombstones.get(event.key()).cloned();
-            match decide(entry_id, event, local.as_ref(), tombstone) {
+            let evidence = delete_evidence.get(event.key()).cloned().unwrap_or(DeleteEvidence::Bare);
+            match decide(entry_id, event, local.as_ref(), evidence) {
                 Decision::Apply(change) => changes.push(change),
                 Decision::Duplicate => duplicates += 1,
                 Decision::Stale => stale += 1,
@@ -241,6 +225,40 @@ impl<S: SyncEngineRef> HotPath<S> {
         }
         self.status.clear_error();
         Ok(())
+    }
+
+    /// What the writer still knows about each deleted key (docs/PROTOCOL.md, "How a delete
+    /// travels"): its tombstone, or, without one, whether it holds the key again. One round
+    /// trip for the tombstones; one more only for keys that have none.
+    async fn delete_evidence(&mut self, keys: Vec<String>) -> Result<HashMap<String, DeleteEvidence>, Stopped> {
+        let mut evidence = HashMap::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(evidence);
+        }
+        let peer = self.peer.clone();
+        let tombstones = self.retry("read the peer's tombstones", || peer.read_tombstones(&keys)).await?;
+        let mut without = Vec::new();
+        for (key, tombstone) in keys.into_iter().zip(tombstones) {
+            match tombstone {
+                Some(tombstone) => {
+                    evidence.insert(key, DeleteEvidence::Tombstone(tombstone));
+                }
+                None => without.push(key),
+            }
+        }
+        if !without.is_empty() {
+            let items = self.retry("read the peer's items", || peer.read_items(&without)).await?;
+            for (key, item) in without.into_iter().zip(items) {
+                // A key the writer holds again was re-written after the delete there: the
+                // delete is superseded. Only a key it holds in no form gets the bare rule.
+                let seen = match item {
+                    ItemRead::Absent => DeleteEvidence::Bare,
+                    ItemRead::Present(_) | ItemRead::Unreadable { .. } => DeleteEvidence::Superseded,
+                };
+                evidence.insert(key, seen);
+            }
+        }
+        Ok(evidence)
     }
 
     async fn is_current(&mut self, change: &Change) -> Result<bool, Stopped> {
