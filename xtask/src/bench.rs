@@ -70,8 +70,33 @@ frames mostly per-frame Huffman/FSE table setup: `HUF_readDTableX1`, `FSE_buildD
 SHA-256 verification (SHA-NI, small) and meta JSON. Reading and decoding used to run in
 one task, so the tailer's rate was the sum of both; they now run as two pipelined tasks
 (`replication-peer` `tail/worker.rs`), which took the tailer alone from about 125k to about
-180k entries/s. Hash hex parsing/formatting was replaced by table-driven code (it was ~2.5%
-of the profile).
+165-185k entries/s and the engine from a ratio of about 0.55 to about 0.9. Hash hex
+parsing/formatting was replaced by table-driven code (it was ~2.5% of the profile).
+
+### Targets missed, by how much and why
+
+- **2 (≥ 0.90):** at the line (0.88-0.91 per run). The tailer alone runs at the limit; the
+  rest is the engine's per-batch work after the tailer (collapse into a `HashMap`, one
+  `is_current` await per item because the no-op store knows no local states, key clones,
+  metrics), which is serial with the tailer's hand-over.
+- **3 (≥ 0.40):** about 3x short (0.12-0.15). Not the engine: the node store. About a third
+  of all CPU is redis-server running the write script (`memmove` of large script
+  arguments dominates), and the largest Rust symbol is serde's map serialisation of the
+  item JSON: sync-engine's binary item layout stores `content` as a JSON array of byte
+  values, so a 512-byte payload becomes about 1.8 KB that is built, copied into the
+  script's ARGV and `SET`. Reading 1 000-member Merkle children sets per batch adds hash
+  parsing. Fixes belong in `replication-node` (see the issue's report).
+- **4 (p99 < 10 ms):** missed by 1-3 ms (p99 10.5-13 ms, p50 about 4 ms). Each batch waits
+  for a `NodeStore` apply (the same costs as in 3) and, after every non-empty blocking read,
+  for an extra `XINFO` round trip before it is handed over (gap check); writer, engine and
+  two redis-servers share 2 cores, which shows in the max.
+- **5:** met in counts: identical trees cost one round trip per side; round trips and bytes
+  grow with the difference (10 / 1 000 / 10 000 keys: 6 / 9 / 45 peer round trips, 5 KB /
+  512 KB / 5 MB), not with the 1 000 000 keys. The in-memory *times* jump from 10 to
+  1 000 differing keys (about 18 ms to 1.5 s) while round trips barely change, so they are
+  not the walk's cost; most likely replication-testkit's `MemoryStore` (a test double)
+  updating its tree as the batch is applied (not profiled yet). The real-Redis times at
+  100 000 keys grow with the difference (sub-ms, about 30 ms, 300 ms, 1 s).
 ";
 
 /// The cursor store section: prose kept from the hand-written original, figures from this run.
