@@ -24,10 +24,7 @@ const CAP: usize = 1024 * 1024;
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// One poisoned entry: a label and its raw field/value pairs.
-fn poisons(
-    round: u64,
-    rng: &mut rand::rngs::StdRng,
-) -> Vec<(&'static str, Fields)> {
+fn poisons(round: u64, rng: &mut rand::rngs::StdRng) -> Vec<(&'static str, Fields)> {
     let key = |what: &str| format!("poison.r{round}.{what}").into_bytes();
     let meta = br#"{"content_type":"binary","version":1,"updated_at":1700000000000}"#.to_vec();
     let put = |k: Vec<u8>, hash: String, data: Vec<u8>, meta: Vec<u8>| {

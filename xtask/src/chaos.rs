@@ -41,7 +41,9 @@ pub(crate) fn soak(args: &[String]) -> Result<()> {
         eprintln!("xtask soak: round {round} (MESH_SCALE={scale}, {minutes} min budget)");
         let mut cmd = cargo(&["test", "-p", "replication-tests", "--release"]);
         cmd.env("MESH_SCALE", scale.to_string());
-        run(&mut cmd).with_context(|| format!("soak round {round} failed: the failing test printed its MESH_SEED"))?;
+        run(&mut cmd).with_context(|| {
+            format!("soak round {round} failed: the failing test printed its MESH_SEED")
+        })?;
         if Instant::now() >= end {
             break;
         }
@@ -68,8 +70,15 @@ pub(crate) fn fuzz(args: &[String]) -> Result<()> {
     let fuzz_dir = workspace_root().join("fuzz");
     for target in FUZZ_TARGETS {
         let mut cmd = Command::new("cargo");
-        cmd.args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")])
-            .current_dir(&fuzz_dir);
+        cmd.args([
+            "+nightly",
+            "fuzz",
+            "run",
+            target,
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ])
+        .current_dir(&fuzz_dir);
         run(&mut cmd).with_context(|| {
             format!(
                 "fuzz target {target} failed: copy the input from fuzz/artifacts/{target}/ to \

@@ -17,13 +17,20 @@ pub struct Backoff {
 impl Backoff {
     /// A policy starting at `initial` and never exceeding `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max: max.max(initial), attempt: 0 }
+        Self {
+            initial,
+            max: max.max(initial),
+            attempt: 0,
+        }
     }
 
     /// The delay before the next attempt. `jitter` in `[0, 1]` (e.g. a random number)
     /// picks a point in the upper half of the nominal delay.
     pub fn next_delay(&mut self, jitter: f64) -> Duration {
-        let nominal = self.initial.saturating_mul(2u32.saturating_pow(self.attempt)).min(self.max);
+        let nominal = self
+            .initial
+            .saturating_mul(2u32.saturating_pow(self.attempt))
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         nominal.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
     }

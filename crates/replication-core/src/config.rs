@@ -56,15 +56,25 @@ impl ReplicationEngineConfig {
                 ));
             }
             if !seen.insert(peer.node_id.as_str()) {
-                return Err(ConfigError::new(field("node_id"), format!("duplicate peer id {:?}", peer.node_id)));
+                return Err(ConfigError::new(
+                    field("node_id"),
+                    format!("duplicate peer id {:?}", peer.node_id),
+                ));
             }
-            validate_redis_url(&peer.redis_url).map_err(|why| ConfigError::new(field("redis_url"), why))?;
+            validate_redis_url(&peer.redis_url)
+                .map_err(|why| ConfigError::new(field("redis_url"), why))?;
             if let Some(tls) = &peer.tls {
                 if !peer.redis_url.starts_with("rediss://") {
-                    return Err(ConfigError::new(field("tls"), "TLS settings need a rediss:// redis_url"));
+                    return Err(ConfigError::new(
+                        field("tls"),
+                        "TLS settings need a rediss:// redis_url",
+                    ));
                 }
                 if tls.cert_file.is_some() != tls.key_file.is_some() {
-                    return Err(ConfigError::new(field("tls"), "cert_file and key_file go together"));
+                    return Err(ConfigError::new(
+                        field("tls"),
+                        "cert_file and key_file go together",
+                    ));
                 }
             }
         }
@@ -187,7 +197,10 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let hot = &self.hot_path;
         if hot.batch_size == 0 {
-            return Err(ConfigError::new("settings.hot_path.batch_size", "must be at least 1"));
+            return Err(ConfigError::new(
+                "settings.hot_path.batch_size",
+                "must be at least 1",
+            ));
         }
         if hot.max_batch_size < hot.batch_size {
             return Err(ConfigError::new(
@@ -196,36 +209,66 @@ impl Settings {
             ));
         }
         if hot.block_timeout.is_zero() {
-            return Err(ConfigError::new("settings.hot_path.block_timeout", "must be positive"));
+            return Err(ConfigError::new(
+                "settings.hot_path.block_timeout",
+                "must be positive",
+            ));
         }
         if hot.max_content_bytes == 0 {
-            return Err(ConfigError::new("settings.hot_path.max_content_bytes", "must be positive"));
+            return Err(ConfigError::new(
+                "settings.hot_path.max_content_bytes",
+                "must be positive",
+            ));
         }
         let cold = &self.cold_path;
         if cold.interval.is_zero() {
-            return Err(ConfigError::new("settings.cold_path.interval", "must be positive"));
+            return Err(ConfigError::new(
+                "settings.cold_path.interval",
+                "must be positive",
+            ));
         }
         if cold.max_items_per_cycle == 0 {
-            return Err(ConfigError::new("settings.cold_path.max_items_per_cycle", "must be at least 1"));
+            return Err(ConfigError::new(
+                "settings.cold_path.max_items_per_cycle",
+                "must be at least 1",
+            ));
         }
         if cold.max_bytes_per_cycle == 0 {
-            return Err(ConfigError::new("settings.cold_path.max_bytes_per_cycle", "must be positive"));
+            return Err(ConfigError::new(
+                "settings.cold_path.max_bytes_per_cycle",
+                "must be positive",
+            ));
         }
         if cold.batch_size == 0 {
-            return Err(ConfigError::new("settings.cold_path.batch_size", "must be at least 1"));
+            return Err(ConfigError::new(
+                "settings.cold_path.batch_size",
+                "must be at least 1",
+            ));
         }
         let peer = &self.peer;
         if peer.command_timeout.is_zero() {
-            return Err(ConfigError::new("settings.peer.command_timeout", "must be positive"));
+            return Err(ConfigError::new(
+                "settings.peer.command_timeout",
+                "must be positive",
+            ));
         }
         if peer.connect_timeout.is_zero() {
-            return Err(ConfigError::new("settings.peer.connect_timeout", "must be positive"));
+            return Err(ConfigError::new(
+                "settings.peer.connect_timeout",
+                "must be positive",
+            ));
         }
         if peer.circuit_failure_threshold == 0 {
-            return Err(ConfigError::new("settings.peer.circuit_failure_threshold", "must be at least 1"));
+            return Err(ConfigError::new(
+                "settings.peer.circuit_failure_threshold",
+                "must be at least 1",
+            ));
         }
         if self.sync_engine.circuit_failure_threshold == 0 {
-            return Err(ConfigError::new("settings.sync_engine.circuit_failure_threshold", "must be at least 1"));
+            return Err(ConfigError::new(
+                "settings.sync_engine.circuit_failure_threshold",
+                "must be at least 1",
+            ));
         }
         if peer.reconnect_max_delay < peer.reconnect_initial_delay {
             return Err(ConfigError::new(
@@ -234,7 +277,10 @@ impl Settings {
             ));
         }
         if self.shutdown_timeout.is_zero() {
-            return Err(ConfigError::new("settings.shutdown_timeout", "must be positive"));
+            return Err(ConfigError::new(
+                "settings.shutdown_timeout",
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -397,7 +443,9 @@ pub struct TombstoneSettings {
 
 impl Default for TombstoneSettings {
     fn default() -> Self {
-        Self { retention: default_tombstone_retention() }
+        Self {
+            retention: default_tombstone_retention(),
+        }
     }
 }
 
@@ -415,7 +463,10 @@ pub struct CursorConfig {
 
 impl Default for CursorConfig {
     fn default() -> Self {
-        Self { sqlite_path: default_sqlite_path(), flush_interval: default_flush_interval() }
+        Self {
+            sqlite_path: default_sqlite_path(),
+            flush_interval: default_flush_interval(),
+        }
     }
 }
 
@@ -432,7 +483,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -441,7 +495,11 @@ pub fn validate_redis_url(raw: &str) -> Result<(), String> {
     let url = url::Url::parse(raw).map_err(|e| format!("not a URL ({e}): {}", redact_url(raw)))?;
     match url.scheme() {
         "redis" | "rediss" => {}
-        other => return Err(format!("scheme must be redis:// or rediss://, not {other}://")),
+        other => {
+            return Err(format!(
+                "scheme must be redis:// or rediss://, not {other}://"
+            ))
+        }
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("missing host".into());
@@ -576,7 +634,10 @@ sqlite_path = "replication_cursors.db"
         let config = parse(BRIEF_EXAMPLE).unwrap();
         config.validate().unwrap();
         assert_eq!(config.peers[0].redis_prefix, "node-b:");
-        assert_eq!(config.settings.hot_path.block_timeout, Duration::from_secs(5));
+        assert_eq!(
+            config.settings.hot_path.block_timeout,
+            Duration::from_secs(5)
+        );
         assert_eq!(config.settings.cold_path.interval, Duration::from_secs(60));
     }
 
@@ -600,7 +661,8 @@ sqlite_path = "replication_cursors.db"
 
     #[test]
     fn bad_durations_are_named() {
-        let err = parse("local_node_id = \"a\"\n[settings.cold_path]\ninterval = \"soon\"").unwrap_err();
+        let err =
+            parse("local_node_id = \"a\"\n[settings.cold_path]\ninterval = \"soon\"").unwrap_err();
         assert!(err.contains("interval"), "{err}");
     }
 
@@ -612,20 +674,53 @@ sqlite_path = "replication_cursors.db"
 
     #[test]
     fn validation_errors_name_the_field() {
-        assert_eq!(invalid(|c| c.local_node_id = " ".into()).field, "local_node_id");
-        assert_eq!(invalid(|c| c.peers[0].node_id.clear()).field, "peers[0].node_id");
-        assert_eq!(invalid(|c| c.peers[0].node_id = c.local_node_id.clone()).field, "peers[0].node_id");
+        assert_eq!(
+            invalid(|c| c.local_node_id = " ".into()).field,
+            "local_node_id"
+        );
+        assert_eq!(
+            invalid(|c| c.peers[0].node_id.clear()).field,
+            "peers[0].node_id"
+        );
+        assert_eq!(
+            invalid(|c| c.peers[0].node_id = c.local_node_id.clone()).field,
+            "peers[0].node_id"
+        );
         let dup = invalid(|c| c.peers.push(c.peers[0].clone()));
         assert_eq!(dup.field, "peers[1].node_id");
         assert!(dup.message.contains("duplicate"));
-        assert_eq!(invalid(|c| c.peers[0].redis_url = "http://h:1".into()).field, "peers[0].redis_url");
-        assert_eq!(invalid(|c| c.peers[0].redis_url = "redis://h:1/x".into()).field, "peers[0].redis_url");
-        assert_eq!(invalid(|c| c.peers[0].redis_url = "nonsense".into()).field, "peers[0].redis_url");
-        assert_eq!(invalid(|c| c.settings.hot_path.batch_size = 0).field, "settings.hot_path.batch_size");
-        assert_eq!(invalid(|c| c.settings.cold_path.interval = Duration::ZERO).field, "settings.cold_path.interval");
-        assert_eq!(invalid(|c| c.settings.cold_path.max_items_per_cycle = 0).field, "settings.cold_path.max_items_per_cycle");
-        assert_eq!(invalid(|c| c.settings.peer.circuit_failure_threshold = 0).field, "settings.peer.circuit_failure_threshold");
-        assert_eq!(invalid(|c| c.cursor.sqlite_path = PathBuf::new()).field, "cursor.sqlite_path");
+        assert_eq!(
+            invalid(|c| c.peers[0].redis_url = "http://h:1".into()).field,
+            "peers[0].redis_url"
+        );
+        assert_eq!(
+            invalid(|c| c.peers[0].redis_url = "redis://h:1/x".into()).field,
+            "peers[0].redis_url"
+        );
+        assert_eq!(
+            invalid(|c| c.peers[0].redis_url = "nonsense".into()).field,
+            "peers[0].redis_url"
+        );
+        assert_eq!(
+            invalid(|c| c.settings.hot_path.batch_size = 0).field,
+            "settings.hot_path.batch_size"
+        );
+        assert_eq!(
+            invalid(|c| c.settings.cold_path.interval = Duration::ZERO).field,
+            "settings.cold_path.interval"
+        );
+        assert_eq!(
+            invalid(|c| c.settings.cold_path.max_items_per_cycle = 0).field,
+            "settings.cold_path.max_items_per_cycle"
+        );
+        assert_eq!(
+            invalid(|c| c.settings.peer.circuit_failure_threshold = 0).field,
+            "settings.peer.circuit_failure_threshold"
+        );
+        assert_eq!(
+            invalid(|c| c.cursor.sqlite_path = PathBuf::new()).field,
+            "cursor.sqlite_path"
+        );
         let tls = invalid(|c| c.peers[0].tls = Some(PeerTlsConfig::default()));
         assert_eq!(tls.field, "peers[0].tls");
     }

@@ -45,7 +45,9 @@ pub enum CursorError {
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// The database was written by a newer version of this software.
-    #[error("cursor store {location} has schema version {found}; this build supports up to {supported}")]
+    #[error(
+        "cursor store {location} has schema version {found}; this build supports up to {supported}"
+    )]
     FutureSchema {
         /// Where the store lives.
         location: String,

@@ -71,14 +71,19 @@ pub fn encode_item_json(item: &SyncItem) -> Vec<u8> {
 /// Parses an item string read at `key`, verifying that `content_hash` matches the content
 /// and that `object_id` (when present) names `key`. Unknown fields are ignored.
 pub fn decode_item_json(key: &str, bytes: &[u8]) -> Result<SyncItem, ItemJsonError> {
-    let err = |reason: String| ItemJsonError { key: key.to_owned(), reason };
-    let parsed: ItemIn = serde_json::from_slice(bytes).map_err(|e| err(format!("invalid item JSON: {e}")))?;
+    let err = |reason: String| ItemJsonError {
+        key: key.to_owned(),
+        reason,
+    };
+    let parsed: ItemIn =
+        serde_json::from_slice(bytes).map_err(|e| err(format!("invalid item JSON: {e}")))?;
     if let Some(id) = &parsed.object_id {
         if id != key {
             return Err(err(format!("object_id {id:?} does not match the key")));
         }
     }
-    let claimed = parse_hash_hex(&parsed.content_hash).ok_or_else(|| err("content_hash is not 64 hex characters".into()))?;
+    let claimed = parse_hash_hex(&parsed.content_hash)
+        .ok_or_else(|| err("content_hash is not 64 hex characters".into()))?;
     if content_hash(&parsed.content) != claimed {
         return Err(err("content does not match content_hash".into()));
     }
@@ -88,7 +93,10 @@ pub fn decode_item_json(key: &str, bytes: &[u8]) -> Result<SyncItem, ItemJsonErr
         content_hash: parsed.content_hash.to_ascii_lowercase(),
         version: parsed.version,
         updated_at: parsed.updated_at,
-        content_type: parsed.content_type.as_deref().map_or(ContentType::Binary, ContentType::from_wire),
+        content_type: parsed
+            .content_type
+            .as_deref()
+            .map_or(ContentType::Binary, ContentType::from_wire),
         trace_parent: parsed.trace_parent,
     })
 }
@@ -104,7 +112,9 @@ mod tests {
         let mut seen = 0;
         for fixture in crate::test_fixtures::all() {
             for (key, raw) in fixture["items_raw_b64"].as_object().unwrap() {
-                let bytes = base64::engine::general_purpose::STANDARD.decode(raw.as_str().unwrap()).unwrap();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(raw.as_str().unwrap())
+                    .unwrap();
                 let item = decode_item_json(key, &bytes).unwrap();
                 assert_eq!(encode_item_json(&item), bytes, "item {key}");
                 seen += 1;
@@ -116,9 +126,17 @@ mod tests {
     #[test]
     fn rejects_bad_items() {
         let good = encode_item_json(&SyncItem::new("k", b"v".to_vec(), 1, 2));
-        assert!(decode_item_json("other", &good).unwrap_err().reason.contains("object_id"));
-        let tampered = String::from_utf8(good.clone()).unwrap().replace("[118]", "[119]");
-        assert!(decode_item_json("k", tampered.as_bytes()).unwrap_err().reason.contains("content_hash"));
+        assert!(decode_item_json("other", &good)
+            .unwrap_err()
+            .reason
+            .contains("object_id"));
+        let tampered = String::from_utf8(good.clone())
+            .unwrap()
+            .replace("[118]", "[119]");
+        assert!(decode_item_json("k", tampered.as_bytes())
+            .unwrap_err()
+            .reason
+            .contains("content_hash"));
         assert!(decode_item_json("k", b"{").is_err());
         assert!(decode_item_json("k", b"{\"version\":1}").is_err());
     }

@@ -26,14 +26,15 @@ mod test_fixtures;
 pub use backoff::Backoff;
 pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
 pub use config::{
-    ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, PeerConfig, PeerSettings, PeerTlsConfig,
-    ReplicationEngineConfig, Settings, SyncEngineSettings, TombstoneSettings,
+    ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, PeerConfig, PeerSettings,
+    PeerTlsConfig, ReplicationEngineConfig, Settings, SyncEngineSettings, TombstoneSettings,
 };
 pub use cursor::{Cursor, CursorError, CursorStore};
-pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, SyncItem};
+pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use peer::{
-    CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry, ReadRequest, StreamInfo,
+    CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
+    ReadRequest, StreamInfo,
 };
 pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};

@@ -172,7 +172,12 @@ pub enum PeerError {
 impl PeerError {
     /// Whether retrying (later) may succeed.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, PeerError::Connection { .. } | PeerError::Timeout { .. } | PeerError::CircuitOpen { .. })
+        matches!(
+            self,
+            PeerError::Connection { .. }
+                | PeerError::Timeout { .. }
+                | PeerError::CircuitOpen { .. }
+        )
     }
 }
 
@@ -196,9 +201,19 @@ pub trait PeerBackend: Send + Sync + 'static {
     /// facts, so that gap detection compares the cursor with the same state the entries came
     /// from. Backends that can (Redis: `MULTI`/`EXEC`) observe both atomically; this default
     /// reads the facts first and the entries second, which lets a trim slip in between.
-    async fn read_stream_checked(&self, after: StreamId, count: usize) -> Result<CheckedRead, PeerError> {
+    async fn read_stream_checked(
+        &self,
+        after: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
         let info = self.stream_info().await?;
-        let entries = self.read_stream(ReadRequest { after, count, block: None }).await?;
+        let entries = self
+            .read_stream(ReadRequest {
+                after,
+                count,
+                block: None,
+            })
+            .await?;
         Ok(CheckedRead { info, entries })
     }
 
@@ -206,7 +221,10 @@ pub trait PeerBackend: Send + Sync + 'static {
     async fn merkle_root(&self) -> Result<Option<Hash>, PeerError>;
 
     /// Children of many nodes in one round trip; one list per path, in order.
-    async fn merkle_children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError>;
+    async fn merkle_children(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, PeerError>;
 
     /// Items for many keys in one round trip; one result per key, in order.
     async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError>;

@@ -73,7 +73,11 @@ impl Ord for Stamp {
             .cmp(&other.version)
             .then(self.updated_at.cmp(&other.updated_at))
             .then(self.kind.cmp(&other.kind))
-            .then_with(|| self.content_hash.as_bytes().cmp(other.content_hash.as_bytes()))
+            .then_with(|| {
+                self.content_hash
+                    .as_bytes()
+                    .cmp(other.content_hash.as_bytes())
+            })
     }
 }
 
@@ -195,8 +199,14 @@ mod tests {
     #[test]
     fn unknown_local_state_accepts() {
         assert!(incoming_wins(&Stamp::put(0, 0, ""), None));
-        assert!(incoming_wins(&Stamp::put(0, 0, ""), Some(&LocalState::Absent)));
-        let local = LocalState::Deleted(Tombstone { version: 2, deleted_at: 5 });
+        assert!(incoming_wins(
+            &Stamp::put(0, 0, ""),
+            Some(&LocalState::Absent)
+        ));
+        let local = LocalState::Deleted(Tombstone {
+            version: 2,
+            deleted_at: 5,
+        });
         assert!(!incoming_wins(&Stamp::put(2, 4, "ff"), Some(&local)));
         assert!(incoming_wins(&Stamp::put(3, 0, "00"), Some(&local)));
     }

@@ -110,7 +110,10 @@ mod tests {
             assert!(Stopped.transition(to).is_err());
         }
         let err = Running.transition(Connecting).unwrap_err();
-        assert_eq!(err.to_string(), "invalid engine state transition Running -> Connecting");
+        assert_eq!(
+            err.to_string(),
+            "invalid engine state transition Running -> Connecting"
+        );
         assert!(Created.transition(Running).is_err(), "must connect first");
     }
 

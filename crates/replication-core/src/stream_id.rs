@@ -26,7 +26,10 @@ impl StreamId {
     /// The id before every entry.
     pub const ZERO: StreamId = StreamId { ms: 0, seq: 0 };
     /// The largest id Redis can hold.
-    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
 
     /// Builds an id.
     pub const fn new(ms: u64, seq: u64) -> Self {
@@ -128,7 +131,18 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_reason() {
-        for bad in ["", "-", "1-", "-1", "1", "a-1", "1-b", "+1-2", "1-2-3", "18446744073709551616-0"] {
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "1",
+            "a-1",
+            "1-b",
+            "+1-2",
+            "1-2-3",
+            "18446744073709551616-0",
+        ] {
             let err = bad.parse::<StreamId>().unwrap_err();
             assert_eq!(err.input, bad);
         }

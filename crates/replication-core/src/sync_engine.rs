@@ -22,13 +22,21 @@ pub struct SyncError {
 impl SyncError {
     /// A transient failure (store unreachable, overloaded): the engine retries with backoff.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retriable: true, source: None }
+        Self {
+            message: message.into(),
+            retriable: true,
+            source: None,
+        }
     }
 
     /// A failure retrying cannot fix (e.g. payload over the store's limit): the engine
     /// counts the change as rejected and moves on.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retriable: false, source: None }
+        Self {
+            message: message.into(),
+            retriable: false,
+            source: None,
+        }
     }
 
     /// Attaches the underlying cause.
@@ -87,16 +95,26 @@ pub trait SyncEngineRef: Send + Sync + 'static {
     fn delete(&self, key: String) -> impl Future<Output = Result<bool, SyncError>> + Send;
 
     /// A replicated delete, without CDC. Returns whether the key existed.
-    fn delete_replicated(&self, key: String) -> impl Future<Output = Result<bool, SyncError>> + Send;
+    fn delete_replicated(
+        &self,
+        key: String,
+    ) -> impl Future<Output = Result<bool, SyncError>> + Send;
 
     /// True when the store holds `key` with exactly this content hash.
-    fn is_current(&self, key: &str, content_hash: &str) -> impl Future<Output = Result<bool, SyncError>> + Send;
+    fn is_current(
+        &self,
+        key: &str,
+        content_hash: &str,
+    ) -> impl Future<Output = Result<bool, SyncError>> + Send;
 
     /// Root of the local Merkle tree; `None` when the store is empty.
     fn get_merkle_root(&self) -> impl Future<Output = Result<Option<Hash>, SyncError>> + Send;
 
     /// Children `(segment, hash)` of a Merkle node, sorted by segment; empty for leaves.
-    fn get_merkle_children(&self, path: &str) -> impl Future<Output = Result<Vec<(String, Hash)>, SyncError>> + Send;
+    fn get_merkle_children(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Hash)>, SyncError>> + Send;
 
     /// Content of `key`, if present.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, SyncError>> + Send;
@@ -105,7 +123,10 @@ pub trait SyncEngineRef: Send + Sync + 'static {
     /// resolution; one entry per key, in order, in one round trip. The default knows
     /// nothing (`None`): the engine then falls back on `is_current` to drop echoes, accepts
     /// every other change, and leaves ordering to the store.
-    fn local_states(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<LocalState>>, SyncError>> + Send {
+    fn local_states(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<LocalState>>, SyncError>> + Send {
         let unknown = vec![None; keys.len()];
         async move { Ok(unknown) }
     }
@@ -113,7 +134,10 @@ pub trait SyncEngineRef: Send + Sync + 'static {
     /// Applies replicated changes; must be idempotent (the engine retries a failed batch
     /// whole) and must keep the newer stamp when a change loses the conflict order. The
     /// default applies them one by one through `submit` / `delete_replicated_with`.
-    fn apply_batch(&self, changes: Vec<Change>) -> impl Future<Output = Result<(), SyncError>> + Send {
+    fn apply_batch(
+        &self,
+        changes: Vec<Change>,
+    ) -> impl Future<Output = Result<(), SyncError>> + Send {
         async move {
             for change in changes {
                 match change {
@@ -153,14 +177,20 @@ pub trait SyncEngineRef: Send + Sync + 'static {
     }
 
     /// Tombstones the store keeps for these keys, in order. Defaults to none.
-    fn get_tombstones(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Tombstone>>, SyncError>> + Send {
+    fn get_tombstones(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<Tombstone>>, SyncError>> + Send {
         let none = vec![None; keys.len()];
         async move { Ok(none) }
     }
 
     /// Drops tombstones deleted before `deleted_before_ms`, once every peer is known to have
     /// seen them. Returns how many were collected. Defaults to keeping everything.
-    fn purge_tombstones(&self, deleted_before_ms: i64) -> impl Future<Output = Result<u64, SyncError>> + Send {
+    fn purge_tombstones(
+        &self,
+        deleted_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, SyncError>> + Send {
         let _ = deleted_before_ms;
         async { Ok(0) }
     }
@@ -245,14 +275,24 @@ mod tests {
         assert_send(&batch);
         assert!(batch.await.unwrap_err().is_retriable());
         assert_send(&NoOpSyncEngine.submit(SyncItem::new("k", vec![], 1, 1)));
-        assert!(store.delete_replicated_with("k".into(), Tombstone { version: 1, deleted_at: 1 }).await.unwrap());
+        assert!(store
+            .delete_replicated_with(
+                "k".into(),
+                Tombstone {
+                    version: 1,
+                    deleted_at: 1
+                }
+            )
+            .await
+            .unwrap());
         assert_eq!(store.purge_tombstones(0).await.unwrap(), 0);
     }
 
     #[tokio::test]
     async fn mock_is_usable_by_other_layers() {
         let mut mock = MockSyncEngineRef::new();
-        mock.expect_is_current().returning(|_, _| Box::pin(async { Ok(true) }));
+        mock.expect_is_current()
+            .returning(|_, _| Box::pin(async { Ok(true) }));
         assert!(mock.is_current("k", "h").await.unwrap());
     }
 

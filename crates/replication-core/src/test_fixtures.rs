@@ -14,7 +14,10 @@ pub(crate) fn all() -> Vec<serde_json::Value> {
         .map(|name| {
             let path = dir().join(name);
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                panic!("fixture {} is missing ({e}); the repository expects ../shared beside it", path.display())
+                panic!(
+                    "fixture {} is missing ({e}); the repository expects ../shared beside it",
+                    path.display()
+                )
             });
             serde_json::from_str(&text).expect("fixture is JSON")
         })

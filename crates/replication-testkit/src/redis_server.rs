@@ -60,7 +60,12 @@ impl RedisServerBuilder {
         let mut last = None;
         for _ in 0..5 {
             let port = free_port()?;
-            let mut server = RedisServer { child: None, port, dir, options: self.clone() };
+            let mut server = RedisServer {
+                child: None,
+                port,
+                dir,
+                options: self.clone(),
+            };
             match server.spawn() {
                 Ok(()) => return Ok(server),
                 Err(e @ TestkitError::NotInstalled(_)) => return Err(e),
@@ -70,7 +75,10 @@ impl RedisServerBuilder {
                 }
             }
         }
-        Err(last.unwrap_or(TestkitError::NotReady { port: 0, detail: "no attempt".into() }))
+        Err(last.unwrap_or(TestkitError::NotReady {
+            port: 0,
+            detail: "no attempt".into(),
+        }))
     }
 }
 
@@ -101,7 +109,11 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:{port}` (`rediss://` for TLS servers).
     pub fn url(&self) -> String {
-        let scheme = if self.options.tls_port { "rediss" } else { "redis" };
+        let scheme = if self.options.tls_port {
+            "rediss"
+        } else {
+            "redis"
+        };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
@@ -180,18 +192,36 @@ impl RedisServer {
         } else {
             cmd.args(["--port", &port]);
         }
-        cmd.args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .arg("--logfile")
-            .arg(&log)
-            .args(["--appendonly", if self.options.persistence { "yes" } else { "no" }])
-            .args(["--appendfsync", "always"])
-            .args(&self.options.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().map_err(|e| TestkitError::NotInstalled(format!("{binary}: {e}")))?;
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(self.dir.path())
+        .arg("--logfile")
+        .arg(&log)
+        .args([
+            "--appendonly",
+            if self.options.persistence {
+                "yes"
+            } else {
+                "no"
+            },
+        ])
+        .args(["--appendfsync", "always"])
+        .args(&self.options.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .map_err(|e| TestkitError::NotInstalled(format!("{binary}: {e}")))?;
         self.child = Some(child);
         self.wait_ready(&log)
     }

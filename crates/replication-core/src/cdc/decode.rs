@@ -72,7 +72,10 @@ impl fmt::Display for RejectReason {
                 write!(f, "decompressed content exceeds the {limit}-byte cap")
             }
             RejectReason::HashMismatch { expected, actual } => {
-                write!(f, "hash mismatch: entry says {expected}, content is {actual}")
+                write!(
+                    f,
+                    "hash mismatch: entry says {expected}, content is {actual}"
+                )
             }
         }
     }
@@ -116,7 +119,9 @@ pub struct CdcDecoder {
 
 impl fmt::Debug for CdcDecoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CdcDecoder").field("limits", &self.limits).finish()
+        f.debug_struct("CdcDecoder")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -128,7 +133,10 @@ impl CdcDecoder {
     pub fn new(limits: DecodeLimits) -> Self {
         let decompressor = zstd::bulk::Decompressor::new()
             .expect("allocating a zstd decompression context only fails when out of memory");
-        Self { limits, decompressor }
+        Self {
+            limits,
+            decompressor,
+        }
     }
 
     /// The limits in force.
@@ -155,8 +163,12 @@ impl CdcDecoder {
             key: key.map(str::to_owned),
             reason,
         };
-        let op = raw.op.ok_or_else(|| reject(None, RejectReason::MissingField(field::OP)))?;
-        let key_bytes = raw.key.ok_or_else(|| reject(None, RejectReason::MissingField(field::KEY)))?;
+        let op = raw
+            .op
+            .ok_or_else(|| reject(None, RejectReason::MissingField(field::OP)))?;
+        let key_bytes = raw
+            .key
+            .ok_or_else(|| reject(None, RejectReason::MissingField(field::KEY)))?;
         let key = std::str::from_utf8(key_bytes.as_ref())
             .map_err(|_| reject(None, RejectReason::NotUtf8(field::KEY)))?;
         if key.is_empty() {
@@ -164,15 +176,23 @@ impl CdcDecoder {
         }
         let op = op.as_ref();
         if op.eq_ignore_ascii_case(b"DEL") || op.eq_ignore_ascii_case(b"DELETE") {
-            return Ok(CdcEvent::Delete { key: key.to_owned() });
+            return Ok(CdcEvent::Delete {
+                key: key.to_owned(),
+            });
         }
         if !op.eq_ignore_ascii_case(b"PUT") {
             let shown = String::from_utf8_lossy(&op[..op.len().min(32)]).into_owned();
             return Err(reject(Some(key), RejectReason::UnknownOp(shown)));
         }
-        let hash = raw.hash.ok_or_else(|| reject(Some(key), RejectReason::MissingField(field::HASH)))?;
-        let data = raw.data.ok_or_else(|| reject(Some(key), RejectReason::MissingField(field::DATA)))?;
-        let meta = raw.meta.ok_or_else(|| reject(Some(key), RejectReason::MissingField(field::META)))?;
+        let hash = raw
+            .hash
+            .ok_or_else(|| reject(Some(key), RejectReason::MissingField(field::HASH)))?;
+        let data = raw
+            .data
+            .ok_or_else(|| reject(Some(key), RejectReason::MissingField(field::DATA)))?;
+        let meta = raw
+            .meta
+            .ok_or_else(|| reject(Some(key), RejectReason::MissingField(field::META)))?;
 
         let expected = std::str::from_utf8(hash.as_ref())
             .ok()
@@ -180,12 +200,18 @@ impl CdcDecoder {
             .ok_or_else(|| reject(Some(key), RejectReason::MalformedHash))?;
         let meta: MetaIn<'_> = serde_json::from_slice(meta.as_ref())
             .map_err(|e| reject(Some(key), RejectReason::InvalidMeta(e.to_string())))?;
-        let version = meta
-            .version
-            .ok_or_else(|| reject(Some(key), RejectReason::InvalidMeta("missing `version`".into())))?;
-        let updated_at = meta
-            .updated_at
-            .ok_or_else(|| reject(Some(key), RejectReason::InvalidMeta("missing `updated_at`".into())))?;
+        let version = meta.version.ok_or_else(|| {
+            reject(
+                Some(key),
+                RejectReason::InvalidMeta("missing `version`".into()),
+            )
+        })?;
+        let updated_at = meta.updated_at.ok_or_else(|| {
+            reject(
+                Some(key),
+                RejectReason::InvalidMeta("missing `updated_at`".into()),
+            )
+        })?;
 
         let content = self
             .content(data.as_ref(), &expected)
@@ -287,7 +313,13 @@ struct RawEntry<V> {
 
 impl<V> Default for RawEntry<V> {
     fn default() -> Self {
-        Self { op: None, key: None, hash: None, data: None, meta: None }
+        Self {
+            op: None,
+            key: None,
+            hash: None,
+            data: None,
+            meta: None,
+        }
     }
 }
 

@@ -53,11 +53,15 @@ impl CdcEncoder {
             updated_at: item.updated_at,
             trace_parent: item.trace_parent.as_deref(),
         };
-        let meta = serde_json::to_vec(&meta).expect("serialising a struct of strings and integers cannot fail");
+        let meta = serde_json::to_vec(&meta)
+            .expect("serialising a struct of strings and integers cannot fail");
         vec![
             (field::OP, b"PUT".to_vec()),
             (field::KEY, item.key.as_bytes().to_vec()),
-            (field::HASH, item.content_hash.to_ascii_lowercase().into_bytes()),
+            (
+                field::HASH,
+                item.content_hash.to_ascii_lowercase().into_bytes(),
+            ),
             (field::DATA, self.data(&item.content)),
             (field::META, meta),
         ]
@@ -77,5 +81,8 @@ impl CdcEncoder {
 
 /// The fields of a DEL entry: only `op` and `key`, as sync-engine writes it.
 pub fn encode_delete(key: &str) -> EncodedEntry {
-    vec![(field::OP, b"DEL".to_vec()), (field::KEY, key.as_bytes().to_vec())]
+    vec![
+        (field::OP, b"DEL".to_vec()),
+        (field::KEY, key.as_bytes().to_vec()),
+    ]
 }

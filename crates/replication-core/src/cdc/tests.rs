@@ -110,7 +110,10 @@ fn field_name(name: &str) -> &'static str {
 fn hash_mismatch_is_rejected() {
     let mut fields = put_fields(b"content");
     replace(&mut fields, "hash", content_hash_hex(b"other").into_bytes());
-    assert!(matches!(reason(decode(&fields)), RejectReason::HashMismatch { .. }));
+    assert!(matches!(
+        reason(decode(&fields)),
+        RejectReason::HashMismatch { .. }
+    ));
 }
 
 #[test]
@@ -129,7 +132,10 @@ fn non_utf8_key_is_rejected() {
 
 #[test]
 fn empty_key_and_unknown_op_are_rejected() {
-    assert_eq!(reason(decode(&[("op", b"DEL".to_vec()), ("key", vec![])])), RejectReason::EmptyKey);
+    assert_eq!(
+        reason(decode(&[("op", b"DEL".to_vec()), ("key", vec![])])),
+        RejectReason::EmptyKey
+    );
     let err = decode(&[("op", b"MERGE".to_vec()), ("key", b"k".to_vec())]).unwrap_err();
     assert_eq!(err.reason, RejectReason::UnknownOp("MERGE".into()));
     assert_eq!(err.key.as_deref(), Some("k"));
@@ -137,10 +143,19 @@ fn empty_key_and_unknown_op_are_rejected() {
 
 #[test]
 fn invalid_meta_is_rejected() {
-    for meta in [&b"{"[..], b"[]", b"{\"version\":1}", b"{\"updated_at\":1}", b"{\"version\":-1,\"updated_at\":1}"] {
+    for meta in [
+        &b"{"[..],
+        b"[]",
+        b"{\"version\":1}",
+        b"{\"updated_at\":1}",
+        b"{\"version\":-1,\"updated_at\":1}",
+    ] {
         let mut fields = put_fields(b"content");
         replace(&mut fields, "meta", meta.to_vec());
-        assert!(matches!(reason(decode(&fields)), RejectReason::InvalidMeta(_)), "{meta:?}");
+        assert!(
+            matches!(reason(decode(&fields)), RejectReason::InvalidMeta(_)),
+            "{meta:?}"
+        );
     }
 }
 
@@ -152,8 +167,13 @@ fn unknown_meta_fields_are_ignored() {
         "meta",
         br#"{"content_type":"json","version":3,"updated_at":5,"origin":"node-x","extra":{"a":[1]}}"#.to_vec(),
     );
-    let CdcEvent::Put(item) = decode(&fields).unwrap() else { panic!("expected a put") };
-    assert_eq!((item.version, item.updated_at, item.content_type), (3, 5, crate::ContentType::Json));
+    let CdcEvent::Put(item) = decode(&fields).unwrap() else {
+        panic!("expected a put")
+    };
+    assert_eq!(
+        (item.version, item.updated_at, item.content_type),
+        (3, 5, crate::ContentType::Json)
+    );
 }
 
 #[test]
@@ -161,7 +181,10 @@ fn corrupted_zstd_is_rejected() {
     let content = vec![b'a'; 1000];
     let mut fields = put_fields(&content);
     let mut data = fields.iter().find(|(k, _)| *k == "data").unwrap().1.clone();
-    assert!(is_zstd_frame(&data), "compressible content must travel compressed");
+    assert!(
+        is_zstd_frame(&data),
+        "compressible content must travel compressed"
+    );
     let mid = data.len() / 2;
     data[mid] ^= 0xff;
     data.truncate(data.len() - 2);
@@ -179,7 +202,9 @@ fn bomb_over_the_cap_is_rejected_without_decompressing() {
     // Small on the wire, large when opened.
     assert!(fields.iter().find(|(k, _)| *k == "data").unwrap().1.len() < 4096);
     replace(&mut fields, "hash", content_hash_hex(&content).into_bytes());
-    let mut decoder = CdcDecoder::new(DecodeLimits { max_decompressed_bytes: 1024 * 1024 });
+    let mut decoder = CdcDecoder::new(DecodeLimits {
+        max_decompressed_bytes: 1024 * 1024,
+    });
     let err = decoder
         .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
         .unwrap_err();
@@ -199,15 +224,23 @@ fn raw_content_over_the_cap_is_rejected() {
         })
         .collect();
     let fields = put_fields(&content);
-    assert!(!is_zstd_frame(&fields.iter().find(|(k, _)| *k == "data").unwrap().1));
-    let mut decoder = CdcDecoder::new(DecodeLimits { max_decompressed_bytes: 1024 });
+    assert!(!is_zstd_frame(
+        &fields.iter().find(|(k, _)| *k == "data").unwrap().1
+    ));
+    let mut decoder = CdcDecoder::new(DecodeLimits {
+        max_decompressed_bytes: 1024,
+    });
     let err = decoder
         .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
         .unwrap_err();
     assert_eq!(err.reason, RejectReason::TooLarge { limit: 1024 });
     // The same entry fits a cap of its size.
-    let mut exact = CdcDecoder::new(DecodeLimits { max_decompressed_bytes: 4096 });
-    assert!(exact.decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice()))).is_ok());
+    let mut exact = CdcDecoder::new(DecodeLimits {
+        max_decompressed_bytes: 4096,
+    });
+    assert!(exact
+        .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
+        .is_ok());
 }
 
 #[test]
@@ -219,18 +252,29 @@ fn bomb_without_declared_size_is_bounded() {
     encoder.include_contentsize(false).unwrap();
     encoder.write_all(&content).unwrap();
     let data = encoder.finish().unwrap();
-    assert_eq!(zstd::zstd_safe::get_frame_content_size(&data).ok().flatten(), None);
+    assert_eq!(
+        zstd::zstd_safe::get_frame_content_size(&data)
+            .ok()
+            .flatten(),
+        None
+    );
     let mut fields = put_fields(b"placeholder");
     replace(&mut fields, "data", data);
     replace(&mut fields, "hash", content_hash_hex(&content).into_bytes());
-    let mut decoder = CdcDecoder::new(DecodeLimits { max_decompressed_bytes: 1024 * 1024 });
+    let mut decoder = CdcDecoder::new(DecodeLimits {
+        max_decompressed_bytes: 1024 * 1024,
+    });
     let err = decoder
         .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
         .unwrap_err();
     assert_eq!(err.reason, RejectReason::TooLarge { limit: 1024 * 1024 });
     // The same entry under a larger cap decodes.
-    let mut roomy = CdcDecoder::new(DecodeLimits { max_decompressed_bytes: 4 * 1024 * 1024 });
-    assert!(roomy.decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice()))).is_ok());
+    let mut roomy = CdcDecoder::new(DecodeLimits {
+        max_decompressed_bytes: 4 * 1024 * 1024,
+    });
+    assert!(roomy
+        .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
+        .is_ok());
 }
 
 #[test]
@@ -238,8 +282,14 @@ fn encoder_follows_the_compression_rules() {
     let mut enc = CdcEncoder::new();
     assert_eq!(enc.data(b"short"), b"short");
     let magic = [ZSTD_MAGIC.to_vec(), vec![b'x'; 500]].concat();
-    assert_eq!(enc.data(&magic), magic, "magic-prefixed content travels raw");
-    let incompressible: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    assert_eq!(
+        enc.data(&magic),
+        magic,
+        "magic-prefixed content travels raw"
+    );
+    let incompressible: Vec<u8> = (0..200u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     assert_eq!(enc.data(&incompressible), incompressible);
     assert!(is_zstd_frame(&enc.data(&[b'z'; 500])));
 }
@@ -250,10 +300,15 @@ fn put_meta_is_written_in_wire_order() {
     let fields = CdcEncoder::new().encode_put(&item);
     let names: Vec<_> = fields.iter().map(|(k, _)| *k).collect();
     assert_eq!(names, ["op", "key", "hash", "data", "meta"]);
-    assert_eq!(fields[4].1, br#"{"content_type":"binary","version":1,"updated_at":1735776000001}"#);
+    assert_eq!(
+        fields[4].1,
+        br#"{"content_type":"binary","version":1,"updated_at":1735776000001}"#
+    );
     item.trace_parent = Some("00-abc-def-01".into());
     let fields = CdcEncoder::new().encode_put(&item);
-    assert!(fields[4].1.ends_with(br#","trace_parent":"00-abc-def-01"}"#));
+    assert!(fields[4]
+        .1
+        .ends_with(br#","trace_parent":"00-abc-def-01"}"#));
 }
 
 /// The entries a real sync-engine 0.2.19 node wrote decode, and re-encode to the same bytes.
@@ -284,9 +339,16 @@ fn sync_engine_fixture_entries_decode_and_re_encode() {
                 .decode(id, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
                 .unwrap_or_else(|e| panic!("fixture entry must decode: {e}"));
             let reencoded = encoder.encode(&event);
-            let original: Vec<(&str, &[u8])> = fields.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-            let ours: Vec<(&str, &[u8])> = reencoded.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-            if original.iter().any(|(k, v)| *k == "data" && is_zstd_frame(v)) {
+            let original: Vec<(&str, &[u8])> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            let ours: Vec<(&str, &[u8])> =
+                reencoded.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            if original
+                .iter()
+                .any(|(k, v)| *k == "data" && is_zstd_frame(v))
+            {
                 saw_compressed = true;
                 // zstd output may differ across library versions; compare all but `data`.
                 assert_eq!(without_data(&original), without_data(&ours), "entry {id}");
@@ -299,5 +361,9 @@ fn sync_engine_fixture_entries_decode_and_re_encode() {
 }
 
 fn without_data<'a>(fields: &[(&'a str, &'a [u8])]) -> Vec<(&'a str, &'a [u8])> {
-    fields.iter().filter(|(k, _)| *k != "data").copied().collect()
+    fields
+        .iter()
+        .filter(|(k, _)| *k != "data")
+        .copied()
+        .collect()
 }

@@ -28,7 +28,10 @@ pub fn decode_member(member: &[u8]) -> Result<(String, Hash), MemberError> {
         reason,
     };
     let text = std::str::from_utf8(member).map_err(|_| err("not UTF-8"))?;
-    let (segment, hex_hash) = text.rsplit_once(':').ok_or_else(|| err("no ':' separator"))?;
-    let hash = crate::item::parse_hash_hex(hex_hash).ok_or_else(|| err("hash is not 64 hex characters"))?;
+    let (segment, hex_hash) = text
+        .rsplit_once(':')
+        .ok_or_else(|| err("no ':' separator"))?;
+    let hash = crate::item::parse_hash_hex(hex_hash)
+        .ok_or_else(|| err("hash is not 64 hex characters"))?;
     Ok((segment.to_owned(), hash))
 }

@@ -13,12 +13,21 @@ fn leaf_hash_known_answer_from_the_definition() {
     bytes.push(b'|');
     bytes.extend_from_slice(&Sha256::digest(b"tiny, updated"));
     let expected: Hash = Sha256::digest(&bytes).into();
-    assert_eq!(leaf_hash("uk.nhs.patient.1", 2, &content_hash(b"tiny, updated")), expected);
+    assert_eq!(
+        leaf_hash("uk.nhs.patient.1", 2, &content_hash(b"tiny, updated")),
+        expected
+    );
     // Pinned, so that a change of the rule cannot go unnoticed.
     assert_eq!(
         hex::encode(leaf_hash("a", 1, &content_hash(b""))),
         hex::encode(Sha256::digest(
-            [b"a|".as_slice(), &1u64.to_le_bytes(), b"|", &content_hash(b"")].concat()
+            [
+                b"a|".as_slice(),
+                &1u64.to_le_bytes(),
+                b"|",
+                &content_hash(b"")
+            ]
+            .concat()
         ))
     );
 }
@@ -43,8 +52,16 @@ fn interior_hash_sorts_children_by_segment_bytes() {
 fn member_round_trip_splits_on_last_colon() {
     let h = [0xab; 32];
     let m = encode_member("seg:with:colons", &h);
-    assert_eq!(decode_member(m.as_bytes()).unwrap(), ("seg:with:colons".to_string(), h));
-    assert_eq!(decode_member(format!(":{}", hex::encode(h)).as_bytes()).unwrap().0, "");
+    assert_eq!(
+        decode_member(m.as_bytes()).unwrap(),
+        ("seg:with:colons".to_string(), h)
+    );
+    assert_eq!(
+        decode_member(format!(":{}", hex::encode(h)).as_bytes())
+            .unwrap()
+            .0,
+        ""
+    );
     for bad in [&b"nocolon"[..], b"seg:xyz", b"seg:", b"\xff:00"] {
         assert!(decode_member(bad).is_err(), "{bad:?}");
     }
@@ -73,7 +90,9 @@ fn fixture_roots_match_what_the_node_reported() {
         let mut tree = MerkleTree::new();
         for (id, raw) in fixture["items_raw_b64"].as_object().unwrap() {
             use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(raw.as_str().unwrap()).unwrap();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(raw.as_str().unwrap())
+                .unwrap();
             let item: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             let content: Vec<u8> = item["content"]
                 .as_array()

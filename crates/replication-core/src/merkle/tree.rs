@@ -62,7 +62,9 @@ impl MerkleTree {
         match (self.children.get(path), leaf) {
             (Some(children), leaf) => {
                 let own = leaf.map(|h| (SELF_SEGMENT, h));
-                Some(interior_hash(children.iter().map(|(s, h)| (s.as_str(), h)).chain(own)))
+                Some(interior_hash(
+                    children.iter().map(|(s, h)| (s.as_str(), h)).chain(own),
+                ))
             }
             (None, Some(leaf)) => Some(*leaf),
             (None, None) => None,

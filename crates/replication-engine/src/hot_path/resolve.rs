@@ -198,7 +198,12 @@ mod tests {
         };
         let local = LocalState::Present(item.stamp());
         assert_eq!(
-            decide(id(1), CdcEvent::Put(item), Some(&local), DeleteEvidence::Bare),
+            decide(
+                id(1),
+                CdcEvent::Put(item),
+                Some(&local),
+                DeleteEvidence::Bare
+            ),
             Decision::Duplicate
         );
     }
@@ -248,7 +253,12 @@ mod tests {
             deleted_at: 1,
         };
         assert_eq!(
-            decide(id(1), del("k"), Some(&local), DeleteEvidence::Tombstone(newer.clone())),
+            decide(
+                id(1),
+                del("k"),
+                Some(&local),
+                DeleteEvidence::Tombstone(newer.clone())
+            ),
             Decision::Apply(Change::Delete {
                 key: "k".into(),
                 tombstone: newer
@@ -259,7 +269,12 @@ mod tests {
             deleted_at: 99_999,
         };
         assert_eq!(
-            decide(id(1), del("k"), Some(&local), DeleteEvidence::Tombstone(older)),
+            decide(
+                id(1),
+                del("k"),
+                Some(&local),
+                DeleteEvidence::Tombstone(older)
+            ),
             Decision::Stale
         );
     }
@@ -282,7 +297,10 @@ mod tests {
         );
         // Item written after the delete entry's time: it stays.
         let later = LocalState::Present(Stamp::put(7, 9_999_999, "aa"));
-        assert_eq!(decide(id(1), del("k"), Some(&later), DeleteEvidence::Bare), Decision::Stale);
+        assert_eq!(
+            decide(id(1), del("k"), Some(&later), DeleteEvidence::Bare),
+            Decision::Stale
+        );
     }
 
     /// The race the mesh test found: the writer deleted `k` (tombstone v2), then a put v3
@@ -291,8 +309,19 @@ mod tests {
     #[test]
     fn delete_superseded_at_its_writer_is_stale() {
         let local = LocalState::Present(Stamp::put(3, 1003, "aa"));
-        assert_eq!(decide(id(1), del("k"), Some(&local), DeleteEvidence::Superseded), Decision::Stale);
-        assert_eq!(decide(id(1), del("k"), Some(&LocalState::Absent), DeleteEvidence::Superseded), Decision::Stale);
+        assert_eq!(
+            decide(id(1), del("k"), Some(&local), DeleteEvidence::Superseded),
+            Decision::Stale
+        );
+        assert_eq!(
+            decide(
+                id(1),
+                del("k"),
+                Some(&LocalState::Absent),
+                DeleteEvidence::Superseded
+            ),
+            Decision::Stale
+        );
         // Without that evidence the bare rule would have deleted it: the case the fix guards.
         assert!(matches!(
             decide(id(1), del("k"), Some(&local), DeleteEvidence::Bare),

@@ -180,7 +180,10 @@ impl<S: SyncEngineRef> HotPath<S> {
         let mut changes = Vec::with_capacity(collapsed.events.len());
         let (mut duplicates, mut stale) = (0u64, 0u64);
         for ((entry_id, event), local) in collapsed.events.into_iter().zip(local) {
-            let evidence = delete_evidence.get(event.key()).cloned().unwrap_or(DeleteEvidence::Bare);
+            let evidence = delete_evidence
+                .get(event.key())
+                .cloned()
+                .unwrap_or(DeleteEvidence::Bare);
             match decide(entry_id, event, local.as_ref(), evidence) {
                 Decision::Apply(change) => changes.push(change),
                 Decision::Duplicate => duplicates += 1,
@@ -230,13 +233,18 @@ impl<S: SyncEngineRef> HotPath<S> {
     /// What the writer still knows about each deleted key (docs/PROTOCOL.md, "How a delete
     /// travels"): its tombstone, or, without one, whether it holds the key again. One round
     /// trip for the tombstones; one more only for keys that have none.
-    async fn delete_evidence(&mut self, keys: Vec<String>) -> Result<HashMap<String, DeleteEvidence>, Stopped> {
+    async fn delete_evidence(
+        &mut self,
+        keys: Vec<String>,
+    ) -> Result<HashMap<String, DeleteEvidence>, Stopped> {
         let mut evidence = HashMap::with_capacity(keys.len());
         if keys.is_empty() {
             return Ok(evidence);
         }
         let peer = self.peer.clone();
-        let tombstones = self.retry("read the peer's tombstones", || peer.read_tombstones(&keys)).await?;
+        let tombstones = self
+            .retry("read the peer's tombstones", || peer.read_tombstones(&keys))
+            .await?;
         let mut without = Vec::new();
         for (key, tombstone) in keys.into_iter().zip(tombstones) {
             match tombstone {
@@ -247,13 +255,17 @@ impl<S: SyncEngineRef> HotPath<S> {
             }
         }
         if !without.is_empty() {
-            let items = self.retry("read the peer's items", || peer.read_items(&without)).await?;
+            let items = self
+                .retry("read the peer's items", || peer.read_items(&without))
+                .await?;
             for (key, item) in without.into_iter().zip(items) {
                 // A key the writer holds again was re-written after the delete there: the
                 // delete is superseded. Only a key it holds in no form gets the bare rule.
                 let seen = match item {
                     ItemRead::Absent => DeleteEvidence::Bare,
-                    ItemRead::Present(_) | ItemRead::Unreadable { .. } => DeleteEvidence::Superseded,
+                    ItemRead::Present(_) | ItemRead::Unreadable { .. } => {
+                        DeleteEvidence::Superseded
+                    }
                 };
                 evidence.insert(key, seen);
             }

@@ -271,7 +271,9 @@ impl PeerBackend for RedisPeer {
     fn connection(&self) -> ConnectionStatus {
         ConnectionStatus {
             circuit_open: self.breaker.is_open(),
-            ..self.status.snapshot(&self.query_client, &self.stream_client)
+            ..self
+                .status
+                .snapshot(&self.query_client, &self.stream_client)
         }
     }
 
