@@ -86,16 +86,7 @@ impl tower::Service<Query> for QueryService {
     fn call(&mut self, query: Query) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            if this.status.is_closed() {
-                return Err(PeerError::Closed {
-                    peer: this.peer.to_string(),
-                });
-            }
-            // fred would park the command until it reconnects; fail now and let the retry
-            // layer and the caller's backoff decide when to try again.
-            if !this.client.is_connected() {
-                return Err(this.status.not_connected(Link::Query));
-            }
+            this.status.ready_for_call(&this.client, Link::Query)?;
             let mut result = this.execute(query).await;
             // Whatever fred made of it, a call that failed because the connection went away
             // is a connection failure (retriable), not a protocol error.

@@ -97,6 +97,21 @@ impl StatusTracker {
 
     /// The error for a call attempted while `client` is not connected: the last connection
     /// error when there is one (so a wrong password reads as an auth failure).
+    /// Fails fast, before a call: closed on purpose, or the link's connection is down. fred
+    /// would otherwise park the command until it reconnects; failing now lets the retry
+    /// layer and the caller's backoff decide when to try again.
+    pub(crate) fn ready_for_call(&self, client: &Client, link: Link) -> Result<(), PeerError> {
+        if self.is_closed() {
+            return Err(PeerError::Closed {
+                peer: self.peer.to_string(),
+            });
+        }
+        if !client.is_connected() {
+            return Err(self.not_connected(link));
+        }
+        Ok(())
+    }
+
     pub(crate) fn not_connected(&self, link: Link) -> PeerError {
         let facts = self.facts();
         let peer = self.peer.clone();

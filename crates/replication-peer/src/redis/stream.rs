@@ -37,14 +37,7 @@ impl tower::Service<ReadRequest> for StreamService {
     fn call(&mut self, request: ReadRequest) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            if this.status.is_closed() {
-                return Err(PeerError::Closed {
-                    peer: this.peer.to_string(),
-                });
-            }
-            if !this.client.is_connected() {
-                return Err(this.status.not_connected(Link::Stream));
-            }
+            this.status.ready_for_call(&this.client, Link::Stream)?;
             let mut args = vec!["COUNT".to_owned(), request.count.max(1).to_string()];
             let blocking = request.block.is_some();
             if let Some(block) = request.block {
