@@ -1,6 +1,9 @@
 //! Drives the real `replicationd` binary as a subprocess against private redis-servers:
 //! config errors, HTTP endpoints, SIGTERM drain, SIGHUP reload, and replication end to end.
 
+// Test helpers outside #[test] fns: a panic is the failure report here too.
+#![allow(clippy::unwrap_used)]
+
 use replication_testkit::RedisServer;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
