@@ -4,6 +4,7 @@
 //! what a cycle would fetch). After each cycle, tombstones every peer has seen are collected.
 
 use crate::clock::now_ms;
+use crate::guarded_store::GuardedStore;
 use crate::health::RepairHealth;
 use crate::metrics::{self, PeerMetrics, TOMBSTONES_PURGED};
 use crate::peer_manager::PeerManager;
@@ -11,7 +12,7 @@ use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
 use replication_core::{Backoff, PeerBackend, SyncEngineRef};
-use replication_merkle::{repair_cycle, RepairSettings, RepairState};
+use replication_merkle::{repair_cycle_with, PeerSource, RepairSettings, RepairState};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -79,10 +80,12 @@ impl<S: SyncEngineRef> ColdPath<S> {
             }
             let started_ms = now_ms();
             let repair_settings = RepairSettings::from(cold);
+            let target = GuardedStore::new(&*self.shared.store, &self.shared.circuit);
+            let source = PeerSource(&*self.peer);
             let result = tokio::select! {
                 biased;
                 _ = self.stop.stopped() => return,
-                result = repair_cycle(&*self.shared.store, &*self.peer, &repair_settings, &mut state) => result,
+                result = repair_cycle_with(&target, &source, &repair_settings, &mut state) => result,
             };
             match result {
                 Ok(report) => {

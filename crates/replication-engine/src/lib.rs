@@ -12,6 +12,7 @@ mod cold_path;
 mod connector;
 mod engine;
 mod error;
+mod guarded_store;
 mod health;
 mod hot_path;
 mod lifecycle;
