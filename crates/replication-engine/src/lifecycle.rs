@@ -100,11 +100,8 @@ impl<S: SyncEngineRef> Lifecycle<S> {
 
     /// Where to resume: the peer's checkpointed cursor, or the beginning.
     async fn start_position(&self, node_id: &str) -> TailStart {
-        // A peer re-added by a reload resumes where it was: make what the hot path set durable
-        // and visible before reading it back.
-        if let Err(e) = self.shared.cursors.flush().await {
-            tracing::warn!(error = %e, "cannot flush cursors");
-        }
+        // A peer re-added by a reload resumes where it was: `load_all` sees cursors set but
+        // not yet flushed (CursorStore contract), so no flush is needed to read them back.
         match self.shared.cursors.load_all().await {
             Ok(cursors) => cursors.into_iter().find(|c| c.peer_id == node_id).map_or(
                 TailStart::default(),
