@@ -71,26 +71,25 @@ impl Mesh {
             .count()
     }
 
-    /// The config the latest connect of `id` used.
-    pub(crate) fn last_config(&self, id: &str) -> Option<PeerConfig> {
+    /// The latest connect of `id`: the config it used and the backend it made.
+    fn last_connect(&self, id: &str) -> Option<(PeerConfig, Arc<MemoryPeer>)> {
         self.connects
             .lock()
             .unwrap()
             .iter()
             .rev()
             .find(|(p, _)| p.node_id == id)
-            .map(|(p, _)| p.clone())
+            .cloned()
+    }
+
+    /// The config the latest connect of `id` used.
+    pub(crate) fn last_config(&self, id: &str) -> Option<PeerConfig> {
+        self.last_connect(id).map(|(config, _)| config)
     }
 
     /// The backend of the latest connect of `id`.
     pub(crate) fn last_peer(&self, id: &str) -> Option<Arc<MemoryPeer>> {
-        self.connects
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|(p, _)| p.node_id == id)
-            .map(|(_, b)| b.clone())
+        self.last_connect(id).map(|(_, peer)| peer)
     }
 }
 
