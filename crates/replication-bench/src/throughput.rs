@@ -144,9 +144,14 @@ pub(crate) async fn engine_run<S: SyncEngineRef>(
         .cursor_store(Arc::new(MemoryCursorStore::new()))
         .build();
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds();
     engine.start().await.context("engine start")?;
     let done = tokio::time::timeout(Duration::from_secs(600), store.wait_for(n)).await;
     let elapsed = started.elapsed();
+    eprintln!(
+        "bench: engine process CPU {:.2} us per entry",
+        (process_cpu_seconds() - cpu_before) * 1e6 / n as f64
+    );
     engine.shutdown().await;
     if done.is_err() {
         bail!(
@@ -175,7 +180,7 @@ pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64)
         .custom(command("FLUSHALL"), Vec::<Value>::new())
         .await
         .context("FLUSHALL")?;
-    let _ = admin.quit().await;
+    let cpu_before = redis_cpu_seconds(&admin).await?;
     let node = NodeStore::connect(NodeStoreConfig::new(node_url).with_prefix("local:"))
         .await
         .context("node store")?;
@@ -188,7 +193,37 @@ pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64)
     )
     .await;
     node.close().await;
+    let cpu = redis_cpu_seconds(&admin).await? - cpu_before;
+    if std::env::var_os("BENCH_COMMANDSTATS").is_some() {
+        let stats: String = admin
+            .custom(command("INFO"), vec![Value::from("commandstats")])
+            .await
+            .context("INFO commandstats")?;
+        eprintln!("{stats}");
+    }
+    let _ = admin.quit().await;
+    eprintln!(
+        "bench: node redis-server CPU {:.2} us per entry",
+        cpu * 1e6 / n as f64
+    );
     rate
+}
+
+/// CPU seconds (user + system) the redis-server behind `client` has used so far.
+async fn redis_cpu_seconds(client: &fred::clients::Client) -> Result<f64> {
+    let info: String = client
+        .custom(command("INFO"), vec![Value::from("cpu")])
+        .await
+        .context("INFO cpu")?;
+    let field = |name: &str| -> Result<f64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .with_context(|| format!("INFO cpu without {name}"))?
+            .trim()
+            .parse::<f64>()
+            .with_context(|| format!("INFO cpu {name}"))
+    };
+    Ok(field("used_cpu_user")? + field("used_cpu_sys")?)
 }
 
 /// The peer crate's `StreamTailer` alone (read, gap checks, decode, verify), its batches
@@ -221,4 +256,18 @@ pub(crate) async fn tailer_only(url: &str, prefix: &str, n: u64) -> Result<f64> 
     let elapsed = started.elapsed();
     tailer.stop().await;
     Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+/// CPU seconds this process's live threads have run so far (the sum of their
+/// `/proc/self/task/*/schedstat` times; 0 where /proc is missing).
+fn process_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
 }

@@ -37,19 +37,24 @@ impl TreeCache {
     }
 
     /// Whether the cache knows the children set of `path`: cached itself, or implied empty
-    /// because the cached set of its parent does not list it (the node does not exist).
-    /// That second case spares a read per new id on the hot path.
+    /// because some ancestor's cached set does not list the branch leading to it (the node
+    /// does not exist, nor does anything below the missing branch). That second case spares
+    /// a read per new id on the hot path, also when a batch opens a new subtree.
     pub(crate) fn knows(&self, path: &str) -> bool {
-        if self.sets.contains_key(path) {
-            return true;
+        let mut path = path;
+        loop {
+            if self.sets.contains_key(path) {
+                return true;
+            }
+            if path.is_empty() {
+                return false;
+            }
+            let (parent, segment) = parent_and_segment(path);
+            if let Some(set) = self.sets.get(parent) {
+                return !set.contains_key(segment);
+            }
+            path = parent;
         }
-        if path.is_empty() {
-            return false;
-        }
-        let (parent, segment) = parent_and_segment(path);
-        self.sets
-            .get(parent)
-            .is_some_and(|set| !set.contains_key(segment))
     }
 
     /// Moves the set of a path the cache [`knows`](Self::knows) out of the cache (the batch
@@ -108,5 +113,25 @@ mod tests {
             .collect();
         cache.advance(Bytes::from_static(b"t3"), [("x".to_string(), big)]);
         assert!(cache.token().is_none() && cache.get("").is_none());
+    }
+
+    #[test]
+    fn a_missing_branch_implies_every_path_below_it_is_empty() {
+        let mut cache = TreeCache::default();
+        let root: ChildSet = [("a".to_string(), [1; 32])].into_iter().collect();
+        let a: ChildSet = [("b".to_string(), [2; 32])].into_iter().collect();
+        cache.advance(
+            Bytes::from_static(b"t"),
+            [("".to_string(), root), ("a".to_string(), a)],
+        );
+        // Cached, and listed-but-uncached (must be read).
+        assert!(cache.knows("") && cache.knows("a"));
+        assert!(!cache.knows("a.b"));
+        // Not listed by a cached parent, and anything below such a node.
+        assert!(cache.knows("x") && cache.knows("x.y.z"));
+        assert!(cache.knows("a.c") && cache.knows("a.c.d"));
+        // Below a listed but uncached node nothing is implied.
+        assert!(!cache.knows("a.b.c"));
+        assert!(cache.take("x.y.z").is_empty());
     }
 }
