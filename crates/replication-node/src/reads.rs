@@ -2,22 +2,30 @@
 //! answered in one round trip however many keys or paths are asked for.
 
 use crate::keys::KeySpace;
+use crate::prepared::PreparedReads;
+use crate::state_read;
 use crate::stored::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
 use crate::NodeError;
 use bytes::Bytes;
 use fred::prelude::{Client, HashesInterface, KeysInterface, SortedSetsInterface, Value};
 use replication_core::merkle::{decode_member, Hash};
 use replication_core::{decode_item_json, parse_hash_hex, LocalState, SyncItem, Tombstone};
+use std::sync::Arc;
 
 /// Reads on their own connection, so that they never queue behind a large write.
 pub(crate) struct Reader {
     client: Client,
     keys: KeySpace,
+    prepared: Arc<PreparedReads>,
 }
 
 impl Reader {
-    pub(crate) fn new(client: Client, keys: KeySpace) -> Self {
-        Self { client, keys }
+    pub(crate) fn new(client: Client, keys: KeySpace, prepared: Arc<PreparedReads>) -> Self {
+        Self {
+            client,
+            keys,
+            prepared,
+        }
     }
 
     pub(crate) fn client(&self) -> &Client {
@@ -52,55 +60,35 @@ impl Reader {
         }
     }
 
-    /// Item stamp or tombstone of every id, in order: one pipeline of `MGET` and `HMGET`.
+    /// Item stamp or tombstone of every id, in order: one pipeline of the write token,
+    /// `MGET` and `HMGET`. The states are kept for the write that usually follows
+    /// (see `prepared`).
     pub(crate) async fn local_states(&self, ids: &[String]) -> Result<Vec<LocalState>, NodeError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let tombstones_key = self.keys.tombstones();
         let pipeline = self.client.pipeline();
-        let queue = |e| NodeError::redis("queueing a pipeline", e);
-        let _: () = pipeline
-            .mget(ids.iter().map(|id| self.keys.item(id)).collect::<Vec<_>>())
-            .await
-            .map_err(queue)?;
-        let _: () = pipeline
-            .hmget(&tombstones_key, ids.to_vec())
-            .await
-            .map_err(queue)?;
+        state_read::queue(&pipeline, &self.keys, ids).await?;
         let replies: Vec<Value> = pipeline
             .all()
             .await
             .map_err(|e| NodeError::redis("local states", e))?;
-        let mut replies = replies.into_iter();
-        let items = reply_array("MGET", replies.next().unwrap_or(Value::Null))?;
-        let tombstones = reply_array(&tombstones_key, replies.next().unwrap_or(Value::Null))?;
-        let mut out = Vec::with_capacity(ids.len());
-        for ((id, item), tombstone) in ids.iter().zip(items).zip(tombstones) {
-            let item_key = self.keys.item(id);
-            let item = reply_bytes(&item_key, item)?
-                .map(|b| parse_item_meta(&item_key, &b))
-                .transpose()?;
-            let tombstone = reply_bytes(&tombstones_key, tombstone)?
-                .map(|b| decode_tombstone(&tombstones_key, id, &b))
-                .transpose()?;
-            // Both only coexist if something outside the store wrote; the newer one counts.
-            out.push(match (item, tombstone) {
+        let (token, stored) = state_read::parse(&self.keys, ids, &mut replies.into_iter())?;
+        let states = stored
+            .iter()
+            .map(|stored| match (&stored.item, &stored.tombstone) {
                 (None, None) => LocalState::Absent,
                 (Some(item), None) => LocalState::Present(item.stamp()),
-                (None, Some(t)) => LocalState::Deleted(t),
-                (Some(item), Some(t)) if t.stamp().beats(&item.stamp()) => LocalState::Deleted(t),
+                (None, Some(t)) => LocalState::Deleted(t.clone()),
+                // Both only coexist if something outside the store wrote; the newer counts.
+                (Some(item), Some(t)) if t.stamp().beats(&item.stamp()) => {
+                    LocalState::Deleted(t.clone())
+                }
                 (Some(item), Some(_)) => LocalState::Present(item.stamp()),
-            });
-        }
-        // A short reply would mean the server answered something else; never guess.
-        if out.len() != ids.len() {
-            return Err(corrupt(
-                "MGET",
-                format!("expected {} replies, got {}", ids.len(), out.len()),
-            ));
-        }
-        Ok(out)
+            })
+            .collect();
+        self.prepared.keep(token, ids, &stored);
+        Ok(states)
     }
 
     /// Tombstones of these ids, in order.

@@ -4,6 +4,7 @@ use crate::connect::connect;
 use crate::health::Health;
 use crate::keys::KeySpace;
 use crate::plan::{Outcome, WriteOp};
+use crate::prepared::PreparedReads;
 use crate::reads::Reader;
 use crate::writer::{committed_item, Writer};
 use crate::{NodeError, NodeStoreConfig};
@@ -44,8 +45,15 @@ impl NodeStore {
         let keys = KeySpace::new(&config.redis_prefix);
         let read_client = connect(&config).await?;
         let write_client = connect(&config).await?;
-        let writer = Writer::new(write_client, keys.clone(), config.cdc_maxlen).await?;
-        let reader = Reader::new(read_client, keys);
+        let prepared = Arc::new(PreparedReads::default());
+        let writer = Writer::new(
+            write_client,
+            keys.clone(),
+            config.cdc_maxlen,
+            Arc::clone(&prepared),
+        )
+        .await?;
+        let reader = Reader::new(read_client, keys, prepared);
         tracing::info!(url = %config.redacted_url(), prefix = %config.redis_prefix, "node store connected");
         Ok(Self {
             inner: Arc::new(Inner {

@@ -13,19 +13,19 @@ use crate::apply_script::{ScriptArgs, PURGE_SOURCE, SOURCE};
 use crate::keys::KeySpace;
 use crate::merkle_update::{recompute, required_paths, ChildSet};
 use crate::plan::{plan, Outcome, Stored, WriteOp};
-use crate::stored::{
-    decode_tombstone, encode_tombstone, parse_item_meta, reply_array, reply_bytes,
-};
+use crate::prepared::PreparedReads;
+use crate::state_read;
+use crate::stored::{decode_tombstone, encode_tombstone, reply_array, reply_bytes};
 use crate::tree_cache::TreeCache;
 use crate::NodeError;
 use bytes::Bytes;
-use fred::prelude::{
-    Client, ClientLike, HashesInterface, KeysInterface, LuaInterface, SortedSetsInterface, Value,
-};
+use fred::clients::Pipeline;
+use fred::prelude::{Client, ClientLike, KeysInterface, LuaInterface, SortedSetsInterface, Value};
 use replication_core::cdc::CdcEncoder;
 use replication_core::merkle::{decode_member, encode_member, Hash};
 use replication_core::{encode_item_json, Backoff, SyncItem};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -39,6 +39,8 @@ pub(crate) struct Writer {
     cdc_maxlen: u64,
     apply_sha: String,
     purge_sha: String,
+    /// States `local_states` read, for the next batch to use instead of reading again.
+    prepared: Arc<PreparedReads>,
     state: Mutex<WriterState>,
 }
 
@@ -61,6 +63,7 @@ impl Writer {
         client: Client,
         keys: KeySpace,
         cdc_maxlen: u64,
+        prepared: Arc<PreparedReads>,
     ) -> Result<Self, NodeError> {
         let apply_sha: String = client
             .script_load(SOURCE)
@@ -76,6 +79,7 @@ impl Writer {
             cdc_maxlen,
             apply_sha,
             purge_sha,
+            prepared,
             state: Mutex::new(WriterState {
                 encoder: CdcEncoder::new(),
                 cache: TreeCache::default(),
@@ -123,14 +127,10 @@ impl Writer {
                 args.zadd(self.keys.children(path), encode_member(segment, hash));
             }
             for (id, tombstone) in &plan.tombstones_set {
-                args.hset(
-                    self.keys.tombstones(),
-                    id.clone(),
-                    encode_tombstone(tombstone),
-                );
+                args.hset(id.clone(), encode_tombstone(tombstone));
             }
             for id in &plan.tombstones_deleted {
-                args.hdel(self.keys.tombstones(), id.clone());
+                args.hdel(id.clone());
             }
             for (id, source) in &plan.items_set {
                 let item = match &ops[*source] {
@@ -180,42 +180,52 @@ impl Writer {
     /// Reads the token, the stored state of `ids` and the children sets their change may
     /// touch, in one pipeline (two when the tree cache turns out to be stale). Sets the cache
     /// knows are moved out of it, not copied: the batch puts them back when it commits.
+    ///
+    /// When `local_states` just read these ids at the token the cache is at, those states
+    /// are used and only uncached sets are read (often nothing at all): the commit's token
+    /// check catches any write in between (see `prepared`).
     async fn snapshot<'k>(
         &self,
         ids: &'k [String],
         cache: &mut TreeCache,
     ) -> Result<Snapshot<'k>, NodeError> {
         let paths = required_paths(ids.iter().map(String::as_str));
+        if let Some(token) = cache.token().cloned() {
+            if let Some(mut states) = self.prepared.take(&token, ids) {
+                let (known, uncached): (Vec<&str>, Vec<&str>) =
+                    paths.iter().copied().partition(|p| cache.knows(p));
+                let mut sets = HashMap::with_capacity(paths.len());
+                if !uncached.is_empty() {
+                    let pipeline = self.client.pipeline();
+                    self.queue_sets(&pipeline, &uncached).await?;
+                    let replies = self.send(&pipeline, uncached.len()).await?;
+                    self.parse_sets(&uncached, &mut replies.into_iter(), &mut sets)?;
+                }
+                for path in known {
+                    sets.insert(path.to_owned(), cache.take(path));
+                }
+                let stored = ids
+                    .iter()
+                    .map(|id| (id.as_str(), states.remove(id).unwrap_or_default()))
+                    .collect();
+                return Ok(Snapshot {
+                    token,
+                    stored,
+                    sets,
+                });
+            }
+        }
         loop {
             let cached_token = cache.token().cloned();
             // Decided for every path before any set moves out of the cache.
             let (known, uncached): (Vec<&str>, Vec<&str>) =
                 paths.iter().copied().partition(|p| cache.knows(p));
             let pipeline = self.client.pipeline();
-            let queue = |e| NodeError::redis("queueing a pipeline", e);
-            let _: () = pipeline.get(self.keys.epoch()).await.map_err(queue)?;
-            let _: () = pipeline
-                .mget(ids.iter().map(|id| self.keys.item(id)).collect::<Vec<_>>())
-                .await
-                .map_err(queue)?;
-            let _: () = pipeline
-                .hmget(self.keys.tombstones(), ids.to_vec())
-                .await
-                .map_err(queue)?;
-            for path in &uncached {
-                let _: () = pipeline
-                    .zrange(self.keys.children(path), 0, -1, None, false, None, false)
-                    .await
-                    .map_err(queue)?;
-            }
-            let replies: Vec<Value> = pipeline
-                .all()
-                .await
-                .map_err(|e| NodeError::redis("batch read", e))?;
+            state_read::queue(&pipeline, &self.keys, ids).await?;
+            self.queue_sets(&pipeline, &uncached).await?;
+            let replies = self.send(&pipeline, 3 + uncached.len()).await?;
             let mut replies = replies.into_iter();
-            let mut next = || replies.next().unwrap_or(Value::Null);
-
-            let token = reply_bytes(&self.keys.epoch(), next())?.unwrap_or_default();
+            let (token, stored) = state_read::parse(&self.keys, ids, &mut replies)?;
             if cached_token.as_ref() != Some(&token) {
                 // Someone else wrote since the cache was filled: nothing in it can be trusted,
                 // and sets it answered for must be read afresh.
@@ -225,48 +235,63 @@ impl Writer {
                     continue;
                 }
             }
-            let items = reply_array("MGET", next())?;
-            let tombstones = reply_array(&self.keys.tombstones(), next())?;
-            let mut stored = HashMap::with_capacity(ids.len());
-            for ((id, item), tombstone) in ids.iter().zip(items).zip(tombstones) {
-                let item_key = self.keys.item(id);
-                let item = match reply_bytes(&item_key, item)? {
-                    Some(bytes) => Some(parse_item_meta(&item_key, &bytes)?),
-                    None => None,
-                };
-                let tombstone = match reply_bytes(&self.keys.tombstones(), tombstone)? {
-                    Some(bytes) => Some(decode_tombstone(&self.keys.tombstones(), id, &bytes)?),
-                    None => None,
-                };
-                stored.insert(id.as_str(), Stored { item, tombstone });
-            }
-            if stored.len() != ids.len() {
-                return Err(crate::stored::corrupt(
-                    "MGET",
-                    format!("expected {} replies", ids.len()),
-                ));
-            }
             let mut sets = HashMap::with_capacity(paths.len());
-            for path in &uncached {
-                let key = self.keys.children(path);
-                let mut set = ChildSet::new();
-                for member in reply_array(&key, next())? {
-                    let bytes = reply_bytes(&key, member)?.unwrap_or_default();
-                    let (segment, hash) = decode_member(&bytes)
-                        .map_err(|e| crate::stored::corrupt(&key, e.to_string()))?;
-                    set.insert(segment, hash);
-                }
-                sets.insert((*path).to_owned(), set);
-            }
+            self.parse_sets(&uncached, &mut replies, &mut sets)?;
             for path in known {
                 sets.insert(path.to_owned(), cache.take(path));
             }
             return Ok(Snapshot {
                 token,
-                stored,
+                stored: ids.iter().map(String::as_str).zip(stored).collect(),
                 sets,
             });
         }
+    }
+
+    /// Queues a `ZRANGE` of the children set of every path.
+    async fn queue_sets(
+        &self,
+        pipeline: &Pipeline<Client>,
+        paths: &[&str],
+    ) -> Result<(), NodeError> {
+        for path in paths {
+            let _: () = pipeline
+                .zrange(self.keys.children(path), 0, -1, None, false, None, false)
+                .await
+                .map_err(|e| NodeError::redis("queueing a pipeline", e))?;
+        }
+        Ok(())
+    }
+
+    /// Sends `pipeline` (of `len` commands) and returns every reply.
+    async fn send(&self, pipeline: &Pipeline<Client>, len: usize) -> Result<Vec<Value>, NodeError> {
+        let error = |e| NodeError::redis("batch read", e);
+        if len == 1 {
+            // A one-command pipeline answers with that command's reply, not a list of replies.
+            return Ok(vec![pipeline.last().await.map_err(error)?]);
+        }
+        pipeline.all().await.map_err(error)
+    }
+
+    /// Parses the `ZRANGE` replies of `paths` into `sets`.
+    fn parse_sets(
+        &self,
+        paths: &[&str],
+        replies: &mut impl Iterator<Item = Value>,
+        sets: &mut HashMap<String, ChildSet>,
+    ) -> Result<(), NodeError> {
+        for path in paths {
+            let key = self.keys.children(path);
+            let mut set = ChildSet::new();
+            for member in reply_array(&key, replies.next().unwrap_or(Value::Null))? {
+                let bytes = reply_bytes(&key, member)?.unwrap_or_default();
+                let (segment, hash) = decode_member(&bytes)
+                    .map_err(|e| crate::stored::corrupt(&key, e.to_string()))?;
+                set.insert(segment, hash);
+            }
+            sets.insert((*path).to_owned(), set);
+        }
+        Ok(())
     }
 
     /// Runs the apply script; `Ok(false)` when another writer got there first.
@@ -277,7 +302,7 @@ impl Writer {
         args: ScriptArgs,
     ) -> Result<bool, NodeError> {
         let epoch = self.keys.epoch();
-        let argv = args.into_argv(expected, new_token.clone());
+        let argv = args.into_argv(expected, new_token.clone(), &self.keys.tombstones());
         let reply = match self.evalsha(&self.apply_sha, SOURCE, &epoch, argv).await {
             Ok(reply) => reply,
             Err(error) if error.is_retriable() => {

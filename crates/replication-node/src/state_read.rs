@@ -1,0 +1,68 @@
+//! Reading the stored state of a batch's ids (write token, items, tombstones) in one
+//! pipeline: shared by `local_states` and the writer's snapshot.
+
+use crate::keys::KeySpace;
+use crate::plan::Stored;
+use crate::stored::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
+use crate::NodeError;
+use bytes::Bytes;
+use fred::clients::{Client, Pipeline};
+use fred::prelude::{HashesInterface, KeysInterface, Value};
+
+/// Queues `GET token`, `MGET items`, `HMGET tombstones` (three replies, in that order).
+pub(crate) async fn queue(
+    pipeline: &Pipeline<Client>,
+    keys: &KeySpace,
+    ids: &[String],
+) -> Result<(), NodeError> {
+    let queue = |e| NodeError::redis("queueing a pipeline", e);
+    let _: () = pipeline.get(keys.epoch()).await.map_err(queue)?;
+    let _: () = pipeline
+        .mget(ids.iter().map(|id| keys.item(id)).collect::<Vec<_>>())
+        .await
+        .map_err(queue)?;
+    let _: () = pipeline
+        .hmget(keys.tombstones(), ids.to_vec())
+        .await
+        .map_err(queue)?;
+    Ok(())
+}
+
+/// Parses the three replies [`queue`] asked for: the token (empty when no write ever
+/// happened) and the stored state of every id, in order.
+pub(crate) fn parse(
+    keys: &KeySpace,
+    ids: &[String],
+    replies: &mut impl Iterator<Item = Value>,
+) -> Result<(Bytes, Vec<Stored>), NodeError> {
+    let mut next = || replies.next().unwrap_or(Value::Null);
+    let token = reply_bytes(&keys.epoch(), next())?.unwrap_or_default();
+    let items = reply_array("MGET", next())?;
+    let tombstones_key = keys.tombstones();
+    let tombstones = reply_array(&tombstones_key, next())?;
+    // A short reply would mean the server answered something else; never guess.
+    if items.len() != ids.len() || tombstones.len() != ids.len() {
+        return Err(corrupt(
+            "MGET",
+            format!(
+                "expected {} replies, got {} items and {} tombstones",
+                ids.len(),
+                items.len(),
+                tombstones.len()
+            ),
+        ));
+    }
+    let mut stored = Vec::with_capacity(ids.len());
+    for ((id, item), tombstone) in ids.iter().zip(items).zip(tombstones) {
+        let item = match reply_bytes("MGET", item)? {
+            Some(bytes) => Some(parse_item_meta(&keys.item(id), &bytes)?),
+            None => None,
+        };
+        let tombstone = match reply_bytes(&tombstones_key, tombstone)? {
+            Some(bytes) => Some(decode_tombstone(&tombstones_key, id, &bytes)?),
+            None => None,
+        };
+        stored.push(Stored { item, tombstone });
+    }
+    Ok((token, stored))
+}
