@@ -1,44 +1,73 @@
-//! The one Lua script every write batch commits through, and its argument encoding.
+//! The commit of every write batch: one `MULTI`/`EXEC` block of a `MSET` that stages the
+//! item bodies and a Lua script that checks the write token and applies everything.
 //!
 //! Redis has no SHA-256 in Lua, so hashes are computed client-side and the script only
 //! applies a precomputed list of writes. It first compares the store's write token
 //! (`{prefix}store:epoch`) with the token the batch was planned against: when another
 //! writer (another task, process or node daemon) committed in between, the script writes
-//! nothing and the batch is planned again. Otherwise it applies every write and installs a
-//! fresh token, all in one atomic step (Redis runs a script to completion, and AOF /
-//! replication carry its effects as one MULTI/EXEC block, so a crash never leaves half of it).
+//! nothing (it drops the staged bodies) and the batch is planned again. Otherwise it applies
+//! every write and installs a fresh token. The block is atomic: Redis runs it without
+//! interleaving, and AOF / replicas receive it as one MULTI/EXEC, so a crash never leaves
+//! half of it, and no client ever sees a staged body.
+//!
+//! Why stage: every argument of a script becomes a Lua string, and for item bodies (a few
+//! KB each: content is a JSON array of byte values) that conversion cost Redis more than
+//! all the writes together. Staged bodies reach Redis as plain `MSET` arguments, and the
+//! script `RENAME`s each into place, which moves the value without copying it.
 //!
 //! Writes that can fail on a wrongly typed key go first: the stream append (the script's
 //! only write to a key whose type it does not own), then the sets and the hash (their types
-//! were checked when the batch read them). `SET`/`DEL` cannot fail.
+//! were checked when the batch read them). If one fails anyway, the script drops the staged
+//! bodies before it reports the error. `MSET`, `RENAME` and `DEL` cannot fail.
 
+use crate::keys::KeySpace;
 use bytes::Bytes;
-use fred::types::Value;
+use fred::types::{Key, Value};
 use std::collections::BTreeMap;
 
-/// The script. ARGV: expected token, new token, then commands, each as its name, its
-/// argument count and its arguments. Only the commands the store issues are accepted.
+/// The script. KEYS[1]: the token key. ARGV: expected token, new token, the number of
+/// staged bodies, then (staging key, item key) per body, then commands, each as its name,
+/// its argument count and its arguments. Only the commands the store issues are accepted.
 ///
-/// Writes are grouped into few commands (`MSET` of every item and hash key, one `ZADD` per
-/// children set, ...): a `redis.call` costs far more than the copy of one more argument,
-/// so per-key calls dominated the script before. Commands are split client-side so that no
-/// `unpack` exceeds Lua's stack limit.
+/// Writes are grouped into few commands (`MSET` of every hash key, one `ZADD` per children
+/// set, ...): fewer `redis.call`s. Commands are split client-side so that no `unpack`
+/// exceeds Lua's stack limit.
 pub(crate) const SOURCE: &str = r#"
+local staged = tonumber(ARGV[3])
+local first_command = 4 + 2 * staged
+local function unstage()
+  for j = 4, first_command - 1, 2 do
+    redis.call('DEL', ARGV[j])
+  end
+end
 local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[1] then
+  unstage()
   return current
 end
 local allowed = {XADD = true, ZREM = true, ZADD = true, HSET = true, HDEL = true, MSET = true, DEL = true}
-local i = 3
-local n = #ARGV
-while i <= n do
-  local command = ARGV[i]
-  local count = tonumber(ARGV[i + 1])
-  if not allowed[command] or count == nil or count < 1 then
-    return redis.error_reply('node store script: bad command ' .. tostring(command))
+local ok, failure = pcall(function()
+  local i = first_command
+  local n = #ARGV
+  while i <= n do
+    local command = ARGV[i]
+    local count = tonumber(ARGV[i + 1])
+    if not allowed[command] or count == nil or count < 1 then
+      error('bad command ' .. tostring(command))
+    end
+    redis.call(command, unpack(ARGV, i + 2, i + 1 + count))
+    i = i + 2 + count
   end
-  redis.call(command, unpack(ARGV, i + 2, i + 1 + count))
-  i = i + 2 + count
+end)
+if not ok then
+  unstage()
+  if type(failure) == 'table' then
+    failure = failure.err
+  end
+  return redis.error_reply('node store script: ' .. tostring(failure))
+end
+for j = 4, first_command - 1, 2 do
+  redis.call('RENAME', ARGV[j], ARGV[j + 1])
 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
@@ -62,6 +91,8 @@ const MAX_COMMAND_ARGS: usize = 1_000;
 /// Builds the argument list of one script call, grouping writes into few commands, in the
 /// order the script needs (see the module docs).
 pub(crate) struct ScriptArgs {
+    /// Item keys and bodies, staged by the `MSET` before the script.
+    bodies: Vec<(String, Bytes)>,
     appends: Vec<Value>,
     removed_members: Grouped,
     added_members: Grouped,
@@ -81,6 +112,7 @@ fn text(s: String) -> Value {
 impl ScriptArgs {
     pub(crate) fn new() -> Self {
         Self {
+            bodies: Vec::new(),
             appends: Vec::new(),
             removed_members: Grouped::new(),
             added_members: Grouped::new(),
@@ -140,7 +172,12 @@ impl ScriptArgs {
         self.tombstones_deleted.push(text(field));
     }
 
-    /// Sets string `key` (an item or a hash key).
+    /// Stores item `key` with `body` (staged, then renamed into place by the script).
+    pub(crate) fn set_item(&mut self, key: String, body: Bytes) {
+        self.bodies.push((key, body));
+    }
+
+    /// Sets string `key` (a hash key).
     pub(crate) fn set(&mut self, key: String, value: Bytes) {
         self.values_set.push(text(key));
         self.values_set.push(Value::Bytes(value));
@@ -151,15 +188,28 @@ impl ScriptArgs {
         self.keys_deleted.push(text(key));
     }
 
-    /// The full ARGV: tokens, then the commands in failure-safe order. `tombstones` is the
-    /// key of the tombstones hash.
-    pub(crate) fn into_argv(
+    /// The commit: the staging `MSET` pairs (empty when no item is stored) and the script's
+    /// ARGV (tokens, renames, then the commands in failure-safe order). `keys` names the
+    /// staging keys and the tombstones hash.
+    pub(crate) fn into_commit(
         self,
         expected_token: Bytes,
         new_token: Bytes,
-        tombstones: &str,
-    ) -> Vec<Value> {
-        let mut argv = Argv(vec![Value::Bytes(expected_token), Value::Bytes(new_token)]);
+        keys: &KeySpace,
+    ) -> (Vec<(Key, Value)>, Vec<Value>) {
+        let mut staging = Vec::with_capacity(self.bodies.len());
+        let mut argv = Argv(Vec::with_capacity(3 + 2 * self.bodies.len()));
+        argv.0.extend([
+            Value::Bytes(expected_token),
+            Value::Bytes(new_token),
+            Value::Integer(self.bodies.len() as i64),
+        ]);
+        for (i, (key, body)) in self.bodies.into_iter().enumerate() {
+            let staged = keys.staging(i);
+            staging.push((Key::from(staged.as_str()), Value::Bytes(body)));
+            argv.0.push(text(staged));
+            argv.0.push(text(key));
+        }
         argv.0.extend(self.appends);
         for (key, members) in self.removed_members {
             argv.keyed("ZREM", &key, members, 1);
@@ -167,11 +217,12 @@ impl ScriptArgs {
         for (key, pairs) in self.added_members {
             argv.keyed("ZADD", &key, pairs, 2);
         }
-        argv.keyed("HSET", tombstones, self.tombstones_set, 2);
-        argv.keyed("HDEL", tombstones, self.tombstones_deleted, 1);
+        let tombstones = keys.tombstones();
+        argv.keyed("HSET", &tombstones, self.tombstones_set, 2);
+        argv.keyed("HDEL", &tombstones, self.tombstones_deleted, 1);
         argv.unkeyed("MSET", self.values_set, 2);
         argv.unkeyed("DEL", self.keys_deleted, 1);
-        argv.0
+        (staging, argv.0)
     }
 }
 

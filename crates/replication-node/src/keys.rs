@@ -47,6 +47,12 @@ impl KeySpace {
         self.join(&[EPOCH])
     }
 
+    /// `{prefix}store:staging:{n}`: where a commit stages its `n`-th item body (see
+    /// `apply_script`; never visible outside the commit).
+    pub(crate) fn staging(&self, n: usize) -> String {
+        self.join(&["store:staging:", &n.to_string()])
+    }
+
     /// `{prefix}merkle:children:{path}`.
     pub(crate) fn children(&self, path: &str) -> String {
         self.join(&["merkle:children:", path])
@@ -96,6 +102,7 @@ mod tests {
         assert_eq!(keys.tombstones(), "node-b:tombstones");
         assert_eq!(keys.children(""), "node-b:merkle:children:");
         assert_eq!(keys.hash("a.b"), "node-b:merkle:hash:a.b");
+        assert_eq!(keys.staging(7), "node-b:store:staging:7");
         assert_eq!(KeySpace::new("").cdc(), "cdc");
     }
 

@@ -147,6 +147,13 @@ async fn hash_key(client: &Client, prefix: &str, path: &str) -> Option<Hash> {
 /// root), and that no hash or children key names a node that does not exist. Returns the
 /// reference tree.
 pub async fn check_tree(client: &Client, prefix: &str) -> MerkleTree {
+    // Commits stage item bodies under store:staging: and always rename or drop them.
+    let staged: Vec<String> = keys(client, prefix)
+        .await
+        .into_iter()
+        .filter(|key| key[prefix.len()..].starts_with("store:staging:"))
+        .collect();
+    assert!(staged.is_empty(), "staging keys left behind: {staged:?}");
     let mut tree = MerkleTree::new();
     for item in stored_items(client, prefix).await {
         let content = parse_hash_hex(&item.content_hash).unwrap();

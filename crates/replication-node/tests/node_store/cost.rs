@@ -3,8 +3,8 @@
 use crate::common::*;
 use replication_core::{Change, SyncEngineRef, SyncItem, Tombstone};
 
-const COMMANDS: [&str; 10] = [
-    "evalsha", "mget", "hmget", "get", "exec", "zrange", "mset", "zadd", "set", "hset",
+const COMMANDS: [&str; 11] = [
+    "eval", "mget", "hmget", "get", "exec", "zrange", "mset", "zadd", "set", "hset", "rename",
 ];
 
 fn batch(round: u64) -> Vec<Change> {
@@ -46,16 +46,17 @@ async fn a_batch_of_500_changes_is_one_write_and_one_read_of_each_kind() {
         store.apply_batch(batch(round)).await.unwrap();
         let after = COMMANDS.map(|c| command_calls(&server, c));
         let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-        // One script carries every write; one MGET, one HMGET and one GET (the token) read
-        // the batch's state. Redis also counts the script's own calls: its token GET.
-        assert_eq!(delta[0], 1, "EVALSHA per batch (round {round})");
+        // One MULTI/EXEC block (the staging MSET and the script) carries every write; one
+        // MGET, one HMGET and one GET (the token) read the batch's state. Redis also counts
+        // the script's own calls: its token GET.
+        assert_eq!(delta[0], 1, "EVAL per batch (round {round})");
         assert_eq!(delta[1], 1, "MGET per batch");
         assert_eq!(delta[2], 1, "HMGET per batch");
         assert_eq!(
             delta[3], 2,
             "GET per batch: the read, and the check in the script"
         );
-        assert_eq!(delta[4], 0, "no MULTI/EXEC");
+        assert_eq!(delta[4], 1, "one MULTI/EXEC");
         // At most one ZRANGE per tree node the batch touches (ids and their 3 ancestors),
         // all in the read pipeline; later rounds reuse the cached sets of known nodes.
         assert!(delta[5] <= 503, "ZRANGE per batch: {}", delta[5]);
@@ -64,10 +65,11 @@ async fn a_batch_of_500_changes_is_one_write_and_one_read_of_each_kind() {
             // not list it cannot have children: nothing to read.
             assert_eq!(delta[5], 0, "ZRANGE with a warm cache (round {round})");
         }
-        // The script groups its writes: item and hash keys go in MSETs of at most 500
-        // pairs, members in one ZADD per children set, tombstones in one HSET; the only
-        // SET is the new token.
-        assert!(delta[6] <= 3, "MSET per batch: {}", delta[6]);
+        // The script groups its writes: item bodies are staged by one MSET and renamed into
+        // place (450 puts), hash keys go in MSETs of at most 500 pairs, members in one ZADD
+        // per children set, tombstones in one HSET; the only SET is the new token.
+        assert_eq!(delta[10], 450, "RENAME per stored item");
+        assert!(delta[6] <= 4, "MSET per batch: {}", delta[6]);
         assert!(delta[7] <= 4, "ZADD per batch: {}", delta[7]);
         assert_eq!(delta[8], 1, "SET per batch (the token)");
         assert_eq!(delta[9], 1, "HSET per batch (the tombstones)");
@@ -90,7 +92,7 @@ async fn a_write_after_local_states_of_its_keys_reads_nothing_again() {
         store.apply_batch(changes).await.unwrap();
         let after = COMMANDS.map(|c| command_calls(&server, c));
         let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-        assert_eq!(delta[0], 1, "EVALSHA");
+        assert_eq!(delta[0], 1, "EVAL");
         assert_eq!(delta[1], 1, "MGET: only local_states reads the items");
         assert_eq!(delta[2], 1, "HMGET: only local_states reads the tombstones");
         assert_eq!(
