@@ -7,7 +7,7 @@
 //! Every section starts its own private redis-servers on loopback (replication-testkit).
 //! `--quick` uses small sizes and one run per figure (a smoke check, not a measurement).
 
-/// The allocator replicationd ships with (see its main.rs), so figures match production.
+/// The allocator replicationd ships with (see its main.rs), so the figures are production's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -20,32 +20,47 @@
 //! # Consistency
 //! Redis has no SHA-256 in Lua, so hashes are computed here. A batch (`writer`):
 //! 1. reads, in one pipeline, the write token `{prefix}store:epoch`, the batch's items and
-//!    tombstones, and the children sets of the affected tree nodes;
+//!    tombstones, and the children sets of the affected tree nodes. When `local_states` has
+//!    just read the same ids at the token the writer last saw (the engine asks it before
+//!    every apply), those states are used instead (`prepared`), and the tree cache usually
+//!    holds every set, so the write reads nothing at all;
 //! 2. plans the batch (`plan`: conflict order, versions, CDC) and recomputes the affected
 //!    nodes bottom-up (`merkle_update`);
-//! 3. commits with one Lua script (`apply_script`) that first checks the write token is
-//!    unchanged and then applies every write and installs a new token.
+//! 3. commits with one `MULTI`/`EXEC` block (`apply_script`): an `MSET` stages the item
+//!    bodies under `{prefix}store:staging:{n}`, then a Lua script checks that the write
+//!    token is unchanged, applies every write (renaming the staged bodies into place) and
+//!    installs a new token; on a token mismatch or a failing write it drops the staged
+//!    bodies and writes nothing.
 //!
 //! If another writer (another task, or the `replicationd put` CLI in another process)
 //! committed in between, the token differs, the script writes nothing, and the batch is
 //! planned again from fresh reads (capped, jittered backoff; after
-//! `writer::MAX_ATTEMPTS` attempts, a retriable [`NodeError::Contended`]).
+//! `writer::MAX_ATTEMPTS` attempts, a retriable [`NodeError::Contended`]). The same check
+//! makes states read ahead (step 1) safe: the token is read before them, so they are never
+//! older than it, and any write after it fails the commit.
 //!
-//! A process that dies before the script runs has written nothing; once the script runs,
-//! Redis runs it to completion, and persistence (AOF) and replicas receive its effects as one
-//! `MULTI`/`EXEC` block, so a crash of Redis itself cannot leave half a batch either. The
-//! one ambiguous case is a connection lost while the script's reply is in flight: the store
-//! then reads the token, which tells whether its batch landed.
+//! A process that dies before `EXEC` has written nothing (Redis discards an unfinished
+//! `MULTI` with its connection); once `EXEC` runs, Redis runs the block to completion without
+//! interleaving, and persistence (AOF) and replicas receive it as one `MULTI`/`EXEC`, so a
+//! crash of Redis itself cannot leave half a batch either, nor a staged body behind. The one
+//! ambiguous case is a connection lost while the reply is in flight: the store then reads
+//! the token, which tells whether its batch landed.
 //!
 //! This is the compare-and-set form of the WATCH/MULTI/EXEC pattern. WATCH lives on a
 //! connection: if the client reconnects between WATCH and EXEC, the transaction would run
 //! unguarded on the new connection. The token check inside the script cannot be lost that
-//! way, needs no dedicated connection, and saves a round trip.
+//! way and needs no dedicated connection.
 //!
 //! # Ids that are both item and parent
 //! The node `a` of items `a` and `a.b` lists its own leaf hash under the empty segment
 //! (member `:{hex}`), as docs/PROTOCOL.md defines. Hash keys of nodes that disappear are
 //! deleted (sync-engine leaves them behind).
+//!
+//! # Cost
+//! A batch of replicated changes costs one round trip when the engine read its states just
+//! before (two otherwise), whatever its size, and Redis does one `MSET`, one `RENAME` per
+//! stored item and one grouped command per children set and kind of write; see
+//! docs/BENCHMARKS.md for the figures.
 //!
 //! # Limits
 //! Content over [`NodeStoreConfig::max_payload_bytes`] is refused with

@@ -356,7 +356,10 @@ impl Writer {
         if replies.len() != expected {
             return Err(crate::stored::corrupt(
                 epoch,
-                format!("the commit block answered {} replies, not {expected}", replies.len()),
+                format!(
+                    "the commit block answered {} replies, not {expected}",
+                    replies.len()
+                ),
             ));
         }
         Ok(replies.pop().unwrap_or(Value::Null))
@@ -508,7 +511,11 @@ mod tests {
         assert_eq!(get(&server, "n:a"), "{\"body\":1}");
         assert_eq!(get(&server, "n:b"), "{\"body\":2}");
         assert_eq!(get(&server, "n:store:epoch"), "t1");
-        assert!(!all_keys(&server).contains("staging"), "{}", all_keys(&server));
+        assert!(
+            !all_keys(&server).contains("staging"),
+            "{}",
+            all_keys(&server)
+        );
     }
 
     #[tokio::test]
@@ -518,7 +525,11 @@ mod tests {
         let keys = KeySpace::new("n:");
         server.command(&["SET", "n:store:epoch", "theirs"]).unwrap();
         let committed = writer
-            .commit(Bytes::from_static(b"ours"), Bytes::from_static(b"t2"), args(&keys))
+            .commit(
+                Bytes::from_static(b"ours"),
+                Bytes::from_static(b"t2"),
+                args(&keys),
+            )
             .await
             .unwrap();
         assert!(!committed);

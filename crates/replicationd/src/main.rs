@@ -4,6 +4,13 @@
 //! node's own store; `status` asks a running daemon for its health; `check-config`
 //! validates a config file.
 
+/// mimalloc rather than the system allocator: the hot path allocates and frees many
+/// short-lived buffers of a few KB per change (decoded content, item JSON, command
+/// arguments), and glibc's malloc spent about a third of the engine's CPU on them
+/// (docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod config;
 mod engine_cell;
 mod http;
