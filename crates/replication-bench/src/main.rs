@@ -136,6 +136,7 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut noop, mut noop_ratio, mut into_node, mut node_ratio) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut noop_cpu, mut node_cpu) = (Vec::new(), Vec::new());
     for run in 0..options.runs() {
         // Without section 1 (profiling the engine alone) the ratios are meaningless.
         let limit = options.sections.contains(&1);
@@ -157,7 +158,9 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
             f64::NAN
         };
         let e = if options.sections.contains(&2) {
-            throughput::engine_noop(&peer.url(), prefix, n).await?
+            let run = throughput::engine_noop(&peer.url(), prefix, n).await?;
+            noop_cpu.push(run);
+            run.rate
         } else {
             0.0
         };
@@ -168,7 +171,9 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
         };
         tailer.push(tl);
         let s = if options.sections.contains(&3) {
-            throughput::engine_node(&peer.url(), prefix, &node.url(), n).await?
+            let run = throughput::engine_node(&peer.url(), prefix, &node.url(), n).await?;
+            node_cpu.push(run);
+            run.rate
         } else {
             0.0
         };
@@ -239,6 +244,7 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
             "≥ 0.90",
             Verdict::of(r >= 0.9),
         );
+        cpu_rows(report, s2, &noop_cpu);
         report.note(
             s2,
             format!(
@@ -266,11 +272,14 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
             "≥ 0.40",
             Verdict::of(r >= 0.4),
         );
+        cpu_rows(report, s3, &node_cpu);
         report.note(
             s3,
             "Same engine into `NodeStore` on a second private redis-server (flushed before each run): every \
              item written with its Merkle path and tombstone checks, no CDC. Both redis-servers and the engine \
-             share the machine's cores.",
+             share the machine's cores. CPU per entry: this process from `/proc/self/task/*/schedstat`, each \
+             redis-server from `INFO cpu` (user + sys), over the same interval; the ceiling is the core count \
+             divided by their sum, the rate no overlap of the parts could exceed.",
         );
     }
     drop(writer);
@@ -278,6 +287,37 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
 }
 
 /// Section 4: lag under steady load, median over runs of each percentile.
+/// Rows of CPU spent per entry by each part of an engine run (medians over the runs), and
+/// the rate those costs allow on this machine's cores.
+fn cpu_rows(report: &mut Report, section: &'static str, runs: &[throughput::EngineRun]) {
+    let median_of = |f: fn(&throughput::EngineRun) -> f64| {
+        median(&runs.iter().map(f).collect::<Vec<_>>())
+    };
+    let engine = median_of(|r| r.engine_cpu_us);
+    let peer = median_of(|r| r.peer_redis_cpu_us);
+    let node = median_of(|r| r.node_redis_cpu_us);
+    let total = median_of(throughput::EngineRun::total_cpu_us);
+    let mut parts = format!("engine process {engine:.1} + peer redis-server {peer:.1}");
+    if node > 0.0 {
+        parts.push_str(&format!(" + node redis-server {node:.1}"));
+    }
+    report.row(
+        section,
+        format!("CPU per entry (µs): {parts}"),
+        format!("{total:.1} µs"),
+        "",
+        Verdict::Info,
+    );
+    let cores = report::cores() as f64;
+    report.row(
+        section,
+        format!("ceiling those costs allow on {cores:.0} cores"),
+        format!("{}/s", thousands(cores * 1e6 / total)),
+        "",
+        Verdict::Info,
+    );
+}
+
 async fn lag_section(options: &Options, report: &mut Report) -> Result<()> {
     let rate = 5_000;
     let seconds = if options.quick { 3 } else { 30 };

@@ -131,13 +131,37 @@ pub(crate) fn engine_config(peers: &[(String, String)]) -> ReplicationEngineConf
     config
 }
 
-/// Runs an engine over `store` until `n` changes were applied; entries/s, measured from
-/// `start()` (connecting included, as a restarted node would) to the n-th apply.
+/// What one engine run measured.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EngineRun {
+    /// Entries/s, from `start()` (connecting included, as a restarted node would) to the
+    /// n-th apply.
+    pub(crate) rate: f64,
+    /// CPU time of this whole process (engine, tailer, fred, node store client) per entry, µs.
+    pub(crate) engine_cpu_us: f64,
+    /// CPU time of the peer's redis-server per entry (serving the reads), µs.
+    pub(crate) peer_redis_cpu_us: f64,
+    /// CPU time of the node's redis-server per entry (section 3 only), µs.
+    pub(crate) node_redis_cpu_us: f64,
+}
+
+impl EngineRun {
+    /// The CPU all parts of the run spent per entry, µs: on a machine with `cores` cores
+    /// no rate above `cores / total` can be reached, however well the parts overlap.
+    pub(crate) fn total_cpu_us(&self) -> f64 {
+        self.engine_cpu_us + self.peer_redis_cpu_us + self.node_redis_cpu_us
+    }
+}
+
+/// Runs an engine over `store` until `n` changes were applied, reading from the peer at
+/// `config.peers[0]`.
 pub(crate) async fn engine_run<S: SyncEngineRef>(
     store: Arc<Counting<S>>,
     config: ReplicationEngineConfig,
     n: u64,
-) -> Result<f64> {
+) -> Result<EngineRun> {
+    let peer_admin = client(&config.peers[0].redis_url).await?;
+    let peer_cpu_before = redis_cpu_seconds(&peer_admin).await?;
     let (_config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
     let mut engine = ReplicationEngine::builder(config, config_rx)
         .sync_engine(Arc::clone(&store))
@@ -148,10 +172,10 @@ pub(crate) async fn engine_run<S: SyncEngineRef>(
     engine.start().await.context("engine start")?;
     let done = tokio::time::timeout(Duration::from_secs(600), store.wait_for(n)).await;
     let elapsed = started.elapsed();
-    eprintln!(
-        "bench: engine process CPU {:.2} us per entry",
-        (process_cpu_seconds() - cpu_before) * 1e6 / n as f64
-    );
+    let per_entry = |seconds: f64| seconds * 1e6 / n as f64;
+    let engine_cpu_us = per_entry(process_cpu_seconds() - cpu_before);
+    let peer_redis_cpu_us = per_entry(redis_cpu_seconds(&peer_admin).await? - peer_cpu_before);
+    let _ = peer_admin.quit().await;
     engine.shutdown().await;
     if done.is_err() {
         bail!(
@@ -159,11 +183,16 @@ pub(crate) async fn engine_run<S: SyncEngineRef>(
             store.applied()
         );
     }
-    Ok(n as f64 / elapsed.as_secs_f64())
+    Ok(EngineRun {
+        rate: n as f64 / elapsed.as_secs_f64(),
+        engine_cpu_us,
+        peer_redis_cpu_us,
+        node_redis_cpu_us: 0.0,
+    })
 }
 
 /// Section 2: the engine into the counting no-op store.
-pub(crate) async fn engine_noop(url: &str, prefix: &str, n: u64) -> Result<f64> {
+pub(crate) async fn engine_noop(url: &str, prefix: &str, n: u64) -> Result<EngineRun> {
     let store = Arc::new(Counting::new(Arc::new(NoOpSyncEngine)));
     engine_run(
         store,
@@ -174,7 +203,12 @@ pub(crate) async fn engine_noop(url: &str, prefix: &str, n: u64) -> Result<f64> 
 }
 
 /// Section 3: the engine into a real node store on `node_url` (flushed first).
-pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64) -> Result<f64> {
+pub(crate) async fn engine_node(
+    url: &str,
+    prefix: &str,
+    node_url: &str,
+    n: u64,
+) -> Result<EngineRun> {
     let admin = client(node_url).await?;
     let _: Value = admin
         .custom(command("FLUSHALL"), Vec::<Value>::new())
@@ -186,7 +220,7 @@ pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64)
         .context("node store")?;
     let node = Arc::new(node);
     let store = Arc::new(Counting::new(Arc::clone(&node)));
-    let rate = engine_run(
+    let run = engine_run(
         store,
         engine_config(&[(url.to_owned(), prefix.to_owned())]),
         n,
@@ -194,6 +228,7 @@ pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64)
     .await;
     node.close().await;
     let cpu = redis_cpu_seconds(&admin).await? - cpu_before;
+    // Which commands the node's Redis spent its time on (for profiling the node store).
     if std::env::var_os("BENCH_COMMANDSTATS").is_some() {
         let stats: String = admin
             .custom(command("INFO"), vec![Value::from("commandstats")])
@@ -202,11 +237,9 @@ pub(crate) async fn engine_node(url: &str, prefix: &str, node_url: &str, n: u64)
         eprintln!("{stats}");
     }
     let _ = admin.quit().await;
-    eprintln!(
-        "bench: node redis-server CPU {:.2} us per entry",
-        cpu * 1e6 / n as f64
-    );
-    rate
+    let mut run = run?;
+    run.node_redis_cpu_us = cpu * 1e6 / n as f64;
+    Ok(run)
 }
 
 /// CPU seconds (user + system) the redis-server behind `client` has used so far.
