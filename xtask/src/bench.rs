@@ -63,47 +63,75 @@ fn document(results: &str, flush: &str) -> String {
 const ANALYSIS: &str = "
 ### Where the hot path's time goes
 
-Profiled with `perf record` on section 2 (`replication-bench --sections 2`). The work per
-entry is RESP parsing in fred (`d_parse_frame`, `BytesFrame` conversions), reply-to-entry
-conversion (`replication_peer::redis::reply::entry`), zstd decompression (for 512-byte
-frames mostly per-frame Huffman/FSE table setup: `HUF_readDTableX1`, `FSE_buildDTable`),
-SHA-256 verification (SHA-NI, small) and meta JSON. Reading and decoding used to run in
-one task, so the tailer's rate was the sum of both; they now run as two pipelined tasks
-(`replication-peer` `tail/worker.rs`), which took the tailer alone from about 125k to about
-165-185k entries/s and the engine from a ratio of about 0.55 to about 0.9. Hash hex
-parsing/formatting was replaced by table-driven code (it was ~2.5% of the profile).
+**Into a no-op store (section 2).** Profiled with `perf record` (`replication-bench
+--sections 2`). The work per entry is RESP parsing in fred (`d_parse_frame`, `BytesFrame`
+conversions), reply-to-entry conversion (`replication_peer::redis::reply::entry`), zstd
+decompression (for 512-byte frames mostly per-frame Huffman/FSE table setup), SHA-256
+verification and meta JSON. Reading and decoding run as two pipelined tasks
+(`replication-peer` `tail/worker.rs`); that took the engine from a ratio of about 0.55 to
+about 0.9. Hash hex parsing/formatting is table-driven.
+
+**Into `replication-node` (section 3).** Profiled with `perf record --call-graph dwarf` on
+the bench process, and with `INFO commandstats` / `INFO cpu` on the node's redis-server
+(`BENCH_COMMANDSTATS=1 replication-bench --sections 3` prints the former). Rates below are
+medians of 3 on this machine; they took the ratio from 0.12 to 0.24:
+
+- **Allocator.** glibc's malloc and free were about a third of the engine process's CPU
+  (short-lived buffers of a few KB per change: decoded content, item JSON, command
+  arguments). `replicationd` and the bench run on mimalloc: engine process 20 to 14 µs per
+  entry into the node store, and the no-op ratio from about 0.9 to 0.97. The price is peak
+  RSS (section 6): mimalloc keeps freed pages per thread for reuse, 66 MB instead of 19 MB
+  catching up a 1M backlog, 35 MB instead of 20 MB with 64 idle peers; both stay well
+  under the 100 MB target.
+- **The commit script.** Redis spent about 9.5 µs per entry in `EVALSHA`, of which only
+  about 2 µs in the writes themselves: the rest was turning every argument, above all the
+  ~2.2 KB item bodies, into Lua strings and back. Bodies now reach Redis as a plain `MSET`
+  of staging keys inside the same `MULTI`/`EXEC`, and the script `RENAME`s them into place
+  (no copy); other writes are grouped (one `ZADD` per children set, one `MSET` of hash
+  keys). The node redis-server went from 9.6 to about 7.5 µs per entry.
+- **Reading twice.** The engine reads each batch's local states, then the store read the
+  same items and tombstones again to plan. The store now keeps what `local_states` read,
+  with the write token read before it, and plans from it when its tree cache is at that
+  token (the commit's token check guards it): one round trip, one `MGET` and one `HMGET`
+  less per batch, and usually no read at all in the write.
+- **Tree cache gap.** A new id under a subtree the cache did not hold cost one `ZRANGE`
+  each (1 000 per batch in this workload); a missing branch now implies that every path
+  below it is empty.
+- **Encoding.** Item JSON's byte array and hex hashes go through lookup tables.
 
 ### Targets: missed, or met only narrowly, and why
 
-- **2 (≥ 0.90):** around the line. Met in the run above; runs made while other tests
-  loaded this 2-core machine measured 0.85-0.97 per run (medians 0.88-0.89). The yardstick
-  decodes but does not verify; the engine must (PROTOCOL.md: readers MUST check each
-  entry's SHA-256), and the same drain with verification (`decode + SHA-256 verify` above)
-  runs about 9-15% slower. Against that drain the engine reaches about 0.97-1.0: what
-  remains after the tailer is the engine's per-batch work (collapse into a `HashMap`, one
-  `is_current` await per item because the no-op store knows no local states, key clones,
-  metrics).
-- **3 (≥ 0.40):** about 2.7x short (0.14-0.16). Not the engine: the node store. About a
-  third of all CPU is redis-server running the write script (`memmove` of large script
-  arguments dominates). sync-engine's binary item layout stores `content` as a JSON array
-  of byte values, so a 512-byte payload becomes about 1.8 KB that is built, copied into the
-  script's ARGV and `SET`; building it was the largest Rust symbol until the encoder was
-  written by hand (`replication_core::encode_item_json`, 22k to 26k entries/s). Reading
-  1 000-member Merkle children sets per batch adds hash parsing. Next steps belong in
-  `replication-node`: pass item bodies to the script once, cache children hashes across
-  batches.
-- **4 (p99 < 10 ms):** around the line. Met in the run above (p99 6.8 ms); runs made while
-  other tests loaded the machine measured p99 10.5-13 ms (p50 about 4 ms). Each batch waits
-  for a `NodeStore` apply (the same costs as in 3) and, after every non-empty blocking read,
-  for an extra `XINFO` round trip before it is handed over (gap check); writer, engine and
-  two redis-servers share 2 cores, which shows in the max.
+- **3 (≥ 0.40): missed, 0.24.** The CPU rows of section 3 show why no schedule can reach
+  0.40 on this machine: the engine process (tailer, engine, node store client) spends about
+  11 µs per entry, the node's redis-server about 7 µs, the peer's about 0.6 µs, 19.5 µs in
+  all, so two cores allow at most about 100k entries/s, 0.39 of the yardstick, even with
+  perfect overlap. The store's Redis work is mostly inherent to the layout PROTOCOL.md
+  fixes: sync-engine stores `content` as a JSON array of byte values, so each 512-byte
+  payload is written as about 2.2 KB, with a hash key and a children-set member; a plain
+  `MULTI` of the same writes, with no checks at all, costs Redis about 5-6 µs per entry
+  here. The rest of the gap (62k measured against the 100k ceiling) is serialisation:
+  the hot path applies one batch at a time, so while Redis executes a commit (about 7 ms
+  per 1 000 entries) the engine's side of the next one waits. What would close it:
+  chained commits (plan batch k+1 on the token batch k will install and send it before
+  k's reply; a failure of k fails k+1's token check), which needs the engine to keep two
+  applies in flight with ordered checkpoints; less client CPU in fred's RESP encoding and
+  parsing (about a fifth of the process); or more cores (the same costs allow about 200k/s
+  on four).
+- **2 (≥ 0.90): met, 0.97.** The yardstick decodes but does not verify; the engine must
+  (PROTOCOL.md: readers MUST check each entry's SHA-256), and the drain with verification
+  runs about 6-10% slower than without. Runs made while other tests loaded this 2-core
+  machine measured lower (0.85-0.9 before the allocator change).
+- **4 (p99 < 10 ms): met, p99 about 4.4 ms.** Each batch waits for a `NodeStore` apply (the
+  costs of section 3) and, after every non-empty blocking read, for an extra `XINFO` round
+  trip (gap check); writer, engine and two redis-servers share 2 cores, which shows in the
+  max.
 - **5:** met in counts: identical trees cost one round trip per side; round trips and bytes
   grow with the difference (10 / 1 000 / 10 000 keys: 6 / 9 / 45 peer round trips, 5 KB /
   512 KB / 5 MB), not with the 1 000 000 keys. The in-memory *times* jump from 10 to
-  1 000 differing keys (about 18 ms to 1.5 s) while round trips barely change, so they are
+  1 000 differing keys (about 14 ms to 1.4 s) while round trips barely change, so they are
   not the walk's cost; most likely replication-testkit's `MemoryStore` (a test double)
-  updating its tree as the batch is applied (not profiled yet). The real-Redis times at
-  100 000 keys grow with the difference (sub-ms, about 30 ms, 300 ms, 1 s).
+  updating its tree as the batch is applied (not profiled). The real-Redis times at
+  100 000 keys grow with the difference (about 2 ms, 50 ms, 140 ms, 500 ms).
 ";
 
 /// The cursor store section: prose kept from the hand-written original, figures from this run.

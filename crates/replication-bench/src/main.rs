@@ -290,9 +290,8 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
 /// Rows of CPU spent per entry by each part of an engine run (medians over the runs), and
 /// the rate those costs allow on this machine's cores.
 fn cpu_rows(report: &mut Report, section: &'static str, runs: &[throughput::EngineRun]) {
-    let median_of = |f: fn(&throughput::EngineRun) -> f64| {
-        median(&runs.iter().map(f).collect::<Vec<_>>())
-    };
+    let median_of =
+        |f: fn(&throughput::EngineRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
     let engine = median_of(|r| r.engine_cpu_us);
     let peer = median_of(|r| r.peer_redis_cpu_us);
     let node = median_of(|r| r.node_redis_cpu_us);
