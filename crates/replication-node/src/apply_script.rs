@@ -261,3 +261,94 @@ impl Argv {
 fn maxlen_arg(maxlen: u64) -> i64 {
     i64::try_from(maxlen).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(values: &[Value]) -> Vec<String> {
+        values
+            .iter()
+            .map(|v| match v {
+                Value::Integer(n) => n.to_string(),
+                other => other.as_string().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn large_groups_split_into_commands_of_whole_pairs() {
+        let keys = KeySpace::new("p:");
+        let mut args = ScriptArgs::new();
+        for i in 0..1_001 {
+            args.zadd(keys.children("a"), format!("m{i}"));
+        }
+        let (staging, argv) = args.into_commit(Bytes::new(), Bytes::from_static(b"t"), &keys);
+        assert!(staging.is_empty());
+        let argv = texts(&argv);
+        // Tokens and the (zero) count of staged bodies, then the commands.
+        assert_eq!(&argv[..3], ["", "t", "0"]);
+        let mut at = 3;
+        let mut members = Vec::new();
+        while at < argv.len() {
+            assert_eq!(argv[at], "ZADD");
+            let count: usize = argv[at + 1].parse().unwrap();
+            assert!(count <= MAX_COMMAND_ARGS + 1, "{count}");
+            assert_eq!(argv[at + 2], "p:merkle:children:a");
+            // Score, member pairs: never split.
+            assert_eq!((count - 1) % 2, 0);
+            for pair in argv[at + 3..at + 2 + count].chunks(2) {
+                assert_eq!(pair[0], "0");
+                members.push(pair[1].clone());
+            }
+            at += 2 + count;
+        }
+        assert_eq!(members.len(), 1_001);
+        assert_eq!(members[1_000], "m1000");
+    }
+
+    #[test]
+    fn item_bodies_are_staged_and_renamed_in_order() {
+        let keys = KeySpace::new("p:");
+        let mut args = ScriptArgs::new();
+        args.set_item(keys.item("x"), Bytes::from_static(b"X"));
+        args.set_item(keys.item("y"), Bytes::from_static(b"Y"));
+        args.del(keys.item("z"));
+        let (staging, argv) = args.into_commit(
+            Bytes::from_static(b"old"),
+            Bytes::from_static(b"new"),
+            &keys,
+        );
+        let staged: Vec<(String, String)> = staging
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap_or_default().to_owned(),
+                    v.as_string().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            staged,
+            [
+                ("p:store:staging:0".to_owned(), "X".to_owned()),
+                ("p:store:staging:1".to_owned(), "Y".to_owned())
+            ]
+        );
+        assert_eq!(
+            texts(&argv),
+            [
+                "old",
+                "new",
+                "2",
+                "p:store:staging:0",
+                "p:x",
+                "p:store:staging:1",
+                "p:y",
+                "DEL",
+                "1",
+                "p:z"
+            ]
+        );
+    }
+}
