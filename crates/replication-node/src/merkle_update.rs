@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 /// One children set: segment -> child node hash (the self segment included when present).
 pub(crate) type ChildSet = BTreeMap<String, Hash>;
 
-/// What a batch changes in the stored tree.
+/// What a batch changes in the stored tree (the Redis writes; the sets themselves are
+/// updated in place by [`recompute`]).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct TreeChanges {
     /// Members to remove: (node path, segment, old hash).
@@ -27,8 +28,6 @@ pub(crate) struct TreeChanges {
     pub(crate) hashes_set: Vec<(String, Hash)>,
     /// Hash keys to delete, for nodes that no longer exist.
     pub(crate) hashes_deleted: Vec<String>,
-    /// The new children set of every node whose set changed (empty = deleted).
-    pub(crate) sets: Vec<(String, ChildSet)>,
 }
 
 impl TreeChanges {
@@ -39,6 +38,27 @@ impl TreeChanges {
             && self.added.is_empty()
             && self.hashes_set.is_empty()
             && self.hashes_deleted.is_empty()
+    }
+
+    /// Sets member `segment` of `path` from `old` to `new`, recording the difference.
+    fn set_member(&mut self, set: &mut ChildSet, path: &str, segment: &str, new: Option<Hash>) {
+        let old = set.get(segment).copied();
+        if old == new {
+            return;
+        }
+        if let Some(old) = old {
+            self.removed
+                .push((path.to_owned(), segment.to_owned(), old));
+        }
+        match new {
+            Some(new) => {
+                self.added.push((path.to_owned(), segment.to_owned(), new));
+                set.insert(segment.to_owned(), new);
+            }
+            None => {
+                set.remove(segment);
+            }
+        }
     }
 }
 
@@ -66,36 +86,24 @@ fn depth(path: &str) -> usize {
     }
 }
 
-/// Recomputes the nodes above the changed `leaves` (id -> new leaf hash, `None` = removed).
+/// Recomputes the nodes above the changed `leaves` (id -> new leaf hash, `None` = removed),
+/// updating `sets` in place and returning the writes that bring Redis to the same state.
 ///
-/// `stored` must hold the children set of every path [`required_paths`] names for these ids
-/// (a missing entry means an empty set).
+/// `sets` must hold the children set of every path [`required_paths`] names for these ids
+/// (a missing entry means an empty set); afterwards it holds their sets after the batch
+/// (empty = the node has no children). Updating in place rather than copying matters: a
+/// wide node's set (a thousand members) would otherwise be cloned and compared per batch.
 pub(crate) fn recompute(
-    stored: &HashMap<String, ChildSet>,
+    sets: &mut HashMap<String, ChildSet>,
     leaves: &HashMap<&str, Option<Hash>>,
 ) -> TreeChanges {
-    let empty = ChildSet::new();
-    let stored_set = |path: &str| stored.get(path).unwrap_or(&empty);
-    // The hash a node had before the batch, as its parent lists it; the root has no parent.
-    let stored_node_hash = |path: &str| -> Option<Hash> {
-        if path.is_empty() {
-            return None;
-        }
-        let (parent, segment) = parent_and_segment(path);
-        stored_set(parent).get(segment).copied()
-    };
-    // The leaf hash an untouched node had: its self member if it has children, else (if it
-    // is an item at all) the hash its parent lists for it.
-    let stored_leaf = |path: &str| -> Option<Hash> {
-        let own = stored_set(path);
-        if own.is_empty() {
-            stored_node_hash(path)
-        } else {
-            own.get(SELF_SEGMENT).copied()
-        }
-    };
-
-    let mut working: HashMap<&str, ChildSet> = HashMap::new();
+    // Whether a node had children before the batch decides where an untouched item's leaf
+    // hash is found (its self member, or its parent's listing); few nodes have children.
+    let had_children: HashSet<String> = sets
+        .iter()
+        .filter(|(_, set)| set.keys().any(|segment| segment != SELF_SEGMENT))
+        .map(|(path, _)| path.clone())
+        .collect();
     let mut queue: BinaryHeap<(usize, &str)> = BinaryHeap::new();
     let mut queued: HashSet<&str> = HashSet::new();
     for id in leaves.keys() {
@@ -105,26 +113,37 @@ pub(crate) fn recompute(
     }
 
     let mut changes = TreeChanges::default();
-    // Deepest first: a node is recomputed only after every changed descendant.
+    // Deepest first: a node is recomputed only after every changed descendant. Each member
+    // is written by exactly one node (a child its own segment, a node its self segment), and
+    // only once, so the value a member holds when it is written is its value before the
+    // batch.
     while let Some((_, path)) = queue.pop() {
+        // The hash the node had before the batch, as its parent lists it (None: root, or
+        // a node that did not exist).
+        let before = if path.is_empty() {
+            None
+        } else {
+            let (parent, segment) = parent_and_segment(path);
+            sets.get(parent).and_then(|set| set.get(segment)).copied()
+        };
+        let set = sets.entry(path.to_owned()).or_default();
+        let has_children = set.keys().any(|segment| segment != SELF_SEGMENT);
         let own_leaf = match leaves.get(path) {
             Some(leaf) => *leaf,
-            None => stored_leaf(path),
+            // Untouched: its self member if it had children (only this node writes that
+            // member, so it still holds the old value), else what its parent listed.
+            None if had_children.contains(path) => set.get(SELF_SEGMENT).copied(),
+            None => before,
         };
-        let set = working
-            .entry(path)
-            .or_insert_with(|| stored_set(path).clone());
-        set.remove(SELF_SEGMENT);
-        let hash = if set.is_empty() {
-            own_leaf
-        } else {
-            if let Some(leaf) = own_leaf {
-                set.insert(SELF_SEGMENT.to_owned(), leaf);
-            }
+        // The self member exists only while the node has other children.
+        let self_member = if has_children { own_leaf } else { None };
+        changes.set_member(set, path, SELF_SEGMENT, self_member);
+        let hash = if has_children {
             Some(interior_hash(set.iter().map(|(s, h)| (s.as_str(), h))))
+        } else {
+            own_leaf
         };
 
-        let before = stored_node_hash(path);
         if path.is_empty() || hash != before {
             match hash {
                 Some(hash) => changes.hashes_set.push((path.to_owned(), hash)),
@@ -133,39 +152,12 @@ pub(crate) fn recompute(
         }
         if !path.is_empty() && hash != before {
             let (parent, segment) = parent_and_segment(path);
-            let parent_set = working
-                .entry(parent)
-                .or_insert_with(|| stored_set(parent).clone());
-            match hash {
-                Some(hash) => parent_set.insert(segment.to_owned(), hash),
-                None => parent_set.remove(segment),
-            };
+            let parent_set = sets.entry(parent.to_owned()).or_default();
+            changes.set_member(parent_set, parent, segment, hash);
             if queued.insert(parent) {
                 queue.push((depth(parent), parent));
             }
         }
-    }
-
-    for (path, set) in working {
-        let before = stored_set(path);
-        if *before == set {
-            continue;
-        }
-        for (segment, hash) in before {
-            if set.get(segment) != Some(hash) {
-                changes
-                    .removed
-                    .push((path.to_owned(), segment.clone(), *hash));
-            }
-        }
-        for (segment, hash) in &set {
-            if before.get(segment) != Some(hash) {
-                changes
-                    .added
-                    .push((path.to_owned(), segment.clone(), *hash));
-            }
-        }
-        changes.sets.push((path.to_owned(), set));
     }
     changes
 }

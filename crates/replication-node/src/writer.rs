@@ -102,7 +102,7 @@ impl Writer {
             .collect();
         let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
         for _ in 0..MAX_ATTEMPTS {
-            let snapshot = self.snapshot(&ids, &mut state.cache).await?;
+            let mut snapshot = self.snapshot(&ids, &mut state.cache).await?;
             let mut plan = plan(ops, &snapshot.stored, now_ms(), &mut state.encoder);
             if plan.is_empty() {
                 // Nothing written: the sets read are still exact at the token read.
@@ -111,7 +111,8 @@ impl Writer {
             }
             let leaves: HashMap<&str, Option<Hash>> =
                 plan.leaves.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            let changes = recompute(&snapshot.sets, &leaves);
+            // From here on the sets are the ones after the batch.
+            let changes = recompute(&mut snapshot.sets, &leaves);
 
             let mut args = ScriptArgs::new();
             for entry in plan.cdc.drain(..) {
@@ -159,9 +160,7 @@ impl Writer {
             if committed? {
                 // The sets read, overridden by the ones the batch changed, are exact at the
                 // new token (sets the cache still holds were untouched by the batch).
-                state
-                    .cache
-                    .advance(new_token, snapshot.sets.into_iter().chain(changes.sets));
+                state.cache.advance(new_token, snapshot.sets);
                 return Ok(plan.outcomes);
             }
             // Another writer committed: whatever the cache holds is stale.

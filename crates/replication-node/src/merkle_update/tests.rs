@@ -15,11 +15,11 @@ struct Stored {
 impl Stored {
     fn apply(&mut self, leaves: &HashMap<&str, Option<Hash>>) -> TreeChanges {
         let paths = required_paths(leaves.keys().copied());
-        let loaded: HashMap<String, ChildSet> = paths
+        let mut loaded: HashMap<String, ChildSet> = paths
             .iter()
             .filter_map(|p| self.sets.get(*p).map(|s| ((*p).to_owned(), s.clone())))
             .collect();
-        let changes = recompute(&loaded, leaves);
+        let changes = recompute(&mut loaded, leaves);
         for (path, segment, hash) in &changes.removed {
             let set = self.sets.get_mut(path).expect("removing from a stored set");
             assert_eq!(
@@ -42,6 +42,12 @@ impl Stored {
         }
         for path in &changes.hashes_deleted {
             self.hashes.remove(path);
+        }
+        // The sets updated in place are exactly the stored sets after the writes (what the
+        // writer's tree cache keeps), empty ones standing for absent keys.
+        for (path, set) in &loaded {
+            let stored = self.sets.get(path).cloned().unwrap_or_default();
+            assert_eq!(*set, stored, "in-place set of {path:?}");
         }
         changes
     }
