@@ -13,15 +13,22 @@ use bytes::Bytes;
 use replication_core::merkle::parent_and_segment;
 use std::collections::HashMap;
 
-/// Cached members beyond which the cache is cleared (bounds memory to tens of MB).
-const MAX_MEMBERS: usize = 500_000;
+/// Cache weight beyond which the cache is cleared (bounds memory to tens of MB). A set
+/// weighs one plus its members: every id a batch writes leaves its own (usually empty)
+/// set behind, so a bound on members alone would let entries grow with the key space.
+const MAX_WEIGHT: usize = 500_000;
+
+/// What a cached set counts against [`MAX_WEIGHT`].
+fn weight(set: &ChildSet) -> usize {
+    1 + set.len()
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct TreeCache {
     /// The write token the sets are valid for; `None` when the cache is empty.
     token: Option<Bytes>,
     sets: HashMap<String, ChildSet>,
-    members: usize,
+    weight: usize,
 }
 
 impl TreeCache {
@@ -60,16 +67,20 @@ impl TreeCache {
     /// Moves the set of a path the cache [`knows`](Self::knows) out of the cache (the batch
     /// puts it back, updated, when it commits). Implied-empty paths give an empty set.
     pub(crate) fn take(&mut self, path: &str) -> ChildSet {
-        let set = self.sets.remove(path).unwrap_or_default();
-        self.members -= set.len();
-        set
+        match self.sets.remove(path) {
+            Some(set) => {
+                self.weight -= weight(&set);
+                set
+            }
+            None => ChildSet::new(),
+        }
     }
 
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
         self.token = None;
         self.sets.clear();
-        self.members = 0;
+        self.weight = 0;
     }
 
     /// Moves the cache to `token`, keeping `sets` (exact at that token); the caller
@@ -81,12 +92,12 @@ impl TreeCache {
     ) {
         self.token = Some(token);
         for (path, set) in sets {
-            self.members += set.len();
+            self.weight += weight(&set);
             if let Some(old) = self.sets.insert(path, set) {
-                self.members -= old.len();
+                self.weight -= weight(&old);
             }
         }
-        if self.members > MAX_MEMBERS {
+        if self.weight > MAX_WEIGHT {
             self.clear();
         }
     }
@@ -97,7 +108,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tracks_members_and_clears_past_the_bound() {
+    fn tracks_weight_and_clears_past_the_bound() {
         let mut cache = TreeCache::default();
         let set: ChildSet = [("a".to_string(), [0; 32])].into_iter().collect();
         cache.advance(Bytes::from_static(b"t1"), [("".to_string(), set.clone())]);
@@ -107,12 +118,14 @@ mod tests {
             Bytes::from_static(b"t2"),
             [("".to_string(), ChildSet::new())],
         );
-        assert_eq!(cache.members, 0);
-        let big: ChildSet = (0..=MAX_MEMBERS)
-            .map(|i| (i.to_string(), [0; 32]))
-            .collect();
+        assert_eq!(cache.weight, 1, "an empty set still weighs one");
+        let big: ChildSet = (0..=MAX_WEIGHT).map(|i| (i.to_string(), [0; 32])).collect();
         cache.advance(Bytes::from_static(b"t3"), [("x".to_string(), big)]);
         assert!(cache.token().is_none() && cache.get("").is_none());
+        // Many empty sets (one per id written) also reach the bound.
+        let empties = (0..=MAX_WEIGHT).map(|i| (format!("id.{i}"), ChildSet::new()));
+        cache.advance(Bytes::from_static(b"t4"), empties);
+        assert!(cache.token().is_none());
     }
 
     #[test]
