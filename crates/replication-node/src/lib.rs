@@ -6,7 +6,12 @@
 //! Every write, local ([`NodeStore::put`], `delete`) or replicated (`submit`,
 //! `delete_replicated*`, `apply_batch`), is one batch that, in one atomic step, stores or
 //! removes the items, records or drops tombstones, updates the Merkle tree (the changed
-//! leaves' ancestors only) and, for local writes only, appends the CDC entries. Replicated
+//! leaves' ancestors only) and, for local writes only, appends the CDC entries. The one
+//! exception: a batch of 256 or more replicated changes is committed as up to four atomic
+//! parts of whole keys, sent back to back so that Redis runs one while the next is planned
+//! (`writer::split_by_key`). Each part leaves the store consistent; a failure may leave
+//! some parts applied, and applying the batch again (the engine retries it whole, and
+//! replicated changes apply idempotently) completes it. Replicated
 //! writes follow the conflict order of docs/PROTOCOL.md: a change that does not beat the
 //! stored item or tombstone is a no-op, and they never append to the CDC stream (no echo).
 //!
@@ -34,7 +39,8 @@
 //!
 //! If another writer (another task, or the `replicationd put` CLI in another process)
 //! committed in between, the token differs, the script writes nothing, and the batch is
-//! planned again from fresh reads (capped, jittered backoff; after
+//! planned again from fresh reads (the parts of a pipelined batch each expect the token the
+//! previous part installs, so once one part does not land none after it does) (capped, jittered backoff; after
 //! `writer::MAX_ATTEMPTS` attempts, a retriable [`NodeError::Contended`]). The same check
 //! makes states read ahead (step 1) safe: the token is read before them, so they are never
 //! older than it, and any write after it fails the commit.

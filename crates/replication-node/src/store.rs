@@ -103,9 +103,12 @@ impl NodeStore {
         Ok(outcomes.first() == Some(&Outcome::Delete(true)))
     }
 
-    /// Applies replicated changes in one atomic batch, without CDC: each applies only if it
-    /// beats what the store holds for its key. Every change is validated first; if any is
-    /// invalid (bad id, payload over the limit) nothing is written.
+    /// Applies replicated changes, without CDC: each applies only if it beats what the store
+    /// holds for its key. Every change is validated first; if any is invalid (bad id, payload
+    /// over the limit) nothing is written. A batch is one atomic commit, or from 256 changes
+    /// on a few atomic parts of whole keys committed back to back (`writer::split_by_key`):
+    /// a failure may then leave some parts applied, each consistent, and applying the batch
+    /// again (as the engine does) completes it.
     pub async fn apply(&self, changes: Vec<Change>) -> Result<(), NodeError> {
         let mut ops = Vec::with_capacity(changes.len());
         for change in changes {
@@ -120,7 +123,8 @@ impl NodeStore {
                 }
             });
         }
-        self.execute(&mut ops).await.map(drop)
+        // Outcomes are not reported, so a large batch may be committed in pipelined parts.
+        self.execute_with(&mut ops, true).await.map(drop)
     }
 
     /// The item at `key`, if any.
@@ -169,13 +173,23 @@ impl NodeStore {
     }
 
     async fn execute(&self, ops: &mut [WriteOp]) -> Result<Vec<Outcome>, NodeError> {
+        self.execute_with(ops, false).await
+    }
+
+    /// [`execute`](Self::execute), committing a large replicated batch in pipelined parts
+    /// when `pipelined` (`writer::split_by_key`).
+    async fn execute_with(
+        &self,
+        ops: &mut [WriteOp],
+        pipelined: bool,
+    ) -> Result<Vec<Outcome>, NodeError> {
         if self.inner.health.is_closed() {
             return Err(NodeError::Closed);
         }
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let result = self.inner.writer.execute(ops).await;
+        let result = self.inner.writer.execute(ops, pipelined).await;
         match &result {
             Ok(_) => self.inner.health.record_success(),
             Err(e) if e.is_connection_failure() => {

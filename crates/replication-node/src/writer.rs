@@ -28,7 +28,9 @@ use replication_core::cdc::CdcEncoder;
 use replication_core::merkle::{decode_member, encode_member, Hash};
 use replication_core::{encode_item_json, Backoff, SyncItem};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -89,8 +91,20 @@ impl Writer {
         &self.client
     }
 
-    /// Applies `ops` as one atomic batch; returns one outcome per op.
-    pub(crate) async fn execute(&self, ops: &mut [WriteOp]) -> Result<Vec<Outcome>, NodeError> {
+    /// Applies `ops` as one atomic batch, or, with `pipelined` and a large batch of
+    /// replicated changes only, as a few atomic parts committed back to back (see
+    /// [`split_by_key`]). Returns one outcome per op, in the order `ops` have after the call
+    /// (a pipelined batch regroups them by key).
+    pub(crate) async fn execute(
+        &self,
+        ops: &mut [WriteOp],
+        pipelined: bool,
+    ) -> Result<Vec<Outcome>, NodeError> {
+        let ends = if pipelined {
+            split_by_key(ops)
+        } else {
+            vec![ops.len()]
+        };
         let mut guard = self.state.lock().await;
         let state = &mut *guard;
         let mut seen = HashSet::with_capacity(ops.len());
@@ -103,67 +117,69 @@ impl Writer {
         let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
         for _ in 0..MAX_ATTEMPTS {
             let mut snapshot = self.snapshot(&ids, &mut state.cache).await?;
-            let mut plan = plan(ops, &snapshot.stored, now_ms(), &mut state.encoder);
-            if plan.is_empty() {
+            let mut outcomes = Vec::with_capacity(ops.len());
+            let mut token = snapshot.token.clone();
+            let mut in_flight = Vec::with_capacity(ends.len());
+            let mut start = 0;
+            for &end in &ends {
+                let part = &mut ops[start..end];
+                start = end;
+                // Parts hold disjoint keys, so the states read before the batch are still the
+                // states each part starts from; the sets carry every earlier part's changes.
+                let (part_outcomes, args) = self.prepare(
+                    part,
+                    &snapshot.stored,
+                    &mut snapshot.sets,
+                    &mut state.encoder,
+                );
+                outcomes.extend(part_outcomes);
+                let Some(args) = args else {
+                    continue;
+                };
+                let new_token = Bytes::from(format!("{:032x}", rand::random::<u128>()));
+                // Each part expects the token the previous one installs: if one does not
+                // land, every later one finds the wrong token and writes nothing.
+                let mut commit = Box::pin(self.commit(token.clone(), new_token.clone(), args));
+                // Polled once now, the block is queued on the connection in order, and Redis
+                // runs it while the next part is prepared.
+                let early = std::future::poll_fn(|cx| Poll::Ready(commit.as_mut().poll(cx))).await;
+                in_flight.push((commit, early));
+                token = new_token;
+            }
+            if in_flight.is_empty() {
                 // Nothing written: the sets read are still exact at the token read.
                 state.cache.advance(snapshot.token, snapshot.sets);
-                return Ok(plan.outcomes);
+                return Ok(outcomes);
             }
-            let leaves: HashMap<&str, Option<Hash>> =
-                plan.leaves.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            // From here on the sets are the ones after the batch.
-            let changes = recompute(&mut snapshot.sets, &leaves);
-
-            let mut args = ScriptArgs::new();
-            for entry in plan.cdc.drain(..) {
-                args.xadd(self.keys.cdc(), self.cdc_maxlen, entry);
-            }
-            for (path, segment, hash) in &changes.removed {
-                args.zrem(self.keys.children(path), encode_member(segment, hash));
-            }
-            for (path, segment, hash) in &changes.added {
-                args.zadd(self.keys.children(path), encode_member(segment, hash));
-            }
-            for (id, tombstone) in &plan.tombstones_set {
-                args.hset(id.clone(), encode_tombstone(tombstone));
-            }
-            for id in &plan.tombstones_deleted {
-                args.hdel(id.clone());
-            }
-            for (id, source) in &plan.items_set {
-                let item = match &ops[*source] {
-                    WriteOp::LocalPut(item) | WriteOp::Put(item) => item,
-                    WriteOp::LocalDelete(_) | WriteOp::Delete(..) => {
-                        unreachable!("the planner sources items from puts")
-                    }
+            let (mut landed, mut failure) = (true, None);
+            for (commit, early) in in_flight {
+                let result = match early {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => commit.await,
                 };
-                args.set_item(self.keys.item(id), Bytes::from(encode_item_json(item)));
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => landed = false,
+                    Err(error) => {
+                        landed = false;
+                        failure.get_or_insert(error);
+                    }
+                }
             }
-            for id in &plan.items_deleted {
-                args.del(self.keys.item(id));
-            }
-            for (path, hash) in &changes.hashes_set {
-                args.set(self.keys.hash(path), Bytes::from(hex::encode(hash)));
-            }
-            for path in &changes.hashes_deleted {
-                args.del(self.keys.hash(path));
-            }
-
-            let new_token = Bytes::from(format!("{:032x}", rand::random::<u128>()));
-            let committed = self
-                .commit(snapshot.token.clone(), new_token.clone(), args)
-                .await;
-            if committed.is_err() {
+            if let Some(error) = failure {
                 // The batch's sets left the cache; start from a clean one next time.
                 state.cache.clear();
+                return Err(error);
             }
-            if committed? {
-                // The sets read, overridden by the ones the batch changed, are exact at the
-                // new token (sets the cache still holds were untouched by the batch).
-                state.cache.advance(new_token, snapshot.sets);
-                return Ok(plan.outcomes);
+            if landed {
+                // The sets read, updated by the batch, are exact at the last token (sets the
+                // cache still holds were untouched by the batch).
+                state.cache.advance(token, snapshot.sets);
+                return Ok(outcomes);
             }
-            // Another writer committed: whatever the cache holds is stale.
+            // Another writer committed (before the first part, or between two): whatever
+            // the cache holds is stale. Parts that landed are no-ops when planned again
+            // (pipelining is only for replicated changes, which apply idempotently).
             state.cache.clear();
             tracing::debug!("node store write conflicted with another writer; planning again");
             tokio::time::sleep(backoff.next_delay(rand::random())).await;
@@ -171,6 +187,60 @@ impl Writer {
         Err(NodeError::Contended {
             attempts: MAX_ATTEMPTS,
         })
+    }
+
+    /// Plans `ops` over `stored` and `sets` (updated in place to the state after them) and
+    /// builds the commit; `None` when they change nothing.
+    fn prepare(
+        &self,
+        ops: &mut [WriteOp],
+        stored: &HashMap<&str, Stored>,
+        sets: &mut HashMap<String, ChildSet>,
+        encoder: &mut CdcEncoder,
+    ) -> (Vec<Outcome>, Option<ScriptArgs>) {
+        let mut plan = plan(ops, stored, now_ms(), encoder);
+        if plan.is_empty() {
+            return (plan.outcomes, None);
+        }
+        let leaves: HashMap<&str, Option<Hash>> =
+            plan.leaves.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let changes = recompute(sets, &leaves);
+
+        let mut args = ScriptArgs::new();
+        for entry in plan.cdc.drain(..) {
+            args.xadd(self.keys.cdc(), self.cdc_maxlen, entry);
+        }
+        for (path, segment, hash) in &changes.removed {
+            args.zrem(self.keys.children(path), encode_member(segment, hash));
+        }
+        for (path, segment, hash) in &changes.added {
+            args.zadd(self.keys.children(path), encode_member(segment, hash));
+        }
+        for (id, tombstone) in &plan.tombstones_set {
+            args.hset(id.clone(), encode_tombstone(tombstone));
+        }
+        for id in &plan.tombstones_deleted {
+            args.hdel(id.clone());
+        }
+        for (id, source) in &plan.items_set {
+            let item = match &ops[*source] {
+                WriteOp::LocalPut(item) | WriteOp::Put(item) => item,
+                WriteOp::LocalDelete(_) | WriteOp::Delete(..) => {
+                    unreachable!("the planner sources items from puts")
+                }
+            };
+            args.set_item(self.keys.item(id), Bytes::from(encode_item_json(item)));
+        }
+        for id in &plan.items_deleted {
+            args.del(self.keys.item(id));
+        }
+        for (path, hash) in &changes.hashes_set {
+            args.set(self.keys.hash(path), Bytes::from(hex::encode(hash)));
+        }
+        for path in &changes.hashes_deleted {
+            args.del(self.keys.hash(path));
+        }
+        (plan.outcomes, Some(args))
     }
 
     /// Reads the token, the stored state of `ids` and the children sets their change may
@@ -447,6 +517,68 @@ impl Writer {
     }
 }
 
+/// Batches of replicated changes at least this large are committed in parts.
+const PIPELINE_MIN_OPS: usize = 256;
+/// Changes per part, at least (fewer, larger parts when the batch is smaller).
+const PIPELINE_PART_OPS: usize = 250;
+/// Parts per batch, at most: each part costs its own recompute of the shared ancestors.
+const PIPELINE_MAX_PARTS: usize = 4;
+
+/// Regroups a large batch of replicated changes into parts of whole keys (every change of a
+/// key in one part, in their original order), so that it can be committed as a few atomic
+/// parts back to back: while Redis runs one part, the next is planned and encoded. Returns
+/// the end index of each part (just `[ops.len()]`, and `ops` untouched, for batches that are
+/// small or hold local writes: re-planning those after a partial commit would not be
+/// idempotent).
+///
+/// A batch is then no longer atomic as a whole, only each part is: a failure leaves a
+/// prefix of parts applied, each consistent (items, tree, tombstones), and the caller
+/// retries the batch, whose applied changes are then no-ops.
+pub(crate) fn split_by_key(ops: &mut [WriteOp]) -> Vec<usize> {
+    let replicated = ops
+        .iter()
+        .all(|op| matches!(op, WriteOp::Put(_) | WriteOp::Delete(..)));
+    let parts = (ops.len() / PIPELINE_PART_OPS).clamp(1, PIPELINE_MAX_PARTS);
+    if !replicated || ops.len() < PIPELINE_MIN_OPS || parts == 1 {
+        return vec![ops.len()];
+    }
+    // Distinct keys in first-seen order, spread evenly over the parts.
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(ops.len());
+    for op in ops.iter() {
+        let next = index.len();
+        index.entry(op.key()).or_insert(next);
+    }
+    let distinct = index.len();
+    let part_of: Vec<usize> = ops
+        .iter()
+        .map(|op| index.get(op.key()).map_or(0, |i| i * parts / distinct))
+        .collect();
+    drop(index);
+    let mut tagged: Vec<(usize, WriteOp)> = ops
+        .iter_mut()
+        .zip(&part_of)
+        .map(|(op, part)| {
+            (
+                *part,
+                std::mem::replace(op, WriteOp::LocalDelete(String::new())),
+            )
+        })
+        .collect();
+    // Stable: a key's changes keep their order.
+    tagged.sort_by_key(|(part, _)| *part);
+    let mut ends = Vec::with_capacity(parts);
+    for (i, (slot, (part, op))) in ops.iter_mut().zip(tagged).enumerate() {
+        *slot = op;
+        if ends.len() < part {
+            ends.push(i);
+        }
+    }
+    ends.push(ops.len());
+    ends.retain(|end| *end > 0);
+    ends.dedup();
+    ends
+}
+
 /// Wall clock in ms since the epoch (0 if the clock is before 1970).
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -550,5 +682,86 @@ mod tests {
         assert!(format!("{error:?}").contains("WRONGTYPE"), "{error:?}");
         assert!(!error.is_retriable());
         assert_eq!(all_keys(&server), "n:cdc");
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use replication_core::{SyncItem, Tombstone};
+
+    fn put(key: &str, version: u64) -> WriteOp {
+        WriteOp::Put(SyncItem::new(
+            key,
+            version.to_le_bytes().to_vec(),
+            version,
+            1,
+        ))
+    }
+
+    fn keys(ops: &[WriteOp]) -> Vec<String> {
+        ops.iter().map(|op| op.key().to_owned()).collect()
+    }
+
+    #[test]
+    fn small_batches_and_local_writes_stay_whole() {
+        let mut small: Vec<WriteOp> = (0..255).map(|i| put(&format!("k{i}"), 1)).collect();
+        assert_eq!(split_by_key(&mut small), vec![255]);
+        let mut local: Vec<WriteOp> = (0..600).map(|i| put(&format!("k{i}"), 1)).collect();
+        local.push(WriteOp::LocalDelete("k0".into()));
+        let before = keys(&local);
+        assert_eq!(split_by_key(&mut local), vec![601]);
+        assert_eq!(keys(&local), before);
+    }
+
+    #[test]
+    fn parts_hold_whole_keys_in_their_original_order() {
+        // 1 000 changes over 400 keys, each key changed at positions spread over the batch.
+        let mut ops: Vec<WriteOp> = (0..1_000u64)
+            .map(|i| {
+                let key = format!("k{}", i % 400);
+                if i % 7 == 0 {
+                    WriteOp::Delete(
+                        key,
+                        Some(Tombstone {
+                            version: i,
+                            deleted_at: 1,
+                        }),
+                    )
+                } else {
+                    put(&key, i)
+                }
+            })
+            .collect();
+        let original: Vec<(String, String)> = ops
+            .iter()
+            .map(|op| (op.key().to_owned(), format!("{op:?}")))
+            .collect();
+        let ends = split_by_key(&mut ops);
+        assert_eq!(ends.len(), PIPELINE_MAX_PARTS);
+        assert_eq!(ends.last(), Some(&1_000));
+        // No key in two parts.
+        let mut part_of = HashMap::new();
+        let mut start = 0;
+        for (part, end) in ends.iter().enumerate() {
+            for op in &ops[start..*end] {
+                assert_eq!(*part_of.entry(op.key().to_owned()).or_insert(part), part);
+            }
+            start = *end;
+        }
+        // Same changes, and each key's changes in their original order.
+        let now: Vec<(String, String)> = ops
+            .iter()
+            .map(|op| (op.key().to_owned(), format!("{op:?}")))
+            .collect();
+        for key in (0..400).map(|k| format!("k{k}")) {
+            let of = |list: &[(String, String)]| -> Vec<String> {
+                list.iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, op)| op.clone())
+                    .collect()
+            };
+            assert_eq!(of(&now), of(&original), "{key}");
+        }
     }
 }
