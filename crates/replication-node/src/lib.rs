@@ -63,10 +63,10 @@
 //! deleted (sync-engine leaves them behind).
 //!
 //! # Cost
-//! A batch of replicated changes costs one round trip when the engine read its states just
-//! before (two otherwise), whatever its size, and Redis does one `MSET`, one `RENAME` per
-//! stored item and one grouped command per children set and kind of write; see
-//! docs/BENCHMARKS.md for the figures.
+//! A batch of replicated changes costs, whatever its size, one read round trip (none when
+//! the engine read its states just before) and one commit block per part, the parts sent
+//! back to back; in each, Redis does one `MSET`, one `RENAME` per stored item and one
+//! grouped command per children set and kind of write. See docs/BENCHMARKS.md for figures.
 //!
 //! # Limits
 //! Content over [`NodeStoreConfig::max_payload_bytes`] is refused with
