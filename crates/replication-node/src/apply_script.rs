@@ -233,25 +233,25 @@ impl Argv {
     /// `command key args...`, split into several commands of whole `unit`s of arguments
     /// (pairs stay together) when there are many.
     fn keyed(&mut self, command: &'static str, key: &str, args: Vec<Value>, unit: usize) {
-        let per_command = (MAX_COMMAND_ARGS / unit) * unit;
-        let mut args = args.into_iter().peekable();
-        while args.peek().is_some() {
-            let chunk: Vec<Value> = args.by_ref().take(per_command).collect();
-            self.0.push(Value::from_static_str(command));
-            self.0.push(Value::Integer(chunk.len() as i64 + 1));
-            self.0.push(Value::from(key.to_owned()));
-            self.0.extend(chunk);
-        }
+        self.push(command, Some(key), args, unit);
     }
 
     /// `command args...`, split like [`keyed`](Self::keyed).
     fn unkeyed(&mut self, command: &'static str, args: Vec<Value>, unit: usize) {
+        self.push(command, None, args, unit);
+    }
+
+    fn push(&mut self, command: &'static str, key: Option<&str>, args: Vec<Value>, unit: usize) {
         let per_command = (MAX_COMMAND_ARGS / unit) * unit;
         let mut args = args.into_iter().peekable();
         while args.peek().is_some() {
             let chunk: Vec<Value> = args.by_ref().take(per_command).collect();
+            let count = chunk.len() + usize::from(key.is_some());
             self.0.push(Value::from_static_str(command));
-            self.0.push(Value::Integer(chunk.len() as i64));
+            self.0.push(Value::Integer(count as i64));
+            if let Some(key) = key {
+                self.0.push(Value::from(key.to_owned()));
+            }
             self.0.extend(chunk);
         }
     }

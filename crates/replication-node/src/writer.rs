@@ -260,16 +260,13 @@ impl Writer {
             if let Some(mut states) = self.prepared.take(&token, ids) {
                 let (known, uncached): (Vec<&str>, Vec<&str>) =
                     paths.iter().copied().partition(|p| cache.knows(p));
-                let mut sets = HashMap::with_capacity(paths.len());
+                let mut replies = Vec::new();
                 if !uncached.is_empty() {
                     let pipeline = self.client.pipeline();
                     self.queue_sets(&pipeline, &uncached).await?;
-                    let replies = self.send(&pipeline, uncached.len()).await?;
-                    self.parse_sets(&uncached, &mut replies.into_iter(), &mut sets)?;
+                    replies = self.send(&pipeline, uncached.len()).await?;
                 }
-                for path in known {
-                    sets.insert(path.to_owned(), cache.take(path));
-                }
+                let sets = self.collect_sets(&uncached, &mut replies.into_iter(), known, cache)?;
                 let stored = ids
                     .iter()
                     .map(|id| (id.as_str(), states.remove(id).unwrap_or_default()))
@@ -301,11 +298,7 @@ impl Writer {
                     continue;
                 }
             }
-            let mut sets = HashMap::with_capacity(paths.len());
-            self.parse_sets(&uncached, &mut replies, &mut sets)?;
-            for path in known {
-                sets.insert(path.to_owned(), cache.take(path));
-            }
+            let sets = self.collect_sets(&uncached, &mut replies, known, cache)?;
             return Ok(Snapshot {
                 token,
                 stored: ids.iter().map(String::as_str).zip(stored).collect(),
@@ -339,14 +332,17 @@ impl Writer {
         pipeline.all().await.map_err(error)
     }
 
-    /// Parses the `ZRANGE` replies of `paths` into `sets`.
-    fn parse_sets(
+    /// The children sets of the batch: those of `uncached` paths parsed from their `ZRANGE`
+    /// replies, those of `known` paths moved out of the cache.
+    fn collect_sets(
         &self,
-        paths: &[&str],
+        uncached: &[&str],
         replies: &mut impl Iterator<Item = Value>,
-        sets: &mut HashMap<String, ChildSet>,
-    ) -> Result<(), NodeError> {
-        for path in paths {
+        known: Vec<&str>,
+        cache: &mut TreeCache,
+    ) -> Result<HashMap<String, ChildSet>, NodeError> {
+        let mut sets = HashMap::with_capacity(uncached.len() + known.len());
+        for path in uncached {
             let key = self.keys.children(path);
             let mut set = ChildSet::new();
             for member in reply_array(&key, replies.next().unwrap_or(Value::Null))? {
@@ -357,7 +353,10 @@ impl Writer {
             }
             sets.insert((*path).to_owned(), set);
         }
-        Ok(())
+        for path in known {
+            sets.insert(path.to_owned(), cache.take(path));
+        }
+        Ok(sets)
     }
 
     /// Runs the commit block (see `apply_script`); `Ok(false)` when another writer got there
