@@ -6,6 +6,8 @@
 //! ```
 //! Every section starts its own private redis-servers on loopback (replication-testkit).
 //! `--quick` uses small sizes and one run per figure (a smoke check, not a measurement).
+//! With `BENCH_COMMANDSTATS=1`, section 3 also prints the node redis-server's
+//! `INFO commandstats` after each run (where Redis spends its time; see docs/BENCHMARKS.md).
 
 /// The allocator replicationd ships with (see its main.rs), so the figures are production's.
 #[global_allocator]
