@@ -7,8 +7,8 @@ use crate::state_read;
 use crate::stored::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
 use crate::NodeError;
 use bytes::Bytes;
-use fred::prelude::{Client, HashesInterface, KeysInterface, SortedSetsInterface, Value};
-use replication_core::merkle::{decode_member, Hash};
+use fred::prelude::{Client, HashesInterface, KeysInterface, Value};
+use replication_core::merkle::Hash;
 use replication_core::{decode_item_json, parse_hash_hex, LocalState, SyncItem, Tombstone};
 use std::sync::Arc;
 
@@ -145,40 +145,17 @@ impl Reader {
             return Ok(Vec::new());
         }
         let pipeline = self.client.pipeline();
-        for path in paths {
-            let _: () = pipeline
-                .zrange(self.keys.children(path), 0, -1, None, false, None, false)
-                .await
-                .map_err(|e| NodeError::redis("queueing a pipeline", e))?;
-        }
-        let replies: Vec<Value> = if paths.len() == 1 {
-            // A one-command pipeline answers with that command's reply, not a list of replies.
-            vec![pipeline
-                .last()
-                .await
-                .map_err(|e| NodeError::redis("Merkle children", e))?]
-        } else {
-            pipeline
-                .all()
-                .await
-                .map_err(|e| NodeError::redis("Merkle children", e))?
-        };
+        let paths_ref: Vec<&str> = paths.iter().map(String::as_str).collect();
+        state_read::queue_children(&pipeline, &self.keys, &paths_ref).await?;
+        let replies = state_read::replies(&pipeline, paths.len(), "Merkle children").await?;
         paths
             .iter()
             .zip(replies)
             .map(|(path, reply)| {
-                let key = self.keys.children(path);
-                let mut children = reply_array(&key, reply)?
+                // The set is ordered by segment bytes, the contract's order.
+                Ok(state_read::parse_children(&self.keys, path, reply)?
                     .into_iter()
-                    .map(|member| {
-                        let bytes = reply_bytes(&key, member)?.unwrap_or_default();
-                        decode_member(&bytes).map_err(|e| corrupt(&key, e.to_string()))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                // Members sort by `segment:hex`, which is not segment order when segments
-                // contain ':'; the contract is segment order.
-                children.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                Ok(children)
+                    .collect())
             })
             .collect()
     }

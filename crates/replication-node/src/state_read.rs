@@ -1,13 +1,16 @@
-//! Reading the stored state of a batch's ids (write token, items, tombstones) in one
-//! pipeline: shared by `local_states` and the writer's snapshot.
+//! Reading the stored state of a batch's ids (write token, items, tombstones) and Merkle
+//! children sets in pipelines: shared by the reader (`local_states`, `children_many`) and
+//! the writer's snapshot.
 
 use crate::keys::KeySpace;
+use crate::merkle_update::ChildSet;
 use crate::plan::Stored;
 use crate::stored::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
 use crate::NodeError;
 use bytes::Bytes;
 use fred::clients::{Client, Pipeline};
-use fred::prelude::{HashesInterface, KeysInterface, Value};
+use fred::prelude::{HashesInterface, KeysInterface, SortedSetsInterface, Value};
+use replication_core::merkle::decode_member;
 
 /// Queues `GET token`, `MGET items`, `HMGET tombstones` (three replies, in that order).
 pub(crate) async fn queue(
@@ -65,4 +68,51 @@ pub(crate) fn parse(
         stored.push(Stored { item, tombstone });
     }
     Ok((token, stored))
+}
+
+/// Queues a `ZRANGE` of the children set of every path (one reply each, in order).
+pub(crate) async fn queue_children(
+    pipeline: &Pipeline<Client>,
+    keys: &KeySpace,
+    paths: &[&str],
+) -> Result<(), NodeError> {
+    for path in paths {
+        let _: () = pipeline
+            .zrange(keys.children(path), 0, -1, None, false, None, false)
+            .await
+            .map_err(|e| NodeError::redis("queueing a pipeline", e))?;
+    }
+    Ok(())
+}
+
+/// Sends `pipeline` (of `len` commands) and returns every reply; `operation` names it in
+/// errors.
+pub(crate) async fn replies(
+    pipeline: &Pipeline<Client>,
+    len: usize,
+    operation: &'static str,
+) -> Result<Vec<Value>, NodeError> {
+    let error = |e| NodeError::redis(operation, e);
+    if len == 1 {
+        // A one-command pipeline answers with that command's reply, not a list of replies.
+        return Ok(vec![pipeline.last().await.map_err(error)?]);
+    }
+    pipeline.all().await.map_err(error)
+}
+
+/// The children set of `path` from its `ZRANGE` reply (ordered by segment bytes, whatever
+/// order the members' `segment:hex` text gave).
+pub(crate) fn parse_children(
+    keys: &KeySpace,
+    path: &str,
+    reply: Value,
+) -> Result<ChildSet, NodeError> {
+    let key = keys.children(path);
+    let mut set = ChildSet::new();
+    for member in reply_array(&key, reply)? {
+        let bytes = reply_bytes(&key, member)?.unwrap_or_default();
+        let (segment, hash) = decode_member(&bytes).map_err(|e| corrupt(&key, e.to_string()))?;
+        set.insert(segment, hash);
+    }
+    Ok(set)
 }

@@ -19,13 +19,9 @@ use crate::stored::{decode_tombstone, encode_tombstone, reply_array, reply_bytes
 use crate::tree_cache::TreeCache;
 use crate::NodeError;
 use bytes::Bytes;
-use fred::clients::Pipeline;
-use fred::prelude::{
-    Client, ClientLike, KeysInterface, LuaInterface, SortedSetsInterface, TransactionInterface,
-    Value,
-};
+use fred::prelude::{Client, ClientLike, KeysInterface, LuaInterface, TransactionInterface, Value};
 use replication_core::cdc::CdcEncoder;
-use replication_core::merkle::{decode_member, encode_member, Hash};
+use replication_core::merkle::{encode_member, Hash};
 use replication_core::{encode_item_json, Backoff, SyncItem};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -263,8 +259,8 @@ impl Writer {
                 let mut replies = Vec::new();
                 if !uncached.is_empty() {
                     let pipeline = self.client.pipeline();
-                    self.queue_sets(&pipeline, &uncached).await?;
-                    replies = self.send(&pipeline, uncached.len()).await?;
+                    state_read::queue_children(&pipeline, &self.keys, &uncached).await?;
+                    replies = state_read::replies(&pipeline, uncached.len(), "batch read").await?;
                 }
                 let sets = self.collect_sets(&uncached, &mut replies.into_iter(), known, cache)?;
                 let stored = ids
@@ -285,8 +281,8 @@ impl Writer {
                 paths.iter().copied().partition(|p| cache.knows(p));
             let pipeline = self.client.pipeline();
             state_read::queue(&pipeline, &self.keys, ids).await?;
-            self.queue_sets(&pipeline, &uncached).await?;
-            let replies = self.send(&pipeline, 3 + uncached.len()).await?;
+            state_read::queue_children(&pipeline, &self.keys, &uncached).await?;
+            let replies = state_read::replies(&pipeline, 3 + uncached.len(), "batch read").await?;
             let mut replies = replies.into_iter();
             let (token, stored) = state_read::parse(&self.keys, ids, &mut replies)?;
             if cached_token.as_ref() != Some(&token) {
@@ -307,31 +303,6 @@ impl Writer {
         }
     }
 
-    /// Queues a `ZRANGE` of the children set of every path.
-    async fn queue_sets(
-        &self,
-        pipeline: &Pipeline<Client>,
-        paths: &[&str],
-    ) -> Result<(), NodeError> {
-        for path in paths {
-            let _: () = pipeline
-                .zrange(self.keys.children(path), 0, -1, None, false, None, false)
-                .await
-                .map_err(|e| NodeError::redis("queueing a pipeline", e))?;
-        }
-        Ok(())
-    }
-
-    /// Sends `pipeline` (of `len` commands) and returns every reply.
-    async fn send(&self, pipeline: &Pipeline<Client>, len: usize) -> Result<Vec<Value>, NodeError> {
-        let error = |e| NodeError::redis("batch read", e);
-        if len == 1 {
-            // A one-command pipeline answers with that command's reply, not a list of replies.
-            return Ok(vec![pipeline.last().await.map_err(error)?]);
-        }
-        pipeline.all().await.map_err(error)
-    }
-
     /// The children sets of the batch: those of `uncached` paths parsed from their `ZRANGE`
     /// replies, those of `known` paths moved out of the cache.
     fn collect_sets(
@@ -343,15 +314,11 @@ impl Writer {
     ) -> Result<HashMap<String, ChildSet>, NodeError> {
         let mut sets = HashMap::with_capacity(uncached.len() + known.len());
         for path in uncached {
-            let key = self.keys.children(path);
-            let mut set = ChildSet::new();
-            for member in reply_array(&key, replies.next().unwrap_or(Value::Null))? {
-                let bytes = reply_bytes(&key, member)?.unwrap_or_default();
-                let (segment, hash) = decode_member(&bytes)
-                    .map_err(|e| crate::stored::corrupt(&key, e.to_string()))?;
-                set.insert(segment, hash);
-            }
-            sets.insert((*path).to_owned(), set);
+            let reply = replies.next().unwrap_or(Value::Null);
+            sets.insert(
+                (*path).to_owned(),
+                state_read::parse_children(&self.keys, path, reply)?,
+            );
         }
         for path in known {
             sets.insert(path.to_owned(), cache.take(path));
