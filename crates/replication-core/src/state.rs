@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// Lifecycle state of a replication engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Lifecycle state of a replication engine. Serialised as its `Display` name (`"Running"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EngineState {
     /// Built, not started.
     Created,
@@ -138,5 +138,14 @@ mod tests {
     fn display_names() {
         assert_eq!(ShuttingDown.to_string(), "ShuttingDown");
         assert_eq!(ShuttingDown.as_str(), "shutting_down");
+    }
+
+    #[test]
+    fn serialised_as_the_display_name() {
+        for state in ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{state}\""));
+            assert_eq!(serde_json::from_str::<EngineState>(&json).unwrap(), state);
+        }
     }
 }

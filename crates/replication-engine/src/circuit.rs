@@ -76,7 +76,7 @@ impl SyncEngineCircuit {
             .breaker
             .try_acquire()
             .map_err(|open| CircuitCallError::Open(open.retry_after))?;
-        match write.await {
+        let result = match write.await {
             Ok(value) => {
                 permit.success();
                 Ok(value)
@@ -90,7 +90,15 @@ impl SyncEngineCircuit {
                 permit.success();
                 Err(e.into())
             }
-        }
+        };
+        // Opening and closing happen here; the status sampler catches the timed half-open.
+        self.publish();
+        result
+    }
+
+    /// Sets the `replication_sync_engine_circuit_state` gauge to the state now.
+    pub(crate) fn publish(&self) {
+        metrics::gauge!(crate::metrics::SYNC_ENGINE_CIRCUIT).set(self.gauge_value());
     }
 }
 

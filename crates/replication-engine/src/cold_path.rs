@@ -2,10 +2,14 @@
 //! (staggered across peers), at once when the hot path reports a gap, with backoff after
 //! failures, and skipped while the peer's tailer is far behind (the stream will bring
 //! what a cycle would fetch). After each cycle, tombstones every peer has seen are collected.
+//!
+//! An operator's request runs a cycle at once even when periodic repair is disabled or the
+//! tailer is behind; while the peer is paused, no cycle runs at all.
 
 use crate::clock::now_ms;
+use crate::controls::PeerControls;
 use crate::guarded_store::GuardedStore;
-use crate::health::RepairHealth;
+use crate::health::{RepairHealth, RepairTrigger};
 use crate::metrics::{self, PeerMetrics, TOMBSTONES_PURGED};
 use crate::peer_manager::PeerManager;
 use crate::shared::Shared;
@@ -28,6 +32,7 @@ pub(crate) struct ColdPath<S> {
     pub(crate) status: Arc<PeerStatus>,
     pub(crate) metrics: PeerMetrics,
     pub(crate) repair_now: Arc<Notify>,
+    pub(crate) controls: Arc<PeerControls>,
     pub(crate) stop: Stop,
     pub(crate) manager: Weak<PeerManager>,
     /// First cycle's delay: spreads peers over the interval so they do not all walk at once.
@@ -43,10 +48,11 @@ impl<S: SyncEngineRef> ColdPath<S> {
         let mut watching = true;
         let mut failures: Option<Backoff> = None;
         loop {
-            let triggered = tokio::select! {
+            let trigger = tokio::select! {
                 biased;
                 _ = self.stop.stopped() => return,
-                _ = self.repair_now.notified() => true,
+                _ = self.controls.repair_requested() => RepairTrigger::Operator,
+                _ = self.repair_now.notified() => RepairTrigger::Gap,
                 changed = settings_rx.changed(), if watching => {
                     match changed {
                         // A new interval applies to the wait in progress: a cycle due within
@@ -62,18 +68,24 @@ impl<S: SyncEngineRef> ColdPath<S> {
                     }
                     continue;
                 }
-                _ = tokio::time::sleep_until(next) => false,
+                _ = tokio::time::sleep_until(next) => RepairTrigger::Scheduled,
             };
             let settings = self.shared.settings();
             let cold = &settings.cold_path;
             interval = cold.interval;
             // Set before anything can `continue`: a past deadline would spin.
             next = Instant::now() + cold.interval;
-            if !cold.enabled {
+            let by_operator = trigger == RepairTrigger::Operator;
+            if self.controls.is_paused() {
+                tracing::debug!(peer = %self.peer.node_id(), "peer paused; repair cycle skipped");
+                self.metrics.repair("skipped").increment(1);
+                continue;
+            }
+            if !cold.enabled && !by_operator {
                 continue;
             }
             let behind = self.status.lag_entries().unwrap_or(0);
-            if !triggered && behind > cold.skip_when_lag_entries_over {
+            if trigger == RepairTrigger::Scheduled && behind > cold.skip_when_lag_entries_over {
                 tracing::debug!(peer = %self.peer.node_id(), behind, "tailer far behind; repair cycle skipped");
                 self.metrics.repair("skipped").increment(1);
                 continue;
@@ -115,12 +127,7 @@ impl<S: SyncEngineRef> ColdPath<S> {
                     }
                     let completed = report.in_sync || report.completed;
                     self.status.set_repair(
-                        RepairHealth {
-                            finished_at_ms: now_ms(),
-                            completed,
-                            items_applied: report.items_applied,
-                            error: None,
-                        },
+                        RepairHealth::finished(&report, trigger, started_ms, now_ms()),
                         completed.then_some(started_ms),
                     );
                     if !completed {
@@ -132,12 +139,7 @@ impl<S: SyncEngineRef> ColdPath<S> {
                     self.metrics.repair("failed").increment(1);
                     tracing::warn!(peer = %self.peer.node_id(), error = %error, "repair cycle failed; nothing was changed locally");
                     self.status.set_repair(
-                        RepairHealth {
-                            finished_at_ms: now_ms(),
-                            completed: false,
-                            items_applied: 0,
-                            error: Some(error.to_string()),
-                        },
+                        RepairHealth::failed(error.to_string(), trigger, started_ms, now_ms()),
                         None,
                     );
                     let backoff = failures.get_or_insert_with(|| {

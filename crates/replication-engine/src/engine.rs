@@ -3,9 +3,9 @@
 use crate::circuit::SyncEngineCircuit;
 use crate::connector::{PeerConnector, RedisConnector};
 use crate::error::{EngineError, Result};
-use crate::health::HealthCheck;
+use crate::health::{HealthCheck, PeerHistory};
 use crate::lifecycle::Lifecycle;
-use crate::metrics::{ENGINE_STATE, SYNC_ENGINE_CIRCUIT};
+use crate::metrics::ENGINE_STATE;
 use crate::peer_manager::PeerManager;
 use crate::reload::{peer_changes, reject_reason, PeerChange};
 use crate::shared::Shared;
@@ -36,6 +36,7 @@ struct Running<S> {
     lifecycle: Arc<Lifecycle<S>>,
     reload_task: JoinHandle<()>,
     reload_switch: StopSwitch,
+    sampler_task: JoinHandle<()>,
 }
 
 /// Builds an engine with custom backends (any `CursorStore`, any peer transport).
@@ -241,6 +242,11 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
             operation: "start",
             state: self.state(),
         })?;
+        let sampler_task = tokio::spawn(crate::sampler::run(
+            self.peer_manager.clone(),
+            (*self.circuit).clone(),
+            reload_stop.clone(),
+        ));
         let reload_task = tokio::spawn(reload_loop(
             lifecycle.clone(),
             self.config.clone(),
@@ -252,6 +258,7 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
             lifecycle,
             reload_task,
             reload_switch,
+            sampler_task,
         });
         Ok(())
     }
@@ -274,8 +281,11 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
                 lifecycle,
                 mut reload_task,
                 reload_switch,
+                sampler_task,
             } = running;
             reload_switch.stop();
+            // It only reads cached state: nothing to drain.
+            sampler_task.abort();
             // One budget for the whole drain, however many steps it takes.
             let deadline = tokio::time::Instant::now() + self.config.settings.shutdown_timeout;
             if tokio::time::timeout_at(deadline, &mut reload_task)
@@ -298,16 +308,13 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         let _ = self.transition(EngineState::Stopped);
     }
 
-    /// Health from cached state only (no network I/O).
+    /// Health from cached state only (no network I/O). It has no side effects: gauges are
+    /// kept current by the engine's status sampler, whether or not anyone asks for health.
     pub async fn health_check(&self) -> HealthCheck {
         let state = self.state();
         let accepting = self.sync_engine.should_accept_writes();
         let circuit = self.circuit.state_name();
-        metrics::gauge!(SYNC_ENGINE_CIRCUIT).set(self.circuit.gauge_value());
         let peers = self.peer_manager.health();
-        peers
-            .iter()
-            .for_each(crate::metrics::PeerMetrics::publish_connection);
         let peers_connected = peers.iter().filter(|p| p.enabled && p.connected).count();
         let ready = state == EngineState::Running && accepting && !self.circuit.is_open();
         let healthy = ready
@@ -320,11 +327,19 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
             ready,
             healthy,
             sync_engine_accepting_writes: accepting,
-            sync_engine_circuit: circuit,
+            sync_engine_circuit: circuit.to_owned(),
             peers_connected,
             peers_total: peers.len(),
             peers,
         }
+    }
+}
+
+impl<S: SyncEngineRef> ReplicationEngine<S> {
+    /// Every peer's status samples of the last few minutes (lag, applied rate), oldest
+    /// first; taken every `SAMPLE_EVERY` while the engine runs.
+    pub fn history(&self) -> Vec<PeerHistory> {
+        self.peer_manager.history()
     }
 }
 

@@ -10,6 +10,7 @@ mod circuit;
 mod clock;
 mod cold_path;
 mod connector;
+mod controls;
 mod engine;
 mod error;
 mod guarded_store;
@@ -19,16 +20,22 @@ mod lifecycle;
 pub mod metrics;
 mod peer_manager;
 mod reload;
+mod sampler;
 mod shared;
 mod status;
 mod stop;
 
 pub use circuit::SyncEngineCircuit;
 pub use connector::{PeerConnector, RedisConnector};
+pub use controls::ControlError;
 pub use engine::{EngineBuilder, ReplicationEngine};
 pub use error::{EngineError, Result};
-pub use health::{HealthCheck, PeerHealth, RepairHealth};
+pub use health::{
+    BytesRead, GapCounts, HealthCheck, LagSample, PeerHealth, PeerHistory, RepairHealth,
+    RepairTrigger,
+};
 pub use peer_manager::PeerManager;
+pub use sampler::SAMPLE_EVERY;
 
 pub use replication_core::{
     cdc, config, merkle, Change, ConfigError, ContentType, Cursor, CursorError, CursorStore,

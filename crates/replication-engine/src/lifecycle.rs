@@ -2,6 +2,7 @@
 
 use crate::cold_path::ColdPath;
 use crate::connector::PeerConnector;
+use crate::controls::PeerControls;
 use crate::hot_path::HotPath;
 use crate::metrics::PeerMetrics;
 use crate::peer_manager::{PeerManager, PeerSlot, RunningPeer};
@@ -29,12 +30,15 @@ impl<S: SyncEngineRef> Lifecycle<S> {
     /// Adds `config` and, when enabled, connects it and spawns its tasks. Never waits for
     /// the peer: an unreachable one keeps reconnecting and shows in health.
     pub(crate) async fn start_peer(&self, config: PeerConfig, first_repair_delay: Duration) {
-        let status = self
-            .manager
-            .status_of(&config.node_id)
-            .unwrap_or_else(|| Arc::new(PeerStatus::default()));
+        let (status, controls) = self.manager.state_of(&config.node_id).unwrap_or_else(|| {
+            (
+                Arc::new(PeerStatus::default()),
+                Arc::new(PeerControls::default()),
+            )
+        });
         let running = if config.enabled {
-            self.spawn(&config, &status, first_repair_delay).await
+            self.spawn(&config, &status, &controls, first_repair_delay)
+                .await
         } else {
             None
         };
@@ -44,6 +48,7 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         self.manager.insert(PeerSlot {
             config,
             status,
+            controls,
             running,
         });
     }
@@ -52,6 +57,7 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         &self,
         config: &PeerConfig,
         status: &Arc<PeerStatus>,
+        controls: &Arc<PeerControls>,
         first_repair_delay: Duration,
     ) -> Option<RunningPeer> {
         let settings = self.shared.settings();
@@ -70,13 +76,14 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         tracing::info!(peer = %config.node_id, url = %config.redacted_url(), after = %start.after, "starting peer");
         let (switch, stop) = StopSwitch::new();
         let repair_now = Arc::new(Notify::new());
-        let metrics = PeerMetrics::new(&config.node_id);
+        let metrics = PeerMetrics::with_status(&config.node_id, status.clone());
         let hot = HotPath {
             shared: self.shared.clone(),
             peer: backend.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
             repair_now: repair_now.clone(),
+            controls: controls.clone(),
             stop: stop.clone(),
         };
         let cold = ColdPath {
@@ -85,6 +92,7 @@ impl<S: SyncEngineRef> Lifecycle<S> {
             status: status.clone(),
             metrics,
             repair_now: repair_now.clone(),
+            controls: controls.clone(),
             stop,
             manager: Arc::downgrade(&self.manager),
             first_delay: first_repair_delay,
@@ -128,14 +136,13 @@ impl<S: SyncEngineRef> Lifecycle<S> {
     /// Restarts a peer with new settings (URL, prefix, TLS, enabled).
     pub(crate) async fn restart_peer(&self, config: PeerConfig, drain: Duration) {
         if let Some(mut slot) = self.manager.remove(&config.node_id) {
-            let status = slot.status.clone();
             if let Some(running) = slot.running.take() {
                 stop_running(&config.node_id, running, Instant::now() + drain).await;
             }
+            // Status and controls (a pause) carry over to the restarted peer.
             self.manager.insert(PeerSlot {
                 config: config.clone(),
-                status,
-                running: None,
+                ..slot
             });
         }
         self.start_peer(config, Duration::ZERO).await;

@@ -1,7 +1,13 @@
 //! Metric names and per-peer handles, through the `metrics` facade (the host picks the
-//! exporter). Every name is listed in docs/OPERATIONS.md; keep the two in step.
+//! exporter). Every name is listed in docs/OPERATIONS.md and in [`ALL`]; keep them in step.
+//!
+//! The per-peer handles also count in the peer's cached status, so health reports the
+//! same figures (applied, rejected by reason, gaps, bytes read) without reading the
+//! exporter back.
 
+use crate::status::PeerStatus;
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use std::sync::Arc;
 
 /// Entries read from a peer stream (good and bad).
 pub const EVENTS_READ: &str = "replication_events_read_total";
@@ -51,14 +57,78 @@ pub const ENGINE_STATE: &str = "replication_engine_state";
 pub const CURSOR_FLUSH_ERRORS: &str = "replication_cursor_flush_errors_total";
 /// Tombstones collected.
 pub const TOMBSTONES_PURGED: &str = "replication_tombstones_purged_total";
+/// 1 while an operator has paused replication from the peer.
+pub const PEER_PAUSED: &str = "replication_peer_paused";
+/// Bytes read from a peer's stream as they came over the wire (content still compressed).
+pub const READ_WIRE_BYTES: &str = "replication_read_wire_bytes_total";
+/// Content bytes of the puts read from a peer's stream, after decompression.
+pub const READ_CONTENT_BYTES: &str = "replication_read_content_bytes_total";
+
+/// What kind of series a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up; Prometheus names end in `_total`.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations in buckets; exported as `_bucket`, `_sum` and `_count` series.
+    Histogram,
+}
+
+/// Every metric the engine emits, with its kind: dashboards and alert rules may only refer
+/// to these (checked by a test of the daemon).
+pub const ALL: &[(&str, MetricKind)] = &[
+    (EVENTS_READ, MetricKind::Counter),
+    (EVENTS_APPLIED, MetricKind::Counter),
+    (EVENTS_DEDUPED, MetricKind::Counter),
+    (EVENTS_STALE, MetricKind::Counter),
+    (EVENTS_COLLAPSED, MetricKind::Counter),
+    (EVENTS_REJECTED, MetricKind::Counter),
+    (BATCH_SIZE, MetricKind::Histogram),
+    (APPLY_SECONDS, MetricKind::Histogram),
+    (APPLY_RETRIES, MetricKind::Counter),
+    (LAG_MS, MetricKind::Gauge),
+    (LAG_ENTRIES, MetricKind::Gauge),
+    (GAPS, MetricKind::Counter),
+    (REPAIR_CYCLES, MetricKind::Counter),
+    (REPAIR_ITEMS_APPLIED, MetricKind::Counter),
+    (REPAIR_ITEMS_FETCHED, MetricKind::Counter),
+    (REPAIR_BYTES_FETCHED, MetricKind::Counter),
+    (REPAIR_ROUND_TRIPS, MetricKind::Counter),
+    (PEER_CONNECTED, MetricKind::Gauge),
+    (PEER_CIRCUIT_OPEN, MetricKind::Gauge),
+    (PEER_PAUSED, MetricKind::Gauge),
+    (SYNC_ENGINE_CIRCUIT, MetricKind::Gauge),
+    (BACKPRESSURE_PAUSES, MetricKind::Counter),
+    (ENGINE_STATE, MetricKind::Gauge),
+    (CURSOR_FLUSH_ERRORS, MetricKind::Counter),
+    (TOMBSTONES_PURGED, MetricKind::Counter),
+    (READ_WIRE_BYTES, MetricKind::Counter),
+    (READ_CONTENT_BYTES, MetricKind::Counter),
+];
+
+/// A counter that the peer's status reads too: the facade's handle plus the status total.
+#[derive(Clone)]
+pub(crate) struct AppliedCounter {
+    counter: Counter,
+    status: Arc<PeerStatus>,
+}
+
+impl AppliedCounter {
+    pub(crate) fn increment(&self, changes: u64) {
+        self.counter.increment(changes);
+        self.status.count_applied(changes);
+    }
+}
 
 /// Handles for one peer's hot-path metrics, registered once so the per-batch cost is an
 /// atomic add.
 #[derive(Clone)]
 pub(crate) struct PeerMetrics {
     peer: String,
+    status: Arc<PeerStatus>,
     pub(crate) read: Counter,
-    pub(crate) applied: Counter,
+    pub(crate) applied: AppliedCounter,
     pub(crate) deduped: Counter,
     pub(crate) stale: Counter,
     pub(crate) collapsed: Counter,
@@ -67,15 +137,28 @@ pub(crate) struct PeerMetrics {
     pub(crate) apply_retries: Counter,
     pub(crate) lag_ms: Gauge,
     pub(crate) lag_entries: Gauge,
+    read_wire_bytes: Counter,
+    read_content_bytes: Counter,
 }
 
 impl PeerMetrics {
+    /// Handles that count into a status of their own (for tests of one layer).
+    #[cfg(test)]
     pub(crate) fn new(peer: &str) -> Self {
+        Self::with_status(peer, Arc::default())
+    }
+
+    /// Handles for `peer` that also count into its cached `status`.
+    pub(crate) fn with_status(peer: &str, status: Arc<PeerStatus>) -> Self {
         let label = [("peer", peer.to_owned())];
         Self {
             peer: peer.to_owned(),
             read: counter!(EVENTS_READ, &label),
-            applied: counter!(EVENTS_APPLIED, &label),
+            applied: AppliedCounter {
+                counter: counter!(EVENTS_APPLIED, &label),
+                status: status.clone(),
+            },
+            status,
             deduped: counter!(EVENTS_DEDUPED, &label),
             stale: counter!(EVENTS_STALE, &label),
             collapsed: counter!(EVENTS_COLLAPSED, &label),
@@ -84,26 +167,39 @@ impl PeerMetrics {
             apply_retries: counter!(APPLY_RETRIES, &label),
             lag_ms: gauge!(LAG_MS, &label),
             lag_entries: gauge!(LAG_ENTRIES, &label),
+            read_wire_bytes: counter!(READ_WIRE_BYTES, &label),
+            read_content_bytes: counter!(READ_CONTENT_BYTES, &label),
         }
     }
 
     pub(crate) fn rejected(&self, reason: &'static str) {
         counter!(EVENTS_REJECTED, "peer" => self.peer.clone(), "reason" => reason).increment(1);
+        self.status.count_rejected(reason);
     }
 
     pub(crate) fn gap(&self, kind: &'static str) {
         counter!(GAPS, "peer" => self.peer.clone(), "kind" => kind).increment(1);
+        self.status.count_gap(kind, crate::clock::now_ms());
+    }
+
+    /// Bytes of one batch: as read over the wire, and the decoded content.
+    pub(crate) fn bytes_read(&self, wire: u64, content: u64) {
+        self.read_wire_bytes.increment(wire);
+        self.read_content_bytes.increment(content);
+        self.status.count_bytes_read(wire, content);
     }
 
     pub(crate) fn repair(&self, outcome: &'static str) -> Counter {
         counter!(REPAIR_CYCLES, "peer" => self.peer.clone(), "outcome" => outcome)
     }
 
-    /// Publishes the connection gauges of a peer from its health.
+    /// Publishes the connection and pause gauges of a peer from its health.
     pub(crate) fn publish_connection(health: &crate::health::PeerHealth) {
         let label = [("peer", health.node_id.clone())];
-        gauge!(PEER_CONNECTED, &label).set(if health.connected { 1.0 } else { 0.0 });
-        gauge!(PEER_CIRCUIT_OPEN, &label).set(if health.circuit_open { 1.0 } else { 0.0 });
+        let flag = |on: bool| if on { 1.0 } else { 0.0 };
+        gauge!(PEER_CONNECTED, &label).set(flag(health.connected));
+        gauge!(PEER_CIRCUIT_OPEN, &label).set(flag(health.circuit_open));
+        gauge!(PEER_PAUSED, &label).set(flag(health.paused));
     }
 
     pub(crate) fn repair_counter(&self, name: &'static str) -> Counter {

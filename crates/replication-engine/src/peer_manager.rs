@@ -4,7 +4,8 @@
 //! (it is generic over the store, the manager is not, so users can hold it without the
 //! store's type).
 
-use crate::health::PeerHealth;
+use crate::controls::{ControlError, PeerControls};
+use crate::health::{PeerHealth, PeerHistory};
 use crate::status::PeerStatus;
 use crate::stop::StopSwitch;
 use replication_core::{PeerBackend, PeerConfig};
@@ -27,10 +28,11 @@ impl std::fmt::Debug for PeerManager {
     }
 }
 
-/// One configured peer.
+/// One configured peer. Its status and controls outlive restarts of its tasks.
 pub(crate) struct PeerSlot {
     pub(crate) config: PeerConfig,
     pub(crate) status: Arc<PeerStatus>,
+    pub(crate) controls: Arc<PeerControls>,
     pub(crate) running: Option<RunningPeer>,
 }
 
@@ -70,13 +72,90 @@ impl PeerManager {
         self.lock()
             .values()
             .map(|slot| {
-                slot.status
-                    .health(&slot.config, slot.running.as_ref().map(|r| &*r.backend))
+                slot.status.health(
+                    &slot.config,
+                    slot.running.as_ref().map(|r| &*r.backend),
+                    slot.controls.is_paused(),
+                )
             })
             .collect()
     }
 
-    /// Runs a repair cycle for `node_id` now. False when the peer is unknown or idle.
+    /// The status samples of the last few minutes of every peer, sorted by node id.
+    pub fn history(&self) -> Vec<PeerHistory> {
+        self.lock()
+            .values()
+            .map(|slot| PeerHistory {
+                node_id: slot.config.node_id.clone(),
+                samples: slot.status.history(),
+            })
+            .collect()
+    }
+
+    /// Pauses replication from `node_id`: its hot path stops reading after the batch in
+    /// hand and its repair cycles are skipped, while its connection stays up. Returns
+    /// false when it was paused already. A reload keeps the pause; a restart does not.
+    pub fn pause(&self, node_id: &str) -> Result<bool, ControlError> {
+        let controls = self.controls(node_id)?;
+        let changed = controls.set_paused(true);
+        if changed {
+            tracing::info!(peer = %node_id, "replication paused by an operator");
+        }
+        Ok(changed)
+    }
+
+    /// Resumes replication from `node_id`, from its cursor. False when it was not paused.
+    pub fn resume(&self, node_id: &str) -> Result<bool, ControlError> {
+        let controls = self.controls(node_id)?;
+        let changed = controls.set_paused(false);
+        if changed {
+            tracing::info!(peer = %node_id, "replication resumed by an operator");
+        }
+        Ok(changed)
+    }
+
+    /// Asks for a repair cycle with `node_id` now, even when periodic repair is off or the
+    /// tailer is far behind. Its outcome shows as the peer's next `last_repair`.
+    pub fn request_repair(&self, node_id: &str) -> Result<(), ControlError> {
+        let slots = self.lock();
+        let slot = slots
+            .get(node_id)
+            .ok_or_else(|| ControlError::UnknownPeer {
+                peer: node_id.to_owned(),
+            })?;
+        if slot.running.is_none() {
+            return Err(ControlError::PeerDisabled {
+                peer: node_id.to_owned(),
+            });
+        }
+        if slot.controls.is_paused() {
+            return Err(ControlError::PeerPaused {
+                peer: node_id.to_owned(),
+            });
+        }
+        slot.controls.request_repair();
+        tracing::info!(peer = %node_id, "repair cycle requested by an operator");
+        Ok(())
+    }
+
+    fn controls(&self, node_id: &str) -> Result<Arc<PeerControls>, ControlError> {
+        self.lock()
+            .get(node_id)
+            .map(|slot| slot.controls.clone())
+            .ok_or_else(|| ControlError::UnknownPeer {
+                peer: node_id.to_owned(),
+            })
+    }
+
+    /// Adds a status sample to every peer (the engine's sampler calls this).
+    pub(crate) fn sample_all(&self, at_ms: i64) {
+        for slot in self.lock().values() {
+            slot.status.sample(at_ms);
+        }
+    }
+
+    /// Runs a repair cycle for `node_id` now, as a gap would. False when the peer is
+    /// unknown or idle. Operators use [`PeerManager::request_repair`], which says why not.
     pub fn trigger_repair(&self, node_id: &str) -> bool {
         match self.lock().get(node_id).and_then(|s| s.running.as_ref()) {
             Some(running) => {
@@ -115,7 +194,10 @@ impl PeerManager {
         std::mem::take(&mut *self.lock()).into_values().collect()
     }
 
-    pub(crate) fn status_of(&self, node_id: &str) -> Option<Arc<PeerStatus>> {
-        self.lock().get(node_id).map(|s| s.status.clone())
+    /// The status and controls of a configured peer, to be kept when it restarts.
+    pub(crate) fn state_of(&self, node_id: &str) -> Option<(Arc<PeerStatus>, Arc<PeerControls>)> {
+        self.lock()
+            .get(node_id)
+            .map(|s| (s.status.clone(), s.controls.clone()))
     }
 }

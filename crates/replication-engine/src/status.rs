@@ -1,13 +1,29 @@
 //! Cached per-peer facts that health checks read without I/O.
+//!
+//! The hot and cold paths write here as they work (through `PeerMetrics`, which counts in
+//! the metrics facade and here at once); the status sampler adds a sample every few
+//! seconds, from which health derives rates and the status page draws the lag sparkline.
 
-use crate::health::{PeerHealth, RepairHealth};
+use crate::health::{BytesRead, GapCounts, LagSample, PeerHealth, RepairHealth};
 use replication_core::{ConnectionState, PeerBackend, PeerConfig, StreamId};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// Samples kept per peer: at one per `SAMPLE_EVERY` (engine.rs), five minutes.
+pub(crate) const HISTORY_LEN: usize = 150;
+
+/// Samples the applied rate of health is averaged over.
+const RATE_WINDOW: usize = 5;
 
 /// What the hot and cold paths last learnt about a peer.
 #[derive(Debug, Default)]
 pub(crate) struct PeerStatus {
     inner: Mutex<StatusInner>,
+    /// Per-batch counts, kept as atomics: the hot path adds to them once per batch.
+    applied: AtomicU64,
+    wire_bytes: AtomicU64,
+    content_bytes: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -17,10 +33,15 @@ struct StatusInner {
     lag_entries: Option<u64>,
     catching_up: bool,
     last_error: Option<String>,
+    rejected: BTreeMap<&'static str, u64>,
+    gaps: GapCounts,
+    repairs_run: u64,
     last_repair: Option<RepairHealth>,
     /// Start time (ms) of the latest repair cycle that completed: every delete older than
     /// this is known to the peer (tombstone collection horizon).
     synced_since_ms: Option<i64>,
+    /// Recent samples, oldest first, with the applied total each was taken at.
+    history: VecDeque<(LagSample, u64)>,
 }
 
 impl PeerStatus {
@@ -58,8 +79,38 @@ impl PeerStatus {
         self.with(|s| s.last_error = None);
     }
 
-    pub(crate) fn set_repair(&self, repair: RepairHealth, completed_cycle_started_ms: Option<i64>) {
+    pub(crate) fn count_applied(&self, changes: u64) {
+        self.applied.fetch_add(changes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_bytes_read(&self, wire: u64, content: u64) {
+        self.wire_bytes.fetch_add(wire, Ordering::Relaxed);
+        self.content_bytes.fetch_add(content, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_rejected(&self, reason: &'static str) {
+        self.with(|s| *s.rejected.entry(reason).or_default() += 1);
+    }
+
+    pub(crate) fn count_gap(&self, kind: &'static str, at_ms: i64) {
         self.with(|s| {
+            match kind {
+                "recreated" => s.gaps.recreated += 1,
+                _ => s.gaps.trimmed += 1,
+            }
+            s.gaps.last_at_ms = Some(at_ms);
+        });
+    }
+
+    /// Records a cycle's outcome, numbering it.
+    pub(crate) fn set_repair(
+        &self,
+        mut repair: RepairHealth,
+        completed_cycle_started_ms: Option<i64>,
+    ) {
+        self.with(|s| {
+            s.repairs_run += 1;
+            repair.cycle = s.repairs_run;
             s.last_repair = Some(repair);
             if let Some(started) = completed_cycle_started_ms {
                 s.synced_since_ms = Some(s.synced_since_ms.map_or(started, |old| old.max(started)));
@@ -71,11 +122,39 @@ impl PeerStatus {
         self.with(|s| s.synced_since_ms)
     }
 
+    /// Adds a sample taken at `at_ms`, dropping the oldest beyond [`HISTORY_LEN`].
+    pub(crate) fn sample(&self, at_ms: i64) {
+        let applied = self.applied.load(Ordering::Relaxed);
+        self.with(|s| {
+            let applied_per_sec = s.history.back().map_or(0.0, |(prev, prev_applied)| {
+                rate(applied.saturating_sub(*prev_applied), at_ms - prev.at_ms)
+            });
+            s.history.push_back((
+                LagSample {
+                    at_ms,
+                    lag_ms: s.lag_ms,
+                    lag_entries: s.lag_entries,
+                    applied_per_sec,
+                },
+                applied,
+            ));
+            while s.history.len() > HISTORY_LEN {
+                s.history.pop_front();
+            }
+        });
+    }
+
+    /// The kept samples, oldest first.
+    pub(crate) fn history(&self) -> Vec<LagSample> {
+        self.with(|s| s.history.iter().map(|(sample, _)| sample.clone()).collect())
+    }
+
     /// Health of the peer: connection facts from the backend's cache, the rest from here.
     pub(crate) fn health(
         &self,
         config: &PeerConfig,
         backend: Option<&dyn PeerBackend>,
+        paused: bool,
     ) -> PeerHealth {
         let inner = self.with(|s| s.clone());
         let connection = backend.map(|b| b.connection());
@@ -84,9 +163,24 @@ impl PeerStatus {
             .map_or(ConnectionState::Closed, |c| c.state);
         let connected = state == ConnectionState::Connected;
         let circuit_open = connection.as_ref().is_some_and(|c| c.circuit_open);
+        let applied_total = self.applied.load(Ordering::Relaxed);
+        // The average over the last few samples (with their applied totals), now included.
+        let now_ms = crate::clock::now_ms();
+        let window_start = inner.history.len().saturating_sub(RATE_WINDOW);
+        let applied_per_sec =
+            inner
+                .history
+                .get(window_start)
+                .map_or(0.0, |(oldest, applied_then)| {
+                    rate(
+                        applied_total.saturating_sub(*applied_then),
+                        now_ms - oldest.at_ms,
+                    )
+                });
         PeerHealth {
             node_id: config.node_id.clone(),
             enabled: config.enabled,
+            paused,
             connected,
             connection_state: state.to_string(),
             circuit_open,
@@ -94,11 +188,97 @@ impl PeerStatus {
             lag_entries: inner.lag_entries,
             catching_up: inner.catching_up,
             cursor: inner.cursor.map(|c| c.to_string()),
+            applied_total,
+            applied_per_sec,
+            rejected: inner
+                .rejected
+                .into_iter()
+                .map(|(reason, n)| (reason.to_owned(), n))
+                .collect(),
+            gaps: inner.gaps,
+            bytes_read: BytesRead {
+                wire: self.wire_bytes.load(Ordering::Relaxed),
+                content: self.content_bytes.load(Ordering::Relaxed),
+            },
             last_error: inner
                 .last_error
                 .or_else(|| connection.as_ref().and_then(|c| c.last_error.clone())),
             last_success_ms: connection.and_then(|c| c.last_success_ms),
+            repairs_run: inner.repairs_run,
             last_repair: inner.last_repair,
         }
+    }
+}
+
+/// `count` per second over `elapsed_ms`; zero for an empty or backwards interval.
+fn rate(count: u64, elapsed_ms: i64) -> f64 {
+    if elapsed_ms <= 0 {
+        return 0.0;
+    }
+    // Counts and intervals here stay far below 2^52: the conversions are exact.
+    #[allow(clippy::cast_precision_loss)]
+    let per_sec = count as f64 * 1000.0 / elapsed_ms as f64;
+    (per_sec * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests panic on failure by design.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_give_rates_and_are_bounded() {
+        let status = PeerStatus::default();
+        status.set_lag(40, Some(2), true);
+        status.sample(0);
+        status.count_applied(30);
+        status.sample(2_000);
+        let history = status.history();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].applied_per_sec, 0.0);
+        assert_eq!(history[1].applied_per_sec, 15.0);
+        assert_eq!(history[1].lag_ms, Some(40));
+        for i in 0..(HISTORY_LEN as i64 + 10) {
+            status.sample(4_000 + i * 2_000);
+        }
+        let history = status.history();
+        assert_eq!(history.len(), HISTORY_LEN);
+        assert!(history.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
+    }
+
+    #[test]
+    fn counts_by_reason_and_kind_and_numbers_repairs() {
+        let status = PeerStatus::default();
+        status.count_rejected("hash_mismatch");
+        status.count_rejected("hash_mismatch");
+        status.count_rejected("too_large");
+        status.count_gap("trimmed", 5);
+        status.count_gap("recreated", 9);
+        status.count_bytes_read(10, 25);
+        let report = replication_merkle::CycleReport::default();
+        let repair = RepairHealth::finished(&report, crate::health::RepairTrigger::Gap, 1, 2);
+        status.set_repair(repair.clone(), None);
+        status.set_repair(repair, Some(1));
+        let config = PeerConfig::new("b", "redis://127.0.0.1:1");
+        let health = status.health(&config, None, true);
+        assert!(health.paused);
+        assert_eq!(health.rejected.get("hash_mismatch"), Some(&2));
+        assert_eq!(health.rejected.get("too_large"), Some(&1));
+        assert_eq!((health.gaps.trimmed, health.gaps.recreated), (1, 1));
+        assert_eq!(health.gaps.last_at_ms, Some(9));
+        assert_eq!(
+            (health.bytes_read.wire, health.bytes_read.content),
+            (10, 25)
+        );
+        assert_eq!(health.repairs_run, 2);
+        assert_eq!(health.last_repair.unwrap().cycle, 2);
+        assert_eq!(status.synced_since_ms(), Some(1));
+    }
+
+    #[test]
+    fn rates_round_to_a_tenth_and_ignore_empty_intervals() {
+        assert_eq!(rate(1, 3_000), 0.3);
+        assert_eq!(rate(5, 0), 0.0);
+        assert_eq!(rate(5, -10), 0.0);
     }
 }

@@ -138,3 +138,37 @@ async fn a_corrupt_entry_is_reported_and_skipped() {
     assert_eq!(handle.position().after, ids[2]);
     assert_eq!(handle.status().rejected, 1);
 }
+
+#[tokio::test]
+async fn batches_count_wire_bytes_and_decompressed_content_bytes() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    // Compressible content travels zstd-compressed: fewer bytes on the wire than content.
+    let content = b"the same words again and again ".repeat(400);
+    let events = vec![
+        CdcEvent::Put(replication_core::SyncItem::new(
+            "k.1",
+            content.clone(),
+            1,
+            1,
+        )),
+        CdcEvent::Delete { key: "k.2".into() },
+    ];
+    write_events(&client, "cdc", &events).await;
+    let peer = connected_peer(&peer_config(&server.url(), "")).await;
+    let mut handle = StreamTailer::spawn(
+        peer as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(),
+    );
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= 2).await;
+    let (wire, decoded): (u64, u64) = got.iter().fold((0, 0), |(w, c), e| match e {
+        TailEvent::Batch(b) => (w + b.wire_bytes, c + b.content_bytes),
+        _ => (w, c),
+    });
+    assert_eq!(decoded, content.len() as u64);
+    assert!(
+        wire > 0 && wire < decoded / 4,
+        "wire {wire}, content {decoded}"
+    );
+}

@@ -2,6 +2,7 @@
 
 use super::apply::{apply_changes, Stopped};
 use super::resolve::{collapse, decide, Decision, DeleteEvidence};
+use crate::controls::PeerControls;
 use crate::metrics::{PeerMetrics, BACKPRESSURE_PAUSES};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
@@ -42,6 +43,7 @@ pub(crate) struct HotPath<S> {
     pub(crate) status: Arc<PeerStatus>,
     pub(crate) metrics: PeerMetrics,
     pub(crate) repair_now: Arc<Notify>,
+    pub(crate) controls: Arc<PeerControls>,
     pub(crate) stop: Stop,
 }
 
@@ -49,10 +51,12 @@ impl<S: SyncEngineRef> HotPath<S> {
     /// Consumes tailer events until stopped. The batch in progress when the stop comes is
     /// finished (or abandoned if the store keeps failing) before the loop ends.
     ///
-    /// The tailer runs only while `settings.hot_path.enabled`: disabling it by a reload
-    /// stops reading (remembering what was delivered), enabling it resumes from there.
+    /// The tailer runs only while `settings.hot_path.enabled` and the peer is not paused:
+    /// disabling it by a reload or pausing it stops reading (remembering what was
+    /// delivered), enabling or resuming it goes on from there.
     pub(crate) async fn run(mut self, start: TailStart) {
         let mut settings_rx = self.shared.settings_rx();
+        let mut paused_rx = self.controls.paused_rx();
         // The settings sender lives as long as the engine runs; if it is gone, stop
         // watching rather than spin on a closed channel.
         let mut watching = true;
@@ -60,15 +64,22 @@ impl<S: SyncEngineRef> HotPath<S> {
         let mut tailer: Option<TailerHandle> = None;
         loop {
             let settings = self.shared.settings();
-            if settings.hot_path.enabled && tailer.is_none() {
+            let paused = *paused_rx.borrow_and_update();
+            let reading = settings.hot_path.enabled && !paused;
+            if reading && tailer.is_none() {
                 tailer = Some(StreamTailer::spawn(
                     self.peer.clone(),
                     position,
                     crate::shared::tail_options(&settings),
                 ));
-            } else if !settings.hot_path.enabled {
+            } else if !reading {
                 if let Some(stopped) = tailer.take() {
-                    tracing::info!(peer = %self.peer.node_id(), "hot path disabled; stopped reading");
+                    let why = if paused {
+                        "paused"
+                    } else {
+                        "hot path disabled"
+                    };
+                    tracing::info!(peer = %self.peer.node_id(), "{why}; stopped reading");
                     position = resume_point(&stopped);
                     stopped.stop().await;
                 }
@@ -91,6 +102,8 @@ impl<S: SyncEngineRef> HotPath<S> {
                     }
                     continue;
                 }
+                // This task holds the controls, so their sender outlives the receiver.
+                _ = paused_rx.changed() => continue,
                 event = next_event(&mut tailer) => event,
             };
             let Some(event) = event else { break };
@@ -154,8 +167,11 @@ impl<S: SyncEngineRef> HotPath<S> {
             last_id,
             position,
             lag,
+            wire_bytes,
+            content_bytes,
         } = batch;
         let read = records.len() as u64;
+        self.metrics.bytes_read(wire_bytes, content_bytes);
         // Until this batch is applied we are behind by it too: health and the cold path's
         // "far behind" check must see that while a failing store holds the batch back.
         self.status

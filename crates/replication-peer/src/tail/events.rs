@@ -34,6 +34,11 @@ pub struct TailBatch {
     pub position: TailPosition,
     /// Lag behind the peer after this batch.
     pub lag: Lag,
+    /// Bytes of the entries as read: every field name and value, content still
+    /// compressed where the writer compressed it.
+    pub wire_bytes: u64,
+    /// Content bytes of the decoded puts, after decompression.
+    pub content_bytes: u64,
 }
 
 impl TailBatch {

@@ -20,7 +20,8 @@ use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 use super::gap::{detect_gap, GapCheck};
 use super::{Shared, TailOptions};
 use replication_core::{
-    Backoff, CdcDecoder, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest, StreamInfo,
+    Backoff, CdcDecoder, CdcEvent, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest,
+    StreamInfo,
 };
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -270,12 +271,23 @@ impl Decoding {
         position: TailPosition,
         lag: Lag,
     ) -> TailBatch {
+        let mut wire_bytes = 0u64;
+        let mut content_bytes = 0u64;
         let records = entries
             .into_iter()
             .map(|entry| {
+                wire_bytes += entry
+                    .fields
+                    .iter()
+                    .map(|(name, value)| (name.len() + value.len()) as u64)
+                    .sum::<u64>();
                 let decoded = decoder.decode(entry.id, entry.fields);
-                if let Err(e) = &decoded {
-                    tracing::warn!(peer = self.peer.node_id(), entry = %entry.id, reason = %e.reason, "skipping bad CDC entry");
+                match &decoded {
+                    Ok(CdcEvent::Put(put)) => content_bytes += put.content.len() as u64,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(peer = self.peer.node_id(), entry = %entry.id, reason = %e.reason, "skipping bad CDC entry");
+                    }
                 }
                 (entry.id, decoded)
             })
@@ -285,6 +297,8 @@ impl Decoding {
             last_id: position.after,
             position,
             lag,
+            wire_bytes,
+            content_bytes,
         }
     }
 }
