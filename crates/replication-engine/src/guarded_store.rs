@@ -4,7 +4,7 @@
 use crate::circuit::{CircuitCallError, SyncEngineCircuit};
 use replication_core::merkle::Hash;
 use replication_core::{Change, LocalState, SyncEngineRef, SyncError};
-use replication_merkle::{LocalStore, RepairTarget, TreeSource};
+use replication_merkle::{LocalStore, LocalView, RepairTarget, TreeSource};
 
 /// `LocalStore` with its writes guarded by the circuit.
 pub(crate) struct GuardedStore<'a, S> {
@@ -33,14 +33,16 @@ impl<S: SyncEngineRef> TreeSource for GuardedStore<'_, S> {
     }
 }
 
+impl<S: SyncEngineRef> LocalView for GuardedStore<'_, S> {
+    async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
+        self.store.local_states(keys).await
+    }
+}
+
 impl<S: SyncEngineRef> RepairTarget for GuardedStore<'_, S> {
     /// An open circuit counts as backpressure: the cycle stops before reading the peer.
     fn accepting_writes(&self) -> bool {
         self.store.accepting_writes() && !self.circuit.is_open()
-    }
-
-    async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
-        self.store.local_states(keys).await
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<(), SyncError> {

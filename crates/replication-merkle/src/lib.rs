@@ -6,7 +6,8 @@
 //! between cycles, and feeds each [`CycleReport`] into metrics and, through
 //! [`gc_horizon`], into tombstone collection. Costs grow with the size of the difference:
 //! one batched call per side per tree level (per `batch_size` differing nodes), then one
-//! per batch of differing keys.
+//! per batch of differing keys. [`plan_repair`] walks and decides the same way but only
+//! reports, key by key, what a cycle would do (the daemon's `diff` command).
 //!
 //! Rules (docs/PROTOCOL.md):
 //! - the conflict order decides every key; an older write never replaces a newer one, and
@@ -20,6 +21,7 @@
 mod cycle;
 mod error;
 mod gc;
+mod plan;
 mod report;
 mod resolve;
 mod settings;
@@ -30,9 +32,11 @@ mod walk;
 pub use cycle::{repair_cycle, repair_cycle_with};
 pub use error::{ReadStage, RepairError, Side};
 pub use gc::gc_horizon;
+pub use plan::{plan_repair, KeyDifference, PlanScope, RepairAction, RepairPlan, Winner};
 pub use report::{Budget, CycleReport};
+pub use resolve::PeerView;
 pub use settings::{RepairSettings, DEFAULT_CONCURRENCY};
-pub use source::{LocalStore, PeerSource, RepairPeer, RepairTarget, TreeSource};
+pub use source::{LocalStore, LocalView, PeerSource, RepairPeer, RepairTarget, TreeSource};
 pub use state::RepairState;
 
 #[cfg(test)]

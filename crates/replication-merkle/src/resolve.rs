@@ -1,14 +1,17 @@
 //! Deciding differing keys: read the local stamps and the peer's items (for keys its tree
 //! lists) or tombstones (for keys only we have), and keep a change only where the peer's
-//! write wins the conflict order. Reads only; the cycle applies the changes afterwards.
+//! write wins the conflict order. Reads only; the cycle applies the changes afterwards,
+//! and the repair preview (`plan.rs`) shows the same decisions with both sides' stamps.
 
 use crate::error::{check_len, RepairError, Side};
 use crate::report::CycleReport;
-use crate::source::{RepairPeer, RepairTarget};
+use crate::source::{LocalView, RepairPeer};
 use crate::state::Candidate;
 use crate::ReadStage;
 use futures::future::{try_join, try_join_all};
-use replication_core::{content_hash_hex, incoming_wins, Change, ItemRead, LocalState, Tombstone};
+use replication_core::{
+    content_hash_hex, incoming_wins, Change, ItemRead, LocalState, Stamp, Tombstone,
+};
 
 /// What to do about one differing key.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,54 +87,96 @@ pub(crate) fn decide_local_only(
     }
 }
 
+/// What the peer holds for a differing key, as the resolution read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerView {
+    /// The peer holds an item with this stamp.
+    Item(Stamp),
+    /// The peer holds a tombstone (read for keys only we have).
+    Deleted(Tombstone),
+    /// Neither: its tree listed the key but the item was gone when read, or the key is
+    /// only ours and the peer keeps no tombstone for it.
+    Absent,
+    /// The peer's item could not be read (or did not match its key or hash).
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One differing key, decided: both sides as read, the decision, the bytes fetched.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) key: String,
+    pub(crate) local: Option<LocalState>,
+    pub(crate) peer: PeerView,
+    pub(crate) decision: Decision,
+    /// Content bytes of the peer's item, when one was fetched.
+    pub(crate) fetched_bytes: Option<u64>,
+}
+
 /// Resolves `candidates` in batches of `batch` keys, all batches at once; returns the
 /// changes to apply and counts everything in `report`.
-pub(crate) async fn resolve<L: RepairTarget, P: RepairPeer>(
+pub(crate) async fn resolve<L: LocalView, P: RepairPeer>(
     local: &L,
     peer: &P,
     candidates: Vec<Candidate>,
     batch: usize,
     report: &mut CycleReport,
 ) -> Result<Vec<Change>, RepairError> {
-    let chunks: Vec<&[Candidate]> = candidates.chunks(batch).collect();
-    let decided =
-        try_join_all(chunks.iter().map(|chunk| resolve_chunk(local, peer, chunk))).await?;
+    let resolved = resolve_all(local, peer, candidates, batch, report).await?;
     let mut changes = Vec::new();
-    for (chunk, (decisions, calls)) in chunks.iter().zip(decided) {
-        report.local_round_trips += 1;
-        report.peer_round_trips += calls;
-        report.keys_resolved += chunk.len() as u64;
-        for (decision, fetched_bytes) in decisions {
-            if let Some(bytes) = fetched_bytes {
-                report.items_fetched += 1;
-                report.bytes_fetched += bytes;
+    for Resolved { decision, .. } in resolved {
+        match decision {
+            Decision::Apply(change) => changes.push(change),
+            Decision::LocalNewer => report.items_skipped_older += 1,
+            Decision::PeerHoldsDeleted => {
+                report.items_skipped_older += 1;
+                report.deletes_pending_on_peer += 1;
             }
-            match decision {
-                Decision::Apply(change) => changes.push(change),
-                Decision::LocalNewer => report.items_skipped_older += 1,
-                Decision::PeerHoldsDeleted => {
-                    report.items_skipped_older += 1;
-                    report.deletes_pending_on_peer += 1;
-                }
-                Decision::Unreadable => report.items_unreadable += 1,
-                Decision::Vanished => report.items_vanished += 1,
-                Decision::KeepLocalOnly => report.local_only_kept += 1,
-            }
+            Decision::Unreadable => report.items_unreadable += 1,
+            Decision::Vanished => report.items_vanished += 1,
+            Decision::KeepLocalOnly => report.local_only_kept += 1,
         }
     }
     Ok(changes)
 }
 
-/// A decision plus the content bytes fetched for it (`None` when no item was fetched).
-type Decided = (Decision, Option<u64>);
+/// Reads and decides `candidates` in batches of `batch` keys, all batches at once,
+/// counting the calls, keys and fetched items in `report`. Returns them in order.
+pub(crate) async fn resolve_all<L: LocalView, P: RepairPeer>(
+    local: &L,
+    peer: &P,
+    candidates: Vec<Candidate>,
+    batch: usize,
+    report: &mut CycleReport,
+) -> Result<Vec<Resolved>, RepairError> {
+    let chunks: Vec<&[Candidate]> = candidates.chunks(batch).collect();
+    let decided =
+        try_join_all(chunks.iter().map(|chunk| resolve_chunk(local, peer, chunk))).await?;
+    let mut out = Vec::with_capacity(candidates.len());
+    for (chunk, (resolved, calls)) in chunks.iter().zip(decided) {
+        report.local_round_trips += 1;
+        report.peer_round_trips += calls;
+        report.keys_resolved += chunk.len() as u64;
+        for one in resolved {
+            if let Some(bytes) = one.fetched_bytes {
+                report.items_fetched += 1;
+                report.bytes_fetched += bytes;
+            }
+            out.push(one);
+        }
+    }
+    Ok(out)
+}
 
 /// One batch: local stamps, peer items and peer tombstones read concurrently.
-/// Returns the decisions in candidate order and the number of peer calls made.
-async fn resolve_chunk<L: RepairTarget, P: RepairPeer>(
+/// Returns the keys decided in candidate order and the number of peer calls made.
+async fn resolve_chunk<L: LocalView, P: RepairPeer>(
     local: &L,
     peer: &P,
     chunk: &[Candidate],
-) -> Result<(Vec<Decided>, u64), RepairError> {
+) -> Result<(Vec<Resolved>, u64), RepairError> {
     let node_id = peer.node_id();
     let keys: Vec<String> = chunk.iter().map(|c| c.key.clone()).collect();
     let on_peer: Vec<String> = chunk
@@ -201,21 +246,53 @@ async fn resolve_chunk<L: RepairTarget, P: RepairPeer>(
     let mut items = items.into_iter();
     let mut tombstones = tombstones.into_iter();
     let mut out = Vec::with_capacity(chunk.len());
-    for (candidate, state) in chunk.iter().zip(&states) {
-        let decided = if candidate.on_peer {
+    for (candidate, state) in chunk.iter().zip(states) {
+        let key = candidate.key.clone();
+        let resolved = if candidate.on_peer {
             let read = items.next().unwrap_or(ItemRead::Absent);
-            let bytes = match &read {
-                ItemRead::Present(item) => Some(item.content.len() as u64),
-                _ => None,
+            let (peer, fetched_bytes) = match &read {
+                ItemRead::Present(item) => (
+                    PeerView::Item(item.stamp()),
+                    Some(item.content.len() as u64),
+                ),
+                ItemRead::Absent => (PeerView::Absent, None),
+                ItemRead::Unreadable { reason } => (
+                    PeerView::Unreadable {
+                        reason: reason.clone(),
+                    },
+                    None,
+                ),
             };
-            (decide_item(&candidate.key, read, state.as_ref()), bytes)
+            let decision = decide_item(&key, read, state.as_ref());
+            // An item that did not match its key or hash is shown as what it is.
+            let peer = match (&decision, peer) {
+                (Decision::Unreadable, PeerView::Item(_)) => PeerView::Unreadable {
+                    reason: "the item does not match its key or content hash".into(),
+                },
+                (_, peer) => peer,
+            };
+            Resolved {
+                key,
+                local: state,
+                peer,
+                decision,
+                fetched_bytes,
+            }
         } else {
-            (
-                decide_local_only(&candidate.key, tombstones.next().flatten(), state.as_ref()),
-                None,
-            )
+            let tombstone = tombstones.next().flatten();
+            let peer = tombstone
+                .clone()
+                .map_or(PeerView::Absent, PeerView::Deleted);
+            let decision = decide_local_only(&key, tombstone, state.as_ref());
+            Resolved {
+                key,
+                local: state,
+                peer,
+                decision,
+                fetched_bytes: None,
+            }
         };
-        out.push(decided);
+        out.push(resolved);
     }
     Ok((out, calls))
 }

@@ -27,16 +27,21 @@ pub trait TreeSource: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Vec<(String, Hash)>>, Self::Error>> + Send;
 }
 
-/// The local side: a tree plus what conflict resolution and repair need.
-pub trait RepairTarget: TreeSource<Error = SyncError> {
-    /// False while the store wants no replicated writes (backpressure).
-    fn accepting_writes(&self) -> bool;
-
+/// The local side as a repair preview sees it: a tree plus the stamps conflict
+/// resolution needs. It has no way to write, so whatever takes only a `LocalView`
+/// ([`crate::plan_repair`]) cannot change the store.
+pub trait LocalView: TreeSource<Error = SyncError> {
     /// What the store holds for each key (item stamp or tombstone), in order.
     fn local_states(
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<Option<LocalState>>, SyncError>> + Send;
+}
+
+/// The local side of a repair: a view plus the writes.
+pub trait RepairTarget: LocalView {
+    /// False while the store wants no replicated writes (backpressure).
+    fn accepting_writes(&self) -> bool;
 
     /// Applies changes; the store itself keeps the newer stamp when a change loses.
     fn apply(&self, changes: Vec<Change>) -> impl Future<Output = Result<(), SyncError>> + Send;
@@ -76,13 +81,15 @@ impl<S: SyncEngineRef> TreeSource for LocalStore<'_, S> {
     }
 }
 
+impl<S: SyncEngineRef> LocalView for LocalStore<'_, S> {
+    async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
+        self.0.local_states(keys).await
+    }
+}
+
 impl<S: SyncEngineRef> RepairTarget for LocalStore<'_, S> {
     fn accepting_writes(&self) -> bool {
         self.0.should_accept_writes()
-    }
-
-    async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
-        self.0.local_states(keys).await
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<(), SyncError> {

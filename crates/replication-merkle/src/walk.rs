@@ -10,11 +10,12 @@
 
 use crate::error::{check_len, RepairError, Side};
 use crate::report::CycleReport;
-use crate::source::{RepairPeer, RepairTarget};
+use crate::source::{RepairPeer, TreeSource};
 use crate::state::{Candidate, NodePair};
 use crate::ReadStage;
 use futures::future::{try_join, try_join_all};
 use replication_core::merkle::{child_path, Hash, SELF_SEGMENT};
+use replication_core::SyncError;
 use std::collections::BTreeMap;
 
 /// What one step found.
@@ -25,7 +26,7 @@ pub(crate) struct Expansion {
 }
 
 /// Compares the children of `pairs`, with at most `batch` paths per call.
-pub(crate) async fn expand<L: RepairTarget, P: RepairPeer>(
+pub(crate) async fn expand<L: TreeSource<Error = SyncError>, P: RepairPeer>(
     local: &L,
     peer: &P,
     pairs: Vec<NodePair>,

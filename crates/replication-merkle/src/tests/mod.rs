@@ -1,10 +1,12 @@
 //! Acceptance tests of the repair algorithm over the testkit's in-memory store and peer:
-//! convergence (property test), cost, failures, budgets, tombstones, item-and-parent ids.
+//! convergence (property test), cost, failures, budgets, tombstones, item-and-parent ids,
+//! and the repair preview.
 
 mod budget;
 mod convergence;
 mod cost;
 mod failures;
+mod plan;
 mod tombstones;
 
 use crate::{repair_cycle, CycleReport, RepairPeer, RepairSettings, RepairState, TreeSource};
