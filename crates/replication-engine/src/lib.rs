@@ -19,6 +19,7 @@ mod hot_path;
 mod lifecycle;
 pub mod metrics;
 mod peer_manager;
+pub mod preview;
 mod reload;
 mod sampler;
 mod shared;

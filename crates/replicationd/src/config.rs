@@ -1,4 +1,5 @@
-//! The daemon's config file: the engine config of BRIEF.md plus `[node]` and `[http]`.
+//! The daemon's config file: the engine config of BRIEF.md plus `[node]`, `[http]` and
+//! `[admin]`.
 //!
 //! serde cannot combine `flatten` with `deny_unknown_fields`, so the file is split by hand:
 //! `[node]` and `[http]` are taken out, and the rest must be exactly an engine config.
@@ -18,6 +19,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) node: NodeSection,
     /// The HTTP endpoint.
     pub(crate) http: HttpSection,
+    /// Who may use the admin routes.
+    pub(crate) admin: AdminSection,
 }
 
 /// `[node]`: this node's own Redis.
@@ -44,6 +47,20 @@ pub(crate) struct HttpSection {
     /// Address to listen on. Default `127.0.0.1:9464`.
     #[serde(default = "default_listen")]
     pub(crate) listen: SocketAddr,
+}
+
+/// `[admin]`: the runtime controls (`/admin/...` on the HTTP listener).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminSection {
+    /// Accept admin requests from other hosts too. Default false: loopback clients only.
+    /// Requires a token.
+    #[serde(default)]
+    pub(crate) allow_remote: bool,
+    /// File holding the bearer token admin requests must carry (surrounding whitespace
+    /// ignored). `REPLICATIOND_ADMIN_TOKEN`, when set, takes its place. Default: none.
+    #[serde(default)]
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 impl Default for HttpSection {
@@ -108,6 +125,8 @@ struct DaemonFile {
     node: NodeSection,
     #[serde(default)]
     http: HttpSection,
+    #[serde(default)]
+    admin: AdminSection,
 }
 
 impl DaemonConfig {
@@ -151,6 +170,7 @@ impl DaemonConfig {
             engine,
             node: file.node,
             http: file.http,
+            admin: file.admin,
         })
     }
 }
@@ -226,5 +246,17 @@ sqlite_path = "/tmp/a.db"
         );
         assert!(parse_err(&GOOD.replace("127.0.0.1:9001", "not-an-address")).contains("listen"));
         assert!(parse_err("local_node_id = \"a\"").contains("node"));
+        assert!(parse_err(&format!("{GOOD}[admin]\ntoken = \"x\"\n")).contains("token"));
+    }
+
+    #[test]
+    fn admin_defaults_to_loopback_without_token() {
+        let config = DaemonConfig::parse(GOOD).unwrap_or_else(|_| panic!("good config"));
+        assert_eq!(config.admin, AdminSection::default());
+        assert!(!config.admin.allow_remote);
+        let text = format!("{GOOD}[admin]\nallow_remote = true\ntoken_file = \"/etc/t\"\n");
+        let config = DaemonConfig::parse(&text).unwrap_or_else(|_| panic!("good config"));
+        assert!(config.admin.allow_remote);
+        assert_eq!(config.admin.token_file, Some(PathBuf::from("/etc/t")));
     }
 }

@@ -1,8 +1,11 @@
-//! The HTTP endpoint: `/health` (JSON), `/ready` (200/503) and `/metrics` (Prometheus text).
+//! The HTTP endpoint: the status page (`/`, its assets, `/status.json`), `/health` (JSON),
+//! `/ready` (200/503), `/metrics` (Prometheus text) and the admin routes (`admin.rs`).
 //!
-//! Handlers read the engine's cached health only; a slow or dead peer never slows them.
+//! Handlers read the engine's cached state only; a slow or dead peer never slows them.
 
+use crate::admin::{self, AdminAccess};
 use crate::engine_cell::EngineCell;
+use crate::page;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,13 +20,66 @@ struct AppState {
     prometheus: PrometheusHandle,
 }
 
-/// The router serving the three endpoints.
-pub(crate) fn router(engine: Arc<EngineCell>, prometheus: PrometheusHandle) -> Router {
+/// The router serving every endpoint. Serve it with connection info (`SocketAddr`): the
+/// admin routes look at the client's address.
+pub(crate) fn router(
+    engine: Arc<EngineCell>,
+    prometheus: PrometheusHandle,
+    admin: AdminAccess,
+) -> Router {
     Router::new()
+        .route("/", get(index))
+        .route("/assets/status.css", get(css))
+        .route("/assets/status.js", get(js))
+        .route("/status.json", get(status_json))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(AppState { engine, prometheus })
+        .with_state(AppState {
+            engine: engine.clone(),
+            prometheus,
+        })
+        .merge(admin::routes(engine, admin))
+}
+
+async fn index(State(app): State<AppState>) -> Response {
+    let report = app.engine.report().await;
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                page::CONTENT_SECURITY_POLICY,
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page::render(&report),
+    )
+        .into_response()
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        page::CSS,
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        page::JS,
+    )
+        .into_response()
+}
+
+async fn status_json(State(app): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(app.engine.report().await),
+    )
+        .into_response()
 }
 
 async fn health(State(app): State<AppState>) -> Response {

@@ -11,14 +11,36 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber; `RUST_LOG` overrides the default `info` level.
-pub(crate) fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The level a verbosity gives: 0 warnings only, 1 progress (`info`), 2 or more `debug`.
+pub(crate) fn level(verbosity: u8) -> &'static str {
+    match verbosity {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    }
+}
+
+/// Installs the global subscriber; `RUST_LOG` overrides the level `verbosity` gives.
+pub(crate) fn init(format: LogFormat, verbosity: u8) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level(verbosity)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::level;
+
+    #[test]
+    fn quiet_by_default_louder_with_each_v() {
+        assert_eq!(level(0), "warn");
+        assert_eq!(level(1), "info");
+        assert_eq!(level(3), "debug");
     }
 }

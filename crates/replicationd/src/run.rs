@@ -1,8 +1,10 @@
 //! `replicationd run`: engine + HTTP endpoint + signals until SIGTERM/SIGINT.
 //!
 //! SIGHUP re-reads the config file and hands the engine section to the engine's watch
-//! channel; an invalid file is logged and ignored, the running config stays.
+//! channel; an invalid file is logged and ignored, the running config stays. Operator
+//! controls (a paused peer) are the engine's and survive the reload; a restart clears them.
 
+use crate::admin::AdminAccess;
 use crate::config::DaemonConfig;
 use crate::engine_cell::EngineCell;
 use crate::node::connect_store;
@@ -17,6 +19,7 @@ use tokio::sync::watch;
 /// Runs the daemon until a termination signal.
 pub(crate) async fn run(config_path: &Path) -> Result<()> {
     let config = DaemonConfig::load(config_path)?;
+    let admin = admin_access(&config)?;
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the Prometheus metrics recorder")?;
@@ -44,7 +47,8 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
     );
 
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = crate::http::router(cell.clone(), prometheus);
+    let app = crate::http::router(cell.clone(), prometheus, admin)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -75,6 +79,21 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Who may use the admin routes; refuses to start when remote access has no token.
+fn admin_access(config: &DaemonConfig) -> Result<AdminAccess> {
+    let token = crate::admin_token::resolve(&config.admin)?;
+    if config.admin.allow_remote && token.is_none() {
+        anyhow::bail!(
+            "[admin] allow_remote = true needs a token: set [admin] token_file or {}",
+            crate::admin_token::TOKEN_ENV
+        );
+    }
+    Ok(AdminAccess {
+        allow_remote: config.admin.allow_remote,
+        token,
+    })
+}
+
 fn reload(
     path: &Path,
     running: &mut DaemonConfig,
@@ -85,9 +104,9 @@ fn reload(
             tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
         }
         Ok(new) => {
-            if new.node != running.node || new.http != running.http {
+            if new.node != running.node || new.http != running.http || new.admin != running.admin {
                 tracing::warn!(
-                    "SIGHUP: [node] and [http] changes take effect only after a restart"
+                    "SIGHUP: [node], [http] and [admin] changes take effect only after a restart"
                 );
             }
             tracing::info!(peers = new.engine.peers.len(), "SIGHUP: config reloaded");
