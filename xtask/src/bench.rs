@@ -3,8 +3,8 @@
 //! Builds and runs `replication-bench` in release (it starts its own redis-servers on
 //! loopback), runs the cursor store's flush bench, and writes docs/BENCHMARKS.md from both.
 
-use crate::redis::ensure_redis_server;
 use crate::run::{cargo, output, run as run_cmd, workspace_root};
+use crate::tools::ensure_redis_server;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 

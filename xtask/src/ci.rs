@@ -1,15 +1,16 @@
 //! `test`, `ci` and `bench`: the same commands locally and in `.ci/run`.
 
-use crate::redis::ensure_redis_server;
 use crate::run::{cargo, output, run};
+use crate::tools::ensure_test_tools;
 use anyhow::{bail, Result};
 
 /// Crates `replication-core` must never depend on (it has no I/O): checked by `ci`.
 const FORBIDDEN_IN_CORE: &[&str] = &["fred", "rusqlite", "tokio", "mio", "libsqlite3-sys"];
 
-/// Runs every test of the workspace against private redis-servers.
+/// Runs every test of the workspace against private redis-servers (the status page test
+/// also needs Chromium, the alert rules test promtool).
 pub(crate) fn test(extra: &[String]) -> Result<()> {
-    ensure_redis_server()?;
+    ensure_test_tools()?;
     let mut cmd = cargo(&["test", "--workspace", "--no-fail-fast"]);
     cmd.args(extra);
     run(&mut cmd)

@@ -6,8 +6,8 @@ mod bench;
 mod chaos;
 mod ci;
 mod demo;
-mod redis;
 mod run;
+mod tools;
 
 use anyhow::{bail, Result};
 
@@ -16,7 +16,8 @@ usage: cargo xtask <command>
 
 commands:
   demo    a live three-node mesh on loopback: concurrent writes, a crash, a trim, repair
-  test    make sure redis-server is available, then run every test of the workspace
+          (--keep: leave it running, with its status pages, until Ctrl-C)
+  test    make sure redis-server, chromium and promtool are available, then run every test
   ci      cargo fmt --check, clippy -D warnings, the core dependency check, then test
   bench   release benchmarks; writes docs/BENCHMARKS.md
   soak    the mesh fault scenarios at scale: cargo xtask soak --minutes N

@@ -69,14 +69,21 @@ pub struct PeerHealth {
     pub gaps: GapCounts,
     /// Bytes read from the peer's stream since the engine started.
     pub bytes_read: BytesRead,
-    /// Last error of the connection, tailer or repair, secrets redacted.
+    /// Last error of the connection, tailer or repair, secrets redacted. It stays until
+    /// the hot path applies a batch, so see `last_error_at_ms` for its age.
     pub last_error: Option<String>,
+    /// When the hot path or repair recorded `last_error`, ms since the epoch (`None` for
+    /// an error only the connection reports).
+    pub last_error_at_ms: Option<i64>,
     /// Last successful call, ms since the epoch.
     pub last_success_ms: Option<i64>,
     /// Repair cycles that ran (or failed) since the engine started; skipped ones excluded.
     pub repairs_run: u64,
     /// Last repair cycle, if any ran.
     pub last_repair: Option<RepairHealth>,
+    /// Last repair cycle that found keys different (it may be `last_repair`, or older
+    /// when later cycles found the trees equal).
+    pub last_difference: Option<RepairHealth>,
 }
 
 /// Gaps found in one peer's stream.
@@ -255,6 +262,7 @@ mod tests {
                     content: 20,
                 },
                 last_error: None,
+                last_error_at_ms: None,
                 last_success_ms: Some(9),
                 repairs_run: 1,
                 last_repair: Some(RepairHealth::failed(
@@ -263,6 +271,7 @@ mod tests {
                     1,
                     4,
                 )),
+                last_difference: None,
             }],
         };
         let json = serde_json::to_string(&health).unwrap();

@@ -33,10 +33,12 @@ struct StatusInner {
     lag_entries: Option<u64>,
     catching_up: bool,
     last_error: Option<String>,
+    last_error_at_ms: Option<i64>,
     rejected: BTreeMap<&'static str, u64>,
     gaps: GapCounts,
     repairs_run: u64,
     last_repair: Option<RepairHealth>,
+    last_difference: Option<RepairHealth>,
     /// Start time (ms) of the latest repair cycle that completed: every delete older than
     /// this is known to the peer (tombstone collection horizon).
     synced_since_ms: Option<i64>,
@@ -72,11 +74,18 @@ impl PeerStatus {
 
     pub(crate) fn set_error(&self, error: impl ToString) {
         let error = error.to_string();
-        self.with(|s| s.last_error = Some(error));
+        let at = crate::clock::now_ms();
+        self.with(|s| {
+            s.last_error = Some(error);
+            s.last_error_at_ms = Some(at);
+        });
     }
 
     pub(crate) fn clear_error(&self) {
-        self.with(|s| s.last_error = None);
+        self.with(|s| {
+            s.last_error = None;
+            s.last_error_at_ms = None;
+        });
     }
 
     pub(crate) fn count_applied(&self, changes: u64) {
@@ -111,6 +120,9 @@ impl PeerStatus {
         self.with(|s| {
             s.repairs_run += 1;
             repair.cycle = s.repairs_run;
+            if repair.keys_different > 0 {
+                s.last_difference = Some(repair.clone());
+            }
             s.last_repair = Some(repair);
             if let Some(started) = completed_cycle_started_ms {
                 s.synced_since_ms = Some(s.synced_since_ms.map_or(started, |old| old.max(started)));
@@ -203,9 +215,11 @@ impl PeerStatus {
             last_error: inner
                 .last_error
                 .or_else(|| connection.as_ref().and_then(|c| c.last_error.clone())),
+            last_error_at_ms: inner.last_error_at_ms,
             last_success_ms: connection.and_then(|c| c.last_success_ms),
             repairs_run: inner.repairs_run,
             last_repair: inner.last_repair,
+            last_difference: inner.last_difference,
         }
     }
 }
@@ -273,6 +287,27 @@ mod tests {
         assert_eq!(health.repairs_run, 2);
         assert_eq!(health.last_repair.unwrap().cycle, 2);
         assert_eq!(status.synced_since_ms(), Some(1));
+    }
+
+    #[test]
+    fn the_last_cycle_that_found_differences_is_kept_apart() {
+        let status = PeerStatus::default();
+        let trigger = crate::health::RepairTrigger::Scheduled;
+        let found = replication_merkle::CycleReport {
+            keys_resolved: 3,
+            ..Default::default()
+        };
+        status.set_repair(RepairHealth::finished(&found, trigger, 1, 2), Some(1));
+        let equal = replication_merkle::CycleReport {
+            in_sync: true,
+            ..Default::default()
+        };
+        status.set_repair(RepairHealth::finished(&equal, trigger, 3, 4), Some(3));
+        let config = PeerConfig::new("b", "redis://127.0.0.1:1");
+        let health = status.health(&config, None, false);
+        assert_eq!(health.last_repair.map(|r| r.cycle), Some(2));
+        let difference = health.last_difference.unwrap();
+        assert_eq!((difference.cycle, difference.keys_different), (1, 3));
     }
 
     #[test]

@@ -34,17 +34,17 @@ function bytes(n) {
 function sparkline(samples) {
   const values = samples.map((s) => (s.lag_ms === null || s.lag_ms === undefined ? 0 : s.lag_ms));
   if (values.length < 2) {
-    return '<svg class="spark" viewBox="0 0 200 44" role="img" aria-label="lag history: collecting"><text x="0" y="28" font-size="12" fill="#5f6b7a">collecting samples…</text></svg>';
+    return '<figure class="spark"><figcaption data-field="lag-history">lag history: collecting samples…</figcaption></figure>';
   }
   const max = Math.max(1, ...values);
   const w = 200, h = 44, step = w / (values.length - 1);
   const points = values.map((v, i) => (i * step).toFixed(1) + "," + (h - 2 - (v / max) * (h - 4)).toFixed(1));
   const minutes = Math.max(1, Math.round((samples[samples.length - 1].at_ms - samples[0].at_ms) / 60000));
-  const label = "lag over the last " + minutes + " min, peak " + duration(Math.max(...values));
-  return '<svg class="spark" viewBox="0 0 ' + w + " " + h + '" preserveAspectRatio="none" role="img" aria-label="' + esc(label) + '">' +
+  const label = "lag, last " + minutes + " min · peak " + duration(Math.max(...values));
+  return '<figure class="spark"><svg viewBox="0 0 ' + w + " " + h + '" preserveAspectRatio="none" role="img" aria-label="' + esc(label) + '">' +
     "<title>" + esc(label) + "</title>" +
     '<polygon class="area" points="0,' + h + " " + points.join(" ") + " " + w + "," + h + '"/>' +
-    '<polyline points="' + points.join(" ") + '"/></svg>';
+    '<polyline points="' + points.join(" ") + '"/></svg><figcaption data-field="lag-history">' + esc(label) + "</figcaption></figure>";
 }
 
 function badge(text, tone) {
@@ -66,8 +66,7 @@ function gaps(peer, now) {
   return parts.join(", ") + (g.last_at_ms ? " (last " + ago(g.last_at_ms, now) + ")" : "");
 }
 
-function lastRepair(peer, now) {
-  const r = peer.last_repair;
+function repair(r, now) {
   if (!r) return "none yet";
   const when = ago(r.finished_at_ms, now) + " (" + esc(r.trigger) + ", cycle " + num(r.cycle) + ")";
   if (r.error) return when + ': <span class="error">failed: ' + esc(r.error) + "</span>";
@@ -85,8 +84,7 @@ function lastRepair(peer, now) {
 function bytesRead(peer) {
   const b = peer.bytes_read;
   if (b.wire === 0) return "nothing yet";
-  const ratio = b.content > 0 ? " (" + Math.round((100 * b.wire) / b.content) + "% of content)" : "";
-  return bytes(b.content) + " content, " + bytes(b.wire) + " over the wire" + ratio;
+  return bytes(b.content) + " content, " + bytes(b.wire) + " over the wire";
 }
 
 function peerCard(peer, samples, now) {
@@ -103,13 +101,20 @@ function peerCard(peer, samples, now) {
     ["cursor", "cursor", peer.cursor ? "<code>" + esc(peer.cursor) + "</code>" : "–"],
     ["rejected", "rejected", rejected(peer)],
     ["gaps", "gaps", gaps(peer, now)],
-    ["last repair", "last-repair", lastRepair(peer, now)],
+    ["last repair", "last-repair", repair(peer.last_repair, now)],
     ["read", "bytes-read", bytesRead(peer)],
   ];
+  const diff = peer.last_difference;
+  if (diff && (!peer.last_repair || diff.cycle !== peer.last_repair.cycle)) {
+    rows.push(["last found differences", "last-difference", repair(diff, now)]);
+  }
   if (peer.paused) {
     rows.push(["paused", "paused", "resume with <code>replicationd peer resume " + esc(peer.node_id) + "</code>"]);
   }
-  if (peer.last_error) rows.push(["last error", "last-error", '<span class="error">' + esc(peer.last_error) + "</span>"]);
+  if (peer.last_error) {
+    const when = peer.last_error_at_ms ? " (" + ago(peer.last_error_at_ms, now) + ")" : "";
+    rows.push(["last error", "last-error", '<span class="error">' + esc(peer.last_error) + "</span>" + when]);
+  }
   const list = rows.map(([label, field, html]) => "<dt>" + label + '</dt><dd data-field="' + field + '">' + html + "</dd>").join("");
   return '<section class="peer" data-peer="' + esc(peer.node_id) + '" data-state="' + esc(state) + '" data-paused="' + peer.paused + '">' +
     "<h2>" + title + "</h2>" +

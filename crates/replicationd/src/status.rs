@@ -100,7 +100,28 @@ fn render_peer(peer: &PeerHealth, now_ms: i64) -> String {
         bytes(peer.bytes_read.content),
         bytes(peer.bytes_read.wire),
     );
-    let repair = match &peer.last_repair {
+    let _ = writeln!(
+        out,
+        "{indent}last repair {}",
+        repair_line(peer.last_repair.as_ref(), now_ms)
+    );
+    if let Some(difference) = &peer.last_difference {
+        if peer.last_repair.as_ref().map(|r| r.cycle) != Some(difference.cycle) {
+            let _ = writeln!(
+                out,
+                "{indent}last found differences {}",
+                repair_line(Some(difference), now_ms)
+            );
+        }
+    }
+    if let Some(error) = &peer.last_error {
+        let _ = writeln!(out, "{indent}last error {error}");
+    }
+    out
+}
+
+fn repair_line(repair: Option<&replication_engine::RepairHealth>, now_ms: i64) -> String {
+    match repair {
         None => "none yet".to_owned(),
         Some(r) => {
             let ago = (now_ms - r.finished_at_ms).max(0) / 1000;
@@ -123,12 +144,7 @@ fn render_peer(peer: &PeerHealth, now_ms: i64) -> String {
                 r.duration_ms
             )
         }
-    };
-    let _ = writeln!(out, "{indent}last repair {repair}");
-    if let Some(error) = &peer.last_error {
-        let _ = writeln!(out, "{indent}last error {error}");
     }
-    out
 }
 
 /// The trigger's name as the JSON spells it.

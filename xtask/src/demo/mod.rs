@@ -5,12 +5,15 @@
 //! progress and per-node lag, SIGKILLs one daemon, writes on while it is down, trims a
 //! stream past its cursor so only repair can bring the missing entries, restarts it, and
 //! ends by printing the three Merkle roots: equal, or the demo exits non-zero.
+//!
+//! Each node's status page URL is printed at the start; with `--keep` the mesh stays up
+//! after the demo, for the pages and the `replicationd` commands, until Ctrl-C.
 
 mod cluster;
 mod resp;
 
-use crate::redis::ensure_redis_server;
 use crate::run::{self as process, cargo};
+use crate::tools::ensure_redis_server;
 use anyhow::{bail, Context, Result};
 use cluster::{daemon_binary, free_port, http_get, start_daemon, start_redis, wait_for, Guard};
 use resp::Reply;
@@ -116,9 +119,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             .parse()?,
         None => 60,
     };
+    let keep = args.iter().any(|a| a == "--keep");
     ensure_redis_server()?;
-    step("building replicationd");
-    process::run(&mut cargo(&["build", "--quiet", "-p", "replicationd"]))?;
+    step("building replicationd (the first build takes a few minutes)");
+    // Not quiet: cargo's progress shows what the wait is for.
+    process::run(&mut cargo(&["build", "-p", "replicationd"]))?;
     let binary = daemon_binary();
     let dir = tempdir()?;
     println!(
@@ -154,8 +159,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     })?;
     for node in &nodes {
         println!(
-            "    {:<7} redis 127.0.0.1:{}  http://127.0.0.1:{}/health",
-            node.name, node.redis_port, node.http_port
+            "    {:<7} status page http://127.0.0.1:{}/   (redis 127.0.0.1:{}, config {})",
+            node.name,
+            node.http_port,
+            node.redis_port,
+            node.config.display()
         );
     }
 
@@ -179,6 +187,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     wait_for("berlin ready", Duration::from_secs(30), || nodes[2].ready())?;
     converge(&nodes, "after crash, trim and restart")?;
 
+    if keep {
+        keep_up(&nodes, &binary);
+    }
+
     step("shutting down (SIGTERM: drain, checkpoint, exit 0)");
     for node in &mut nodes {
         if let Some(mut daemon) = node.daemon.take() {
@@ -193,6 +205,30 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     println!("\ndemo finished: three nodes, identical data.");
     Ok(())
+}
+
+/// Leaves the mesh running until Ctrl-C (which the terminal sends to the daemons and
+/// redis-servers too: they stop with us) or until stdin is closed with Enter.
+fn keep_up(nodes: &[Node], binary: &Path) {
+    step("the mesh stays up (--keep): press Ctrl-C to stop it");
+    for node in nodes {
+        println!(
+            "    {:<7} http://127.0.0.1:{}/   e.g. {} status --config {}",
+            node.name,
+            node.http_port,
+            binary.display(),
+            node.config.display()
+        );
+    }
+    println!("    or press Enter to shut it down cleanly");
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        // No terminal to read from: wait for Ctrl-C (or a kill) instead.
+        Ok(0) | Err(_) => loop {
+            std::thread::park();
+        },
+        Ok(_) => {}
+    }
 }
 
 /// Each node writes `count` times: its own keys, keys all nodes write (conflicts), deletes.
