@@ -30,7 +30,8 @@ pub(crate) async fn run(manager: Arc<PeerManager>, circuit: SyncEngineCircuit, m
 fn sample(manager: &PeerManager, circuit: &SyncEngineCircuit) {
     manager.sample_all(crate::clock::now_ms());
     circuit.publish();
-    for peer in manager.health() {
-        PeerMetrics::publish_connection(&peer);
+    // A disabled peer is idle on purpose: a "not connected" gauge would page someone.
+    for peer in manager.health().iter().filter(|p| p.enabled) {
+        PeerMetrics::publish_connection(peer);
     }
 }
