@@ -23,6 +23,7 @@ use replication_core::{
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 /// Where the store's timestamps (`updated_at`, `deleted_at`, stream ids) come from.
 #[derive(Clone)]
@@ -183,6 +184,8 @@ struct StoreState {
     clock: Clock,
     fail_all: bool,
     fail_writes: bool,
+    /// How long a write's reply takes after the write is visible (see `set_reply_latency`).
+    reply_latency: Duration,
     accepting_writes: bool,
     echo_replicated_puts: bool,
     counters: StoreCounters,
@@ -318,6 +321,7 @@ impl MemoryStore {
             clock,
             fail_all: false,
             fail_writes: false,
+            reply_latency: Duration::ZERO,
             accepting_writes: true,
             echo_replicated_puts: false,
             counters: StoreCounters::default(),
@@ -450,6 +454,21 @@ impl MemoryStore {
         self.lock().fail_writes = failing;
     }
 
+    /// Delays the reply of every replicated write by `latency` after the write is applied
+    /// and visible, as a remote store's reply is still on the wire when its data is
+    /// already readable (tokio time, so paused tests drive it).
+    pub fn set_reply_latency(&self, latency: Duration) {
+        self.lock().reply_latency = latency;
+    }
+
+    /// Waits out the reply latency, with the lock released.
+    async fn reply(&self) {
+        let latency = self.lock().reply_latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
     /// What `should_accept_writes` answers (backpressure switch).
     pub fn set_accepting_writes(&self, accepting: bool) {
         self.lock().accepting_writes = accepting;
@@ -503,10 +522,14 @@ impl SyncEngineRef for MemoryStore {
     }
 
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
-        let mut state = self.lock();
-        state.counters.submits += 1;
-        state.check(true)?;
-        state.apply(Change::Put(item)).map(|_| ())
+        {
+            let mut state = self.lock();
+            state.counters.submits += 1;
+            state.check(true)?;
+            state.apply(Change::Put(item))?;
+        }
+        self.reply().await;
+        Ok(())
     }
 
     async fn delete(&self, key: String) -> Result<bool, SyncError> {
@@ -580,16 +603,20 @@ impl SyncEngineRef for MemoryStore {
     }
 
     async fn apply_batch(&self, changes: Vec<Change>) -> Result<(), SyncError> {
-        let mut state = self.lock();
-        state.counters.applied_batches += 1;
-        state.check(true)?;
-        // Validate the whole batch first so that a rejected batch changes nothing.
-        for change in &changes {
-            validate_object_id(change.key()).map_err(|e| SyncError::permanent(e.to_string()))?;
+        {
+            let mut state = self.lock();
+            state.counters.applied_batches += 1;
+            state.check(true)?;
+            // Validate the whole batch first so that a rejected batch changes nothing.
+            for change in &changes {
+                validate_object_id(change.key())
+                    .map_err(|e| SyncError::permanent(e.to_string()))?;
+            }
+            for change in changes {
+                state.apply(change)?;
+            }
         }
-        for change in changes {
-            state.apply(change)?;
-        }
+        self.reply().await;
         Ok(())
     }
 

@@ -318,7 +318,11 @@ impl<S: SyncEngineRef> HotPath<S> {
                 Err(e) => {
                     tracing::warn!(peer = %self.peer.node_id(), error = %e, "cannot {what}; retrying");
                     self.status.set_error(format!("cannot {what}: {e}"));
-                    if !self.stop.sleep(backoff.next_delay(rand::random())).await {
+                    if !self
+                        .stop
+                        .sleep_in_flight(backoff.next_delay(rand::random()))
+                        .await
+                    {
                         return Err(Stopped);
                     }
                 }
