@@ -121,3 +121,97 @@ async fn shutdown_retries_the_in_flight_batch_within_its_budget_and_records_its_
         "its cursor was not recorded"
     );
 }
+
+/// A peer whose tombstones cannot be read for good (a permanent error): the hot path does
+/// not retry it for ever; the batch goes on, its deletes judged without tombstones.
+#[tokio::test(start_paused = true)]
+async fn a_permanent_read_error_is_not_retried_and_the_stream_goes_on() {
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    let mesh = Mesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    a.put_local("gone", "x");
+    eventually("gone arrives", || me.item("gone").is_some()).await;
+    let peer = mesh.last_peer("a").unwrap();
+    peer.set_tombstones_malformed(true);
+    a.delete_local("gone");
+    a.put_local("after", "y");
+    eventually("the stream goes on past the delete", || {
+        me.item("after").is_some()
+    })
+    .await;
+    assert_eq!(
+        peer.counters().tombstone_calls,
+        1,
+        "a permanent error was retried"
+    );
+    assert!(
+        me.item("gone").is_none(),
+        "the writer holds the key in no form: the bare delete applies"
+    );
+    assert_eq!(
+        recorded.counter(
+            names::EVENTS_REJECTED,
+            &[("peer", "a"), ("reason", "tombstones_unreadable")]
+        ),
+        1
+    );
+    engine.shutdown().await;
+}
+
+/// The store refuses for good to read the state of one key: that key is refused (counted),
+/// the others of its batch are applied and the stream goes on.
+#[tokio::test(start_paused = true)]
+async fn a_key_the_store_refuses_to_read_is_isolated_from_its_batch() {
+    use replication_core::mocks::MockSyncEngineRef;
+    use replication_engine::{Change, LocalState, SyncError};
+    use std::sync::Mutex;
+
+    let a = MemoryStore::new();
+    for key in ["x", "bad", "y"] {
+        a.put_local(key, "v");
+    }
+    let applied: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut store = MockSyncEngineRef::new();
+    store.expect_should_accept_writes().return_const(true);
+    store.expect_local_states().returning(|keys| {
+        let refused = keys.iter().any(|k| k == "bad");
+        let states = vec![Some(LocalState::Absent); keys.len()];
+        Box::pin(async move {
+            if refused {
+                Err(SyncError::permanent("reserved id"))
+            } else {
+                Ok(states)
+            }
+        })
+    });
+    let record = applied.clone();
+    store.expect_apply_batch().returning(move |changes| {
+        record
+            .lock()
+            .unwrap()
+            .extend(changes.iter().map(|c: &Change| c.key().to_owned()));
+        Box::pin(async { Ok(()) })
+    });
+    let mesh = Mesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut engine, _tx) = engine(store, cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    eventually("x and y are applied", || applied.lock().unwrap().len() == 2).await;
+    assert_eq!(*applied.lock().unwrap(), ["x", "y"]);
+    assert_eq!(
+        recorded.counter(
+            names::EVENTS_REJECTED,
+            &[("peer", "a"), ("reason", "store_refused")]
+        ),
+        1
+    );
+    engine.shutdown().await;
+}

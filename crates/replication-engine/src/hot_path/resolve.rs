@@ -75,6 +75,13 @@ pub(crate) enum Decision {
     Stale,
     /// The store cannot tell (no `local_states`): ask `is_current` before applying.
     CheckCurrent(Change),
+    /// Not applied: bad input, counted under the `reason` label.
+    Refused {
+        /// Object id.
+        key: String,
+        /// Metric label of the reason.
+        reason: &'static str,
+    },
 }
 
 /// What the writer of a `DEL` entry still knows about the key when we read the entry.
@@ -88,6 +95,10 @@ pub(crate) enum DeleteEvidence {
     /// Neither tombstone nor item (a sync-engine writer keeps no tombstones, or ours was
     /// collected): the bare-delete rule.
     Bare,
+    /// The writer's items could not be read for good (a permanent error): whether a later
+    /// write replaced the delete there cannot be told, so the delete is not applied (the
+    /// cold path compares the key later).
+    Unreadable,
 }
 
 /// The stamp of a delete without a tombstone (*bare delete*, docs/PROTOCOL.md): it
@@ -127,6 +138,12 @@ pub(crate) fn decide(
             let tombstone = match evidence {
                 DeleteEvidence::Tombstone(tombstone) => tombstone,
                 DeleteEvidence::Superseded => return Decision::Stale,
+                DeleteEvidence::Unreadable => {
+                    return Decision::Refused {
+                        key,
+                        reason: "delete_evidence_unreadable",
+                    }
+                }
                 DeleteEvidence::Bare => bare_tombstone(local, entry_id),
             };
             let stamp: Stamp = tombstone.stamp();
@@ -303,6 +320,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_delete_whose_writer_cannot_be_read_is_refused_not_guessed() {
+        let local = LocalState::Present(Stamp::put(3, 1003, "aa"));
+        assert_eq!(
+            decide(id(1), del("k"), Some(&local), DeleteEvidence::Unreadable),
+            Decision::Refused {
+                key: "k".into(),
+                reason: "delete_evidence_unreadable"
+            }
+        );
+    }
+
     /// The race the mesh test found: the writer deleted `k` (tombstone v2), then a put v3
     /// from a third node replaced that tombstone there. Reading the old DEL now must not
     /// delete our v3, although the entry's time is later than the put's.
@@ -388,6 +417,7 @@ mod tests {
                     Decision::Apply(Change::Put(item)) => { store.insert(key, LocalState::Present(item.stamp())); }
                     Decision::Apply(Change::Delete { key, tombstone }) => { store.insert(key, LocalState::Deleted(tombstone)); }
                     Decision::CheckCurrent(_) => prop_assert!(false, "local state was known"),
+                    Decision::Refused { .. } => prop_assert!(false, "every delete had evidence"),
                     Decision::Duplicate | Decision::Stale => {}
                 }
             }

@@ -6,7 +6,9 @@ use crate::metrics::{PeerMetrics, BACKPRESSURE_PAUSES};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
-use replication_core::{Backoff, Change, Cursor, ItemRead, PeerBackend, StreamId, SyncEngineRef};
+use replication_core::{
+    Backoff, Change, Cursor, ItemRead, LocalState, PeerBackend, Retriable, StreamId, SyncEngineRef,
+};
 use replication_peer::{GapKind, StreamTailer, TailBatch, TailEvent, TailStart, TailerHandle};
 use std::collections::HashMap;
 use std::future::Future;
@@ -171,11 +173,7 @@ impl<S: SyncEngineRef> HotPath<S> {
         }
 
         let delete_evidence = self.delete_evidence(collapsed.delete_keys()).await?;
-        let keys = collapsed.keys();
-        let store = self.shared.store.clone();
-        let local = self
-            .retry("read local states", || store.local_states(&keys))
-            .await?;
+        let local = self.local_states(collapsed.keys()).await?;
 
         let mut changes = Vec::with_capacity(collapsed.events.len());
         let (mut duplicates, mut stale) = (0u64, 0u64);
@@ -184,17 +182,23 @@ impl<S: SyncEngineRef> HotPath<S> {
                 .get(event.key())
                 .cloned()
                 .unwrap_or(DeleteEvidence::Bare);
-            match decide(entry_id, event, local.as_ref(), evidence) {
+            let decision = match local {
+                Ok(local) => decide(entry_id, event, local.as_ref(), evidence),
+                Err(()) => Decision::Refused {
+                    key: event.key().to_owned(),
+                    reason: "store_refused",
+                },
+            };
+            match decision {
                 Decision::Apply(change) => changes.push(change),
                 Decision::Duplicate => duplicates += 1,
                 Decision::Stale => stale += 1,
-                Decision::CheckCurrent(change) => {
-                    if self.is_current(&change).await? {
-                        duplicates += 1;
-                    } else {
-                        changes.push(change);
-                    }
-                }
+                Decision::CheckCurrent(change) => match self.is_current(&change).await? {
+                    Ok(true) => duplicates += 1,
+                    Ok(false) => changes.push(change),
+                    Err(()) => self.refuse(entry_id, change.key(), "store_refused"),
+                },
+                Decision::Refused { key, reason } => self.refuse(entry_id, &key, reason),
             }
         }
         self.metrics.deduped.increment(duplicates);
@@ -242,9 +246,22 @@ impl<S: SyncEngineRef> HotPath<S> {
             return Ok(evidence);
         }
         let peer = self.peer.clone();
-        let tombstones = self
+        let tombstones = match self
             .retry("read the peer's tombstones", || peer.read_tombstones(&keys))
-            .await?;
+            .await?
+        {
+            Ok(tombstones) => tombstones,
+            Err(e) => {
+                // Unreadable for good: judged as if the writer kept no tombstones (counted);
+                // its items still tell a superseded delete from a standing one.
+                tracing::warn!(peer = %self.peer.node_id(), error = %e, keys = keys.len(),
+                    "the peer's tombstones are unreadable; judging its deletes without them");
+                for _ in &keys {
+                    self.metrics.rejected("tombstones_unreadable");
+                }
+                vec![None; keys.len()]
+            }
+        };
         let mut without = Vec::new();
         for (key, tombstone) in keys.into_iter().zip(tombstones) {
             match tombstone {
@@ -255,9 +272,20 @@ impl<S: SyncEngineRef> HotPath<S> {
             }
         }
         if !without.is_empty() {
-            let items = self
+            let items = match self
                 .retry("read the peer's items", || peer.read_items(&without))
-                .await?;
+                .await?
+            {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer.node_id(), error = %e, keys = without.len(),
+                        "the peer's items are unreadable; its deletes without tombstones are not applied");
+                    for key in without {
+                        evidence.insert(key, DeleteEvidence::Unreadable);
+                    }
+                    return Ok(evidence);
+                }
+            };
             for (key, item) in without.into_iter().zip(items) {
                 // A key the writer holds again was re-written after the delete there: the
                 // delete is superseded. Only a key it holds in no form gets the bare rule.
@@ -273,15 +301,53 @@ impl<S: SyncEngineRef> HotPath<S> {
         Ok(evidence)
     }
 
-    async fn is_current(&mut self, change: &Change) -> Result<bool, Stopped> {
+    /// The local state of every key, in order; `Err(())` for a key the store refuses to
+    /// read for good. A permanent refusal of the whole batch is narrowed down key by key,
+    /// so one bad key cannot hold back the others.
+    async fn local_states(
+        &mut self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Result<Option<LocalState>, ()>>, Stopped> {
+        let store = self.shared.store.clone();
+        if let Ok(states) = self
+            .retry("read local states", || store.local_states(&keys))
+            .await?
+        {
+            return Ok(states.into_iter().map(Ok).collect());
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let single = [key];
+            let state = self
+                .retry("read a local state", || store.local_states(&single))
+                .await?;
+            out.push(
+                state
+                    .map(|mut states| states.pop().flatten())
+                    .map_err(|_| ()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Whether the store holds exactly this put; `Err(())` when it refuses to say for good.
+    async fn is_current(&mut self, change: &Change) -> Result<Result<bool, ()>, Stopped> {
         let Change::Put(item) = change else {
-            return Ok(false);
+            return Ok(Ok(false));
         };
         let store = self.shared.store.clone();
-        self.retry("ask the local store for the current hash", || {
-            store.is_current(&item.key, &item.content_hash)
-        })
-        .await
+        let current = self
+            .retry("ask the local store for the current hash", || {
+                store.is_current(&item.key, &item.content_hash)
+            })
+            .await?;
+        Ok(current.map_err(|_| ()))
+    }
+
+    /// Counts and logs an event that is not applied as bad input.
+    fn refuse(&self, entry_id: StreamId, key: &str, reason: &'static str) {
+        tracing::warn!(peer = %self.peer.node_id(), entry = %entry_id, key, reason, "change not applied");
+        self.metrics.rejected(reason);
     }
 
     /// Records the cursor (the store coalesces; it flushes on its own schedule and at shutdown).
@@ -299,11 +365,16 @@ impl<S: SyncEngineRef> HotPath<S> {
         }
     }
 
-    /// Retries a read the batch cannot do without, with capped backoff, until it works or
-    /// the engine stops.
-    async fn retry<T, E, F, Fut>(&mut self, what: &str, mut call: F) -> Result<T, Stopped>
+    /// Retries a read the batch cannot do without, with capped backoff, while its error is
+    /// retriable; once stopping, until the drain deadline. A permanent error is returned at
+    /// once (`Ok(Err(e))`): retrying it could only stall the stream.
+    async fn retry<T, E, F, Fut>(
+        &mut self,
+        what: &str,
+        mut call: F,
+    ) -> Result<Result<T, E>, Stopped>
     where
-        E: std::fmt::Display,
+        E: std::fmt::Display + Retriable,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -314,7 +385,12 @@ impl<S: SyncEngineRef> HotPath<S> {
         );
         loop {
             match call().await {
-                Ok(value) => return Ok(value),
+                Ok(value) => return Ok(Ok(value)),
+                Err(e) if !e.is_retriable() => {
+                    tracing::error!(peer = %self.peer.node_id(), error = %e, "cannot {what}; the error is permanent, not retried");
+                    self.status.set_error(format!("cannot {what}: {e}"));
+                    return Ok(Err(e));
+                }
                 Err(e) => {
                     tracing::warn!(peer = %self.peer.node_id(), error = %e, "cannot {what}; retrying");
                     self.status.set_error(format!("cannot {what}: {e}"));
