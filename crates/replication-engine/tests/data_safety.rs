@@ -215,3 +215,59 @@ async fn a_key_the_store_refuses_to_read_is_isolated_from_its_batch() {
     );
     engine.shutdown().await;
 }
+
+/// The final state of one stream read with `batch_size` entries per batch.
+async fn replay_with_batch_size(a: &MemoryStore, batch_size: usize) -> MemoryStore {
+    let me = MemoryStore::new();
+    let mesh = Mesh::new(&[("a", a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.hot_path.batch_size = batch_size;
+    cfg.settings.hot_path.max_batch_size = batch_size;
+    cfg.settings.cold_path.enabled = false;
+    let cursors = Arc::new(common::RecordingCursors::default());
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, cursors.clone());
+    engine.start().await.unwrap();
+    eventually("the whole stream is applied", || {
+        cursors.max_set("a") == Some(a.last_stream_id())
+    })
+    .await;
+    engine.shutdown().await;
+    me
+}
+
+/// A put, a delete whose writer kept no tombstone (a bare delete), then an echo of the
+/// old put: read one entry per batch, the delete removes the put's version and the echo
+/// is stale. Read in larger batches, the same stream must end the same way.
+#[tokio::test(start_paused = true)]
+async fn the_outcome_of_a_stream_does_not_depend_on_where_batches_split() {
+    use replication_core::CdcEvent;
+    use replication_testkit::MemoryPeer;
+
+    let a = MemoryStore::new();
+    let put = a.put_local("k", "v1");
+    a.put_local("other", "x");
+    a.delete_local("k");
+    // The writer collected its tombstone: the DEL travels bare.
+    a.purge_tombstones(i64::MAX).await.unwrap();
+    MemoryPeer::new("a", a.clone()).append_event(&CdcEvent::Put(put));
+
+    let mut outcomes = Vec::new();
+    for batch_size in [1, 2, 3, 4] {
+        let me = replay_with_batch_size(&a, batch_size).await;
+        outcomes.push((
+            batch_size,
+            me.item("k").map(|i| i.version),
+            me.tombstone("k"),
+        ));
+    }
+    let sequential = outcomes[0].clone();
+    assert_eq!(sequential.1, None, "read one by one, the delete wins");
+    for outcome in &outcomes {
+        assert_eq!(
+            (outcome.1, &outcome.2),
+            (sequential.1, &sequential.2),
+            "batch size {} ended differently: {outcomes:?}",
+            outcome.0
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The per-peer hot-path loop.
 
 use super::apply::{apply_changes, Stopped};
-use super::resolve::{collapse, decide, Decision, DeleteEvidence};
+use super::resolve::{collapse, decide_key, Decision, DeleteEvidence, KeyEvents};
 use crate::metrics::{PeerMetrics, BACKPRESSURE_PAUSES};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
@@ -175,30 +175,36 @@ impl<S: SyncEngineRef> HotPath<S> {
         let delete_evidence = self.delete_evidence(collapsed.delete_keys()).await?;
         let local = self.local_states(collapsed.keys()).await?;
 
-        let mut changes = Vec::with_capacity(collapsed.events.len());
+        let mut changes = Vec::with_capacity(collapsed.keys.len());
         let (mut duplicates, mut stale) = (0u64, 0u64);
-        for ((entry_id, event), local) in collapsed.events.into_iter().zip(local) {
+        for (KeyEvents { key, events }, local) in collapsed.keys.into_iter().zip(local) {
+            let Ok(local) = local else {
+                for (entry_id, _) in &events {
+                    self.refuse(*entry_id, &key, "store_refused");
+                }
+                continue;
+            };
             let evidence = delete_evidence
-                .get(event.key())
+                .get(&key)
                 .cloned()
                 .unwrap_or(DeleteEvidence::Bare);
-            let decision = match local {
-                Ok(local) => decide(entry_id, event, local.as_ref(), evidence),
-                Err(()) => Decision::Refused {
-                    key: event.key().to_owned(),
-                    reason: "store_refused",
-                },
-            };
-            match decision {
-                Decision::Apply(change) => changes.push(change),
-                Decision::Duplicate => duplicates += 1,
-                Decision::Stale => stale += 1,
-                Decision::CheckCurrent(change) => match self.is_current(&change).await? {
+            let last_id = events.last().map_or(StreamId::ZERO, |(id, _)| *id);
+            let outcome = decide_key(events, local, &evidence);
+            for (entry_id, reason) in outcome.refused {
+                self.refuse(entry_id, &key, reason);
+            }
+            match outcome.decision {
+                None => {}
+                Some(Decision::Apply(change)) => changes.push(change),
+                Some(Decision::Duplicate) => duplicates += 1,
+                Some(Decision::Stale) => stale += 1,
+                Some(Decision::CheckCurrent(change)) => match self.is_current(&change).await? {
                     Ok(true) => duplicates += 1,
                     Ok(false) => changes.push(change),
-                    Err(()) => self.refuse(entry_id, change.key(), "store_refused"),
+                    Err(()) => self.refuse(last_id, &key, "store_refused"),
                 },
-                Decision::Refused { key, reason } => self.refuse(entry_id, &key, reason),
+                // `decide_key` lists refused events apart; it never decides a key this way.
+                Some(Decision::Refused { reason, .. }) => self.refuse(last_id, &key, reason),
             }
         }
         self.metrics.deduped.increment(duplicates);
