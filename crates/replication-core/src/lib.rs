@@ -11,6 +11,7 @@ mod backoff;
 pub mod cdc;
 pub mod config;
 mod cursor;
+mod held;
 mod item;
 mod item_json;
 pub mod merkle;
@@ -31,6 +32,9 @@ pub use config::{
     PeerTlsConfig, ReplicationEngineConfig, Settings, SyncEngineSettings, TombstoneSettings,
 };
 pub use cursor::{Cursor, CursorError, CursorStore};
+pub use held::{
+    find_leaf_version, Derived, HeldState, Verdict, LOW_VERSIONS_SEARCHED, VERSION_SEARCH_RADIUS,
+};
 pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, SyncItem};
 pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use peer::{

@@ -188,6 +188,8 @@ struct StoreState {
     reply_latency: Duration,
     accepting_writes: bool,
     echo_replicated_puts: bool,
+    /// Stores replicated writes as they come and keeps no tombstones (sync-engine's way).
+    like_sync_engine: bool,
     counters: StoreCounters,
     stream: CdcLog,
 }
@@ -222,7 +224,9 @@ impl StoreState {
 
     fn store_tombstone(&mut self, key: &str, tombstone: Tombstone) -> bool {
         self.tree.remove(key);
-        self.tombstones.insert(key.to_owned(), tombstone);
+        if !self.like_sync_engine {
+            self.tombstones.insert(key.to_owned(), tombstone);
+        }
         self.items.remove(key).is_some()
     }
 
@@ -238,7 +242,7 @@ impl StoreState {
                         item.key
                     )));
                 }
-                if !incoming_wins(&item.stamp(), Some(&local)) {
+                if !self.like_sync_engine && !incoming_wins(&item.stamp(), Some(&local)) {
                     Outcome::Dropped
                 } else {
                     if self.echo_replicated_puts {
@@ -251,7 +255,7 @@ impl StoreState {
                 }
             }
             Change::Delete { key, tombstone } => {
-                if !incoming_wins(&tombstone.stamp(), Some(&local)) {
+                if !self.like_sync_engine && !incoming_wins(&tombstone.stamp(), Some(&local)) {
                     Outcome::Dropped
                 } else {
                     Outcome::Applied {
@@ -324,6 +328,7 @@ impl MemoryStore {
             reply_latency: Duration::ZERO,
             accepting_writes: true,
             echo_replicated_puts: false,
+            like_sync_engine: false,
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
         };
@@ -364,8 +369,9 @@ impl MemoryStore {
     }
 
     /// A local delete: leaves a tombstone with version = the item's version + 1 and
-    /// `deleted_at` = now, and appends a CDC DEL. Returns the tombstone, or `None` (and
-    /// changes nothing) when the key holds no item.
+    /// `deleted_at` = now (none is kept when [`Self::set_like_sync_engine`] is on), and
+    /// appends a CDC DEL. Returns the tombstone, or `None` (and changes nothing) when the
+    /// key holds no item.
     pub fn delete_local(&self, key: &str) -> Option<Tombstone> {
         let mut state = self.lock();
         let version = state.items.get(key)?.version;
@@ -386,8 +392,9 @@ impl MemoryStore {
         Some(tombstone)
     }
 
-    /// Applies a replicated change under the conflict order, without failure injection or
-    /// counters of calls (for seeding tests). Returns whether it was stored.
+    /// Applies a replicated change as `apply_batch` would (under the conflict order unless
+    /// [`Self::set_like_sync_engine`] is on), without failure injection or counters of
+    /// calls (for seeding tests). Returns whether it was stored.
     pub fn apply_change(&self, change: Change) -> Result<bool, SyncError> {
         Ok(matches!(
             self.lock().apply(change)?,
@@ -478,6 +485,19 @@ impl MemoryStore {
     /// does (the echo the engine must tolerate). Off by default, as in our node store.
     pub fn set_echo_replicated_puts(&self, echo: bool) {
         self.lock().echo_replicated_puts = echo;
+    }
+
+    /// When on, the store behaves like sync-engine's: replicated writes (`submit`, deletes,
+    /// `apply_batch`) are stored as they come, without the conflict order, deletes (local
+    /// or replicated) leave no tombstone, and replicated puts are appended to the CDC
+    /// stream. Off by default (our node store's behaviour).
+    pub fn set_like_sync_engine(&self, like: bool) {
+        let mut state = self.lock();
+        state.like_sync_engine = like;
+        state.echo_replicated_puts = like;
+        if like {
+            state.tombstones.clear();
+        }
     }
 
     /// Counters since creation or the last reset.

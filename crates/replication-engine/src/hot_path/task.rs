@@ -7,7 +7,8 @@ use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
 use replication_core::{
-    Backoff, Change, Cursor, ItemRead, LocalState, PeerBackend, Retriable, StreamId, SyncEngineRef,
+    Backoff, CdcEvent, Cursor, HeldState, ItemRead, LocalState, PeerBackend, Retriable, StreamId,
+    SyncEngineRef,
 };
 use replication_peer::{GapKind, StreamTailer, TailBatch, TailEvent, TailStart, TailerHandle};
 use std::collections::HashMap;
@@ -35,6 +36,19 @@ async fn next_event(tailer: &mut Option<TailerHandle>) -> Option<TailEvent> {
         Some(tailer) => tailer.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The version a key's local state will be compared with: the highest its events carry.
+fn version_hint(key: &KeyEvents, evidence: Option<&DeleteEvidence>) -> Option<u64> {
+    let puts = key.events.iter().filter_map(|(_, event)| match event {
+        CdcEvent::Put(item) => Some(item.version),
+        CdcEvent::Delete { .. } => None,
+    });
+    let tombstone = match evidence {
+        Some(DeleteEvidence::Tombstone(tombstone)) => Some(tombstone.version),
+        _ => None,
+    };
+    puts.chain(tombstone).max()
 }
 
 /// One peer's hot path.
@@ -173,7 +187,12 @@ impl<S: SyncEngineRef> HotPath<S> {
         }
 
         let delete_evidence = self.delete_evidence(collapsed.delete_keys()).await?;
-        let local = self.local_states(collapsed.keys()).await?;
+        let hints = collapsed
+            .keys
+            .iter()
+            .map(|k| version_hint(k, delete_evidence.get(&k.key)))
+            .collect();
+        let local = self.local_states(collapsed.keys(), hints).await?;
 
         let mut changes = Vec::with_capacity(collapsed.keys.len());
         let (mut duplicates, mut stale) = (0u64, 0u64);
@@ -188,7 +207,6 @@ impl<S: SyncEngineRef> HotPath<S> {
                 .get(&key)
                 .cloned()
                 .unwrap_or(DeleteEvidence::Bare);
-            let last_id = events.last().map_or(StreamId::ZERO, |(id, _)| *id);
             let outcome = decide_key(events, local, &evidence);
             for (entry_id, reason) in outcome.refused {
                 self.refuse(entry_id, &key, reason);
@@ -198,13 +216,8 @@ impl<S: SyncEngineRef> HotPath<S> {
                 Some(Decision::Apply(change)) => changes.push(change),
                 Some(Decision::Duplicate) => duplicates += 1,
                 Some(Decision::Stale) => stale += 1,
-                Some(Decision::CheckCurrent(change)) => match self.is_current(&change).await? {
-                    Ok(true) => duplicates += 1,
-                    Ok(false) => changes.push(change),
-                    Err(()) => self.refuse(last_id, &key, "store_refused"),
-                },
                 // `decide_key` lists refused events apart; it never decides a key this way.
-                Some(Decision::Refused { reason, .. }) => self.refuse(last_id, &key, reason),
+                Some(Decision::Refused { .. }) => {}
             }
         }
         self.metrics.deduped.increment(duplicates);
@@ -307,47 +320,67 @@ impl<S: SyncEngineRef> HotPath<S> {
         Ok(evidence)
     }
 
-    /// The local state of every key, in order; `Err(())` for a key the store refuses to
-    /// read for good. A permanent refusal of the whole batch is narrowed down key by key,
-    /// so one bad key cannot hold back the others.
+    /// What the store holds for every key, in order; `Err(())` for a key the store refuses
+    /// to describe for good. A permanent refusal of the whole batch is narrowed down key by
+    /// key, so one bad key cannot hold back the others. Keys the store cannot describe
+    /// (no `local_states`) are derived from its tree and content, the search for their
+    /// version starting at `hints` (the versions they will be compared with).
     async fn local_states(
         &mut self,
         keys: Vec<String>,
-    ) -> Result<Vec<Result<Option<LocalState>, ()>>, Stopped> {
+        hints: Vec<Option<u64>>,
+    ) -> Result<Vec<Result<HeldState, ()>>, Stopped> {
         let store = self.shared.store.clone();
-        if let Ok(states) = self
+        let states: Vec<Result<Option<LocalState>, ()>> = match self
             .retry("read local states", || store.local_states(&keys))
             .await?
         {
-            return Ok(states.into_iter().map(Ok).collect());
-        }
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let single = [key];
-            let state = self
-                .retry("read a local state", || store.local_states(&single))
-                .await?;
-            out.push(
-                state
-                    .map(|mut states| states.pop().flatten())
-                    .map_err(|_| ()),
-            );
-        }
-        Ok(out)
-    }
-
-    /// Whether the store holds exactly this put; `Err(())` when it refuses to say for good.
-    async fn is_current(&mut self, change: &Change) -> Result<Result<bool, ()>, Stopped> {
-        let Change::Put(item) = change else {
-            return Ok(Ok(false));
+            Ok(states) => states.into_iter().map(Ok).collect(),
+            Err(_) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    let single = [key.clone()];
+                    let state = self
+                        .retry("read a local state", || store.local_states(&single))
+                        .await?;
+                    out.push(state.map(|mut s| s.pop().flatten()).map_err(|_| ()));
+                }
+                out
+            }
         };
-        let store = self.shared.store.clone();
-        let current = self
-            .retry("ask the local store for the current hash", || {
-                store.is_current(&item.key, &item.content_hash)
+        let unknown: Vec<usize> = states
+            .iter()
+            .enumerate()
+            .filter(|(_, state)| matches!(state, Ok(None)))
+            .map(|(index, _)| index)
+            .collect();
+        let mut held: Vec<Result<HeldState, ()>> = states
+            .into_iter()
+            .map(|state| state.map(|s| HeldState::Known(s.unwrap_or(LocalState::Absent))))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(held);
+        }
+        let unknown_keys: Vec<String> = unknown.iter().map(|&i| keys[i].clone()).collect();
+        let unknown_hints: Vec<Option<u64>> = unknown.iter().map(|&i| hints[i]).collect();
+        let derived = self
+            .retry("read the local tree and content", || {
+                replication_merkle::derive_states(&*store, &unknown_keys, &unknown_hints)
             })
             .await?;
-        Ok(current.map_err(|_| ()))
+        match derived {
+            Ok(derived) if derived.len() == unknown.len() => {
+                for (index, derived) in unknown.into_iter().zip(derived) {
+                    held[index] = Ok(HeldState::Derived(derived));
+                }
+            }
+            _ => {
+                for index in unknown {
+                    held[index] = Err(());
+                }
+            }
+        }
+        Ok(held)
     }
 
     /// Counts and logs an event that is not applied as bad input.
