@@ -458,3 +458,46 @@ async fn a_mesh_with_a_minimal_store_converges_on_hot_and_cold_paths() {
     }
     em.shutdown().await;
 }
+
+/// With the cold path disabled, a gap in a peer's stream (entries trimmed before we read
+/// them) is still repaired once from the peer's tree; until then health says so.
+#[tokio::test(start_paused = true)]
+async fn a_gap_is_repaired_once_even_with_the_cold_path_disabled() {
+    use replication_testkit::MemoryPeer;
+
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    let mesh = Mesh::new(&[("a", &a)]);
+    let cursors = Arc::new(MemoryCursorStore::new());
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    a.put_local("early", "1");
+    let (mut first, _t1) = engine(me.clone(), cfg.clone(), &mesh, cursors.clone());
+    first.start().await.unwrap();
+    eventually("early arrives", || me.item("early").is_some()).await;
+    first.shutdown().await;
+    let restarted = Arc::new(MemoryCursorStore::new());
+    for cursor in cursors.durable_cursors() {
+        restarted.set(cursor).await.unwrap();
+    }
+
+    for i in 0..20 {
+        a.put_local(&format!("missed.{i}"), "v");
+    }
+    MemoryPeer::new("a", a.clone()).trim_to(5);
+    // The repair cannot write yet: health must show the gap as unrepaired meanwhile.
+    me.set_failing_writes(true);
+    let (mut second, _t2) = engine(me.clone(), cfg, &mesh, restarted);
+    second.start().await.unwrap();
+    eventually("health shows the unrepaired gap", || {
+        second.peer_manager().health()[0].gap_unrepaired
+    })
+    .await;
+    me.set_failing_writes(false);
+    eventually("the repair brings the trimmed items", || me.len() == 21).await;
+    eventually("and health clears", || {
+        !second.peer_manager().health()[0].gap_unrepaired
+    })
+    .await;
+    assert_eq!(me.items(), a.items());
+    second.shutdown().await;
+}

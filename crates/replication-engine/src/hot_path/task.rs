@@ -159,6 +159,8 @@ impl<S: SyncEngineRef> HotPath<S> {
                     .await;
             }
         }
+        // Repaired once even when the cold path is disabled (`ColdPath::run`).
+        self.status.mark_gap();
         self.repair_now.notify_one();
     }
 
