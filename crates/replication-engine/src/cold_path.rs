@@ -111,6 +111,9 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         .repair_counter(metrics::REPAIR_ITEMS_FETCHED)
                         .increment(report.items_fetched);
                     self.metrics
+                        .repair_counter(metrics::REPAIR_ITEMS_REFUSED)
+                        .increment(report.items_refused);
+                    self.metrics
                         .repair_counter(metrics::REPAIR_BYTES_FETCHED)
                         .increment(report.bytes_fetched);
                     self.metrics

@@ -501,3 +501,38 @@ async fn a_gap_is_repaired_once_even_with_the_cold_path_disabled() {
     assert_eq!(me.items(), a.items());
     second.shutdown().await;
 }
+
+/// One peer item the local store refuses for good: repair cycles still complete (the item
+/// is skipped and counted), so the rest is repaired and tombstones are collected again.
+#[tokio::test(start_paused = true)]
+async fn an_item_the_store_refuses_does_not_stop_repair_or_tombstone_collection() {
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    a.put_local("bad", "refused here");
+    a.put_local("good", "v");
+    me.put_local("gone", "x");
+    me.delete_local("gone");
+    me.refuse_key("bad");
+    let mesh = Mesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.hot_path.enabled = false;
+    cfg.settings.cold_path.interval = Duration::from_secs(1);
+    cfg.settings.tombstones.retention = Duration::ZERO;
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    eventually("the rest is repaired", || me.item("good").is_some()).await;
+    eventually("the tombstone is collected", || {
+        me.tombstone("gone").is_none()
+    })
+    .await;
+    assert!(recorded.counter(names::REPAIR_ITEMS_REFUSED, &[("peer", "a")]) >= 1);
+    assert_eq!(
+        recorded.counter(
+            names::REPAIR_CYCLES,
+            &[("peer", "a"), ("outcome", "failed")]
+        ),
+        0
+    );
+    engine.shutdown().await;
+}

@@ -190,6 +190,8 @@ struct StoreState {
     echo_replicated_puts: bool,
     /// Stores replicated writes as they come and keeps no tombstones (sync-engine's way).
     like_sync_engine: bool,
+    /// Keys whose replicated writes are refused with a permanent error.
+    refused: BTreeSet<String>,
     counters: StoreCounters,
     stream: CdcLog,
 }
@@ -204,6 +206,17 @@ impl StoreState {
             .get(key)
             .cloned()
             .map_or(LocalState::Absent, LocalState::Deleted)
+    }
+
+    /// Refuses for good what this store can never hold: an invalid id, a refused key.
+    fn admit(&self, key: &str) -> Result<(), SyncError> {
+        validate_object_id(key).map_err(|e| SyncError::permanent(e.to_string()))?;
+        if self.refused.contains(key) {
+            return Err(SyncError::permanent(format!(
+                "memory store: {key} is refused (injected)"
+            )));
+        }
+        Ok(())
     }
 
     /// Fails the call when a failure is injected.
@@ -232,7 +245,7 @@ impl StoreState {
 
     /// A replicated change, applied only when it beats what the store holds.
     fn apply(&mut self, change: Change) -> Result<Outcome, SyncError> {
-        validate_object_id(change.key()).map_err(|e| SyncError::permanent(e.to_string()))?;
+        self.admit(change.key())?;
         let local = self.local_state(change.key());
         let outcome = match change {
             Change::Put(item) => {
@@ -329,6 +342,7 @@ impl MemoryStore {
             accepting_writes: true,
             echo_replicated_puts: false,
             like_sync_engine: false,
+            refused: BTreeSet::new(),
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
         };
@@ -459,6 +473,12 @@ impl MemoryStore {
     /// Makes only the writing `SyncEngineRef` calls fail with a retriable error.
     pub fn set_failing_writes(&self, failing: bool) {
         self.lock().fail_writes = failing;
+    }
+
+    /// Makes every replicated write of `key` fail with a permanent error, as a store refuses
+    /// a reserved id or a payload over its cap; a batch holding it changes nothing.
+    pub fn refuse_key(&self, key: &str) {
+        self.lock().refused.insert(key.to_owned());
     }
 
     /// Delays the reply of every replicated write by `latency` after the write is applied
@@ -629,8 +649,7 @@ impl SyncEngineRef for MemoryStore {
             state.check(true)?;
             // Validate the whole batch first so that a rejected batch changes nothing.
             for change in &changes {
-                validate_object_id(change.key())
-                    .map_err(|e| SyncError::permanent(e.to_string()))?;
+                state.admit(change.key())?;
             }
             for change in changes {
                 state.apply(change)?;
