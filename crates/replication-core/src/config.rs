@@ -323,7 +323,8 @@ impl Default for HotPathSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColdPathSettings {
-    /// `false` disables periodic repair (gaps still log). Default `true`.
+    /// `false` disables periodic repair; a gap in a peer's stream is still repaired (once,
+    /// until a cycle completes). Default `true`.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Time between repair cycles per peer (staggered across peers). Default `"60s"`.

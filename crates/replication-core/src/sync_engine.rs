@@ -122,8 +122,10 @@ pub trait SyncEngineRef: Send + Sync + 'static {
 
     /// What the store knows about each key (absent, item stamp or tombstone), for conflict
     /// resolution; one entry per key, in order, in one round trip. The default knows
-    /// nothing (`None`): the engine then falls back on `is_current` to drop echoes, accepts
-    /// every other change, and leaves ordering to the store.
+    /// nothing (`None`): the engine then learns each key's version from the store's Merkle
+    /// leaf and content (the required methods; `HeldState`, docs/PROTOCOL.md "Stores with
+    /// only the required methods"), which costs more round trips and cannot see times or
+    /// tombstones.
     fn local_states(
         &self,
         keys: &[String],
