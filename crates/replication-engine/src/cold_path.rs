@@ -3,6 +3,10 @@
 //! failures, and skipped while the peer's tailer is far behind (the stream will bring
 //! what a cycle would fetch). After each cycle, tombstones every peer has seen are collected.
 //!
+//! A gap is repaired even with `cold_path.enabled = false`: entries lost from the stream
+//! reach us no other way, so cycles run (resumed, retried with backoff) until one that
+//! started after the gap completes; health shows the gap as unrepaired until then.
+//!
 //! An operator's request runs a cycle at once even when periodic repair is disabled or the
 //! tailer is behind; while the peer is paused, no cycle runs at all.
 
@@ -75,13 +79,19 @@ impl<S: SyncEngineRef> ColdPath<S> {
             interval = cold.interval;
             // Set before anything can `continue`: a past deadline would spin.
             next = Instant::now() + cold.interval;
-            let by_operator = trigger == RepairTrigger::Operator;
             if self.controls.is_paused() {
                 tracing::debug!(peer = %self.peer.node_id(), "peer paused; repair cycle skipped");
                 self.metrics.repair("skipped").increment(1);
                 continue;
             }
-            if !cold.enabled && !by_operator {
+            let gaps = self.status.gaps_seen();
+            let repairing_gap = self.status.gap_unrepaired();
+            // Cycles that go on repairing a gap are the gap's, whatever woke them.
+            let trigger = match trigger {
+                RepairTrigger::Scheduled if repairing_gap => RepairTrigger::Gap,
+                other => other,
+            };
+            if !cold.enabled && !repairing_gap && trigger != RepairTrigger::Operator {
                 continue;
             }
             let behind = self.status.lag_entries().unwrap_or(0);
@@ -117,6 +127,9 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         .repair_counter(metrics::REPAIR_ITEMS_FETCHED)
                         .increment(report.items_fetched);
                     self.metrics
+                        .repair_counter(metrics::REPAIR_ITEMS_REFUSED)
+                        .increment(report.items_refused);
+                    self.metrics
                         .repair_counter(metrics::REPAIR_BYTES_FETCHED)
                         .increment(report.bytes_fetched);
                     self.metrics
@@ -130,7 +143,9 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         RepairHealth::finished(&report, trigger, started_ms, now_ms()),
                         completed.then_some(started_ms),
                     );
-                    if !completed {
+                    if completed {
+                        self.status.gaps_repaired_up_to(gaps);
+                    } else {
                         next = Instant::now() + RESUME_AFTER_BUDGET.min(cold.interval);
                     }
                     self.collect_tombstones(&settings).await;

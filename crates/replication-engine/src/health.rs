@@ -84,6 +84,10 @@ pub struct PeerHealth {
     /// Last repair cycle that found keys different (it may be `last_repair`, or older
     /// when later cycles found the trees equal).
     pub last_difference: Option<RepairHealth>,
+    /// Entries of the peer's stream were lost to us (a gap: trimmed before we read them,
+    /// or the stream was recreated) and no repair cycle has completed since. A repair runs
+    /// at once, even with the cold path disabled, and is retried until it completes.
+    pub gap_unrepaired: bool,
 }
 
 /// Gaps found in one peer's stream.
@@ -272,6 +276,7 @@ mod tests {
                     4,
                 )),
                 last_difference: None,
+                gap_unrepaired: true,
             }],
         };
         let json = serde_json::to_string(&health).unwrap();

@@ -1,6 +1,7 @@
 //! The repair preview for a host (the daemon's `diff` command): what a repair cycle from a
 //! peer would do, key by key, computed by the same walk and decisions and never written.
 
+pub use replication_core::{Derived, HeldState};
 use replication_core::{PeerBackend, Settings, SyncEngineRef};
 use replication_merkle::{plan_repair, LocalStore, PeerSource, RepairSettings};
 pub use replication_merkle::{

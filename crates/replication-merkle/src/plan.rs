@@ -14,7 +14,7 @@ use crate::state::{Candidate, NodePair};
 use crate::walk::expand;
 use crate::ReadStage;
 use futures::future::try_join;
-use replication_core::{Change, LocalState};
+use replication_core::{Change, HeldState};
 use std::collections::VecDeque;
 
 /// Which keys a preview looks at.
@@ -42,7 +42,8 @@ pub enum Winner {
     Local,
     /// The peer's write or tombstone wins: a repair here would take it.
     Peer,
-    /// Cannot be decided: the peer's item is unreadable or was gone when read.
+    /// Cannot be decided: the peer's item is unreadable or was gone when read, or our
+    /// version cannot be found.
     Undecided,
 }
 
@@ -61,6 +62,9 @@ pub enum RepairAction {
     SkipUnreadable,
     /// Nothing: the peer's tree listed the key but the item was gone when read (a race).
     SkipVanished,
+    /// Nothing: our item cannot be ordered against the peer's write (a store without
+    /// `local_states` whose version could not be found).
+    SkipUndetermined,
 }
 
 /// One key that differs between the two trees.
@@ -68,8 +72,9 @@ pub enum RepairAction {
 pub struct KeyDifference {
     /// The object id.
     pub key: String,
-    /// What we hold (`None`: the local store cannot tell).
-    pub local: Option<LocalState>,
+    /// What we hold: as the store describes it, or as derived from its tree and content
+    /// when it cannot (a store with only the required methods).
+    pub local: HeldState,
     /// What the peer holds.
     pub peer: PeerView,
     /// Who wins in the conflict order.
@@ -177,6 +182,7 @@ fn difference(resolved: Resolved) -> KeyDifference {
         Decision::PeerHoldsDeleted => (Winner::Local, RepairAction::AwaitPeerDelete),
         Decision::Unreadable => (Winner::Undecided, RepairAction::SkipUnreadable),
         Decision::Vanished => (Winner::Undecided, RepairAction::SkipVanished),
+        Decision::LocalUndetermined => (Winner::Undecided, RepairAction::SkipUndetermined),
     };
     KeyDifference {
         key: resolved.key,

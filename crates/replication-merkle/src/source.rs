@@ -7,7 +7,8 @@
 
 use replication_core::merkle::Hash;
 use replication_core::{
-    Change, ItemRead, LocalState, PeerBackend, PeerError, SyncEngineRef, SyncError, Tombstone,
+    Change, Derived, ItemRead, LocalState, PeerBackend, PeerError, SyncEngineRef, SyncError,
+    Tombstone,
 };
 use std::future::Future;
 
@@ -31,11 +32,20 @@ pub trait TreeSource: Send + Sync {
 /// resolution needs. It has no way to write, so whatever takes only a `LocalView`
 /// ([`crate::plan_repair`]) cannot change the store.
 pub trait LocalView: TreeSource<Error = SyncError> {
-    /// What the store holds for each key (item stamp or tombstone), in order.
+    /// What the store holds for each key (item stamp or tombstone), in order; `None` for
+    /// a key the store cannot describe (it implements only the required methods).
     fn local_states(
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<Option<LocalState>>, SyncError>> + Send;
+
+    /// For keys `local_states` could not describe: what the store's tree and content tell
+    /// ([`crate::derive_states`]); `hints[i]` is the version `keys[i]` will be compared with.
+    fn derive_states(
+        &self,
+        keys: &[String],
+        hints: &[Option<u64>],
+    ) -> impl Future<Output = Result<Vec<Derived>, SyncError>> + Send;
 }
 
 /// The local side of a repair: a view plus the writes.
@@ -84,6 +94,14 @@ impl<S: SyncEngineRef> TreeSource for LocalStore<'_, S> {
 impl<S: SyncEngineRef> LocalView for LocalStore<'_, S> {
     async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
         self.0.local_states(keys).await
+    }
+
+    async fn derive_states(
+        &self,
+        keys: &[String],
+        hints: &[Option<u64>],
+    ) -> Result<Vec<Derived>, SyncError> {
+        crate::derive_states(self.0, keys, hints).await
     }
 }
 

@@ -1,5 +1,4 @@
-//! The daemon's config file: the engine config of BRIEF.md plus `[node]`, `[http]` and
-//! `[admin]`.
+//! The daemon's config file: the engine config plus `[node]`, `[http]` and `[admin]`.
 //!
 //! serde cannot combine `flatten` with `deny_unknown_fields`, so the file is split by hand:
 //! `[node]` and `[http]` are taken out, and the rest must be exactly an engine config.

@@ -9,7 +9,8 @@ use crate::config::DaemonConfig;
 use crate::node::connect_store;
 use anyhow::{bail, Context, Result};
 use replication_engine::preview::{
-    preview_repair, KeyDifference, PeerView, PlanScope, RepairAction, RepairPlan, Winner,
+    preview_repair, Derived, HeldState, KeyDifference, PeerView, PlanScope, RepairAction,
+    RepairPlan, Winner,
 };
 use replication_engine::{LocalState, PeerConnector, RedisConnector, Stamp, Tombstone};
 use serde::Serialize;
@@ -115,7 +116,7 @@ fn render(args: &DiffArgs, plan: &RepairPlan) -> String {
         .map(|d| {
             [
                 d.key.clone(),
-                local_text(d.local.as_ref()),
+                local_text(&d.local),
                 peer_text(&d.peer),
                 winner_name(d.winner).to_owned(),
                 action_text(d),
@@ -171,12 +172,17 @@ fn tombstone_text(t: &Tombstone) -> String {
     stamp_text(&t.stamp())
 }
 
-fn local_text(local: Option<&LocalState>) -> String {
+fn local_text(local: &HeldState) -> String {
     match local {
-        None => "unknown".into(),
-        Some(LocalState::Absent) => "absent".into(),
-        Some(LocalState::Present(stamp)) => stamp_text(stamp),
-        Some(LocalState::Deleted(t)) => tombstone_text(t),
+        HeldState::Known(LocalState::Absent) | HeldState::Derived(Derived::Absent) => {
+            "absent".into()
+        }
+        HeldState::Known(LocalState::Present(stamp)) => stamp_text(stamp),
+        HeldState::Known(LocalState::Deleted(t)) => tombstone_text(t),
+        // A store without `local_states`: what its tree and content tell, no time.
+        HeldState::Derived(Derived::Versioned { version, .. }) => format!("put v{version}"),
+        HeldState::Derived(Derived::Unversioned { .. }) => "put (version unknown)".into(),
+        HeldState::Derived(Derived::Undetermined) => "unknown".into(),
     }
 }
 
@@ -205,6 +211,7 @@ fn action_name(action: RepairAction) -> &'static str {
         RepairAction::AwaitPeerDelete => "await_peer_delete",
         RepairAction::SkipUnreadable => "skip_unreadable",
         RepairAction::SkipVanished => "skip_vanished",
+        RepairAction::SkipUndetermined => "skip_undetermined",
     }
 }
 
@@ -221,6 +228,7 @@ fn action_text(d: &KeyDifference) -> String {
             _ => "skip: the peer's item is unreadable".into(),
         },
         RepairAction::SkipVanished => "skip: gone from the peer when read".into(),
+        RepairAction::SkipUndetermined => "skip: our version cannot be found".into(),
     }
 }
 
@@ -238,7 +246,7 @@ struct JsonPlan<'a> {
 #[derive(Debug, Serialize)]
 struct JsonDifference<'a> {
     key: &'a str,
-    local: Option<JsonStamp>,
+    local: JsonStamp,
     peer: JsonStamp,
     winner: &'static str,
     action: &'static str,
@@ -261,6 +269,13 @@ enum JsonStamp {
     Unreadable {
         reason: String,
     },
+    /// A store without `local_states`: an item found in its tree, no time known.
+    DerivedPut {
+        version: Option<u64>,
+        content_hash: String,
+    },
+    /// A store without `local_states` whose item could not be described.
+    Unknown,
 }
 
 impl JsonStamp {
@@ -279,11 +294,25 @@ impl JsonStamp {
         }
     }
 
-    fn of_local(local: &LocalState) -> Self {
+    fn of_local(local: &HeldState) -> Self {
         match local {
-            LocalState::Absent => JsonStamp::Absent,
-            LocalState::Present(stamp) => Self::of_stamp(stamp),
-            LocalState::Deleted(t) => Self::of_stamp(&t.stamp()),
+            HeldState::Known(LocalState::Absent) | HeldState::Derived(Derived::Absent) => {
+                JsonStamp::Absent
+            }
+            HeldState::Known(LocalState::Present(stamp)) => Self::of_stamp(stamp),
+            HeldState::Known(LocalState::Deleted(t)) => Self::of_stamp(&t.stamp()),
+            HeldState::Derived(Derived::Versioned {
+                version,
+                content_hash,
+            }) => JsonStamp::DerivedPut {
+                version: Some(*version),
+                content_hash: content_hash.clone(),
+            },
+            HeldState::Derived(Derived::Unversioned { content_hash }) => JsonStamp::DerivedPut {
+                version: None,
+                content_hash: content_hash.clone(),
+            },
+            HeldState::Derived(Derived::Undetermined) => JsonStamp::Unknown,
         }
     }
 
@@ -312,7 +341,7 @@ impl<'a> JsonPlan<'a> {
                 .iter()
                 .map(|d| JsonDifference {
                     key: &d.key,
-                    local: d.local.as_ref().map(JsonStamp::of_local),
+                    local: JsonStamp::of_local(&d.local),
                     peer: JsonStamp::of_peer(&d.peer),
                     winner: winner_name(d.winner),
                     action: action_name(d.action),

@@ -6,7 +6,7 @@ use crate::{
     plan_repair, repair_cycle, PeerSource, PeerView, PlanScope, RepairAction, RepairPlan,
     RepairSettings, RepairState, Winner,
 };
-use replication_core::{LocalState, Stamp, Tombstone};
+use replication_core::{HeldState, LocalState, Stamp, Tombstone};
 use replication_testkit::{MemoryPeer, MemoryStore};
 
 async fn plan(local: &MemoryStore, remote: &MemoryStore, scope: &PlanScope) -> RepairPlan {
@@ -80,7 +80,7 @@ async fn each_differing_key_shows_both_stamps_the_winner_and_the_action() {
         (Winner::Peer, RepairAction::Fetch)
     );
     assert!(matches!(&newer.peer, PeerView::Item(s) if s.version == 2));
-    assert!(matches!(&newer.local, Some(LocalState::Present(s)) if s.version == 1));
+    assert!(matches!(&newer.local, HeldState::Known(LocalState::Present(s)) if s.version == 1));
 
     let older = row(&plan, "k.local-newer");
     assert_eq!(
@@ -93,7 +93,7 @@ async fn each_differing_key_shows_both_stamps_the_winner_and_the_action() {
         (missing.winner, missing.action),
         (Winner::Peer, RepairAction::Fetch)
     );
-    assert_eq!(missing.local, Some(LocalState::Absent));
+    assert_eq!(missing.local, HeldState::Known(LocalState::Absent));
 
     let only = row(&plan, "k.only-here");
     assert_eq!(
@@ -158,8 +158,8 @@ async fn a_repair_does_what_the_preview_said() {
             RepairAction::Fetch => assert_eq!(local.item(&d.key), remote.item(&d.key)),
             RepairAction::Delete => assert!(local.item(&d.key).is_none(), "{}", d.key),
             _ => assert_eq!(
-                d.local.as_ref(),
-                Some(&local.local_state(&d.key)),
+                d.local,
+                HeldState::Known(local.local_state(&d.key)),
                 "{} is left as it was",
                 d.key
             ),
