@@ -105,6 +105,14 @@ impl Daemon {
     /// # Errors
     /// When the binary cannot be built or started.
     pub fn start(config: &Path) -> Result<Self, String> {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`Daemon::start`] with `env` added to the daemon's environment.
+    ///
+    /// # Errors
+    /// When the binary cannot be built or started.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
         let binary = binary()?;
         let log = config.with_extension("log");
         let out = std::fs::OpenOptions::new()
@@ -118,6 +126,7 @@ impl Daemon {
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -136,6 +145,11 @@ impl Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The process id (0 once killed).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// True while the process runs.

@@ -39,8 +39,8 @@ function sparkline(samples) {
   const max = Math.max(1, ...values);
   const w = 200, h = 44, step = w / (values.length - 1);
   const points = values.map((v, i) => (i * step).toFixed(1) + "," + (h - 2 - (v / max) * (h - 4)).toFixed(1));
-  const minutes = Math.max(1, Math.round((samples[samples.length - 1].at_ms - samples[0].at_ms) / 60000));
-  const label = "lag, last " + minutes + " min · peak " + duration(Math.max(...values));
+  const span = samples[samples.length - 1].at_ms - samples[0].at_ms;
+  const label = "lag, last " + duration(Math.round(span / 1000) * 1000) + " · peak " + duration(Math.max(...values));
   return '<figure class="spark"><svg viewBox="0 0 ' + w + " " + h + '" preserveAspectRatio="none" role="img" aria-label="' + esc(label) + '">' +
     "<title>" + esc(label) + "</title>" +
     '<polygon class="area" points="0,' + h + " " + points.join(" ") + " " + w + "," + h + '"/>' +
