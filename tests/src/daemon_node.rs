@@ -148,6 +148,13 @@ impl DaemonNode {
         assert!(ok, "kill -{signal} failed");
     }
 
+    /// The daemon's whole log (up to its last MiB).
+    pub fn log(&self) -> String {
+        self.daemon
+            .as_ref()
+            .map_or_else(String::new, |d| d.log_tail(1 << 20))
+    }
+
     /// The end of the daemon's log.
     pub fn log_tail(&self) -> String {
         self.daemon

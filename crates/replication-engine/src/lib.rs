@@ -39,10 +39,10 @@ pub use peer_manager::PeerManager;
 pub use sampler::SAMPLE_EVERY;
 
 pub use replication_core::{
-    cdc, config, merkle, Change, ConfigError, ContentType, Cursor, CursorError, CursorStore,
-    EngineState, LocalState, NoOpSyncEngine, PeerBackend, PeerConfig, PeerError,
-    ReplicationEngineConfig, Settings, Stamp, StreamId, SyncEngineRef, SyncError, SyncItem,
-    Tombstone,
+    cdc, config, merkle, Change, ConfigError, ConnectionState, ConnectionStatus, ContentType,
+    Cursor, CursorError, CursorStore, EngineState, LocalState, NoOpSyncEngine, PeerBackend,
+    PeerConfig, PeerError, ReplicationEngineConfig, Settings, Stamp, StreamId, SyncEngineRef,
+    SyncError, SyncItem, Tombstone,
 };
 pub use replication_cursor::{MemoryCursorStore, SqliteCursorStore};
 pub use replication_peer::{CircuitState, RedisPeer};

@@ -135,15 +135,10 @@ impl<S: SyncEngineRef> Lifecycle<S> {
 
     /// Restarts a peer with new settings (URL, prefix, TLS, enabled).
     pub(crate) async fn restart_peer(&self, config: PeerConfig, drain: Duration) {
-        if let Some(mut slot) = self.manager.remove(&config.node_id) {
-            if let Some(running) = slot.running.take() {
-                stop_running(&config.node_id, running, Instant::now() + drain).await;
-            }
-            // Status and controls (a pause) carry over to the restarted peer.
-            self.manager.insert(PeerSlot {
-                config: config.clone(),
-                ..slot
-            });
+        // The slot stays while the old tasks stop, so health keeps showing the peer and
+        // its controls keep working; status and controls (a pause) carry over.
+        if let Some(running) = self.manager.take_running(&config.node_id) {
+            stop_running(&config.node_id, running, Instant::now() + drain).await;
         }
         self.start_peer(config, Duration::ZERO).await;
     }

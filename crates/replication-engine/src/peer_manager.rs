@@ -186,6 +186,12 @@ impl PeerManager {
         self.lock().insert(slot.config.node_id.clone(), slot)
     }
 
+    /// Takes the live parts of a peer out of its slot, leaving the slot (config, status,
+    /// controls) in place.
+    pub(crate) fn take_running(&self, node_id: &str) -> Option<RunningPeer> {
+        self.lock().get_mut(node_id).and_then(|s| s.running.take())
+    }
+
     pub(crate) fn remove(&self, node_id: &str) -> Option<PeerSlot> {
         self.lock().remove(node_id)
     }

@@ -12,9 +12,12 @@ use replication_engine::preview::{
     preview_repair, Derived, HeldState, KeyDifference, PeerView, PlanScope, RepairAction,
     RepairPlan, Winner,
 };
-use replication_engine::{LocalState, PeerConnector, RedisConnector, Stamp, Tombstone};
+use replication_engine::{
+    ConnectionState, LocalState, PeerBackend, PeerConnector, RedisConnector, Stamp, Tombstone,
+};
 use serde::Serialize;
 use std::path::Path;
+use std::time::Duration;
 
 /// What the preview found, for the exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +69,17 @@ pub(crate) async fn diff(config_path: &Path, args: &DiffArgs) -> Result<DiffOutc
         prefix: args.prefix.clone(),
         limit: args.limit.max(1),
     };
-    let plan = preview_repair(&store, &*peer, &settings, &scope).await;
-    peer.close().await;
+    let plan = match wait_connected(&*peer, settings.peer.connect_timeout).await {
+        Ok(()) => preview_repair(&store, &*peer, &settings, &scope)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    // A courtesy to a connected peer (closing one still connecting would wait for it);
+    // a peer that dies meanwhile must not keep the command from exiting.
+    if peer.connection().state == ConnectionState::Connected {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, peer.close()).await;
+    }
     let plan = plan.with_context(|| {
         format!(
             "cannot compare with peer {} at {}",
@@ -88,6 +100,34 @@ pub(crate) async fn diff(config_path: &Path, args: &DiffArgs) -> Result<DiffOutc
     } else {
         DiffOutcome::Differ
     })
+}
+
+/// Longest wait for the peer's connections to close once the preview is done.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often the connection state is looked at while waiting for it.
+const CONNECT_POLL: Duration = Duration::from_millis(20);
+
+/// Waits until the peer's connection is up: a backend connects in the background and
+/// fails calls until then. Gives up after `timeout` with the connection's last error.
+async fn wait_connected(peer: &dyn PeerBackend, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let connection = peer.connection();
+        if connection.state == ConnectionState::Connected {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "not connected within {timeout:?}{}",
+                connection
+                    .last_error
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(CONNECT_POLL).await;
+    }
 }
 
 /// The human form: one header line, then a table of differing keys (nothing when equal).

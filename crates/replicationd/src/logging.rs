@@ -11,10 +11,12 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// The level a verbosity gives: 0 warnings only, 1 progress (`info`), 2 or more `debug`.
+/// The filter a verbosity gives: 0 warnings only, 1 progress (`info`), 2 or more `debug`.
+/// At 0 the Redis client's own warnings are left out too: a one-shot command closing its
+/// connections makes fred warn about the commands it dropped, which says nothing to a user.
 pub(crate) fn level(verbosity: u8) -> &'static str {
     match verbosity {
-        0 => "warn",
+        0 => "warn,fred=error",
         1 => "info",
         _ => "debug",
     }
@@ -39,7 +41,7 @@ mod tests {
 
     #[test]
     fn quiet_by_default_louder_with_each_v() {
-        assert_eq!(level(0), "warn");
+        assert_eq!(level(0), "warn,fred=error");
         assert_eq!(level(1), "info");
         assert_eq!(level(3), "debug");
     }
