@@ -274,3 +274,49 @@ fn pause_resume_and_repair_through_the_cli_with_the_admin_token() {
     b.start(&[("REPLICATIOND_ADMIN_TOKEN", TOKEN)]);
     assert!(!b.status().peer("a").paused, "a restart resumes every peer");
 }
+
+#[test]
+fn one_shot_commands_are_quiet_unless_asked() {
+    let a = DaemonNode::new("a");
+    let quiet = a.cli(&["put", "k.1", "v"]);
+    assert!(quiet.status.success());
+    assert_eq!(stderr(&quiet), "", "no logs by default");
+    assert_eq!(stdout(&quiet), "put k.1 version 1 (1 bytes)\n");
+    let verbose = a.cli(&["put", "k.1", "v2", "-v"]);
+    assert!(verbose.status.success());
+    assert!(stderr(&verbose).contains("INFO"), "{}", stderr(&verbose));
+    let get = a.cli(&["get", "k.1"]);
+    assert_eq!((stdout(&get).as_str(), stderr(&get).as_str()), ("v2\n", ""));
+}
+
+#[test]
+fn shell_completions_cover_every_command() {
+    let binary = replication_tests::daemon::binary().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(&binary)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for command in [
+            "diff",
+            "peer",
+            "pause",
+            "resume",
+            "repair",
+            "status",
+            "completions",
+        ] {
+            assert!(
+                script.contains(command),
+                "{shell} completions lack {command}"
+            );
+        }
+    }
+    let bad = std::process::Command::new(&binary)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

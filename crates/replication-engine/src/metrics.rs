@@ -95,6 +95,7 @@ pub const ALL: &[(&str, MetricKind)] = &[
     (REPAIR_CYCLES, MetricKind::Counter),
     (REPAIR_ITEMS_APPLIED, MetricKind::Counter),
     (REPAIR_ITEMS_FETCHED, MetricKind::Counter),
+    (REPAIR_ITEMS_REFUSED, MetricKind::Counter),
     (REPAIR_BYTES_FETCHED, MetricKind::Counter),
     (REPAIR_ROUND_TRIPS, MetricKind::Counter),
     (PEER_CONNECTED, MetricKind::Gauge),

@@ -197,6 +197,23 @@ fn every_dashboard_query_is_valid_promql() {
 }
 
 #[test]
+fn the_engines_list_of_metrics_holds_every_name_it_declares() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../replication-engine/src/metrics.rs");
+    let source = std::fs::read_to_string(&source).expect("the engine's metrics.rs");
+    let declared: BTreeSet<String> = source
+        .lines()
+        .filter(|line| line.starts_with("pub const ") && line.contains(": &str = \""))
+        .filter_map(|line| line.split('"').nth(1))
+        .map(str::to_owned)
+        .collect();
+    let listed: BTreeSet<String> = ALL.iter().map(|(name, _)| (*name).to_owned()).collect();
+    assert_eq!(
+        declared, listed,
+        "metrics::ALL and the declared names differ"
+    );
+}
+
+#[test]
 fn metric_names_are_found_as_whole_tokens() {
     let found = metric_names(
         "rate(replication_events_read_total[5m]) / replicationd_ready x_replication_no \
