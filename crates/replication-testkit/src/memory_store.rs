@@ -192,6 +192,9 @@ struct StoreState {
     like_sync_engine: bool,
     /// Keys whose replicated writes are refused with a permanent error.
     refused: BTreeSet<String>,
+    /// Every local write's version is above it: the highest version of a collected
+    /// tombstone (docs/PROTOCOL.md "Versions never go backwards").
+    version_floor: u64,
     counters: StoreCounters,
     stream: CdcLog,
 }
@@ -343,6 +346,7 @@ impl MemoryStore {
             echo_replicated_puts: false,
             like_sync_engine: false,
             refused: BTreeSet::new(),
+            version_floor: 0,
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
         };
@@ -363,7 +367,8 @@ impl MemoryStore {
     }
 
     /// A local write, as the node's application makes it: version = the previous item's or
-    /// tombstone's version + 1, `updated_at` = now; appends a CDC PUT. Returns the item.
+    /// tombstone's version (or the version floor, if higher) + 1, `updated_at` = now;
+    /// appends a CDC PUT. Returns the item.
     ///
     /// # Panics
     /// When `key` is not a valid object id (a test bug).
@@ -374,7 +379,8 @@ impl MemoryStore {
         let mut state = self.lock();
         let previous = state.local_state(key).stamp().map_or(0, |s| s.version);
         let now = state.clock.now();
-        let item = SyncItem::new(key, content.into(), previous + 1, now);
+        let version = previous.max(state.version_floor) + 1;
+        let item = SyncItem::new(key, content.into(), version, now);
         state.store_item(item.clone());
         state.stream.append_event(now, &CdcEvent::Put(item.clone()));
         drop(state);
@@ -388,7 +394,7 @@ impl MemoryStore {
     /// key holds no item.
     pub fn delete_local(&self, key: &str) -> Option<Tombstone> {
         let mut state = self.lock();
-        let version = state.items.get(key)?.version;
+        let version = state.items.get(key)?.version.max(state.version_floor);
         let now = state.clock.now();
         let tombstone = Tombstone {
             version: version + 1,
@@ -518,6 +524,11 @@ impl MemoryStore {
         if like {
             state.tombstones.clear();
         }
+    }
+
+    /// The version floor: the highest version of a tombstone collected so far.
+    pub fn version_floor(&self) -> u64 {
+        self.lock().version_floor
     }
 
     /// Counters since creation or the last reset.
@@ -698,9 +709,15 @@ impl SyncEngineRef for MemoryStore {
         let mut state = self.lock();
         state.check(true)?;
         let before = state.tombstones.len();
-        state
-            .tombstones
-            .retain(|_, tombstone| tombstone.deleted_at >= deleted_before_ms);
+        let mut floor = state.version_floor;
+        state.tombstones.retain(|_, tombstone| {
+            let keep = tombstone.deleted_at >= deleted_before_ms;
+            if !keep {
+                floor = floor.max(tombstone.version);
+            }
+            keep
+        });
+        state.version_floor = floor;
         Ok((before - state.tombstones.len()) as u64)
     }
 }
@@ -825,6 +842,18 @@ mod tests {
         item.content = b"abd".to_vec();
         assert!(!store.submit(item).await.unwrap_err().is_retriable());
         assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_key_written_again_after_its_tombstone_was_collected_outranks_it() {
+        let store = MemoryStore::new();
+        store.put_local("k", b"one".to_vec());
+        let tombstone = store.delete_local("k").unwrap();
+        assert_eq!(store.purge_tombstones(i64::MAX).await.unwrap(), 1);
+        assert_eq!(store.version_floor(), 2);
+        let again = store.put_local("k", b"two".to_vec());
+        assert!(again.stamp().beats(&tombstone.stamp()), "{again:?}");
+        assert_eq!(store.put_local("other", b"x".to_vec()).version, 3);
     }
 
     #[tokio::test]

@@ -184,3 +184,51 @@ async fn purge_drops_only_old_tombstones() {
         ":1500"
     );
 }
+
+/// A collected tombstone raises the store's version floor: writing the key again (or any
+/// key) takes a version above it, so the new write beats the tombstone other nodes may
+/// still keep. States read before the purge are not reused by the next write.
+#[tokio::test]
+async fn a_key_written_again_after_its_tombstone_was_collected_outranks_that_tombstone() {
+    let server = server();
+    let store = store(&server, "f:").await;
+    store.put("k", b"one".to_vec()).await.unwrap();
+    for _ in 0..4 {
+        store.put("k", b"more".to_vec()).await.unwrap();
+    }
+    assert!(store.delete_item("k").await.unwrap());
+    // Read (and kept for the next write) while the tombstone is there.
+    let before = store.local_states(&["k".into()]).await.unwrap();
+    assert!(matches!(
+        before[0],
+        Some(LocalState::Deleted(Tombstone { version: 6, .. }))
+    ));
+    assert_eq!(store.purge_tombstones(i64::MAX).await.unwrap(), 1);
+    assert_eq!(
+        server
+            .command(&["GET", "f:store:version_floor"])
+            .unwrap()
+            .trim(),
+        "6"
+    );
+    let again = store.put("k", b"again".to_vec()).await.unwrap();
+    assert_eq!(
+        again.version, 7,
+        "written again below the collected tombstone"
+    );
+    assert!(again.stamp().beats(
+        &Tombstone {
+            version: 6,
+            deleted_at: i64::MAX
+        }
+        .stamp()
+    ));
+    let other = store.put("fresh", b"x".to_vec()).await.unwrap();
+    assert_eq!(other.version, 7, "every local write is above the floor");
+    // Replicated writes keep their versions.
+    store
+        .submit(SyncItem::new("low", b"v".to_vec(), 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(store.get_item("low").await.unwrap().unwrap().version, 1);
+}
