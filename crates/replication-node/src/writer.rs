@@ -15,7 +15,7 @@ use crate::merkle_update::{recompute, required_paths, ChildSet};
 use crate::plan::{plan, Outcome, Stored, WriteOp};
 use crate::prepared::PreparedReads;
 use crate::state_read;
-use crate::stored::{decode_tombstone, encode_tombstone, reply_array, reply_bytes};
+use crate::stored::{decode_recorded_tombstone, encode_tombstone, reply_array, reply_bytes};
 use crate::tree_cache::TreeCache;
 use crate::NodeError;
 use bytes::Bytes;
@@ -198,7 +198,8 @@ impl Writer {
         sets: &mut HashMap<String, ChildSet>,
         encoder: &mut CdcEncoder,
     ) -> (Vec<Outcome>, Option<ScriptArgs>) {
-        let mut plan = plan(ops, stored, floor, now_ms(), encoder);
+        let now = now_ms();
+        let mut plan = plan(ops, stored, floor, now, encoder);
         if plan.is_empty() {
             return (plan.outcomes, None);
         }
@@ -217,7 +218,7 @@ impl Writer {
             args.zadd(self.keys.children(path), encode_member(segment, hash));
         }
         for (id, tombstone) in &plan.tombstones_set {
-            args.hset(id.clone(), encode_tombstone(tombstone));
+            args.hset(id.clone(), encode_tombstone(tombstone, now));
         }
         for id in &plan.tombstones_deleted {
             args.hdel(id.clone());
@@ -443,9 +444,10 @@ impl Writer {
         }
     }
 
-    /// Drops tombstones deleted before `deleted_before_ms` and raises the version floor
-    /// above the versions they held (see `PURGE_SOURCE`); returns how many.
-    pub(crate) async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, NodeError> {
+    /// Drops tombstones this store recorded before `recorded_before_ms` (its own clock;
+    /// values without the time count as recorded at their `deleted_at`) and raises the
+    /// version floor above the versions they held (see `PURGE_SOURCE`); returns how many.
+    pub(crate) async fn purge_tombstones(&self, recorded_before_ms: i64) -> Result<u64, NodeError> {
         let key = self.keys.tombstones();
         let script_keys = vec![key.clone(), self.keys.version_floor(), self.keys.epoch()];
         let mut cursor = String::from("0");
@@ -481,8 +483,8 @@ impl Writer {
                 let field = reply_bytes(&key, field)?.unwrap_or_default();
                 let value = reply_bytes(&key, value)?.unwrap_or_default();
                 let id = String::from_utf8_lossy(&field);
-                let tombstone = decode_tombstone(&key, &id, &value)?;
-                if tombstone.deleted_at < deleted_before_ms {
+                let (tombstone, recorded_at) = decode_recorded_tombstone(&key, &id, &value)?;
+                if recorded_at < recorded_before_ms {
                     argv.push(Value::Bytes(field));
                     argv.push(Value::Bytes(value));
                     argv.push(Value::from(tombstone.version.to_string()));

@@ -3,10 +3,12 @@
 //!
 //! It behaves like our node store (docs/PROTOCOL.md): every replicated write is checked
 //! against the conflict order (a change that does not beat the local item or tombstone is a
-//! no-op), deletes leave tombstones, an id that is both an item and a parent lists its own
-//! leaf under the empty segment, and only local writes (`put_local`, `delete_local`,
-//! `SyncEngineRef::delete`) append to the node's CDC stream. Switches inject failures and
-//! backpressure; counters let tests count calls instead of timing them.
+//! no-op), deletes leave tombstones (collected by the time the store recorded them, which
+//! raises its version floor), an id that is both an item and a parent lists its own leaf
+//! under the empty segment, and only local writes (`put_local`, `delete_local`,
+//! `SyncEngineRef::delete`) append to the node's CDC stream. Switches inject failures,
+//! refusals, reply latency, backpressure and sync-engine's behaviour; counters let tests
+//! count calls instead of timing them.
 //!
 //! Clones share one store (an `Arc` inside), so a test can keep a handle while the engine
 //! or a [`crate::MemoryPeer`] holds another.
@@ -36,6 +38,18 @@ enum Clock {
 }
 
 impl Clock {
+    /// When the store records a tombstone, for collection: the engine compares it with
+    /// the wall-clock start times of repair cycles, so a logical clock records wall time
+    /// (as a real node's store does), and an external one its own reading.
+    fn recording_time(&self) -> i64 {
+        match self {
+            Clock::Counter(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Clock::External(clock) => clock(),
+        }
+    }
+
     fn now(&mut self) -> i64 {
         match self {
             Clock::Counter(last) => {
@@ -180,6 +194,8 @@ enum Outcome {
 struct StoreState {
     items: BTreeMap<String, SyncItem>,
     tombstones: BTreeMap<String, Tombstone>,
+    /// When this store recorded each tombstone (its clock), for collection.
+    recorded: HashMap<String, i64>,
     tree: LazyTree,
     clock: Clock,
     fail_all: bool,
@@ -235,6 +251,7 @@ impl StoreState {
         let leaf = leaf_hash(&item.key, item.version, &content_hash(&item.content));
         self.tree.insert(&item.key, leaf);
         self.tombstones.remove(&item.key);
+        self.recorded.remove(&item.key);
         self.items.insert(item.key.clone(), item).is_some()
     }
 
@@ -242,6 +259,8 @@ impl StoreState {
         self.tree.remove(key);
         if !self.like_sync_engine {
             self.tombstones.insert(key.to_owned(), tombstone);
+            let now = self.clock.recording_time();
+            self.recorded.insert(key.to_owned(), now);
         }
         self.items.remove(key).is_some()
     }
@@ -337,6 +356,7 @@ impl MemoryStore {
         let state = StoreState {
             items: BTreeMap::new(),
             tombstones: BTreeMap::new(),
+            recorded: HashMap::new(),
             tree: LazyTree::default(),
             clock,
             fail_all: false,
@@ -523,6 +543,7 @@ impl MemoryStore {
         state.echo_replicated_puts = like;
         if like {
             state.tombstones.clear();
+            state.recorded.clear();
         }
     }
 
@@ -705,20 +726,26 @@ impl SyncEngineRef for MemoryStore {
             .collect())
     }
 
-    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, SyncError> {
+    async fn purge_tombstones(&self, recorded_before_ms: i64) -> Result<u64, SyncError> {
         let mut state = self.lock();
         state.check(true)?;
-        let before = state.tombstones.len();
-        let mut floor = state.version_floor;
-        state.tombstones.retain(|_, tombstone| {
-            let keep = tombstone.deleted_at >= deleted_before_ms;
+        let StoreState {
+            tombstones,
+            recorded,
+            version_floor,
+            ..
+        } = &mut *state;
+        let before = tombstones.len();
+        tombstones.retain(|key, tombstone| {
+            let at = recorded.get(key).copied().unwrap_or(tombstone.deleted_at);
+            let keep = at >= recorded_before_ms;
             if !keep {
-                floor = floor.max(tombstone.version);
+                *version_floor = (*version_floor).max(tombstone.version);
+                recorded.remove(key);
             }
             keep
         });
-        state.version_floor = floor;
-        Ok((before - state.tombstones.len()) as u64)
+        Ok((before - tombstones.len()) as u64)
     }
 }
 
@@ -857,15 +884,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn purge_drops_only_older_tombstones() {
-        let store = MemoryStore::new();
-        for (key, at) in [("a", 10), ("b", 20), ("c", 30)] {
+    async fn purge_drops_tombstones_recorded_before_the_horizon_whatever_their_stamp() {
+        let now = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let clock = now.clone();
+        let store =
+            MemoryStore::with_clock(move || clock.load(std::sync::atomic::Ordering::SeqCst));
+        // Recorded at 10, 20, 30 by our clock; the deleters' clocks said otherwise.
+        for (key, recorded, deleted_at) in [("a", 10, 300), ("b", 20, 200), ("c", 30, 100)] {
+            now.store(recorded, std::sync::atomic::Ordering::SeqCst);
             store
                 .apply_change(Change::Delete {
                     key: key.into(),
                     tombstone: Tombstone {
                         version: 1,
-                        deleted_at: at,
+                        deleted_at,
                     },
                 })
                 .unwrap();
@@ -881,7 +913,7 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .deleted_at,
-            20
+            200
         );
     }
 

@@ -151,22 +151,42 @@ async fn local_writes_outrank_what_they_replace() {
     assert_eq!(again.version, 10);
 }
 
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Collection goes by when this store recorded a tombstone, not by the deleter's clock: the
+/// 1 000 tombstones recorded first go, whatever their `deleted_at` says.
 #[tokio::test]
-async fn purge_drops_only_old_tombstones() {
+async fn purge_drops_only_tombstones_recorded_before_the_horizon() {
     let server = server();
     let store = store(&server, "p:").await;
-    let batch = (0..2500)
-        .map(|i| Change::Delete {
-            key: format!("t.{i}"),
-            tombstone: Tombstone {
-                version: 1,
-                deleted_at: i,
-            },
-        })
-        .collect();
-    store.apply_batch(batch).await.unwrap();
-    assert_eq!(store.purge_tombstones(1000).await.unwrap(), 1000);
-    assert_eq!(store.purge_tombstones(1000).await.unwrap(), 0);
+    let deletes = |range: std::ops::Range<i64>, deleted_at: i64| {
+        range
+            .map(|i| Change::Delete {
+                key: format!("t.{i}"),
+                tombstone: Tombstone {
+                    version: 1,
+                    deleted_at,
+                },
+            })
+            .collect::<Vec<_>>()
+    };
+    // Recorded first, although their deletes claim to be the newest.
+    store
+        .apply_batch(deletes(0..1000, i64::MAX - 1))
+        .await
+        .unwrap();
+    let horizon = wall_ms() + 1;
+    while wall_ms() < horizon {
+        tokio::task::yield_now().await;
+    }
+    store.apply_batch(deletes(1000..2500, 1)).await.unwrap();
+    assert_eq!(store.purge_tombstones(horizon).await.unwrap(), 1000);
+    assert_eq!(store.purge_tombstones(horizon).await.unwrap(), 0);
     let left = store
         .get_tombstones(&["t.999".into(), "t.1000".into()])
         .await
@@ -176,7 +196,7 @@ async fn purge_drops_only_old_tombstones() {
         left[1],
         Some(Tombstone {
             version: 1,
-            deleted_at: 1000
+            deleted_at: 1
         })
     );
     assert_eq!(
