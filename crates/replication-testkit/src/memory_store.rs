@@ -13,11 +13,10 @@
 //! Clones share one store (an `Arc` inside), so a test can keep a handle while the engine
 //! or a [`crate::MemoryPeer`] holds another.
 
+use crate::lazy_tree::LazyTree;
 use crate::memory_peer::CdcLog;
-use replication_core::merkle::{
-    child_path, interior_hash, leaf_hash, parent_and_segment, validate_object_id, Hash,
-    SELF_SEGMENT,
-};
+use crate::store_clock::Clock;
+use replication_core::merkle::{leaf_hash, validate_object_id, Hash};
 use replication_core::{
     content_hash, incoming_wins, CdcEvent, Change, LocalState, StreamId, SyncEngineRef, SyncError,
     SyncItem, Tombstone,
@@ -26,40 +25,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-
-/// Where the store's timestamps (`updated_at`, `deleted_at`, stream ids) come from.
-#[derive(Clone)]
-enum Clock {
-    /// A logical clock: every reading returns the previous one plus one millisecond, so
-    /// tests are deterministic and successive local writes get increasing times.
-    Counter(i64),
-    /// A caller-supplied clock (e.g. wall time, or a shared test clock).
-    External(Arc<dyn Fn() -> i64 + Send + Sync>),
-}
-
-impl Clock {
-    /// When the store records a tombstone, for collection: the engine compares it with
-    /// the wall-clock start times of repair cycles, so a logical clock records wall time
-    /// (as a real node's store does), and an external one its own reading.
-    fn recording_time(&self) -> i64 {
-        match self {
-            Clock::Counter(_) => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            Clock::External(clock) => clock(),
-        }
-    }
-
-    fn now(&mut self) -> i64 {
-        match self {
-            Clock::Counter(last) => {
-                *last += 1;
-                *last
-            }
-            Clock::External(clock) => clock(),
-        }
-    }
-}
 
 /// How many calls of each kind the store has served, for tests that count work.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,102 +49,6 @@ pub struct StoreCounters {
     pub local_state_reads: u64,
     /// Calls that failed because of an injected failure.
     pub failed_calls: u64,
-}
-
-/// A Merkle tree that hashes lazily: writes only link the id into its ancestors and mark
-/// them dirty; hashes are computed (and cached) when read.
-///
-/// `replication_core::merkle::MerkleTree` rehashes every ancestor on each insert, which
-/// costs the width of each ancestor: building 100 000 keys under 100 parents that way
-/// takes minutes in a debug build. This tree computes the same hashes (a test checks it
-/// against `MerkleTree`) with one hash per dirty node per read.
-#[derive(Clone, Debug, Default)]
-struct LazyTree {
-    /// Leaf hash of every item, by object id.
-    leaves: HashMap<String, Hash>,
-    /// Non-self child segments of every node that has any.
-    children: HashMap<String, BTreeSet<String>>,
-    /// Cached hashes of nodes with children; a missing entry means "recompute".
-    cache: HashMap<String, Hash>,
-}
-
-impl LazyTree {
-    fn insert(&mut self, id: &str, leaf: Hash) {
-        self.leaves.insert(id.to_owned(), leaf);
-        let mut path = id;
-        while !path.is_empty() {
-            let (parent, segment) = parent_and_segment(path);
-            self.cache.remove(path);
-            self.children
-                .entry(parent.to_owned())
-                .or_default()
-                .insert(segment.to_owned());
-            path = parent;
-        }
-        self.cache.remove("");
-    }
-
-    fn remove(&mut self, id: &str) -> bool {
-        if self.leaves.remove(id).is_none() {
-            return false;
-        }
-        let mut path = id;
-        while !path.is_empty() {
-            let (parent, segment) = parent_and_segment(path);
-            self.cache.remove(path);
-            let exists = self.leaves.contains_key(path) || self.children.contains_key(path);
-            if !exists {
-                if let Some(siblings) = self.children.get_mut(parent) {
-                    siblings.remove(segment);
-                    if siblings.is_empty() {
-                        self.children.remove(parent);
-                    }
-                }
-            }
-            path = parent;
-        }
-        self.cache.remove("");
-        true
-    }
-
-    fn node_hash(&mut self, path: &str) -> Option<Hash> {
-        let Some(segments) = self.children.get(path) else {
-            return self.leaves.get(path).copied();
-        };
-        if let Some(hash) = self.cache.get(path) {
-            return Some(*hash);
-        }
-        let segments: Vec<String> = segments.iter().cloned().collect();
-        let entries = self.entries(path, segments);
-        let hash = interior_hash(entries.iter().map(|(s, h)| (s.as_str(), h)));
-        self.cache.insert(path.to_owned(), hash);
-        Some(hash)
-    }
-
-    /// `(segment, hash)` of the node's children, self segment first when the node is an item.
-    fn entries(&mut self, path: &str, segments: Vec<String>) -> Vec<(String, Hash)> {
-        let mut out = Vec::with_capacity(segments.len() + 1);
-        if let Some(leaf) = self.leaves.get(path) {
-            out.push((SELF_SEGMENT.to_owned(), *leaf));
-        }
-        for segment in segments {
-            // Every linked child exists (remove unlinks empty nodes), so this never skips.
-            if let Some(hash) = self.node_hash(&child_path(path, &segment)) {
-                out.push((segment, hash));
-            }
-        }
-        out
-    }
-
-    fn children_of(&mut self, path: &str) -> Vec<(String, Hash)> {
-        match self.children.get(path) {
-            Some(segments) => {
-                let segments: Vec<String> = segments.iter().cloned().collect();
-                self.entries(path, segments)
-            }
-            None => Vec::new(),
-        }
-    }
 }
 
 /// What a replicated write did.
@@ -753,8 +622,7 @@ impl SyncEngineRef for MemoryStore {
 #[allow(clippy::unwrap_used)] // Tests panic on failure by design.
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-    use replication_core::merkle::MerkleTree;
+    use replication_core::merkle::SELF_SEGMENT;
 
     #[test]
     fn local_writes_bump_versions_across_deletes() {
@@ -934,50 +802,5 @@ mod tests {
             store.get_merkle_children("a").await.unwrap().is_empty(),
             "a is a plain leaf again"
         );
-    }
-
-    #[derive(Clone, Debug)]
-    enum Op {
-        Put(String, u8, u64),
-        Remove(String),
-    }
-
-    fn arb_key() -> impl Strategy<Value = String> {
-        // Few segments so that ids that are both item and parent are common.
-        proptest::collection::vec(prop_oneof!["a", "b", "c:d"], 1..4)
-            .prop_map(|segments| segments.join("."))
-    }
-
-    fn arb_op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            3 => (arb_key(), any::<u8>(), 1u64..5).prop_map(|(k, c, v)| Op::Put(k, c, v)),
-            1 => arb_key().prop_map(Op::Remove),
-        ]
-    }
-
-    proptest! {
-        /// The lazy tree reports exactly what the core reference tree computes.
-        #[test]
-        fn lazy_tree_matches_the_reference_tree(ops in proptest::collection::vec(arb_op(), 0..40)) {
-            let mut lazy = LazyTree::default();
-            let mut reference = MerkleTree::new();
-            for op in ops {
-                match op {
-                    Op::Put(key, content, version) => {
-                        let leaf = leaf_hash(&key, version, &content_hash(&[content]));
-                        lazy.insert(&key, leaf);
-                        reference.insert(&key, leaf);
-                    }
-                    Op::Remove(key) => {
-                        prop_assert_eq!(lazy.remove(&key), reference.remove(&key));
-                    }
-                }
-                prop_assert_eq!(lazy.node_hash(""), reference.root());
-            }
-            let paths: Vec<String> = reference.interior_paths().map(str::to_owned).collect();
-            for path in paths {
-                prop_assert_eq!(lazy.children_of(&path), reference.children(&path));
-            }
-        }
     }
 }
