@@ -1,6 +1,6 @@
 //! Engine configuration: inert serde data with documented defaults, validated once.
 //!
-//! Field names are user-facing and fixed (BRIEF.md). Unknown fields are an error naming the
+//! Field names are user-facing and fixed. Unknown fields are an error naming the
 //! field; durations are humantime strings (`"5s"`, `"2m"`). [`ReplicationEngineConfig::validate`]
 //! checks what serde cannot and names the bad field (`peers[1].redis_url`).
 

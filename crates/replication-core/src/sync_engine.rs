@@ -1,9 +1,10 @@
 //! `SyncEngineRef`: what the replication engine needs from the local store.
 //!
 //! Methods return `Send` futures so the engine can run them on a multi-threaded runtime,
-//! while implementors simply write `async fn`. Methods beyond BRIEF.md's list have default
-//! implementations, so that a minimal implementor keeps compiling; stores that can do
-//! better (batching, tombstones, conflict checks) override them.
+//! while implementors simply write `async fn`. Only seven methods are required (`submit`,
+//! `delete`, `delete_replicated`, `is_current`, `get_merkle_root`, `get_merkle_children`,
+//! `get`); every other method has a default, so that a minimal implementor keeps
+//! compiling; stores that can do better (batching, tombstones, conflict checks) override them.
 
 use crate::merkle::Hash;
 use crate::{LocalState, SyncItem, Tombstone};

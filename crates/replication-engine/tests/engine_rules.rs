@@ -1,4 +1,4 @@
-//! Issue 6 rules of the engine, over in-memory stores and peers (no Redis): builder
+//! Rules of the engine, over in-memory stores and peers (no Redis): builder
 //! backends, lifecycle, hot-path ordering and retries, echo safety, gaps, cold-path
 //! scheduling, backpressure, the store circuit, health without I/O, live reload, metrics.
 #![allow(clippy::unwrap_used)]

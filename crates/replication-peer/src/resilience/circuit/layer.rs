@@ -58,7 +58,7 @@ impl<S> Layer<S> for CircuitBreakerLayer {
     }
 }
 
-/// A service that fails fast with [`CircuitOpenError`] while its breaker is open.
+/// A service that fails fast with [`CircuitOpenError`](super::CircuitOpenError) while its breaker is open.
 ///
 /// Like tower's `LoadShed`, it reports ready while open and rejects in `call`, so a caller
 /// is never parked on `poll_ready` and an open circuit never becomes a permanent error.
