@@ -16,6 +16,8 @@
 use crate::lazy_tree::LazyTree;
 use crate::memory_peer::CdcLog;
 use crate::store_clock::Clock;
+
+mod switches;
 use replication_core::merkle::{leaf_hash, validate_object_id, Hash};
 use replication_core::{
     content_hash, incoming_wins, CdcEvent, Change, LocalState, StreamId, SyncEngineRef, SyncError,
@@ -358,62 +360,6 @@ impl MemoryStore {
     /// Children of a Merkle node (self segment first). Not counted, never fails.
     pub fn children(&self, path: &str) -> Vec<(String, Hash)> {
         self.lock().tree.children_of(path)
-    }
-
-    /// Makes every `SyncEngineRef` call fail with a retriable error (`true`) or work again.
-    pub fn set_failing(&self, failing: bool) {
-        self.lock().fail_all = failing;
-    }
-
-    /// Makes only the writing `SyncEngineRef` calls fail with a retriable error.
-    pub fn set_failing_writes(&self, failing: bool) {
-        self.lock().fail_writes = failing;
-    }
-
-    /// Makes every replicated write of `key` fail with a permanent error, as a store refuses
-    /// a reserved id or a payload over its cap; a batch holding it changes nothing.
-    pub fn refuse_key(&self, key: &str) {
-        self.lock().refused.insert(key.to_owned());
-    }
-
-    /// Delays the reply of every replicated write by `latency` after the write is applied
-    /// and visible, as a remote store's reply is still on the wire when its data is
-    /// already readable (tokio time, so paused tests drive it).
-    pub fn set_reply_latency(&self, latency: Duration) {
-        self.lock().reply_latency = latency;
-    }
-
-    /// Waits out the reply latency, with the lock released.
-    async fn reply(&self) {
-        let latency = self.lock().reply_latency;
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-    }
-
-    /// What `should_accept_writes` answers (backpressure switch).
-    pub fn set_accepting_writes(&self, accepting: bool) {
-        self.lock().accepting_writes = accepting;
-    }
-
-    /// When on, replicated puts are appended to the CDC stream like sync-engine's `submit`
-    /// does (the echo the engine must tolerate). Off by default, as in our node store.
-    pub fn set_echo_replicated_puts(&self, echo: bool) {
-        self.lock().echo_replicated_puts = echo;
-    }
-
-    /// When on, the store behaves like sync-engine's: replicated writes (`submit`, deletes,
-    /// `apply_batch`) are stored as they come, without the conflict order, deletes (local
-    /// or replicated) leave no tombstone, and replicated puts are appended to the CDC
-    /// stream. Off by default (our node store's behaviour).
-    pub fn set_like_sync_engine(&self, like: bool) {
-        let mut state = self.lock();
-        state.like_sync_engine = like;
-        state.echo_replicated_puts = like;
-        if like {
-            state.tombstones.clear();
-            state.recorded.clear();
-        }
     }
 
     /// The version floor: the highest version of a tombstone collected so far.
