@@ -1,7 +1,9 @@
 //! Data safety at the edges, over in-memory stores and peers: clean shutdown keeps the
-//! last batch's checkpoint, decisions do not depend on batch boundaries, a disabled cold
-//! path still repairs a gap, and the whole engine keeps versions straight over a store
-//! that implements only the required `SyncEngineRef` methods.
+//! last batch's checkpoint, permanent read errors are not retried, decisions do not depend
+//! on batch boundaries, a disabled cold path still repairs a gap, one refused item does not
+//! stop repair, the whole engine keeps versions straight over a store that implements only
+//! the required `SyncEngineRef` methods, and tombstones are collected only once every peer
+//! has verifiably seen them (late deletes, reloading peers, peers moved to another stream).
 #![allow(clippy::unwrap_used)]
 
 mod common;
