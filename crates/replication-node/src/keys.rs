@@ -47,6 +47,12 @@ impl KeySpace {
         self.join(&[EPOCH])
     }
 
+    /// `{prefix}store:probe`: written (as a no-op, it never exists) to learn whether the
+    /// server takes writes again (see `health`).
+    pub(crate) fn probe(&self) -> String {
+        self.join(&["store:probe"])
+    }
+
     /// `{prefix}store:staging:{n}`: where a commit stages its `n`-th item body (see
     /// `apply_script`; never visible outside the commit).
     pub(crate) fn staging(&self, n: usize) -> String {

@@ -192,10 +192,10 @@ impl NodeStore {
         let result = self.inner.writer.execute(ops, pipelined).await;
         match &result {
             Ok(_) => self.inner.health.record_success(),
-            Err(e) if e.is_connection_failure() => {
+            Err(e) if e.refuses_writes() => {
                 self.inner
                     .health
-                    .record_unreachable(self.inner.writer.client());
+                    .record_refused(self.inner.writer.client(), &self.inner.writer.probe_key());
             }
             Err(_) => {}
         }

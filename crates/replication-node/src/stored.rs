@@ -6,6 +6,7 @@ use crate::NodeError;
 use bytes::Bytes;
 use fred::types::Value;
 use replication_core::{parse_hash_hex, Tombstone};
+use replication_redis::{into_array, into_bytes};
 use serde::{Deserialize, Serialize};
 
 /// The fields of a stored item that conflicts and the tree need. The content array is
@@ -69,29 +70,12 @@ pub(crate) fn decode_tombstone(
 
 /// A bulk-string reply as bytes; `None` for nil.
 pub(crate) fn reply_bytes(redis_key: &str, value: Value) -> Result<Option<Bytes>, NodeError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Bytes(bytes) => Ok(Some(bytes)),
-        Value::String(text) => Ok(Some(text.into_inner())),
-        Value::Integer(n) => Ok(Some(Bytes::from(n.to_string()))),
-        other => Err(corrupt(
-            redis_key,
-            format!("expected a string, got {:?}", other.kind()),
-        )),
-    }
+    into_bytes(value).map_err(|e| corrupt(redis_key, e.to_string()))
 }
 
-/// An array reply (MGET, HMGET, ZRANGE) as its elements.
+/// An array reply (MGET, HMGET, ZRANGE) as its elements; nil stands for an empty one.
 pub(crate) fn reply_array(redis_key: &str, value: Value) -> Result<Vec<Value>, NodeError> {
-    match value {
-        Value::Array(values) => Ok(values),
-        // A nil array stands for an empty one.
-        Value::Null => Ok(Vec::new()),
-        other => Err(corrupt(
-            redis_key,
-            format!("expected an array, got {:?}", other.kind()),
-        )),
-    }
+    into_array(value).map_err(|e| corrupt(redis_key, e.to_string()))
 }
 
 pub(crate) fn corrupt(redis_key: &str, reason: String) -> NodeError {

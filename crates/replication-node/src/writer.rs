@@ -82,9 +82,14 @@ impl Writer {
         })
     }
 
-    /// The client the writer uses (also for pings).
+    /// The client the writer uses (also for write probes).
     pub(crate) fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The key a write probe writes to (see `health`).
+    pub(crate) fn probe_key(&self) -> String {
+        self.keys.probe()
     }
 
     /// Applies `ops` as one atomic batch, or, with `pipelined` and a large batch of
@@ -646,7 +651,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(format!("{error:?}").contains("WRONGTYPE"), "{error:?}");
-        assert!(!error.is_retriable());
+        assert!(!error.is_retriable(), "{error:?}");
         assert_eq!(all_keys(&server), "n:cdc");
     }
 }

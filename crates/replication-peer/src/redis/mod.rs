@@ -88,9 +88,9 @@ impl RedisPeer {
         let secret: Option<Arc<str>> = endpoint.password.as_deref().map(Arc::from);
         let status = StatusTracker::new(&peer, endpoint.password.clone());
         let query_client = build_client(&endpoint, settings)
-            .map_err(|e| invalid(errors::scrub(e.details(), secret.as_deref())))?;
+            .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
         let stream_client = build_client(&endpoint, settings)
-            .map_err(|e| invalid(errors::scrub(e.details(), secret.as_deref())))?;
+            .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
         status.watch(&query_client, Link::Query);
         status.watch(&stream_client, Link::Stream);
         let supervisors = vec![

@@ -6,18 +6,18 @@ use bytes::Bytes;
 use fred::types::Value;
 use replication_core::merkle::{decode_member, Hash};
 use replication_core::{parse_hash_hex, RawEntry, StreamId, StreamInfo, Tombstone};
+use replication_redis::{into_array, into_bytes};
 
 fn bytes_of(value: Value, what: &str) -> Result<Bytes, String> {
-    value
-        .into_bytes()
-        .ok_or_else(|| format!("{what}: expected a string"))
+    match into_bytes(value) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("{what}: expected a string, got nil")),
+        Err(e) => Err(format!("{what}: {e}")),
+    }
 }
 
 fn array_of(value: Value, what: &str) -> Result<Vec<Value>, String> {
-    match value {
-        Value::Array(items) => Ok(items),
-        other => Err(format!("{what}: expected an array, got {}", other.kind())),
-    }
+    into_array(value).map_err(|e| format!("{what}: {e}"))
 }
 
 fn stream_id_of(value: Value, what: &str) -> Result<StreamId, String> {
