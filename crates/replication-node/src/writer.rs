@@ -259,8 +259,7 @@ impl Writer {
         let paths = required_paths(ids.iter().map(String::as_str));
         if let Some(token) = cache.token().cloned() {
             if let Some(mut states) = self.prepared.take(&token, ids) {
-                let (known, uncached): (Vec<&str>, Vec<&str>) =
-                    paths.iter().copied().partition(|p| cache.knows(p));
+                let (known, uncached) = split_known(&paths, cache);
                 let mut replies = Vec::new();
                 if !uncached.is_empty() {
                     let pipeline = self.client.pipeline();
@@ -282,8 +281,7 @@ impl Writer {
         loop {
             let cached_token = cache.token().cloned();
             // Decided for every path before any set moves out of the cache.
-            let (known, uncached): (Vec<&str>, Vec<&str>) =
-                paths.iter().copied().partition(|p| cache.knows(p));
+            let (known, uncached) = split_known(&paths, cache);
             let pipeline = self.client.pipeline();
             state_read::queue(&pipeline, &self.keys, ids).await?;
             state_read::queue_children(&pipeline, &self.keys, &uncached).await?;
@@ -486,6 +484,19 @@ impl Writer {
             }
         }
     }
+}
+
+/// `paths` split into those the cache knows and those to read, each in order.
+fn split_known<'p>(paths: &[&'p str], cache: &TreeCache) -> (Vec<&'p str>, Vec<&'p str>) {
+    let (mut known, mut uncached) = (Vec::new(), Vec::new());
+    for (path, knows) in paths.iter().zip(cache.knows_all(paths)) {
+        if knows {
+            known.push(*path);
+        } else {
+            uncached.push(*path);
+        }
+    }
+    (known, uncached)
 }
 
 /// Batches of replicated changes at least this large are committed in parts.

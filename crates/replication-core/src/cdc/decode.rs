@@ -4,7 +4,8 @@ use super::compression::is_zstd_frame;
 use super::meta::MetaIn;
 use super::{field, CdcEvent};
 use crate::item::{content_hash, hash_to_hex, parse_hash_hex};
-use crate::{ContentType, StreamId, SyncItem};
+use crate::merkle::ObjectIdProblem;
+use crate::{ContentType, ObjectIdLimits, StreamId, SyncItem};
 use std::fmt;
 
 /// Bounds the decoder enforces on untrusted input.
@@ -12,6 +13,8 @@ use std::fmt;
 pub struct DecodeLimits {
     /// Largest decompressed content accepted; larger entries are rejected (zstd bombs).
     pub max_decompressed_bytes: usize,
+    /// Bounds on the entry's key (length and depth).
+    pub object_ids: ObjectIdLimits,
 }
 
 impl DecodeLimits {
@@ -23,6 +26,7 @@ impl Default for DecodeLimits {
     fn default() -> Self {
         Self {
             max_decompressed_bytes: Self::DEFAULT_MAX_DECOMPRESSED_BYTES,
+            object_ids: ObjectIdLimits::default(),
         }
     }
 }
@@ -38,6 +42,8 @@ pub enum RejectReason {
     NotUtf8(&'static str),
     /// The key is empty.
     EmptyKey,
+    /// The key is longer or deeper than the configured limits.
+    KeyOverLimit(ObjectIdProblem),
     /// `hash` is not 64 hex characters.
     MalformedHash,
     /// `meta` is not valid JSON of the expected shape.
@@ -65,6 +71,7 @@ impl fmt::Display for RejectReason {
             RejectReason::UnknownOp(op) => write!(f, "unknown op {op:?}"),
             RejectReason::NotUtf8(name) => write!(f, "field `{name}` is not UTF-8"),
             RejectReason::EmptyKey => f.write_str("empty key"),
+            RejectReason::KeyOverLimit(problem) => write!(f, "key: {problem}"),
             RejectReason::MalformedHash => f.write_str("field `hash` is not 64 hex characters"),
             RejectReason::InvalidMeta(why) => write!(f, "invalid meta: {why}"),
             RejectReason::Undecodable(why) => write!(f, "undecodable data: {why}"),
@@ -89,6 +96,7 @@ impl RejectReason {
             RejectReason::UnknownOp(_) => "unknown_op",
             RejectReason::NotUtf8(_) => "not_utf8",
             RejectReason::EmptyKey => "empty_key",
+            RejectReason::KeyOverLimit(problem) => problem.label(),
             RejectReason::MalformedHash => "malformed_hash",
             RejectReason::InvalidMeta(_) => "invalid_meta",
             RejectReason::Undecodable(_) => "undecodable",
@@ -173,6 +181,11 @@ impl CdcDecoder {
             .map_err(|_| reject(None, RejectReason::NotUtf8(field::KEY)))?;
         if key.is_empty() {
             return Err(reject(None, RejectReason::EmptyKey));
+        }
+        // Before anything else looks at the key: later stages (and the store) do work that
+        // grows with its length and depth.
+        if let Err(e) = self.limits.object_ids.check_bounds(key) {
+            return Err(reject(Some(&e.id), RejectReason::KeyOverLimit(e.problem)));
         }
         let op = op.as_ref();
         if op.eq_ignore_ascii_case(b"DEL") || op.eq_ignore_ascii_case(b"DELETE") {

@@ -4,6 +4,7 @@
 
 use super::errors::to_peer_error;
 use super::keys::Keys;
+use super::limits::ReadLimits;
 use super::reply;
 use super::status::{Link, StatusTracker};
 use crate::items::{parse_item_json, parse_json_document};
@@ -72,6 +73,7 @@ pub(crate) struct QueryService {
     pub(crate) status: Arc<StatusTracker>,
     /// Network exchanges made (a pipeline or a transaction counts once).
     pub(crate) round_trips: Arc<AtomicU64>,
+    pub(crate) limits: ReadLimits,
 }
 
 impl tower::Service<Query> for QueryService {
@@ -181,10 +183,9 @@ impl QueryService {
                 let mut out = Vec::with_capacity(paths.len());
                 for (path, reply) in paths.iter().zip(replies) {
                     let value = reply.map_err(|e| self.fred_error(&e))?;
-                    out.push(
-                        reply::merkle_children(value)
-                            .map_err(|m| self.protocol(format!("children of {path:?}: {m}")))?,
-                    );
+                    let children = reply::merkle_children(value)
+                        .map_err(|m| self.protocol(format!("children of {path:?}: {m}")))?;
+                    out.push(self.limits.children_within(&self.peer, path, children));
                 }
                 Ok(Reply::MerkleChildren(out))
             }
@@ -253,6 +254,28 @@ impl QueryService {
     /// `TYPE` and `GET` per key in one pipeline; a second pipeline of `JSON.GET` only for
     /// keys that are RedisJSON documents.
     async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
+        // Ids over the limits are bad input: answered without asking the peer.
+        let refused: Vec<Option<String>> = keys
+            .iter()
+            .map(|key| self.limits.object_ids.check_bounds(key).err())
+            .map(|e| e.map(|e| e.to_string()))
+            .collect();
+        if refused.iter().any(Option::is_some) {
+            let within: Vec<String> = keys
+                .iter()
+                .zip(&refused)
+                .filter(|(_, refused)| refused.is_none())
+                .map(|(key, _)| key.clone())
+                .collect();
+            let mut read = Box::pin(self.read_items(&within)).await?.into_iter();
+            return Ok(refused
+                .into_iter()
+                .map(|refused| match refused {
+                    Some(reason) => ItemRead::Unreadable { reason },
+                    None => read.next().unwrap_or(ItemRead::Absent),
+                })
+                .collect());
+        }
         if keys.is_empty() {
             return Ok(Vec::new());
         }
