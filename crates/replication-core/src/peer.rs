@@ -230,6 +230,8 @@ pub trait PeerBackend: Send + Sync + 'static {
     async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError>;
 
     /// Tombstones the peer keeps for these keys, in order (none for sync-engine peers).
+    /// Tombstones are evidence read key by key: a value the backend cannot parse is `None`
+    /// for its key alone (and reported by the backend), never an error for the whole read.
     async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError>;
 
     /// Round-trip time of a trivial call.

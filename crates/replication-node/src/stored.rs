@@ -5,9 +5,9 @@ use crate::plan::ItemMeta;
 use crate::NodeError;
 use bytes::Bytes;
 use fred::types::Value;
-use replication_core::{parse_hash_hex, Tombstone};
+use replication_core::{decode_tombstone_json, parse_hash_hex, Tombstone};
 use replication_redis::{into_array, into_bytes};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// The fields of a stored item that conflicts and the tree need. The content array is
 /// skipped by the parser, so a write batch does not re-hash what it reads.
@@ -35,37 +35,13 @@ pub(crate) fn parse_item_meta(redis_key: &str, bytes: &[u8]) -> Result<ItemMeta,
     })
 }
 
-#[derive(Serialize, Deserialize)]
-struct TombstoneJson {
-    version: u64,
-    deleted_at: i64,
-}
-
-/// `{"version":v,"deleted_at":ms}`.
-pub(crate) fn encode_tombstone(tombstone: &Tombstone) -> String {
-    let json = TombstoneJson {
-        version: tombstone.version,
-        deleted_at: tombstone.deleted_at,
-    };
-    serde_json::to_string(&json).expect("serialising two integers cannot fail")
-}
-
 /// Parses a tombstone value of field `id` in the tombstones hash `hash_key`.
 pub(crate) fn decode_tombstone(
     hash_key: &str,
     id: &str,
     bytes: &[u8],
 ) -> Result<Tombstone, NodeError> {
-    let json: TombstoneJson = serde_json::from_slice(bytes).map_err(|e| {
-        corrupt(
-            hash_key,
-            format!("tombstone of {id:?} is not {{\"version\",\"deleted_at\"}} JSON: {e}"),
-        )
-    })?;
-    Ok(Tombstone {
-        version: json.version,
-        deleted_at: json.deleted_at,
-    })
+    decode_tombstone_json(bytes).map_err(|e| corrupt(hash_key, format!("field {id:?}: {e}")))
 }
 
 /// A bulk-string reply as bytes; `None` for nil.
@@ -102,18 +78,18 @@ mod tests {
     }
 
     #[test]
-    fn tombstones_round_trip_in_the_documented_form() {
+    fn a_malformed_tombstone_is_corrupt_naming_the_hash_and_field() {
         let t = Tombstone {
             version: 3,
             deleted_at: 1_700_000_000_000,
         };
-        let text = encode_tombstone(&t);
-        assert_eq!(text, r#"{"version":3,"deleted_at":1700000000000}"#);
+        let text = replication_core::encode_tombstone_json(&t);
         assert_eq!(
             decode_tombstone("tombstones", "k", text.as_bytes()).unwrap(),
             t
         );
         let err = decode_tombstone("tombstones", "k", b"nope").unwrap_err();
-        assert!(err.to_string().contains("tombstones"));
+        assert!(matches!(err, NodeError::Corrupt { .. }));
+        assert!(err.to_string().contains("tombstones"), "{err}");
     }
 }

@@ -15,14 +15,14 @@ use crate::merkle_update::{recompute, required_paths, ChildSet};
 use crate::plan::{plan, Outcome, Stored, WriteOp};
 use crate::prepared::PreparedReads;
 use crate::state_read;
-use crate::stored::{decode_tombstone, encode_tombstone, reply_array, reply_bytes};
+use crate::stored::{decode_tombstone, reply_array, reply_bytes};
 use crate::tree_cache::TreeCache;
 use crate::NodeError;
 use bytes::Bytes;
 use fred::prelude::{Client, ClientLike, KeysInterface, LuaInterface, TransactionInterface, Value};
 use replication_core::cdc::CdcEncoder;
 use replication_core::merkle::{encode_member, Hash};
-use replication_core::{encode_item_json, Backoff, SyncItem};
+use replication_core::{encode_item_json, encode_tombstone_json, Backoff, SyncItem};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -218,7 +218,7 @@ impl Writer {
             args.zadd(self.keys.children(path), encode_member(segment, hash));
         }
         for (id, tombstone) in &plan.tombstones_set {
-            args.hset(id.clone(), encode_tombstone(tombstone));
+            args.hset(id.clone(), encode_tombstone_json(tombstone));
         }
         for id in &plan.tombstones_deleted {
             args.hdel(id.clone());

@@ -97,3 +97,50 @@ async fn a_stream_entry_with_an_id_over_the_limits_is_rejected_and_the_next_one_
     assert_eq!(records[1].1.as_ref().unwrap().key(), "fine");
     tailer.stop().await;
 }
+
+#[tokio::test]
+async fn one_malformed_tombstone_reads_as_absent_and_the_others_as_written() {
+    use replication_core::Tombstone;
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    for (key, value) in [
+        ("good.one", r#"{"version":3,"deleted_at":7}"#),
+        ("bad.json", "{not json"),
+        ("bad.shape", r#"{"version":"three"}"#),
+        ("good.two", r#"{"version":5,"deleted_at":9,"extra":true}"#),
+    ] {
+        raw(
+            &client,
+            "HSET",
+            vec!["p:tombstones".into(), key.into(), value.into()],
+        )
+        .await;
+    }
+    let peer = connected_peer(&peer_config(&server.url(), "p:")).await;
+    let keys: Vec<String> = ["good.one", "bad.json", "absent", "bad.shape", "good.two"]
+        .map(String::from)
+        .to_vec();
+    let read = peer.read_tombstones(&keys).await.unwrap();
+    let stamp = |version, deleted_at| {
+        Some(Tombstone {
+            version,
+            deleted_at,
+        })
+    };
+    assert_eq!(read, vec![stamp(3, 7), None, None, None, stamp(5, 9)]);
+}
+
+#[tokio::test]
+async fn a_wrongly_typed_tombstones_key_reads_as_no_tombstones() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    raw(
+        &client,
+        "SET",
+        vec!["p:tombstones".into(), "not a hash".into()],
+    )
+    .await;
+    let peer = connected_peer(&peer_config(&server.url(), "p:")).await;
+    let keys = vec!["a".to_owned(), "b".to_owned()];
+    assert_eq!(peer.read_tombstones(&keys).await.unwrap(), vec![None, None]);
+}

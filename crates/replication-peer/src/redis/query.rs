@@ -14,6 +14,7 @@ use fred::types::{ClusterHash, CustomCommand, Value};
 use futures::future::BoxFuture;
 use replication_core::merkle::Hash;
 use replication_core::{CheckedRead, ItemRead, PeerError, StreamId, StreamInfo, Tombstone};
+use replication_redis::Failure;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -194,17 +195,7 @@ impl QueryService {
                 if keys.is_empty() {
                     return Ok(Reply::Tombstones(Vec::new()));
                 }
-                let mut args = vec![self.keys.tombstones()];
-                args.extend(keys.iter().cloned());
-                self.trip();
-                let v: Value = self
-                    .client
-                    .custom(cmd("HMGET"), args)
-                    .await
-                    .map_err(|e| self.fred_error(&e))?;
-                Ok(Reply::Tombstones(
-                    reply::tombstones(v, keys.len()).map_err(|m| self.protocol(m))?,
-                ))
+                self.read_tombstones(&keys).await.map(Reply::Tombstones)
             }
         }
     }
@@ -249,6 +240,33 @@ impl QueryService {
             }),
             Err(e) => Err(self.fred_error(&e)),
         }
+    }
+
+    /// `HMGET` of the tombstones hash. Tombstones are evidence, parsed key by key: a
+    /// malformed value, or a tombstones key that is not a hash at all, is logged and reads
+    /// as no tombstone (as from a peer that keeps none, like sync-engine), so that one bad
+    /// value can neither fail the read of the others nor stall the stream that needs them.
+    /// Absent evidence never deletes anything on its own (PROTOCOL.md "How a delete travels").
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
+        let hash = self.keys.tombstones();
+        let mut args = vec![hash.clone()];
+        args.extend(keys.iter().cloned());
+        self.trip();
+        let value: Value = match self.client.custom(cmd("HMGET"), args).await {
+            Ok(value) => value,
+            Err(e) if Failure::of(&e) == Failure::WrongType => {
+                tracing::warn!(peer = %self.peer, key = %hash,
+                    "peer's tombstones key is not a hash; reading it as no tombstones");
+                return Ok(vec![None; keys.len()]);
+            }
+            Err(e) => return Err(self.fred_error(&e)),
+        };
+        let read = reply::tombstones(value, keys.len()).map_err(|m| self.protocol(m))?;
+        for (i, reason) in &read.malformed {
+            tracing::warn!(peer = %self.peer, key = %keys[*i], %reason,
+                "malformed tombstone at the peer; read as no tombstone");
+        }
+        Ok(read.tombstones)
     }
 
     /// `TYPE` and `GET` per key in one pipeline; a second pipeline of `JSON.GET` only for
