@@ -1,5 +1,6 @@
 //! Bounds on what peers and local clients may hand the engine, so that one bad input costs
-//! a bounded amount of work and memory (`[settings.limits]`).
+//! a bounded amount of work and memory (`[settings.limits]`; the content cap itself is
+//! `settings.hot_path.max_content_bytes`).
 //!
 //! Object ids bound every structure keyed by an id's ancestors: a node store keeps one
 //! Merkle node per ancestor, each named by its full path, so an id of `n` segments and `L`
@@ -76,6 +77,10 @@ pub struct LimitSettings {
     /// Most segments in an object id. Default 32.
     #[serde(default = "default_max_object_id_segments")]
     pub max_object_id_segments: usize,
+    /// Most children one Merkle node of a peer may list; a larger set is refused as bad
+    /// input (the repair cycle fails naming it) rather than read whole. Default 1000000.
+    #[serde(default = "default_max_children_per_node")]
+    pub max_children_per_node: usize,
 }
 
 impl LimitSettings {
@@ -92,6 +97,7 @@ impl LimitSettings {
         for (name, value) in [
             ("max_object_id_bytes", self.max_object_id_bytes),
             ("max_object_id_segments", self.max_object_id_segments),
+            ("max_children_per_node", self.max_children_per_node),
         ] {
             if value == 0 {
                 return Err(crate::ConfigError::new(
@@ -109,6 +115,7 @@ impl Default for LimitSettings {
         Self {
             max_object_id_bytes: default_max_object_id_bytes(),
             max_object_id_segments: default_max_object_id_segments(),
+            max_children_per_node: default_max_children_per_node(),
         }
     }
 }
@@ -118,6 +125,9 @@ fn default_max_object_id_bytes() -> usize {
 }
 fn default_max_object_id_segments() -> usize {
     ObjectIdLimits::DEFAULT_MAX_SEGMENTS
+}
+fn default_max_children_per_node() -> usize {
+    1_000_000
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::eventually;
+use common::{eventually, Mesh};
 use replication_engine::{
     MemoryCursorStore, PeerConfig, ReplicationEngine, ReplicationEngineConfig,
 };
@@ -69,5 +69,40 @@ async fn a_malformed_tombstone_at_the_peer_does_not_stall_its_stream() {
     // writer holds the key in no form, so the delete applies).
     assert!(me.tombstone("gone.good").is_some());
     assert!(me.item("gone.bad").is_none() && me.item("gone.good").is_none());
+    engine.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_evidence_asks_whether_keys_exist_without_fetching_them() {
+    // A writer that keeps no tombstones (as sync-engine): each DEL needs to know whether
+    // the writer holds the key again.
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    a.set_like_sync_engine(true);
+    let mesh = Mesh::new(&[("a", &a)]);
+    a.put_local("gone", vec![1; 1 << 20]);
+    a.put_local("back", vec![2; 1 << 20]);
+    a.delete_local("gone");
+    a.delete_local("back");
+    a.put_local("back", vec![3; 1 << 20]);
+    let cfg = common::config("me", &["a"]);
+    let (_tx, rx) = watch::channel(cfg.clone());
+    let mut engine = ReplicationEngine::builder(cfg, rx)
+        .sync_engine(Arc::new(me.clone()))
+        .peer_connector(mesh.connector())
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    engine.start().await.unwrap();
+    eventually("the re-written key arrives", || {
+        me.item("back").is_some_and(|item| item.content[0] == 3)
+    })
+    .await;
+    assert!(me.item("gone").is_none());
+    let counters = mesh.last_peer("a").unwrap().counters();
+    assert!(counters.exists_calls >= 1, "{counters:?}");
+    assert_eq!(
+        (counters.item_calls, counters.content_bytes_returned),
+        (0, 0),
+        "no item was fetched to learn that it exists: {counters:?}"
+    );
     engine.shutdown().await;
 }

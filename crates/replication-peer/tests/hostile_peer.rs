@@ -144,3 +144,120 @@ async fn a_wrongly_typed_tombstones_key_reads_as_no_tombstones() {
     let keys = vec!["a".to_owned(), "b".to_owned()];
     assert_eq!(peer.read_tombstones(&keys).await.unwrap(), vec![None, None]);
 }
+
+/// A connected peer whose reads accept at most `max_content_bytes` of content and
+/// `max_children` children per node.
+async fn capped_peer(
+    server: &RedisServer,
+    max_content_bytes: usize,
+    max_children: usize,
+) -> std::sync::Arc<replication_peer::RedisPeer> {
+    let mut settings = settings();
+    settings.hot_path.max_content_bytes = max_content_bytes;
+    settings.limits.max_children_per_node = max_children;
+    let peer =
+        replication_peer::RedisPeer::new(&peer_config(&server.url(), "p:"), &settings).unwrap();
+    peer.wait_connected(DEADLINE).await.unwrap();
+    std::sync::Arc::new(peer)
+}
+
+async fn set_item(client: &fred::clients::Client, item: &SyncItem) {
+    raw(
+        client,
+        "SET",
+        vec![
+            format!("p:{}", item.key).into(),
+            Value::Bytes(encode_item_json(item).into()),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn item_reads_refuse_items_over_the_content_cap_without_fetching_them_whole() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let small = SyncItem::new("small", vec![7; 100], 1, 1);
+    // Its string (4 bytes per content byte at most) is far over 4 x 1 KiB + 64 KiB.
+    let huge = SyncItem::new("huge", vec![200; 1 << 20], 1, 1);
+    // Within the string cap, but its content is over the content cap.
+    let over = SyncItem::new("over", vec![1; 2048], 1, 1);
+    for item in [&small, &huge, &over] {
+        set_item(&client, item).await;
+    }
+    let peer = capped_peer(&server, 1024, 1000).await;
+    let keys: Vec<String> = ["small", "huge", "over"].map(String::from).to_vec();
+    let reads = peer.read_items(&keys).await.unwrap();
+    assert_eq!(reads[0], ItemRead::Present(small));
+    for (read, what) in [(&reads[1], "huge"), (&reads[2], "over")] {
+        match read {
+            ItemRead::Unreadable { reason } => {
+                assert!(reason.contains("max_content_bytes"), "{what}: {reason}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    // The huge item was never transferred whole: what the peer sent stays near the cap.
+    let sent: u64 = server
+        .command(&["INFO", "stats"])
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(sent < 512 * 1024, "the peer sent {sent} bytes");
+}
+
+#[tokio::test]
+async fn a_children_set_over_the_cap_is_refused_naming_the_limit() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    for i in 0..20 {
+        raw(
+            &client,
+            "ZADD",
+            vec![
+                "p:merkle:children:".into(),
+                "0".into(),
+                format!("k{i:02}:{}", hash_hex(i)).into(),
+            ],
+        )
+        .await;
+    }
+    let within = capped_peer(&server, 1024, 20).await;
+    assert_eq!(
+        within.merkle_children(&[String::new()]).await.unwrap()[0].len(),
+        20
+    );
+    let capped = capped_peer(&server, 1024, 19).await;
+    let error = capped.merkle_children(&[String::new()]).await.unwrap_err();
+    assert!(!error.is_retriable(), "{error}");
+    assert!(
+        error.to_string().contains("max_children_per_node"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn exists_many_says_which_keys_the_peer_holds_in_any_form() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    set_item(&client, &SyncItem::new("item", vec![1; 10], 1, 1)).await;
+    raw(
+        &client,
+        "HSET",
+        vec!["p:odd".into(), "f".into(), "v".into()],
+    )
+    .await;
+    let peer = connected_peer(&peer_config(&server.url(), "p:")).await;
+    let before = peer.round_trips();
+    let keys: Vec<String> = ["item", "odd", "absent"].map(String::from).to_vec();
+    assert_eq!(
+        peer.exists_many(&keys).await.unwrap(),
+        vec![true, true, false]
+    );
+    assert_eq!(peer.round_trips() - before, 1, "one pipeline");
+    assert!(peer.exists_many(&[]).await.unwrap().is_empty());
+}

@@ -20,6 +20,43 @@ pub struct DecodeLimits {
 impl DecodeLimits {
     /// 16 MiB: far above any sane item, far below what a bomb could make us allocate.
     pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 16 * 1024 * 1024;
+    /// What an entry may carry besides its data: the key (bounded by the id limits), the
+    /// hash, the op and the meta JSON (content type, version, time, trace context).
+    pub const ENTRY_OVERHEAD_BYTES: usize = 64 * 1024;
+
+    /// The most bytes one raw entry may hold, all fields counted: the content cap plus
+    /// [`Self::ENTRY_OVERHEAD_BYTES`] and the key. A larger entry is rejected as
+    /// [`RejectReason::EntryTooLarge`] as soon as it is read, before it is held any longer.
+    pub fn max_entry_bytes(&self) -> usize {
+        self.max_decompressed_bytes
+            .saturating_add(Self::ENTRY_OVERHEAD_BYTES)
+            .saturating_add(self.object_ids.max_bytes)
+    }
+
+    /// Rejects an entry whose fields hold more than [`DecodeLimits::max_entry_bytes`], so
+    /// that a reader can drop it as soon as it is read (the decoder applies the same rule).
+    pub fn check_entry_size<F, V>(
+        &self,
+        entry_id: StreamId,
+        fields: &[(F, V)],
+    ) -> Result<(), CdcDecodeError>
+    where
+        F: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let size = fields
+            .iter()
+            .map(|(name, value)| name.as_ref().len() + value.as_ref().len())
+            .sum();
+        if size <= self.max_entry_bytes() {
+            return Ok(());
+        }
+        let key = fields
+            .iter()
+            .find(|(name, _)| name.as_ref() == field::KEY.as_bytes())
+            .map(|(_, value)| value.as_ref());
+        Err(oversized(self, entry_id, size, key))
+    }
 }
 
 impl Default for DecodeLimits {
@@ -50,6 +87,13 @@ pub enum RejectReason {
     InvalidMeta(String),
     /// `data` looked compressed, did not decompress, and its raw bytes do not match `hash`.
     Undecodable(String),
+    /// The entry's fields together hold more than [`DecodeLimits::max_entry_bytes`].
+    EntryTooLarge {
+        /// Bytes in the entry's field names and values.
+        size: usize,
+        /// The cap in bytes.
+        limit: usize,
+    },
     /// The decompressed content would exceed the configured cap.
     TooLarge {
         /// The cap in bytes.
@@ -75,6 +119,11 @@ impl fmt::Display for RejectReason {
             RejectReason::MalformedHash => f.write_str("field `hash` is not 64 hex characters"),
             RejectReason::InvalidMeta(why) => write!(f, "invalid meta: {why}"),
             RejectReason::Undecodable(why) => write!(f, "undecodable data: {why}"),
+            RejectReason::EntryTooLarge { size, limit } => write!(
+                f,
+                "entry holds {size} bytes, over the {limit}-byte cap \
+                 (settings.hot_path.max_content_bytes plus room for key and meta)"
+            ),
             RejectReason::TooLarge { limit } => {
                 write!(f, "decompressed content exceeds the {limit}-byte cap")
             }
@@ -100,7 +149,7 @@ impl RejectReason {
             RejectReason::MalformedHash => "malformed_hash",
             RejectReason::InvalidMeta(_) => "invalid_meta",
             RejectReason::Undecodable(_) => "undecodable",
-            RejectReason::TooLarge { .. } => "too_large",
+            RejectReason::EntryTooLarge { .. } | RejectReason::TooLarge { .. } => "too_large",
             RejectReason::HashMismatch { .. } => "hash_mismatch",
         }
     }
@@ -163,8 +212,14 @@ impl CdcDecoder {
         V: AsRef<[u8]>,
     {
         let mut raw = RawEntry::default();
+        let mut size = 0usize;
         for (name, value) in fields {
+            size += name.as_ref().len() + value.as_ref().len();
             raw.set(name.as_ref(), value);
+        }
+        if size > self.limits.max_entry_bytes() {
+            let key = raw.key.as_ref().map(AsRef::as_ref);
+            return Err(oversized(&self.limits, entry_id, size, key));
         }
         let reject = |key: Option<&str>, reason| CdcDecodeError {
             entry_id,
@@ -300,6 +355,27 @@ impl CdcDecoder {
 impl Default for CdcDecoder {
     fn default() -> Self {
         Self::new(DecodeLimits::default())
+    }
+}
+
+/// The rejection of an entry over [`DecodeLimits::max_entry_bytes`], naming its key (as
+/// much of it as is shown in errors) when it is text.
+fn oversized(
+    limits: &DecodeLimits,
+    entry_id: StreamId,
+    size: usize,
+    key: Option<&[u8]>,
+) -> CdcDecodeError {
+    let key = key
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .map(|k| k.chars().take(128).collect());
+    CdcDecodeError {
+        entry_id,
+        key,
+        reason: RejectReason::EntryTooLarge {
+            size,
+            limit: limits.max_entry_bytes(),
+        },
     }
 }
 

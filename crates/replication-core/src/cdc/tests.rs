@@ -408,3 +408,39 @@ fn keys_over_the_length_or_depth_limit_are_rejected_naming_the_limit() {
     replace(&mut fields, "key", within.clone().into_bytes());
     assert_eq!(decode(&fields).unwrap().key(), within);
 }
+
+#[test]
+fn an_entry_over_the_entry_cap_is_rejected_whatever_field_holds_the_bytes() {
+    let limits = DecodeLimits {
+        max_decompressed_bytes: 1024,
+        ..DecodeLimits::default()
+    };
+    let cap = limits.max_entry_bytes();
+    assert_eq!(cap, 1024 + DecodeLimits::ENTRY_OVERHEAD_BYTES + 1024);
+    // The data is within the content cap; the meta is not within anything.
+    let mut fields = put_fields(b"small");
+    replace(&mut fields, "meta", vec![b' '; cap]);
+    let as_slices: Vec<(&[u8], &[u8])> = fields
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_slice()))
+        .collect();
+    let early = limits.check_entry_size(ID, &as_slices).unwrap_err();
+    assert!(
+        matches!(early.reason, RejectReason::EntryTooLarge { limit, .. } if limit == cap),
+        "{early}"
+    );
+    assert_eq!(early.key.as_deref(), Some("uk.a.b"));
+    assert_eq!(early.reason.label(), "too_large");
+    let decoded = CdcDecoder::new(limits).decode(ID, as_slices).unwrap_err();
+    assert_eq!(
+        decoded, early,
+        "the reader's early check and the decoder agree"
+    );
+    // An ordinary entry passes the early check.
+    let fine = put_fields(b"small");
+    let fine: Vec<(&[u8], &[u8])> = fine
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_slice()))
+        .collect();
+    assert!(limits.check_entry_size(ID, &fine).is_ok());
+}

@@ -1,20 +1,64 @@
-//! What reads accept from a peer: object ids within `settings.limits`, so that a hostile or
-//! broken peer cannot make this node do work (or hold memory) that grows without bound.
+//! What reads accept from a peer: object ids and children sets within `settings.limits`,
+//! items within `settings.hot_path.max_content_bytes`, so that a hostile or broken peer
+//! cannot make this node do work (or hold memory) that grows without bound.
 
 use replication_core::merkle::{child_path, Hash};
-use replication_core::{ObjectIdLimits, Settings};
+use replication_core::{DecodeLimits, ItemRead, ObjectIdLimits, Settings};
 
 /// Bounds applied to every read of one peer.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReadLimits {
     /// Ids (keys asked for, children listed) beyond these are refused as bad input.
     pub(crate) object_ids: ObjectIdLimits,
+    /// Largest item content accepted (`settings.hot_path.max_content_bytes`, the cap the
+    /// stream applies too).
+    pub(crate) max_content_bytes: usize,
+    /// Most members one children set may have (`settings.limits.max_children_per_node`).
+    pub(crate) max_children: usize,
 }
 
 impl ReadLimits {
     pub(crate) fn from_settings(settings: &Settings) -> Self {
         Self {
             object_ids: settings.limits.object_ids(),
+            max_content_bytes: settings.hot_path.max_content_bytes,
+            max_children: settings.limits.max_children_per_node,
+        }
+    }
+
+    /// Most bytes an item's stored form may take: its content as a JSON array of byte
+    /// values takes at most 4 bytes per byte (`255,`), plus room for the other fields.
+    pub(crate) fn max_item_bytes(&self) -> usize {
+        self.max_content_bytes
+            .saturating_mul(4)
+            .saturating_add(DecodeLimits::ENTRY_OVERHEAD_BYTES)
+    }
+
+    /// `read` unless its content is over the cap.
+    pub(crate) fn content_within(&self, read: ItemRead) -> ItemRead {
+        match read {
+            ItemRead::Present(item) if item.content.len() > self.max_content_bytes => {
+                ItemRead::Unreadable {
+                    reason: format!(
+                        "content is {} bytes, over settings.hot_path.max_content_bytes ({})",
+                        item.content.len(),
+                        self.max_content_bytes
+                    ),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Why an item whose stored form takes `size` bytes is not read.
+    pub(crate) fn item_too_large(&self, size: u64) -> ItemRead {
+        ItemRead::Unreadable {
+            reason: format!(
+                "item is {size} bytes at the peer, over the {}-byte cap of an item with \
+                 settings.hot_path.max_content_bytes ({}) of content",
+                self.max_item_bytes(),
+                self.max_content_bytes
+            ),
         }
     }
 
@@ -54,6 +98,8 @@ mod tests {
                 max_bytes: 16,
                 max_segments: 3,
             },
+            max_content_bytes: 1,
+            max_children: 10,
         };
         let kids = vec![
             ("c".to_owned(), [1; 32]),

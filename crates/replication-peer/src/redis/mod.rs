@@ -9,6 +9,7 @@
 
 mod endpoint;
 mod errors;
+mod item_reads;
 mod keys;
 mod limits;
 mod query;
@@ -330,6 +331,13 @@ impl PeerBackend for RedisPeer {
         match self.query(Query::Items(Arc::from(keys))).await? {
             Reply::Items(items) => Ok(items),
             _ => Err(self.unexpected("read_items")),
+        }
+    }
+
+    async fn exists_many(&self, keys: &[String]) -> Result<Vec<bool>, PeerError> {
+        match self.query(Query::Exists(Arc::from(keys))).await? {
+            Reply::Exists(exists) => Ok(exists),
+            _ => Err(self.unexpected("exists_many")),
         }
     }
 

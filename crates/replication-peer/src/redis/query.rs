@@ -1,13 +1,12 @@
 //! The peer's non-blocking calls as a tower `Service` over the query connection: each
 //! [`Query`] is one round trip (pipelined or `MULTI`/`EXEC`), except item reads, which add
-//! a second one only for RedisJSON documents.
+//! two only for RedisJSON documents (see `item_reads`).
 
 use super::errors::to_peer_error;
 use super::keys::Keys;
 use super::limits::ReadLimits;
 use super::reply;
 use super::status::{Link, StatusTracker};
-use crate::items::{parse_item_json, parse_json_document};
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, TransactionInterface};
 use fred::types::{ClusterHash, CustomCommand, Value};
@@ -29,6 +28,7 @@ pub(crate) enum Query {
     MerkleRoot,
     MerkleChildren(Arc<[String]>),
     Items(Arc<[String]>),
+    Exists(Arc<[String]>),
     Tombstones(Arc<[String]>),
     Ping,
 }
@@ -42,6 +42,7 @@ impl Query {
             Query::MerkleRoot => "merkle_root",
             Query::MerkleChildren(_) => "merkle_children",
             Query::Items(_) => "read_items",
+            Query::Exists(_) => "exists_many",
             Query::Tombstones(_) => "read_tombstones",
             Query::Ping => "ping",
         }
@@ -56,11 +57,12 @@ pub(crate) enum Reply {
     MerkleRoot(Option<Hash>),
     MerkleChildren(Vec<Vec<(String, Hash)>>),
     Items(Vec<ItemRead>),
+    Exists(Vec<bool>),
     Tombstones(Vec<Option<Tombstone>>),
     Ping(Duration),
 }
 
-fn cmd(name: &'static str) -> CustomCommand {
+pub(super) fn cmd(name: &'static str) -> CustomCommand {
     CustomCommand::new_static(name, ClusterHash::FirstKey, false)
 }
 
@@ -108,18 +110,18 @@ impl tower::Service<Query> for QueryService {
 }
 
 impl QueryService {
-    fn fred_error(&self, e: &fred::error::Error) -> PeerError {
+    pub(super) fn fred_error(&self, e: &fred::error::Error) -> PeerError {
         to_peer_error(&self.peer, e, self.secret.as_deref())
     }
 
-    fn protocol(&self, message: String) -> PeerError {
+    pub(super) fn protocol(&self, message: String) -> PeerError {
         PeerError::Protocol {
             peer: self.peer.to_string(),
             message,
         }
     }
 
-    fn trip(&self) {
+    pub(super) fn trip(&self) {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -167,12 +169,15 @@ impl QueryService {
                 if paths.is_empty() {
                     return Ok(Reply::MerkleChildren(Vec::new()));
                 }
+                // One member more than the cap tells an oversized set from a full one,
+                // without reading the set whole.
+                let max = self.limits.max_children;
                 let pipeline = self.client.pipeline();
                 for path in paths.iter() {
                     let args = vec![
                         self.keys.merkle_children(path),
                         "0".to_owned(),
-                        "-1".to_owned(),
+                        max.to_string(),
                     ];
                     let _: () = pipeline
                         .custom(cmd("ZRANGE"), args)
@@ -186,11 +191,18 @@ impl QueryService {
                     let value = reply.map_err(|e| self.fred_error(&e))?;
                     let children = reply::merkle_children(value)
                         .map_err(|m| self.protocol(format!("children of {path:?}: {m}")))?;
+                    if children.len() > max {
+                        return Err(self.protocol(format!(
+                            "children of {path:?}: more than {max} members \
+                             (settings.limits.max_children_per_node)"
+                        )));
+                    }
                     out.push(self.limits.children_within(&self.peer, path, children));
                 }
                 Ok(Reply::MerkleChildren(out))
             }
             Query::Items(keys) => self.read_items(&keys).await.map(Reply::Items),
+            Query::Exists(keys) => self.exists_many(&keys).await.map(Reply::Exists),
             Query::Tombstones(keys) => {
                 if keys.is_empty() {
                     return Ok(Reply::Tombstones(Vec::new()));
@@ -267,102 +279,5 @@ impl QueryService {
                 "malformed tombstone at the peer; read as no tombstone");
         }
         Ok(read.tombstones)
-    }
-
-    /// `TYPE` and `GET` per key in one pipeline; a second pipeline of `JSON.GET` only for
-    /// keys that are RedisJSON documents.
-    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
-        // Ids over the limits are bad input: answered without asking the peer.
-        let refused: Vec<Option<String>> = keys
-            .iter()
-            .map(|key| self.limits.object_ids.check_bounds(key).err())
-            .map(|e| e.map(|e| e.to_string()))
-            .collect();
-        if refused.iter().any(Option::is_some) {
-            let within: Vec<String> = keys
-                .iter()
-                .zip(&refused)
-                .filter(|(_, refused)| refused.is_none())
-                .map(|(key, _)| key.clone())
-                .collect();
-            let mut read = Box::pin(self.read_items(&within)).await?.into_iter();
-            return Ok(refused
-                .into_iter()
-                .map(|refused| match refused {
-                    Some(reason) => ItemRead::Unreadable { reason },
-                    None => read.next().unwrap_or(ItemRead::Absent),
-                })
-                .collect());
-        }
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pipeline = self.client.pipeline();
-        for key in keys {
-            let _: () = pipeline
-                .custom(cmd("TYPE"), vec![self.keys.item(key)])
-                .await
-                .map_err(|e| self.fred_error(&e))?;
-            let _: () = pipeline
-                .custom(cmd("GET"), vec![self.keys.item(key)])
-                .await
-                .map_err(|e| self.fred_error(&e))?;
-        }
-        self.trip();
-        let mut replies = pipeline.try_all::<Value>().await.into_iter();
-        let mut out = Vec::with_capacity(keys.len());
-        let mut json_keys = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let (Some(kind), Some(get)) = (replies.next(), replies.next()) else {
-                return Err(self.protocol("pipeline returned fewer replies than commands".into()));
-            };
-            let kind = kind.map_err(|e| self.fred_error(&e))?;
-            let kind = kind.as_str().map(|s| s.to_string()).unwrap_or_default();
-            out.push(match kind.as_str() {
-                "none" => ItemRead::Absent,
-                "string" => match get {
-                    Ok(v) => match v.into_bytes() {
-                        Some(bytes) => parse_item_json(key, &bytes),
-                        // Deleted between TYPE and GET in the same pipeline.
-                        None => ItemRead::Absent,
-                    },
-                    Err(e) => return Err(self.fred_error(&e)),
-                },
-                "ReJSON-RL" => {
-                    json_keys.push(i);
-                    ItemRead::Absent
-                }
-                other => ItemRead::Unreadable {
-                    reason: format!(
-                        "key holds a {other}, not an item string or RedisJSON document"
-                    ),
-                },
-            });
-        }
-        if !json_keys.is_empty() {
-            let pipeline = self.client.pipeline();
-            for &i in &json_keys {
-                let args = vec![self.keys.item(&keys[i]), "$".to_owned()];
-                let _: () = pipeline
-                    .custom(cmd("JSON.GET"), args)
-                    .await
-                    .map_err(|e| self.fred_error(&e))?;
-            }
-            self.trip();
-            for (&i, reply) in json_keys.iter().zip(pipeline.try_all::<Value>().await) {
-                out[i] = match reply {
-                    Ok(v) => match v.into_bytes() {
-                        Some(bytes) => parse_json_document(&keys[i], &bytes),
-                        None => ItemRead::Absent,
-                    },
-                    // The module is absent: the key exists but cannot be read here.
-                    Err(e) if e.details().contains("unknown command") => ItemRead::Unreadable {
-                        reason: "RedisJSON document, but the peer has no RedisJSON module".into(),
-                    },
-                    Err(e) => return Err(self.fred_error(&e)),
-                };
-            }
-        }
-        Ok(out)
     }
 }

@@ -6,6 +6,7 @@
 mod batch_size;
 mod events;
 mod gap;
+mod screen;
 mod worker;
 
 pub use events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
