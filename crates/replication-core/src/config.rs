@@ -5,7 +5,7 @@
 //! checks what serde cannot and names the bad field (`peers[1].redis_url`).
 
 pub use crate::limits::LimitSettings;
-pub use crate::redis_url::{redact_url, validate_redis_url};
+pub use crate::redis_url::{redact_url, redact_urls_in, validate_redis_url};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
