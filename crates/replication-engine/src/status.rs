@@ -39,8 +39,8 @@ struct StatusInner {
     repairs_run: u64,
     last_repair: Option<RepairHealth>,
     last_difference: Option<RepairHealth>,
-    /// Start time (ms) of the latest repair cycle that completed: every delete older than
-    /// this is known to the peer (tombstone collection horizon).
+    /// Start time (ms, our clock) of the latest repair cycle that completed: the peer holds
+    /// none of the keys of tombstones recorded before it (tombstone collection horizon).
     synced_since_ms: Option<i64>,
     /// Recent samples, oldest first, with the applied total each was taken at.
     history: VecDeque<(LagSample, u64)>,

@@ -5,8 +5,9 @@ use crate::plan::ItemMeta;
 use crate::NodeError;
 use bytes::Bytes;
 use fred::types::Value;
-use replication_core::{parse_hash_hex, Tombstone};
-use serde::{Deserialize, Serialize};
+use replication_core::{decode_recorded_tombstone_json, parse_hash_hex, Tombstone};
+use replication_redis::{into_array, into_bytes};
+use serde::Deserialize;
 
 /// The fields of a stored item that conflicts and the tree need. The content array is
 /// skipped by the parser, so a write batch does not re-hash what it reads.
@@ -34,64 +35,33 @@ pub(crate) fn parse_item_meta(redis_key: &str, bytes: &[u8]) -> Result<ItemMeta,
     })
 }
 
-#[derive(Serialize, Deserialize)]
-struct TombstoneJson {
-    version: u64,
-    deleted_at: i64,
-}
-
-/// `{"version":v,"deleted_at":ms}`.
-pub(crate) fn encode_tombstone(tombstone: &Tombstone) -> String {
-    let json = TombstoneJson {
-        version: tombstone.version,
-        deleted_at: tombstone.deleted_at,
-    };
-    serde_json::to_string(&json).expect("serialising two integers cannot fail")
-}
-
 /// Parses a tombstone value of field `id` in the tombstones hash `hash_key`.
 pub(crate) fn decode_tombstone(
     hash_key: &str,
     id: &str,
     bytes: &[u8],
 ) -> Result<Tombstone, NodeError> {
-    let json: TombstoneJson = serde_json::from_slice(bytes).map_err(|e| {
-        corrupt(
-            hash_key,
-            format!("tombstone of {id:?} is not {{\"version\",\"deleted_at\"}} JSON: {e}"),
-        )
-    })?;
-    Ok(Tombstone {
-        version: json.version,
-        deleted_at: json.deleted_at,
-    })
+    decode_recorded_tombstone(hash_key, id, bytes).map(|(tombstone, _)| tombstone)
+}
+
+/// [`decode_tombstone`], with the time this store recorded it.
+pub(crate) fn decode_recorded_tombstone(
+    hash_key: &str,
+    id: &str,
+    bytes: &[u8],
+) -> Result<(Tombstone, i64), NodeError> {
+    decode_recorded_tombstone_json(bytes)
+        .map_err(|e| corrupt(hash_key, format!("field {id:?}: {e}")))
 }
 
 /// A bulk-string reply as bytes; `None` for nil.
 pub(crate) fn reply_bytes(redis_key: &str, value: Value) -> Result<Option<Bytes>, NodeError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Bytes(bytes) => Ok(Some(bytes)),
-        Value::String(text) => Ok(Some(text.into_inner())),
-        Value::Integer(n) => Ok(Some(Bytes::from(n.to_string()))),
-        other => Err(corrupt(
-            redis_key,
-            format!("expected a string, got {:?}", other.kind()),
-        )),
-    }
+    into_bytes(value).map_err(|e| corrupt(redis_key, e.to_string()))
 }
 
-/// An array reply (MGET, HMGET, ZRANGE) as its elements.
+/// An array reply (MGET, HMGET, ZRANGE) as its elements; nil stands for an empty one.
 pub(crate) fn reply_array(redis_key: &str, value: Value) -> Result<Vec<Value>, NodeError> {
-    match value {
-        Value::Array(values) => Ok(values),
-        // A nil array stands for an empty one.
-        Value::Null => Ok(Vec::new()),
-        other => Err(corrupt(
-            redis_key,
-            format!("expected an array, got {:?}", other.kind()),
-        )),
-    }
+    into_array(value).map_err(|e| corrupt(redis_key, e.to_string()))
 }
 
 pub(crate) fn corrupt(redis_key: &str, reason: String) -> NodeError {
@@ -118,18 +88,32 @@ mod tests {
     }
 
     #[test]
-    fn tombstones_round_trip_in_the_documented_form() {
+    fn a_malformed_tombstone_is_corrupt_naming_the_hash_and_field() {
         let t = Tombstone {
             version: 3,
             deleted_at: 1_700_000_000_000,
         };
-        let text = encode_tombstone(&t);
-        assert_eq!(text, r#"{"version":3,"deleted_at":1700000000000}"#);
+        let text = replication_core::encode_tombstone_json(&t, 1_700_000_000_500);
+        assert_eq!(
+            text,
+            r#"{"version":3,"deleted_at":1700000000000,"recorded_at":1700000000500}"#
+        );
         assert_eq!(
             decode_tombstone("tombstones", "k", text.as_bytes()).unwrap(),
             t
         );
+        assert_eq!(
+            decode_recorded_tombstone("tombstones", "k", text.as_bytes()).unwrap(),
+            (t.clone(), 1_700_000_000_500)
+        );
+        // Written before the store kept the time: counts as recorded when deleted.
+        let old = br#"{"version":3,"deleted_at":1700000000000}"#;
+        assert_eq!(
+            decode_recorded_tombstone("tombstones", "k", old).unwrap(),
+            (t, 1_700_000_000_000)
+        );
         let err = decode_tombstone("tombstones", "k", b"nope").unwrap_err();
-        assert!(err.to_string().contains("tombstones"));
+        assert!(matches!(err, NodeError::Corrupt { .. }));
+        assert!(err.to_string().contains("tombstones"), "{err}");
     }
 }

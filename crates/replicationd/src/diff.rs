@@ -58,7 +58,7 @@ pub(crate) async fn diff(config_path: &Path, args: &DiffArgs) -> Result<DiffOutc
             }
         );
     };
-    let store = connect_store(&config.node).await?;
+    let store = connect_store(&config).await?;
     // One attempt per read: an unreachable peer is reported, not retried for long.
     let mut settings = config.engine.settings.clone();
     settings.peer.retries = 0;

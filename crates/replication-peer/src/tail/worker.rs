@@ -9,6 +9,9 @@
 //! after errors, while behind (last read full: trimming bites there), and every
 //! `check_interval` (catches a stream deleted while we idle).
 //!
+//! An entry over the entry cap is rejected as soon as it is read (`screen`), and the read
+//! size shrinks to a byte budget when entries are large, so what a read holds is bounded.
+//!
 //! Decoding (zstd, SHA-256, meta JSON) runs in a second task fed through a channel of
 //! capacity 1, so the next read is on the wire while the previous batch is decoded: on a
 //! backlog the tailer is then bounded by the slower of the two stages instead of their sum
@@ -18,6 +21,7 @@
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 use super::gap::{detect_gap, GapCheck};
+use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
 use replication_core::{
     Backoff, CdcDecoder, CdcEvent, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest,
@@ -47,12 +51,14 @@ enum Stage {
 }
 
 struct RawBatch {
-    entries: Vec<RawEntry>,
+    entries: Vec<Screened>,
     position: TailPosition,
     lag: Lag,
     limits: DecodeLimits,
     /// The adaptive read size after this read, for the status.
     batch_size: usize,
+    /// Bytes of the entries as read (every field name and value).
+    wire_bytes: u64,
 }
 
 /// Aborts the decoding task when the reading task ends or is aborted.
@@ -185,12 +191,16 @@ impl Worker {
             }
             let lag = lag(position, info.as_ref());
             self.position = position;
+            let returned = entries.len();
+            let (entries, read_bytes) = screen(entries, &options.limits);
+            size.fit_bytes(returned, read_bytes, read_budget(&options.limits));
             let batch = RawBatch {
                 entries,
                 position,
                 lag,
                 limits: options.limits,
                 batch_size: size.current(),
+                wire_bytes: read_bytes as u64,
             };
             send(stages, Stage::Batch(batch)).await?;
         }
@@ -252,9 +262,9 @@ impl Decoding {
                         Some(decoder) if decoder.limits() == raw.limits => decoder,
                         _ => decoder.insert(CdcDecoder::new(raw.limits)),
                     };
-                    let batch = self.decode(decoder, raw.entries, raw.position, raw.lag);
-                    self.shared
-                        .record_batch(raw.batch_size, raw.lag, batch.rejected());
+                    let (batch_size, lag) = (raw.batch_size, raw.lag);
+                    let batch = self.decode(decoder, raw);
+                    self.shared.record_batch(batch_size, lag, batch.rejected());
                     TailEvent::Batch(batch)
                 }
             };
@@ -264,32 +274,30 @@ impl Decoding {
         }
     }
 
-    fn decode(
-        &self,
-        decoder: &mut CdcDecoder,
-        entries: Vec<RawEntry>,
-        position: TailPosition,
-        lag: Lag,
-    ) -> TailBatch {
-        let mut wire_bytes = 0u64;
+    fn decode(&self, decoder: &mut CdcDecoder, raw: RawBatch) -> TailBatch {
+        let RawBatch {
+            entries,
+            position,
+            lag,
+            wire_bytes,
+            ..
+        } = raw;
         let mut content_bytes = 0u64;
         let records = entries
             .into_iter()
             .map(|entry| {
-                wire_bytes += entry
-                    .fields
-                    .iter()
-                    .map(|(name, value)| (name.len() + value.len()) as u64)
-                    .sum::<u64>();
-                let decoded = decoder.decode(entry.id, entry.fields);
+                let (id, decoded) = match entry {
+                    Screened::Raw(entry) => (entry.id, decoder.decode(entry.id, entry.fields)),
+                    Screened::Rejected(rejected) => (rejected.entry_id, Err(rejected)),
+                };
                 match &decoded {
                     Ok(CdcEvent::Put(put)) => content_bytes += put.content.len() as u64,
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::warn!(peer = self.peer.node_id(), entry = %entry.id, reason = %e.reason, "skipping bad CDC entry");
+                        tracing::warn!(peer = self.peer.node_id(), entry = %id, reason = %e.reason, "skipping bad CDC entry");
                     }
                 }
-                (entry.id, decoded)
+                (id, decoded)
             })
             .collect();
         TailBatch {
@@ -301,6 +309,12 @@ impl Decoding {
             content_bytes,
         }
     }
+}
+
+/// Bytes one read should stay within: room for a few entries at the entry cap, so the
+/// read size shrinks when a peer writes large entries (see `BatchSize::fit_bytes`).
+fn read_budget(limits: &DecodeLimits) -> usize {
+    limits.max_entry_bytes().saturating_mul(4)
 }
 
 fn lag(position: TailPosition, info: Option<&StreamInfo>) -> Lag {
