@@ -75,6 +75,10 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// SIGHUP reloads, label `outcome` = `applied` | `rejected` (a file that does not parse or
+/// validate: the running config stays).
+const CONFIG_RELOADS: &str = "replication_config_reloads_total";
+
 fn reload(
     path: &Path,
     running: &mut DaemonConfig,
@@ -82,6 +86,7 @@ fn reload(
 ) {
     match DaemonConfig::load(path) {
         Err(e) => {
+            metrics::counter!(CONFIG_RELOADS, "outcome" => "rejected").increment(1);
             tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
         }
         Ok(new) => {
@@ -90,6 +95,7 @@ fn reload(
                     "SIGHUP: [node] and [http] changes take effect only after a restart"
                 );
             }
+            metrics::counter!(CONFIG_RELOADS, "outcome" => "applied").increment(1);
             tracing::info!(peers = new.engine.peers.len(), "SIGHUP: config reloaded");
             // Nobody listening only means the engine is gone; the daemon is stopping anyway.
             let _ = tx.send(new.engine.clone());
