@@ -4,6 +4,8 @@
 //! field; durations are humantime strings (`"5s"`, `"2m"`). [`ReplicationEngineConfig::validate`]
 //! checks what serde cannot and names the bad field (`peers[1].redis_url`).
 
+pub use crate::redis_url::redact_url;
+use crate::redis_url::RedisUrl;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -61,13 +63,13 @@ impl ReplicationEngineConfig {
                     format!("duplicate peer id {:?}", peer.node_id),
                 ));
             }
-            validate_redis_url(&peer.redis_url)
+            let url = RedisUrl::parse(&peer.redis_url)
                 .map_err(|why| ConfigError::new(field("redis_url"), why))?;
             if let Some(tls) = &peer.tls {
-                if !peer.redis_url.starts_with("rediss://") {
+                if !url.tls {
                     return Err(ConfigError::new(
                         field("tls"),
-                        "TLS settings need a rediss:// redis_url",
+                        "TLS settings need a rediss:// (or rediss-sentinel://, rediss-cluster://) redis_url",
                     ));
                 }
                 if tls.cert_file.is_some() != tls.key_file.is_some() {
@@ -97,7 +99,9 @@ impl ReplicationEngineConfig {
 pub struct PeerConfig {
     /// The peer's node id (unique, not `local_node_id`).
     pub node_id: String,
-    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Never logged.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; or a Sentinel
+    /// (`redis-sentinel://…?sentinelServiceName=…`) or Cluster (`redis-cluster://…`) URL,
+    /// see [`RedisUrl`]. Never logged.
     pub redis_url: String,
     /// Prefix of every key the peer writes, with its trailing separator (`"node-b:"`). Default `""`.
     #[serde(default)]
@@ -490,43 +494,10 @@ impl ConfigError {
     }
 }
 
-/// Checks scheme, host and db of a Redis URL. Messages never include the password.
+/// Checks a Redis URL (scheme, hosts, database, Sentinel and Cluster parameters; see
+/// [`RedisUrl`]). Messages never include a secret.
 pub fn validate_redis_url(raw: &str) -> Result<(), String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("not a URL ({e}): {}", redact_url(raw)))?;
-    match url.scheme() {
-        "redis" | "rediss" => {}
-        other => {
-            return Err(format!(
-                "scheme must be redis:// or rediss://, not {other}://"
-            ))
-        }
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("missing host".into());
-    }
-    let path = url.path().trim_start_matches('/');
-    if !path.is_empty() && path.parse::<u32>().is_err() {
-        return Err(format!("database must be a number, not {path:?}"));
-    }
-    Ok(())
-}
-
-/// The URL with its password (if any) replaced by `***`.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                // Setting a password only fails for URLs that cannot have one, and this one has one.
-                let _ = url.set_password(Some("***"));
-            }
-            url.to_string()
-        }
-        // Unparseable: show only the scheme, since the rest may hold a secret.
-        Err(_) => match raw.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://<unparseable>"),
-            None => "<unparseable>".to_owned(),
-        },
-    }
+    RedisUrl::parse(raw).map(|_| ())
 }
 
 fn default_true() -> bool {

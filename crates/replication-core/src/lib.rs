@@ -15,6 +15,7 @@ mod item;
 mod item_json;
 pub mod merkle;
 mod peer;
+mod redis_url;
 mod stamp;
 mod state;
 mod stream_id;
@@ -36,6 +37,7 @@ pub use peer::{
     CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
     ReadRequest, StreamInfo,
 };
+pub use redis_url::{RedisTopology, RedisUrl};
 pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};
 pub use stream_id::{StreamId, StreamIdError};

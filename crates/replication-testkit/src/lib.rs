@@ -1,11 +1,17 @@
 //! Test support shared by the workspace's tests: real `redis-server` processes on free
-//! loopback ports (one per test, killed on drop), plus in-memory implementations of the
-//! core traits for algorithm tests that need no network.
+//! loopback ports (one per test, killed on drop), alone, as a Sentinel-watched primary and
+//! replica ([`SentinelSet`]) or as a Redis Cluster ([`RedisCluster`]); plus in-memory
+//! implementations of the core traits for algorithm tests that need no network.
 
+mod cluster;
 mod memory_peer;
 mod memory_store;
 mod redis_server;
+mod sentinel;
+mod wait;
 
+pub use cluster::RedisCluster;
 pub use memory_peer::{MemoryPeer, PeerCounters};
 pub use memory_store::{MemoryStore, StoreCounters};
 pub use redis_server::{RedisServer, RedisServerBuilder, TestkitError};
+pub use sentinel::SentinelSet;

@@ -85,8 +85,8 @@ impl RedisPeer {
             ));
         }
         let endpoint = Endpoint::parse(config).map_err(invalid)?;
-        let secret: Option<Arc<str>> = endpoint.password.as_deref().map(Arc::from);
-        let status = StatusTracker::new(&peer, endpoint.password.clone());
+        let secret: Option<Arc<str>> = endpoint.password().map(Arc::from);
+        let status = StatusTracker::new(&peer, endpoint.password().map(str::to_owned));
         let query_client = build_client(&endpoint, settings)
             .map_err(|e| invalid(errors::scrub(e.details(), secret.as_deref())))?;
         let stream_client = build_client(&endpoint, settings)

@@ -3,7 +3,7 @@
 //! a second one only for RedisJSON documents.
 
 use super::errors::to_peer_error;
-use super::keys::Keys;
+use super::keys::{command_on, Keys};
 use super::reply;
 use super::status::{Link, StatusTracker};
 use crate::items::{parse_item_json, parse_json_document};
@@ -134,9 +134,13 @@ impl QueryService {
             }
             Query::StreamInfo => {
                 self.trip();
+                let cdc = self.keys.cdc();
                 let result: Result<Value, _> = self
                     .client
-                    .custom(cmd("XINFO"), vec!["STREAM".to_owned(), self.keys.cdc()])
+                    .custom(
+                        command_on("XINFO", &cdc, false),
+                        vec!["STREAM".to_owned(), cdc.clone()],
+                    )
                     .await;
                 match result {
                     Ok(v) => Ok(Reply::StreamInfo(Some(
@@ -214,9 +218,13 @@ impl QueryService {
         let cdc = self.keys.cdc();
         let tx = self.client.multi();
         let _: () = tx
-            .custom(cmd("XINFO"), vec!["STREAM".to_owned(), cdc.clone()])
+            .custom(
+                command_on("XINFO", &cdc, false),
+                vec!["STREAM".to_owned(), cdc.clone()],
+            )
             .await
             .map_err(|e| self.fred_error(&e))?;
+        let xread_command = command_on("XREAD", &cdc, false);
         let xread = vec![
             "COUNT".to_owned(),
             count.max(1).to_string(),
@@ -225,7 +233,7 @@ impl QueryService {
             after.to_string(),
         ];
         let _: () = tx
-            .custom(cmd("XREAD"), xread)
+            .custom(xread_command, xread)
             .await
             .map_err(|e| self.fred_error(&e))?;
         self.trip();
