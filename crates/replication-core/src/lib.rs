@@ -35,7 +35,7 @@ pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, Sync
 pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use peer::{
     CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
-    ReadRequest, StreamInfo,
+    ReadRequest, ServingServer, StreamInfo,
 };
 pub use redis_url::{RedisTopology, RedisUrl};
 pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};

@@ -3,6 +3,7 @@
 
 use crate::{NodeError, NodeStoreConfig};
 use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use replication_core::RedisTopology;
 use std::time::Duration;
 
 /// How long one connection attempt may take.
@@ -11,10 +12,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connected client. After the first connection, fred reconnects by itself (exponential
 /// backoff, unbounded attempts) and retries in-flight commands; the store's own retries only
 /// cover write conflicts, so the two never multiply.
+///
+/// The URL is checked first (`NodeStoreConfig::validate`), so that a malformed one fails
+/// with our own redacted message; fred then reads the same forms (Sentinel and Cluster
+/// included).
 pub(crate) async fn connect(config: &NodeStoreConfig) -> Result<Client, NodeError> {
+    let url = config.validate()?;
+    let mut secrets: Vec<&str> = url.password.as_deref().into_iter().collect();
+    if let RedisTopology::Sentinel {
+        password: Some(sentinel),
+        ..
+    } = &url.topology
+    {
+        secrets.push(sentinel);
+    }
     let fail = |error: fred::error::Error| NodeError::Connect {
         url: config.redacted_url(),
-        source: Box::new(Redacted(redact_in(&error.to_string(), &config.redis_url))),
+        source: Box::new(Redacted(redact_in(&error.to_string(), &secrets))),
     };
     let fred_config = Config::from_url(&config.redis_url).map_err(fail)?;
     let client = Builder::from_config(fred_config)
@@ -32,17 +46,14 @@ pub(crate) async fn connect(config: &NodeStoreConfig) -> Result<Client, NodeErro
 #[error("{0}")]
 struct Redacted(String);
 
-fn redact_in(message: &str, raw_url: &str) -> String {
-    let password = raw_url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(password) => message.replace(password, "***"),
-        None => message.to_owned(),
-    }
+/// `message` with every one of `secrets` (the URL's passwords, decoded) masked.
+fn redact_in(message: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(message.to_owned(), |text, secret| {
+            text.replace(secret, "***")
+        })
 }
 
 #[cfg(test)]
@@ -52,10 +63,10 @@ mod tests {
     #[test]
     fn passwords_are_taken_out_of_messages() {
         assert_eq!(
-            redact_in("auth hunter2 failed", "redis://u:hunter2@h:1"),
-            "auth *** failed"
+            redact_in("auth hunter2 failed, s3cret too", &["hunter2", "s3cret"]),
+            "auth *** failed, *** too"
         );
-        assert_eq!(redact_in("refused", "redis://h:1"), "refused");
+        assert_eq!(redact_in("refused", &[]), "refused");
     }
 
     #[tokio::test]

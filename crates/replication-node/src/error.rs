@@ -9,6 +9,14 @@ pub type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// What can go wrong in the node store.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// The store's configuration cannot work (names the setting and why).
+    #[error("node store {field}: {message}")]
+    Config {
+        /// The setting, as `[node]` names it (`redis_url`, `redis_prefix`).
+        field: &'static str,
+        /// What is wrong, secrets redacted.
+        message: String,
+    },
     /// The node's Redis could not be reached when connecting.
     #[error("cannot connect to the node's Redis at {url}")]
     Connect {
@@ -88,6 +96,7 @@ impl NodeError {
             | NodeError::PayloadTooLarge { .. }
             | NodeError::InvalidItem { .. }
             | NodeError::Corrupt { .. }
+            | NodeError::Config { .. }
             | NodeError::Closed => false,
         }
     }
@@ -117,6 +126,12 @@ impl NodeError {
 /// Connection-level trouble (as opposed to a command the server refused).
 fn is_connection_error(error: &fred::error::Error) -> bool {
     use fred::error::ErrorKind;
+    // fred's Cluster kind also covers keys of one command on different nodes: a layout
+    // fault that retrying cannot fix (the prefix's hash tag keeps this store's keys in one
+    // slot, so it would be a bug).
+    if error.kind() == &ErrorKind::Cluster && error.details().contains("same cluster node") {
+        return false;
+    }
     matches!(
         error.kind(),
         ErrorKind::IO
@@ -124,9 +139,21 @@ fn is_connection_error(error: &fred::error::Error) -> bool {
             | ErrorKind::Canceled
             | ErrorKind::Routing
             | ErrorKind::Backpressure
-    ) || error.details().starts_with("LOADING")
-        || error.details().starts_with("BUSY")
-        || error.details().starts_with("TRYAGAIN")
+            // Finding the primary (Sentinel) or the slot's owner (Cluster) failed for now.
+            | ErrorKind::Sentinel
+            | ErrorKind::Cluster
+    ) || [
+        "LOADING",
+        "BUSY",
+        "TRYAGAIN",
+        // A failover in progress: the old primary was demoted, the Cluster has no owner
+        // for the slot yet, or a replica lost its primary.
+        "READONLY",
+        "CLUSTERDOWN",
+        "MASTERDOWN",
+    ]
+    .iter()
+    .any(|prefix| error.details().starts_with(prefix))
 }
 
 impl From<NodeError> for SyncError {
@@ -181,5 +208,36 @@ mod tests {
         );
         assert!(!refused.is_retriable());
         assert!(SyncError::from(refused).message().contains("WRONGTYPE"));
+    }
+
+    #[test]
+    fn a_failover_in_progress_is_retriable() {
+        use fred::error::{Error, ErrorKind};
+        for (kind, details) in [
+            (
+                ErrorKind::Unknown,
+                "READONLY You can't write against a read only replica.",
+            ),
+            (ErrorKind::Unknown, "CLUSTERDOWN The cluster is down"),
+            (ErrorKind::Unknown, "MASTERDOWN Link with MASTER is down"),
+            (ErrorKind::Sentinel, "Failed to read cached sentinel nodes."),
+            (ErrorKind::Cluster, "Failed to find a cluster node for slot"),
+        ] {
+            let error = NodeError::redis("write", Error::new(kind, details));
+            assert!(error.is_retriable(), "{details}");
+        }
+        let layout = NodeError::redis(
+            "write",
+            Error::new(
+                ErrorKind::Cluster,
+                "All transaction commands must use the same cluster node.",
+            ),
+        );
+        assert!(!layout.is_retriable());
+        let config = NodeError::Config {
+            field: "redis_prefix",
+            message: "no hash tag".into(),
+        };
+        assert!(!config.is_retriable());
     }
 }

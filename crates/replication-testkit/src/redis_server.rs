@@ -152,6 +152,36 @@ impl RedisServer {
         }
     }
 
+    /// Stops the process (SIGSTOP) without ending it: it keeps its connections and its
+    /// data but answers nothing, not even replication, until [`thaw`](Self::thaw).
+    pub fn freeze(&self) -> Result<(), TestkitError> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a [frozen](Self::freeze) process run again (SIGCONT).
+    pub fn thaw(&self) -> Result<(), TestkitError> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<(), TestkitError> {
+        let pid =
+            self.child.as_ref().map(Child::id).ok_or_else(|| {
+                TestkitError::Timeout(format!("port {} is not running", self.port))
+            })?;
+        // kill(1) rather than libc: the workspace denies unsafe code.
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(TestkitError::Timeout(format!(
+                "kill {signal} {pid}: {status}"
+            )))
+        }
+    }
+
     /// Kills and starts it again on the same port and dir (data kept only with persistence).
     pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.kill();

@@ -152,6 +152,32 @@ impl SentinelSet {
         Ok(port)
     }
 
+    /// `SENTINEL FAILOVER`: a hand-over ordered by a Sentinel while the primary is alive.
+    /// The old primary is demoted to a replica of the new one (clients still connected to
+    /// it get `READONLY` for writes). Waits for it; returns (old, new) ports.
+    pub fn failover(&self) -> Result<(u16, u16), TestkitError> {
+        let old = self.primary_port()?;
+        let reply = self.sentinels[0].command(&["SENTINEL", "FAILOVER", Self::SERVICE])?;
+        if !reply.starts_with("+OK") {
+            return Err(TestkitError::Timeout(format!(
+                "SENTINEL FAILOVER replied {reply}"
+            )));
+        }
+        let new = self.wait_failover(old)?;
+        let demoted = self
+            .servers
+            .iter()
+            .find(|s| s.port() == old)
+            .ok_or_else(|| TestkitError::Timeout(format!("port {old} is none of the set's")))?;
+        wait_until(SETTLE, "the old primary to replicate the new one", || {
+            Ok(demoted
+                .info_field("replication", "master_link_status")?
+                .as_deref()
+                == Some("up"))
+        })?;
+        Ok((old, new))
+    }
+
     /// Waits until the Sentinels name a primary other than `old_port` and that server
     /// answers as a primary; returns its port.
     pub fn wait_failover(&self, old_port: u16) -> Result<u16, TestkitError> {

@@ -6,6 +6,7 @@ mod common;
 mod conflicts;
 mod cost;
 mod fixture;
+mod ha;
 mod health;
 mod round_trip;
 mod tree;
