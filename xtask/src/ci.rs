@@ -1,58 +1,39 @@
 //! `test`, `ci` and `bench`: the same commands locally and in `.ci/run`.
 
 use crate::redis::ensure_redis_server;
-use crate::run::{cargo, output, run};
-use anyhow::{bail, Result};
-
-/// Crates `replication-core` must never depend on (it has no I/O): checked by `ci`.
-const FORBIDDEN_IN_CORE: &[&str] = &["fred", "rusqlite", "tokio", "mio", "libsqlite3-sys"];
+use crate::run::{cargo, run};
+use anyhow::Result;
 
 /// Runs every test of the workspace against private redis-servers.
 pub(crate) fn test(extra: &[String]) -> Result<()> {
     ensure_redis_server()?;
-    let mut cmd = cargo(&["test", "--workspace", "--no-fail-fast"]);
+    let mut cmd = cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]);
     cmd.args(extra);
     run(&mut cmd)
 }
 
-/// Formatting, lints, architecture checks, then the tests.
+/// Formatting, lints, docs, then the tests (the architecture checks are tests of their own,
+/// in `tests/tests/tidy.rs`), and the benchmarks' smoke runs.
 pub(crate) fn ci() -> Result<()> {
     run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
     run(&mut cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
+        "--locked",
         "--",
         "-D",
         "warnings",
     ]))?;
-    check_core_has_no_io()?;
-    test(&[])
-}
-
-/// `replication-core` stays free of I/O crates (ARCHITECTURE.md invariant).
-fn check_core_has_no_io() -> Result<()> {
-    let tree = output(&mut cargo(&[
-        "tree",
-        "--package",
-        "replication-core",
-        "--edges",
-        "normal",
-        "--prefix",
-        "none",
-        "--format",
-        "{p}",
-    ]))?;
-    let offenders: Vec<&str> = tree
-        .lines()
-        .filter(|line| {
-            let name = line.split_whitespace().next().unwrap_or("");
-            FORBIDDEN_IN_CORE.contains(&name)
-        })
-        .collect();
-    if !offenders.is_empty() {
-        bail!("replication-core must not depend on I/O crates, but depends on: {offenders:?}");
-    }
-    eprintln!("xtask: replication-core depends on none of {FORBIDDEN_IN_CORE:?}");
-    Ok(())
+    run(cargo(&["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    test(&[])?;
+    // Benchmarks built in test mode run a few iterations and check their results, so a
+    // benchmark cannot rot unnoticed.
+    run(&mut cargo(&[
+        "test",
+        "--workspace",
+        "--locked",
+        "--bench",
+        "*",
+    ]))
 }

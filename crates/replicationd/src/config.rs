@@ -1,4 +1,4 @@
-//! The daemon's config file: the engine config of BRIEF.md plus `[node]` and `[http]`.
+//! The daemon's config file: the engine config plus `[node]` and `[http]`.
 //!
 //! serde cannot combine `flatten` with `deny_unknown_fields`, so the file is split by hand:
 //! `[node]` and `[http]` are taken out, and the rest must be exactly an engine config.
