@@ -236,6 +236,10 @@ impl SyncEngineRef for NodeStore {
         self.inner.health.accepting() && !self.inner.health.is_closed()
     }
 
+    fn connection(&self) -> Option<ConnectionStatus> {
+        Some(NodeStore::connection(self))
+    }
+
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
         self.apply(vec![Change::Put(item)])
             .await
