@@ -151,6 +151,8 @@ fn is_connection_error(error: &fred::error::Error) -> bool {
         "READONLY",
         "CLUSTERDOWN",
         "MASTERDOWN",
+        // min-replicas-to-write unmet: no replica keeps up with the primary for now.
+        "NOREPLICAS",
     ]
     .iter()
     .any(|prefix| error.details().starts_with(prefix))
@@ -220,6 +222,7 @@ mod tests {
             ),
             (ErrorKind::Unknown, "CLUSTERDOWN The cluster is down"),
             (ErrorKind::Unknown, "MASTERDOWN Link with MASTER is down"),
+            (ErrorKind::Unknown, "NOREPLICAS Not enough good replicas to write."),
             (ErrorKind::Sentinel, "Failed to read cached sentinel nodes."),
             (ErrorKind::Cluster, "Failed to find a cluster node for slot"),
         ] {
