@@ -222,7 +222,10 @@ mod tests {
             ),
             (ErrorKind::Unknown, "CLUSTERDOWN The cluster is down"),
             (ErrorKind::Unknown, "MASTERDOWN Link with MASTER is down"),
-            (ErrorKind::Unknown, "NOREPLICAS Not enough good replicas to write."),
+            (
+                ErrorKind::Unknown,
+                "NOREPLICAS Not enough good replicas to write.",
+            ),
             (ErrorKind::Sentinel, "Failed to read cached sentinel nodes."),
             (ErrorKind::Cluster, "Failed to find a cluster node for slot"),
         ] {
