@@ -38,6 +38,8 @@ pub struct MeshOptions {
     pub max_content_bytes: usize,
     /// Each node's Redis deployment (index by node; missing entries are single servers).
     pub backends: Vec<Backend>,
+    /// `settings.tombstones.retention` (zero: collect as soon as every peer has seen it).
+    pub tombstone_retention: Duration,
 }
 
 impl MeshOptions {
@@ -50,6 +52,7 @@ impl MeshOptions {
             cold_interval: Duration::from_secs(1),
             max_content_bytes: 16 * 1024 * 1024,
             backends: vec![Backend::Single; nodes],
+            tombstone_retention: replication_core::TombstoneSettings::default().retention,
         }
     }
 }
@@ -210,6 +213,7 @@ impl Mesh {
         s.hot_path.max_content_bytes = self.options.max_content_bytes;
         s.cold_path.enabled = self.options.cold_path;
         s.cold_path.interval = self.options.cold_interval;
+        s.tombstones.retention = self.options.tombstone_retention;
         s.peer.connect_timeout = Duration::from_secs(1);
         s.peer.command_timeout = Duration::from_secs(1);
         s.peer.circuit_open_for = Duration::from_millis(500);
@@ -228,6 +232,17 @@ impl Mesh {
     /// When the engine refuses to start.
     pub async fn start_engine(&mut self, i: usize) {
         let config = self.engine_config(i);
+        self.start_engine_with(i, config).await;
+    }
+
+    /// Stops node `i`'s engine (if running) and starts it again with `config`.
+    ///
+    /// # Panics
+    /// When the engine refuses to start.
+    pub async fn start_engine_with(&mut self, i: usize, config: ReplicationEngineConfig) {
+        if let Some(mut running) = self.nodes[i].engine.take() {
+            running.shutdown().await;
+        }
         let (tx, rx) = watch::channel(config.clone());
         let mut engine = ReplicationEngine::builder(config, rx)
             .sync_engine(self.nodes[i].store.clone())

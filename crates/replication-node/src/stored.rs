@@ -38,15 +38,21 @@ pub(crate) fn parse_item_meta(redis_key: &str, bytes: &[u8]) -> Result<ItemMeta,
 struct TombstoneJson {
     version: u64,
     deleted_at: i64,
+    /// When this store recorded the tombstone (its own clock, ms); absent in values written
+    /// before it was kept, which then count as recorded at `deleted_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recorded_at: Option<i64>,
 }
 
-/// `{"version":v,"deleted_at":ms}`.
-pub(crate) fn encode_tombstone(tombstone: &Tombstone) -> String {
+/// `{"version":v,"deleted_at":ms,"recorded_at":ms}`: the delete's stamp, and when this
+/// store recorded it (what tombstone collection goes by; readers ignore the field).
+pub(crate) fn encode_tombstone(tombstone: &Tombstone, recorded_at: i64) -> String {
     let json = TombstoneJson {
         version: tombstone.version,
         deleted_at: tombstone.deleted_at,
+        recorded_at: Some(recorded_at),
     };
-    serde_json::to_string(&json).expect("serialising two integers cannot fail")
+    serde_json::to_string(&json).expect("serialising three integers cannot fail")
 }
 
 /// Parses a tombstone value of field `id` in the tombstones hash `hash_key`.
@@ -55,16 +61,26 @@ pub(crate) fn decode_tombstone(
     id: &str,
     bytes: &[u8],
 ) -> Result<Tombstone, NodeError> {
+    decode_recorded_tombstone(hash_key, id, bytes).map(|(tombstone, _)| tombstone)
+}
+
+/// [`decode_tombstone`], with the time this store recorded it.
+pub(crate) fn decode_recorded_tombstone(
+    hash_key: &str,
+    id: &str,
+    bytes: &[u8],
+) -> Result<(Tombstone, i64), NodeError> {
     let json: TombstoneJson = serde_json::from_slice(bytes).map_err(|e| {
         corrupt(
             hash_key,
             format!("tombstone of {id:?} is not {{\"version\",\"deleted_at\"}} JSON: {e}"),
         )
     })?;
-    Ok(Tombstone {
+    let tombstone = Tombstone {
         version: json.version,
         deleted_at: json.deleted_at,
-    })
+    };
+    Ok((tombstone, json.recorded_at.unwrap_or(json.deleted_at)))
 }
 
 /// A bulk-string reply as bytes; `None` for nil.
@@ -123,11 +139,24 @@ mod tests {
             version: 3,
             deleted_at: 1_700_000_000_000,
         };
-        let text = encode_tombstone(&t);
-        assert_eq!(text, r#"{"version":3,"deleted_at":1700000000000}"#);
+        let text = encode_tombstone(&t, 1_700_000_000_500);
+        assert_eq!(
+            text,
+            r#"{"version":3,"deleted_at":1700000000000,"recorded_at":1700000000500}"#
+        );
         assert_eq!(
             decode_tombstone("tombstones", "k", text.as_bytes()).unwrap(),
             t
+        );
+        assert_eq!(
+            decode_recorded_tombstone("tombstones", "k", text.as_bytes()).unwrap(),
+            (t.clone(), 1_700_000_000_500)
+        );
+        // Written before the store kept the time: counts as recorded when deleted.
+        let old = br#"{"version":3,"deleted_at":1700000000000}"#;
+        assert_eq!(
+            decode_recorded_tombstone("tombstones", "k", old).unwrap(),
+            (t, 1_700_000_000_000)
         );
         let err = decode_tombstone("tombstones", "k", b"nope").unwrap_err();
         assert!(err.to_string().contains("tombstones"));

@@ -5,11 +5,13 @@
 //! [`MinimalStore`], a store with only the required `SyncEngineRef` methods.
 
 mod cluster;
+mod lazy_tree;
 mod memory_peer;
 mod memory_store;
 mod minimal_store;
 mod redis_server;
 mod sentinel;
+mod store_clock;
 mod wait;
 
 pub use cluster::RedisCluster;
