@@ -157,12 +157,12 @@ impl SentinelSet {
     /// it get `READONLY` for writes). Waits for it; returns (old, new) ports.
     pub fn failover(&self) -> Result<(u16, u16), TestkitError> {
         let old = self.primary_port()?;
-        let reply = self.sentinels[0].command(&["SENTINEL", "FAILOVER", Self::SERVICE])?;
-        if !reply.starts_with("+OK") {
-            return Err(TestkitError::Timeout(format!(
-                "SENTINEL FAILOVER replied {reply}"
-            )));
-        }
+        // A Sentinel refuses while it sees no good replica yet (`NOGOODSLAVE`) or another
+        // failover runs (`INPROG`): ask again until one is accepted.
+        wait_until(SETTLE, "a Sentinel to accept the failover", || {
+            let reply = self.sentinels[0].command(&["SENTINEL", "FAILOVER", Self::SERVICE])?;
+            Ok(reply.starts_with("+OK"))
+        })?;
         let new = self.wait_failover(old)?;
         let demoted = self
             .servers
