@@ -4,8 +4,9 @@
 //! field; durations are humantime strings (`"5s"`, `"2m"`). [`ReplicationEngineConfig::validate`]
 //! checks what serde cannot and names the bad field (`peers[1].redis_url`).
 
-pub use crate::redis_url::redact_url;
+pub use crate::limits::LimitSettings;
 use crate::redis_url::RedisUrl;
+pub use crate::redis_url::{redact_url, redact_urls_in, validate_redis_url};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -179,6 +180,9 @@ pub struct Settings {
     /// Tombstone retention.
     #[serde(default)]
     pub tombstones: TombstoneSettings,
+    /// Bounds on input from peers and local clients.
+    #[serde(default)]
+    pub limits: LimitSettings,
     /// Longest `shutdown()` waits for in-flight batches. Default `"10s"`.
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -192,6 +196,7 @@ impl Default for Settings {
             peer: PeerSettings::default(),
             sync_engine: SyncEngineSettings::default(),
             tombstones: TombstoneSettings::default(),
+            limits: LimitSettings::default(),
             shutdown_timeout: default_shutdown_timeout(),
         }
     }
@@ -286,7 +291,7 @@ impl Settings {
                 "must be positive",
             ));
         }
-        Ok(())
+        self.limits.validate()
     }
 }
 
@@ -493,12 +498,6 @@ impl ConfigError {
             message: message.into(),
         }
     }
-}
-
-/// Checks a Redis URL (scheme, hosts, database, Sentinel and Cluster parameters; see
-/// [`RedisUrl`]). Messages never include a secret.
-pub fn validate_redis_url(raw: &str) -> Result<(), String> {
-    RedisUrl::parse(raw).map(|_| ())
 }
 
 fn default_true() -> bool {

@@ -14,6 +14,7 @@ mod cursor;
 mod held;
 mod item;
 mod item_json;
+mod limits;
 pub mod merkle;
 mod peer;
 mod redis_url;
@@ -22,6 +23,7 @@ mod stamp;
 mod state;
 mod stream_id;
 mod sync_engine;
+mod tombstone_json;
 
 #[cfg(test)]
 mod test_fixtures;
@@ -29,8 +31,9 @@ mod test_fixtures;
 pub use backoff::Backoff;
 pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
 pub use config::{
-    ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, PeerConfig, PeerSettings,
-    PeerTlsConfig, ReplicationEngineConfig, Settings, SyncEngineSettings, TombstoneSettings,
+    ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, LimitSettings, PeerConfig,
+    PeerSettings, PeerTlsConfig, ReplicationEngineConfig, Settings, SyncEngineSettings,
+    TombstoneSettings,
 };
 pub use cursor::{Cursor, CursorError, CursorStore};
 pub use held::{
@@ -38,6 +41,7 @@ pub use held::{
 };
 pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, SyncItem};
 pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
+pub use limits::ObjectIdLimits;
 pub use peer::{
     CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
     ReadRequest, ServingServer, StreamInfo,
@@ -48,6 +52,10 @@ pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};
 pub use stream_id::{StreamId, StreamIdError};
 pub use sync_engine::{Change, NoOpSyncEngine, SyncEngineRef, SyncError};
+pub use tombstone_json::{
+    decode_recorded_tombstone_json, decode_tombstone_json, encode_tombstone_json,
+    TombstoneJsonError,
+};
 
 /// mockall mocks of the core traits (feature `mocks`), for other crates' unit tests.
 #[cfg(any(test, feature = "mocks"))]

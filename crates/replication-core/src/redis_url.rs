@@ -1,8 +1,9 @@
 //! Redis URLs of peers and of the node store, parsed and checked in one place: one server
 //! (`redis://`), a primary found through Sentinel (`redis-sentinel://`) or a Redis Cluster
-//! (`redis-cluster://`), each also over TLS (`rediss…`). Errors never show a secret, and
+//! (`redis-cluster://`), each also over TLS (`rediss…`). Errors never show a secret;
 //! [`redact_url`] masks every secret a URL can carry (the user-info password and the
-//! `sentinelPassword` parameter).
+//! `sentinelPassword` parameter), and [`redact_urls_in`] masks URLs quoted inside any text
+//! (re-exported from [`crate::config`]).
 //!
 //! The forms, as fred 10 reads them:
 //! - `redis[s]://[user[:password]@]host[:port][/db]` (port 6379);
@@ -319,6 +320,60 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// Checks a Redis URL (scheme, hosts, database, Sentinel and Cluster parameters; see
+/// [`RedisUrl`]). Messages never include a secret.
+pub fn validate_redis_url(raw: &str) -> Result<(), String> {
+    RedisUrl::parse(raw).map(|_| ())
+}
+
+/// `text` with the user info of every URL in it (`scheme://user:password@`) masked as
+/// `scheme://***@`, for messages that may quote configuration (a parser's error naming a
+/// value). Conservative: from `://` to the last `@` before the next quote or line end is
+/// masked (or before the next `://`), so a password holding `/`, `@` or spaces does not
+/// escape.
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // The span ends at a quote, a line end or the next URL.
+        let span_end = after
+            .find(['"', '\'', '`', '\n'])
+            .unwrap_or(after.len())
+            .min(after.find("://").unwrap_or(after.len()));
+        match after[..span_end].rfind('@') {
+            Some(user_end) => {
+                out.push_str("***");
+                rest = &after[user_end..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    mask_parameter(&out, "sentinelPassword=")
+}
+
+/// `text` with the value after every `name` (up to `&`, a quote, a space or a line end)
+/// masked: a Sentinel URL's own password sits in its query, not in its user info.
+fn mask_parameter(text: &str, name: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(name) {
+        let (before, after) = rest.split_at(at + name.len());
+        out.push_str(before);
+        let end = after
+            .find(['&', '"', '\'', '`', '\n', ' '])
+            .unwrap_or(after.len());
+        if end > 0 {
+            out.push_str("***");
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +506,30 @@ mod tests {
             "redis-sentinel://u:***@h?sentinelServiceName=m&sentinelPassword=***"
         );
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn urls_inside_text_lose_their_user_info() {
+        assert_eq!(
+            redact_urls_in(
+                r#"invalid type: string "redis://alice:hunter2@h:1/0", expected a boolean"#
+            ),
+            r#"invalid type: string "redis://***@h:1/0", expected a boolean"#
+        );
+        assert_eq!(
+            redact_urls_in("a rediss://u:p@h b redis://:x y@z c"),
+            "a rediss://***@h b redis://***@z c"
+        );
+        assert_eq!(
+            redact_urls_in("redis://h:1 and no secret"),
+            "redis://h:1 and no secret"
+        );
+        assert_eq!(redact_urls_in("`redis://u:p/w@h`"), "`redis://***@h`");
+        assert_eq!(redact_urls_in("no url at all"), "no url at all");
+        assert_eq!(
+            redact_urls_in(r#"bad "redis-sentinel://h?sentinelPassword=hunter2&node=g:1" here"#),
+            r#"bad "redis-sentinel://h?sentinelPassword=***&node=g:1" here"#
+        );
+        assert_eq!(redact_urls_in("ends with ://"), "ends with ://");
     }
 }

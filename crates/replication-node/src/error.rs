@@ -2,6 +2,7 @@
 
 use replication_core::merkle::ObjectIdError;
 use replication_core::SyncError;
+use replication_redis::Failure;
 
 /// The underlying cause of a failure, boxed so that no client library type leaks out.
 pub type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -26,12 +27,14 @@ pub enum NodeError {
         #[source]
         source: BoxedSource,
     },
-    /// A Redis command failed (connection lost, timeout, server error).
+    /// A Redis command failed (connection lost, timeout, the server refusing writes, an
+    /// error reply).
     #[error("node Redis {operation} failed")]
     Redis {
         /// What the store was doing.
         operation: &'static str,
-        /// Whether retrying may help (connection trouble, timeouts).
+        /// Whether retrying may help: everything but the permanent causes of
+        /// `replication_redis::Failure` (a server refusing writes for now is retriable).
         retriable: bool,
         /// The client's error.
         #[source]
@@ -80,7 +83,8 @@ pub enum NodeError {
         /// What was wrong.
         reason: String,
     },
-    /// The store was closed.
+    /// The store was closed. Retriable: the change is fine, the store is not there to take
+    /// it (a caller that keeps retrying is stopped by its own shutdown).
     #[error("the node store is closed")]
     Closed,
 }
@@ -89,21 +93,22 @@ impl NodeError {
     /// Whether retrying the same call may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
-            NodeError::Connect { .. } | NodeError::Contended { .. } => true,
+            NodeError::Connect { .. } | NodeError::Contended { .. } | NodeError::Closed => true,
             NodeError::Redis { retriable, .. } => *retriable,
+            // A change's own content, or data in the store it cannot be applied over.
             NodeError::InvalidKey(_)
             | NodeError::ReservedKey { .. }
             | NodeError::PayloadTooLarge { .. }
             | NodeError::InvalidItem { .. }
             | NodeError::Corrupt { .. }
-            | NodeError::Config { .. }
-            | NodeError::Closed => false,
+            | NodeError::Config { .. } => false,
         }
     }
 
-    /// Wraps a client error from `operation`.
+    /// Wraps a client error from `operation`; retriable unless its cause is one of the
+    /// permanent ones (`replication_redis::Failure::is_permanent`).
     pub(crate) fn redis(operation: &'static str, error: fred::error::Error) -> Self {
-        let retriable = is_connection_error(&error);
+        let retriable = !Failure::of(&error).is_permanent();
         NodeError::Redis {
             operation,
             retriable,
@@ -111,8 +116,10 @@ impl NodeError {
         }
     }
 
-    /// Whether this is the kind of failure that says the store is unreachable.
-    pub(crate) fn is_connection_failure(&self) -> bool {
+    /// Whether this failure says the store cannot take writes right now (unreachable, or
+    /// the server refusing them): the store then asks for backpressure until a probe write
+    /// goes through.
+    pub(crate) fn refuses_writes(&self) -> bool {
         matches!(
             self,
             NodeError::Redis {
@@ -121,41 +128,6 @@ impl NodeError {
             }
         )
     }
-}
-
-/// Connection-level trouble (as opposed to a command the server refused).
-fn is_connection_error(error: &fred::error::Error) -> bool {
-    use fred::error::ErrorKind;
-    // fred's Cluster kind also covers keys of one command on different nodes: a layout
-    // fault that retrying cannot fix (the prefix's hash tag keeps this store's keys in one
-    // slot, so it would be a bug).
-    if error.kind() == &ErrorKind::Cluster && error.details().contains("same cluster node") {
-        return false;
-    }
-    matches!(
-        error.kind(),
-        ErrorKind::IO
-            | ErrorKind::Timeout
-            | ErrorKind::Canceled
-            | ErrorKind::Routing
-            | ErrorKind::Backpressure
-            // Finding the primary (Sentinel) or the slot's owner (Cluster) failed for now.
-            | ErrorKind::Sentinel
-            | ErrorKind::Cluster
-    ) || [
-        "LOADING",
-        "BUSY",
-        "TRYAGAIN",
-        // A failover in progress: the old primary was demoted, the Cluster has no owner
-        // for the slot yet, or a replica lost its primary.
-        "READONLY",
-        "CLUSTERDOWN",
-        "MASTERDOWN",
-        // min-replicas-to-write unmet: no replica keeps up with the primary for now.
-        "NOREPLICAS",
-    ]
-    .iter()
-    .any(|prefix| error.details().starts_with(prefix))
 }
 
 impl From<NodeError> for SyncError {
@@ -196,20 +168,35 @@ mod tests {
     }
 
     #[test]
-    fn contention_and_io_are_retriable() {
+    fn contention_io_refusals_and_a_closed_store_are_retriable() {
+        use fred::error::{Error, ErrorKind};
         assert!(SyncError::from(NodeError::Contended { attempts: 3 }).is_retriable());
-        let io = NodeError::redis(
-            "write",
-            fred::error::Error::new(fred::error::ErrorKind::IO, "reset"),
-        );
+        assert!(SyncError::from(NodeError::Closed).is_retriable());
+        let io = NodeError::redis("write", Error::new(ErrorKind::IO, "reset"));
         assert!(io.is_retriable());
-        assert!(io.is_connection_failure());
-        let refused = NodeError::redis(
+        assert!(io.refuses_writes());
+        for refusal in [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "MISCONF Redis is configured to save RDB snapshots",
+            "READONLY You can't write against a read only replica.",
+            "NOREPLICAS Not enough good replicas to write.",
+            "EXECABORT Transaction discarded because of previous errors.",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+        ] {
+            let error = NodeError::redis("write", Error::new(ErrorKind::Unknown, refusal));
+            assert!(error.is_retriable(), "{refusal}");
+            assert!(error.refuses_writes(), "{refusal}");
+            assert!(SyncError::from(error).is_retriable(), "{refusal}");
+        }
+        let wrong = NodeError::redis(
             "write",
-            fred::error::Error::new(fred::error::ErrorKind::Unknown, "WRONGTYPE"),
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "WRONGTYPE Operation against a key",
+            ),
         );
-        assert!(!refused.is_retriable());
-        assert!(SyncError::from(refused).message().contains("WRONGTYPE"));
+        assert!(!wrong.is_retriable());
+        assert!(SyncError::from(wrong).message().contains("WRONGTYPE"));
     }
 
     #[test]
@@ -232,14 +219,6 @@ mod tests {
             let error = NodeError::redis("write", Error::new(kind, details));
             assert!(error.is_retriable(), "{details}");
         }
-        let layout = NodeError::redis(
-            "write",
-            Error::new(
-                ErrorKind::Cluster,
-                "All transaction commands must use the same cluster node.",
-            ),
-        );
-        assert!(!layout.is_retriable());
         let config = NodeError::Config {
             field: "redis_prefix",
             message: "no hash tag".into(),

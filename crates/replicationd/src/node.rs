@@ -1,19 +1,22 @@
 //! Local commands (`put`, `get`, `del`) that talk to this node's own store directly.
 
-use crate::config::{DaemonConfig, NodeSection};
+use crate::config::DaemonConfig;
 use anyhow::{bail, Context, Result};
 use replication_node::{NodeStore, NodeStoreConfig};
 use std::io::Read;
 use std::path::Path;
 
-/// Connects to the node's own Redis, naming it (redacted) when that fails.
-pub(crate) async fn connect_store(node: &NodeSection) -> Result<NodeStore> {
+/// Connects to the node's own Redis, naming it (redacted) when that fails. Object ids are
+/// bounded by `[settings.limits]`, the same limits the engine applies to peers' ids.
+pub(crate) async fn connect_store(daemon: &DaemonConfig) -> Result<NodeStore> {
+    let node = &daemon.node;
     let config = NodeStoreConfig {
         redis_url: node.redis_url.clone(),
         redis_prefix: node.redis_prefix.clone(),
         max_payload_bytes: node.max_payload_bytes,
         cdc_maxlen: node.cdc_maxlen,
         command_timeout: NodeStoreConfig::DEFAULT_COMMAND_TIMEOUT,
+        object_id_limits: daemon.engine.settings.limits.object_ids(),
     };
     NodeStore::connect(config).await.with_context(|| {
         format!(
@@ -36,7 +39,7 @@ pub(crate) async fn put(config_path: &Path, key: &str, value: Option<&str>) -> R
         }
         Some(text) => text.as_bytes().to_vec(),
     };
-    let store = connect_store(&config.node).await?;
+    let store = connect_store(&config).await?;
     let item = store.put(key, content).await?;
     println!(
         "put {} version {} ({} bytes)",
@@ -51,7 +54,7 @@ pub(crate) async fn put(config_path: &Path, key: &str, value: Option<&str>) -> R
 pub(crate) async fn get(config_path: &Path, key: &str) -> Result<()> {
     use std::io::Write;
     let config = DaemonConfig::load(config_path)?;
-    let store = connect_store(&config.node).await?;
+    let store = connect_store(&config).await?;
     match store.get_item(key).await? {
         Some(item) => {
             let mut out = std::io::stdout().lock();
@@ -69,7 +72,7 @@ pub(crate) async fn get(config_path: &Path, key: &str) -> Result<()> {
 pub(crate) async fn del(config_path: &Path, key: &str) -> Result<()> {
     use replication_engine::SyncEngineRef;
     let config = DaemonConfig::load(config_path)?;
-    let store = connect_store(&config.node).await?;
+    let store = connect_store(&config).await?;
     if store.delete(key.to_owned()).await? {
         println!("deleted {key}");
         Ok(())

@@ -20,7 +20,7 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the Prometheus metrics recorder")?;
-    let store = connect_store(&config.node).await?;
+    let store = connect_store(&config).await?;
     // Bind before starting the engine, so a port in use fails fast and clearly.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await

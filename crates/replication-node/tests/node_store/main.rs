@@ -8,5 +8,6 @@ mod cost;
 mod fixture;
 mod ha;
 mod health;
+mod id_limits;
 mod round_trip;
 mod tree;

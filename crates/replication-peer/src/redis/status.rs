@@ -3,11 +3,11 @@
 //! holding the peer's stream (the primary Sentinel named, or the Cluster primary owning
 //! the stream's slot) and how often it changed (failovers).
 
-use super::errors::{is_auth, scrub};
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, ClusterInterface, EventInterface};
 use fred::types::config::Server;
 use replication_core::{ConnectionState, ConnectionStatus, PeerError, ServingServer};
+use replication_redis::{scrub, Failure};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -97,7 +97,7 @@ impl StatusTracker {
         tasks.push(tokio::spawn(async move {
             while let Ok((error, _server)) = errors.recv().await {
                 let mut facts = this.facts();
-                facts.last_error_is_auth = is_auth(&error);
+                facts.last_error_is_auth = Failure::of(&error) == Failure::Auth;
                 facts.last_error = Some(scrub(
                     &format!("{link:?} connection: {}", error.details()),
                     this.secret.as_deref(),
