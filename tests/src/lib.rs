@@ -6,6 +6,7 @@
 //! Real daemons (`daemon`, `daemon_node`) and a headless browser (`browser`) serve the
 //! operator's tests: the status page, `diff` and the runtime controls.
 
+pub mod backend;
 pub mod browser;
 pub mod daemon;
 pub mod daemon_node;
@@ -18,6 +19,7 @@ pub mod resp;
 pub mod scenario;
 pub mod workload;
 
+pub use backend::{Backend, NodeRedis};
 pub use gate::Gate;
 pub use mesh::{Mesh, MeshOptions, Node};
 pub use model::{Model, Observed};

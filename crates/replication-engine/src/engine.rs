@@ -245,6 +245,7 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         let sampler_task = tokio::spawn(crate::sampler::run(
             self.peer_manager.clone(),
             (*self.circuit).clone(),
+            self.sync_engine.clone(),
             reload_stop.clone(),
         ));
         let reload_task = tokio::spawn(reload_loop(
@@ -308,13 +309,16 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         let _ = self.transition(EngineState::Stopped);
     }
 
-    /// Health from cached state only (no network I/O). It has no side effects: gauges are
-    /// kept current by the engine's status sampler, whether or not anyone asks for health.
+    /// Health from cached state only (no network I/O). It publishes the gauges it reports
+    /// on; the engine's status sampler keeps them current whether or not anyone asks.
     pub async fn health_check(&self) -> HealthCheck {
         let state = self.state();
         let accepting = self.sync_engine.should_accept_writes();
         let circuit = self.circuit.state_name();
+        let store = self.sync_engine.connection();
+        let store_failovers = store.as_ref().map_or(0, |c| c.failovers);
         let peers = self.peer_manager.health();
+        crate::sampler::publish(&self.circuit, &peers, store_failovers);
         let peers_connected = peers.iter().filter(|p| p.enabled && p.connected).count();
         let ready = state == EngineState::Running && accepting && !self.circuit.is_open();
         let healthy = ready
@@ -328,6 +332,8 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
             healthy,
             sync_engine_accepting_writes: accepting,
             sync_engine_circuit: circuit.to_owned(),
+            sync_engine_server: store.and_then(|c| c.server),
+            sync_engine_failovers: store_failovers,
             peers_connected,
             peers_total: peers.len(),
             peers,

@@ -27,6 +27,11 @@ pub struct HealthCheck {
     pub sync_engine_accepting_writes: bool,
     /// State of the local-store circuit breaker: `closed`, `open` or `half_open`.
     pub sync_engine_circuit: String,
+    /// The server holding the local store's data (a Sentinel-named primary, the Cluster
+    /// primary of its slot), when the store reports one (`SyncEngineRef::connection`).
+    pub sync_engine_server: Option<String>,
+    /// Times that server changed (failovers of the local store's Redis).
+    pub sync_engine_failovers: u64,
     /// Enabled peers whose connection is up.
     pub peers_connected: usize,
     /// Configured peers (enabled or not).
@@ -79,6 +84,13 @@ pub struct PeerHealth {
     pub last_success_ms: Option<i64>,
     /// Repair cycles that ran (or failed) since the engine started; skipped ones excluded.
     pub repairs_run: u64,
+    /// The server holding the peer's stream (`host:port`: the primary a Sentinel named,
+    /// the Cluster primary owning the stream's slot), once connected.
+    pub server: Option<String>,
+    /// Times the connection was re-established.
+    pub reconnects: u64,
+    /// Times `server` changed while connected: failovers of the peer's Redis.
+    pub failovers: u64,
     /// Last repair cycle, if any ran.
     pub last_repair: Option<RepairHealth>,
     /// Last repair cycle that found keys different (it may be `last_repair`, or older
@@ -240,6 +252,8 @@ mod tests {
             healthy: false,
             sync_engine_accepting_writes: true,
             sync_engine_circuit: "half_open".into(),
+            sync_engine_server: Some("10.0.0.9:6379".into()),
+            sync_engine_failovers: 1,
             peers_connected: 0,
             peers_total: 1,
             peers: vec![PeerHealth {
@@ -268,6 +282,9 @@ mod tests {
                 last_error: None,
                 last_error_at_ms: None,
                 last_success_ms: Some(9),
+                server: None,
+                reconnects: 2,
+                failovers: 0,
                 repairs_run: 1,
                 last_repair: Some(RepairHealth::failed(
                     "peer b: closed".into(),

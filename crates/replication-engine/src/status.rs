@@ -241,7 +241,10 @@ impl PeerStatus {
                 .last_error
                 .or_else(|| connection.as_ref().and_then(|c| c.last_error.clone())),
             last_error_at_ms: inner.last_error_at_ms,
-            last_success_ms: connection.and_then(|c| c.last_success_ms),
+            last_success_ms: connection.as_ref().and_then(|c| c.last_success_ms),
+            server: connection.as_ref().and_then(|c| c.server.clone()),
+            reconnects: connection.as_ref().map_or(0, |c| c.reconnects),
+            failovers: connection.as_ref().map_or(0, |c| c.failovers),
             repairs_run: inner.repairs_run,
             last_repair: inner.last_repair,
             last_difference: inner.last_difference,

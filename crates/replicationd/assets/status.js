@@ -47,6 +47,10 @@ function sparkline(samples) {
     '<polyline points="' + points.join(" ") + '"/></svg><figcaption data-field="lag-history">' + esc(label) + "</figcaption></figure>";
 }
 
+function failovers(n) {
+  return n ? " (" + num(n) + (n === 1 ? " failover)" : " failovers)") : "";
+}
+
 function badge(text, tone) {
   return '<span class="badge ' + tone + '">' + esc(text) + "</span>";
 }
@@ -104,6 +108,10 @@ function peerCard(peer, samples, now) {
     ["last repair", "last-repair", repair(peer.last_repair, now)],
     ["read", "bytes-read", bytesRead(peer)],
   ];
+  if (peer.server) {
+    rows.push(["server", "server", "<code>" + esc(peer.server) + "</code>" + failovers(peer.failovers) +
+      (peer.reconnects ? ", " + num(peer.reconnects) + " reconnects" : "")]);
+  }
   const diff = peer.last_difference;
   if (diff && (!peer.last_repair || diff.cycle !== peer.last_repair.cycle)) {
     rows.push(["last found differences", "last-difference", repair(diff, now)]);
@@ -131,7 +139,8 @@ function render(report) {
     "<h1>replicationd · " + esc(report.node_id) + "</h1>" +
     '<div class="facts"><span data-field="verdict" class="' + verdict[1] + '"><b class="' + verdict[1] + '">' + verdict[0] + "</b></span>" +
     "<span>engine <b>" + esc(h.state) + "</b></span>" +
-    '<span data-field="store">store <b>' + store + "</b>, circuit <b>" + esc(h.sync_engine_circuit) + "</b></span>" +
+    '<span data-field="store">store <b>' + store + "</b>, circuit <b>" + esc(h.sync_engine_circuit) + "</b>" +
+    (h.sync_engine_server ? " on <code>" + esc(h.sync_engine_server) + "</code>" + failovers(h.sync_engine_failovers) : "") + "</span>" +
     '<span data-field="peers">peers <b>' + h.peers_connected + "/" + h.peers_total + "</b> connected</span></div>";
   const history = {};
   for (const peer of report.history) history[peer.node_id] = peer.samples;

@@ -22,6 +22,7 @@ fn read(name: &str) -> String {
 /// Every series name the metrics endpoint can show: histograms as their three series.
 fn emitted() -> BTreeSet<String> {
     let mut names: BTreeSet<String> = DAEMON_GAUGES.iter().map(|n| (*n).to_owned()).collect();
+    names.insert(crate::run::CONFIG_RELOADS.to_owned());
     for (name, kind) in ALL {
         names.insert((*name).to_owned());
         if *kind == MetricKind::Histogram {

@@ -54,6 +54,8 @@ mod tests {
                 healthy: true,
                 sync_engine_accepting_writes: true,
                 sync_engine_circuit: "closed".into(),
+                sync_engine_server: None,
+                sync_engine_failovers: 0,
                 peers_connected: 0,
                 peers_total: 0,
                 peers: Vec::new(),

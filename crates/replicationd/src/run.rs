@@ -79,6 +79,10 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// SIGHUP reloads, label `outcome` = `applied` | `rejected` (a file that does not parse or
+/// validate: the running config stays).
+pub(crate) const CONFIG_RELOADS: &str = "replication_config_reloads_total";
+
 /// Who may use the admin routes; refuses to start when remote access has no token.
 fn admin_access(config: &DaemonConfig) -> Result<AdminAccess> {
     let token = crate::admin_token::resolve(&config.admin)?;
@@ -101,6 +105,7 @@ fn reload(
 ) {
     match DaemonConfig::load(path) {
         Err(e) => {
+            metrics::counter!(CONFIG_RELOADS, "outcome" => "rejected").increment(1);
             tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
         }
         Ok(new) => {
@@ -109,6 +114,7 @@ fn reload(
                     "SIGHUP: [node], [http] and [admin] changes take effect only after a restart"
                 );
             }
+            metrics::counter!(CONFIG_RELOADS, "outcome" => "applied").increment(1);
             tracing::info!(peers = new.engine.peers.len(), "SIGHUP: config reloaded");
             // Nobody listening only means the engine is gone; the daemon is stopping anyway.
             let _ = tx.send(new.engine.clone());

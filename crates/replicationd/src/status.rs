@@ -47,6 +47,13 @@ pub(crate) fn render(report: &StatusReport) -> String {
         h.peers_connected,
         h.peers_total,
     );
+    if let Some(server) = &h.sync_engine_server {
+        let _ = writeln!(
+            out,
+            "store on {server}{}",
+            failovers(h.sync_engine_failovers)
+        );
+    }
     for peer in &h.peers {
         out.push_str(&render_peer(peer, report.generated_at_ms));
     }
@@ -83,6 +90,9 @@ fn render_peer(peer: &PeerHealth, now_ms: i64) -> String {
         peer.cursor.as_deref().unwrap_or("-"),
     );
     let indent = " ".repeat(23);
+    if let Some(server) = &peer.server {
+        let _ = writeln!(out, "{indent}on {server}{}", failovers(peer.failovers));
+    }
     let rejected = if peer.rejected.is_empty() {
         "none".to_owned()
     } else {
@@ -156,6 +166,15 @@ pub(crate) fn trigger_name(trigger: replication_engine::RepairTrigger) -> &'stat
     }
 }
 
+/// `, N failovers` when a server change was seen.
+fn failovers(count: u64) -> String {
+    match count {
+        0 => String::new(),
+        1 => ", 1 failover".to_owned(),
+        n => format!(", {n} failovers"),
+    }
+}
+
 /// A byte count in the largest binary unit that keeps it at one or more.
 pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -177,6 +196,43 @@ pub(crate) fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failovers_show_with_the_server_holding_the_data() {
+        let health: replication_engine::HealthCheck = serde_json::from_value(serde_json::json!({
+            "state": "Running", "ready": true, "healthy": true,
+            "sync_engine_accepting_writes": true, "sync_engine_circuit": "closed",
+            "sync_engine_server": "10.0.0.9:6379", "sync_engine_failovers": 1,
+            "peers_connected": 1, "peers_total": 1,
+            "peers": [{
+                "node_id": "b", "enabled": true, "paused": false, "connected": true,
+                "connection_state": "connected", "circuit_open": false, "lag_ms": 3,
+                "lag_entries": 0, "catching_up": false, "cursor": "1-0",
+                "applied_total": 0, "applied_per_sec": 0.0, "rejected": {},
+                "gaps": {"trimmed": 0, "recreated": 0, "last_at_ms": null},
+                "bytes_read": {"wire": 0, "content": 0}, "last_error": null,
+                "last_error_at_ms": null, "last_success_ms": null,
+                "server": "10.0.0.2:6379", "reconnects": 3, "failovers": 2,
+                "repairs_run": 0, "last_repair": null, "last_difference": null,
+                "gap_unrepaired": false
+            }],
+        }))
+        .expect("a health report");
+        let report = StatusReport {
+            node_id: "a".into(),
+            version: "0".into(),
+            generated_at_ms: 0,
+            health,
+            history: Vec::new(),
+            sample_every_secs: 2,
+        };
+        let text = render(&report);
+        assert!(
+            text.contains("store on 10.0.0.9:6379, 1 failover\n"),
+            "{text}"
+        );
+        assert!(text.contains("on 10.0.0.2:6379, 2 failovers"), "{text}");
+    }
 
     #[test]
     fn bytes_are_shown_in_binary_units() {
