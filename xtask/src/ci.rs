@@ -18,6 +18,9 @@ pub(crate) fn test(extra: &[String]) -> Result<()> {
 /// Formatting, lints, architecture checks, then the tests.
 pub(crate) fn ci() -> Result<()> {
     run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
+    // Before clippy: a broken co-link fails every later build with cargo's own, less
+    // telling, error.
+    check_colinks_with_sync_engine()?;
     run(&mut cargo(&[
         "clippy",
         "--workspace",
@@ -28,6 +31,24 @@ pub(crate) fn ci() -> Result<()> {
     ]))?;
     check_core_has_no_io()?;
     test(&[])
+}
+
+/// The facade and sync-engine 0.2.x build into one binary and both open SQLite in it: the
+/// `replication-colink-check` fixture depends on both and is built and run.
+fn check_colinks_with_sync_engine() -> Result<()> {
+    run(&mut cargo(&[
+        "run",
+        "--quiet",
+        "-p",
+        "replication-colink-check",
+    ]))
+    .map_err(|e| {
+        e.context(
+            "the facade and sync-engine 0.2.x no longer build into one binary: both link the \
+             native sqlite3 library, so rusqlite must stay on the libsqlite3-sys that sqlx 0.8 \
+             uses (rusqlite 0.32, libsqlite3-sys 0.30)",
+        )
+    })
 }
 
 /// `replication-core` stays free of I/O crates (ARCHITECTURE.md invariant).

@@ -529,6 +529,21 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// `message` with the password of `raw_url` (if it has one) replaced by `***`: for client
+/// errors, which may quote the URL they were given.
+pub fn redact_in_message(message: &str, raw_url: &str) -> String {
+    let password = raw_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(password) => message.replace(password, "***"),
+        None => message.to_owned(),
+    }
+}
+
 fn default_true() -> bool {
     true
 }

@@ -19,6 +19,7 @@ mod stamp;
 mod state;
 mod stream_id;
 mod sync_engine;
+mod tombstone_json;
 
 #[cfg(test)]
 mod test_fixtures;
@@ -40,6 +41,7 @@ pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};
 pub use stream_id::{StreamId, StreamIdError};
 pub use sync_engine::{Change, NoOpSyncEngine, SyncEngineRef, SyncError};
+pub use tombstone_json::{decode_tombstone_json, encode_tombstone_json, TombstoneJsonError};
 
 /// mockall mocks of the core traits (feature `mocks`), for other crates' unit tests.
 #[cfg(any(test, feature = "mocks"))]

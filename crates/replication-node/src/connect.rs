@@ -33,16 +33,7 @@ pub(crate) async fn connect(config: &NodeStoreConfig) -> Result<Client, NodeErro
 struct Redacted(String);
 
 fn redact_in(message: &str, raw_url: &str) -> String {
-    let password = raw_url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(password) => message.replace(password, "***"),
-        None => message.to_owned(),
-    }
+    replication_core::config::redact_in_message(message, raw_url)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::NodeError;
 use bytes::Bytes;
 use fred::types::Value;
 use replication_core::{parse_hash_hex, Tombstone};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// The fields of a stored item that conflicts and the tree need. The content array is
 /// skipped by the parser, so a write batch does not re-hash what it reads.
@@ -34,19 +34,9 @@ pub(crate) fn parse_item_meta(redis_key: &str, bytes: &[u8]) -> Result<ItemMeta,
     })
 }
 
-#[derive(Serialize, Deserialize)]
-struct TombstoneJson {
-    version: u64,
-    deleted_at: i64,
-}
-
 /// `{"version":v,"deleted_at":ms}`.
 pub(crate) fn encode_tombstone(tombstone: &Tombstone) -> String {
-    let json = TombstoneJson {
-        version: tombstone.version,
-        deleted_at: tombstone.deleted_at,
-    };
-    serde_json::to_string(&json).expect("serialising two integers cannot fail")
+    replication_core::encode_tombstone_json(tombstone)
 }
 
 /// Parses a tombstone value of field `id` in the tombstones hash `hash_key`.
@@ -55,16 +45,8 @@ pub(crate) fn decode_tombstone(
     id: &str,
     bytes: &[u8],
 ) -> Result<Tombstone, NodeError> {
-    let json: TombstoneJson = serde_json::from_slice(bytes).map_err(|e| {
-        corrupt(
-            hash_key,
-            format!("tombstone of {id:?} is not {{\"version\",\"deleted_at\"}} JSON: {e}"),
-        )
-    })?;
-    Ok(Tombstone {
-        version: json.version,
-        deleted_at: json.deleted_at,
-    })
+    replication_core::decode_tombstone_json(bytes)
+        .map_err(|e| corrupt(hash_key, format!("tombstone of {id:?}: {e}")))
 }
 
 /// A bulk-string reply as bytes; `None` for nil.

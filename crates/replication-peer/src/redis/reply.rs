@@ -170,16 +170,7 @@ pub(crate) fn tombstones(value: Value, expected: usize) -> Result<Vec<Option<Tom
 
 /// `{"version":v,"deleted_at":ms}` (unknown fields ignored).
 pub(crate) fn parse_tombstone(bytes: &[u8]) -> Result<Tombstone, String> {
-    #[derive(serde::Deserialize)]
-    struct Wire {
-        version: u64,
-        deleted_at: i64,
-    }
-    let wire: Wire = serde_json::from_slice(bytes).map_err(|e| format!("tombstone: {e}"))?;
-    Ok(Tombstone {
-        version: wire.version,
-        deleted_at: wire.deleted_at,
-    })
+    replication_core::decode_tombstone_json(bytes).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
