@@ -1,17 +1,16 @@
 //! The running engine shared between the signal loop (which shuts it down) and HTTP handlers
 //! (which read its health).
 
-use replication_engine::{HealthCheck, ReplicationEngine};
-use replication_node::NodeStore;
+use replication_engine::{HealthCheck, ReplicationEngine, SyncEngineRef};
 use tokio::sync::RwLock;
 
 /// The engine behind a lock: handlers take it shared, shutdown takes it exclusively.
-pub(crate) struct EngineCell {
-    engine: RwLock<ReplicationEngine<NodeStore>>,
+pub(crate) struct EngineCell<S: SyncEngineRef> {
+    engine: RwLock<ReplicationEngine<S>>,
 }
 
-impl EngineCell {
-    pub(crate) fn new(engine: ReplicationEngine<NodeStore>) -> Self {
+impl<S: SyncEngineRef> EngineCell<S> {
+    pub(crate) fn new(engine: ReplicationEngine<S>) -> Self {
         Self {
             engine: RwLock::new(engine),
         }

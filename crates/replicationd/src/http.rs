@@ -9,24 +9,37 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use replication_engine::SyncEngineRef;
 use std::sync::Arc;
 
-#[derive(Clone)]
-struct AppState {
-    engine: Arc<EngineCell>,
+struct AppState<S: SyncEngineRef> {
+    engine: Arc<EngineCell<S>>,
     prometheus: PrometheusHandle,
 }
 
+// Not derived: the derive would ask for `S: Clone`, and only the `Arc` is cloned.
+impl<S: SyncEngineRef> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            prometheus: self.prometheus.clone(),
+        }
+    }
+}
+
 /// The router serving the three endpoints.
-pub(crate) fn router(engine: Arc<EngineCell>, prometheus: PrometheusHandle) -> Router {
+pub(crate) fn router<S: SyncEngineRef>(
+    engine: Arc<EngineCell<S>>,
+    prometheus: PrometheusHandle,
+) -> Router {
     Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/health", get(health::<S>))
+        .route("/ready", get(ready::<S>))
+        .route("/metrics", get(metrics::<S>))
         .with_state(AppState { engine, prometheus })
 }
 
-async fn health(State(app): State<AppState>) -> Response {
+async fn health<S: SyncEngineRef>(State(app): State<AppState<S>>) -> Response {
     let health = app.engine.health().await;
     let status = if health.healthy {
         StatusCode::OK
@@ -36,7 +49,7 @@ async fn health(State(app): State<AppState>) -> Response {
     (status, Json(health)).into_response()
 }
 
-async fn ready(State(app): State<AppState>) -> Response {
+async fn ready<S: SyncEngineRef>(State(app): State<AppState<S>>) -> Response {
     let health = app.engine.health().await;
     if health.ready {
         (StatusCode::OK, "ready\n").into_response()
@@ -49,7 +62,7 @@ async fn ready(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics<S: SyncEngineRef>(State(app): State<AppState<S>>) -> Response {
     app.engine.publish_gauges().await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

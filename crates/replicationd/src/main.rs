@@ -18,6 +18,8 @@ mod logging;
 mod node;
 mod run;
 mod status;
+#[cfg(feature = "sync-engine")]
+mod sync_store;
 
 use clap::{Parser, Subcommand};
 use logging::LogFormat;
