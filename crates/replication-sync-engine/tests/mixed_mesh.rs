@@ -16,7 +16,7 @@ use replication_engine::{
 use replication_node::{NodeStore, NodeStoreConfig};
 use replication_sync_engine::SyncEngineStore;
 use replication_testkit::RedisServer;
-use replication_tests::mesh::{eventually, fast_settings, observe};
+use replication_tests::mesh::{fast_settings, observe};
 use replication_tests::model::show;
 use replication_tests::{workload, Model};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -400,23 +400,20 @@ async fn two_sync_engine_nodes_and_a_node_store_converge_on_the_conflict_order()
         .zip(all)
         .collect();
 
-    let mut last = String::new();
-    let converged = eventually(Duration::from_secs(90), || async {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let (converged, last) = loop {
         let r = roots(&named).await;
         let agree = r.windows(2).all(|w| w[0] == w[1]);
-        match check(&named, &model).await {
-            Ok(()) if agree => true,
-            Ok(()) => {
-                last = format!("every key holds its winner, but the roots differ: {r:?}");
-                false
-            }
-            Err(diff) => {
-                last = diff;
-                false
-            }
+        let state = match check(&named, &model).await {
+            Ok(()) if agree => break (true, String::new()),
+            Ok(()) => format!("every key holds its winner, but the roots differ: {r:?}"),
+            Err(diff) => diff,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            break (false, state);
         }
-    })
-    .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(converged, "seed {SEED:#x}: not converged: {last}");
     // Stable: one more second of repair cycles changes nothing.
     let before = roots(&named).await;
