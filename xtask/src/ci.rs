@@ -7,10 +7,22 @@ use anyhow::{bail, Result};
 /// Crates `replication-core` must never depend on (it has no I/O): checked by `ci`.
 const FORBIDDEN_IN_CORE: &[&str] = &["fred", "rusqlite", "tokio", "mio", "libsqlite3-sys"];
 
+/// Crates whose default build must not link sync-engine (AGPL-3.0; opt-in only).
+const WITHOUT_SYNC_ENGINE: &[&str] = &["replication-engine", "replicationd"];
+
+/// Builds tests with the daemon's opt-in store too, so its tests run with the rest.
+const TEST_FEATURES: &str = "replicationd/sync-engine";
+
 /// Runs every test of the workspace against private redis-servers.
 pub(crate) fn test(extra: &[String]) -> Result<()> {
     ensure_redis_server()?;
-    let mut cmd = cargo(&["test", "--workspace", "--no-fail-fast"]);
+    let mut cmd = cargo(&[
+        "test",
+        "--workspace",
+        "--no-fail-fast",
+        "--features",
+        TEST_FEATURES,
+    ]);
     cmd.args(extra);
     run(&mut cmd)
 }
@@ -25,11 +37,14 @@ pub(crate) fn ci() -> Result<()> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--features",
+        TEST_FEATURES,
         "--",
         "-D",
         "warnings",
     ]))?;
     check_core_has_no_io()?;
+    check_sync_engine_is_opt_in()?;
     test(&[])
 }
 
@@ -53,10 +68,40 @@ fn check_colinks_with_sync_engine() -> Result<()> {
 
 /// `replication-core` stays free of I/O crates (ARCHITECTURE.md invariant).
 fn check_core_has_no_io() -> Result<()> {
+    let offenders: Vec<String> = normal_dependencies("replication-core")?
+        .into_iter()
+        .filter(|name| FORBIDDEN_IN_CORE.contains(&name.as_str()))
+        .collect();
+    if !offenders.is_empty() {
+        bail!("replication-core must not depend on I/O crates, but depends on: {offenders:?}");
+    }
+    eprintln!("xtask: replication-core depends on none of {FORBIDDEN_IN_CORE:?}");
+    Ok(())
+}
+
+/// Default builds of the facade and the daemon do not link sync-engine.
+fn check_sync_engine_is_opt_in() -> Result<()> {
+    for package in WITHOUT_SYNC_ENGINE {
+        if normal_dependencies(package)?
+            .iter()
+            .any(|n| n == "sync-engine")
+        {
+            bail!(
+                "{package} must not depend on sync-engine (AGPL-3.0) in its default build; \
+                 only replication-sync-engine and replicationd's `sync-engine` feature may"
+            );
+        }
+    }
+    eprintln!("xtask: default builds of {WITHOUT_SYNC_ENGINE:?} do not link sync-engine");
+    Ok(())
+}
+
+/// Names of every crate `package` depends on, directly or not, with default features.
+fn normal_dependencies(package: &str) -> Result<Vec<String>> {
     let tree = output(&mut cargo(&[
         "tree",
         "--package",
-        "replication-core",
+        package,
         "--edges",
         "normal",
         "--prefix",
@@ -64,16 +109,9 @@ fn check_core_has_no_io() -> Result<()> {
         "--format",
         "{p}",
     ]))?;
-    let offenders: Vec<&str> = tree
+    Ok(tree
         .lines()
-        .filter(|line| {
-            let name = line.split_whitespace().next().unwrap_or("");
-            FORBIDDEN_IN_CORE.contains(&name)
-        })
-        .collect();
-    if !offenders.is_empty() {
-        bail!("replication-core must not depend on I/O crates, but depends on: {offenders:?}");
-    }
-    eprintln!("xtask: replication-core depends on none of {FORBIDDEN_IN_CORE:?}");
-    Ok(())
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
 }

@@ -393,7 +393,9 @@ async fn two_sync_engine_nodes_and_a_node_store_converge_on_the_conflict_order()
             .iter()
             .find(|c| c.peer_id == addresses[peer].0)
             .expect("node 2 saved a cursor for each peer");
-        let position = cursor.entries_added.expect("cursors carry the stream position");
+        let position = cursor
+            .entries_added
+            .expect("cursors carry the stream position");
         let added = entries_added(&addresses[peer].1, &addresses[peer].2).await;
         assert!(
             added - position > 3,

@@ -379,3 +379,29 @@ async fn tombstones_are_collected_by_age() {
         vec![None, Some(young)]
     );
 }
+
+#[tokio::test]
+async fn a_json_item_needs_redisjson_which_vanilla_redis_lacks() {
+    let node = SyncNode::start("se:").await;
+    let json =
+        item("doc", br#"{"a":1}"#, 1, 1).with_content_type(replication_core::ContentType::Json);
+    node.store
+        .apply_batch(vec![Change::Put(json.clone())])
+        .await
+        .unwrap();
+    // The flush's JSON.SET fails on a server without the module: nothing in Redis, no CDC
+    // entry, and the adapter is not told (sync-engine logs it). SQL has the item.
+    assert_eq!(node.redis_item("doc").await, None);
+    assert_eq!(node.cdc_len().await, 0);
+    let mut node = node;
+    node.restart().await;
+    let held = node
+        .store
+        .engine()
+        .get("doc")
+        .await
+        .unwrap()
+        .expect("SQL keeps it");
+    assert_eq!(held.version, 1);
+    assert_eq!(held.content, br#"{"a":1}"#);
+}
