@@ -388,18 +388,18 @@ async fn two_sync_engine_nodes_and_a_node_store_converge_on_the_conflict_order()
     let saved = open_cursors().await;
     let cursors = saved.load_all().await.expect("reading node 2's cursors");
     saved.close().await.expect("closing node 2's cursor file");
-    for peer in 0..2 {
+    for (peer_id, url, prefix) in &addresses[..2] {
         let cursor = cursors
             .iter()
-            .find(|c| c.peer_id == addresses[peer].0)
+            .find(|c| &c.peer_id == peer_id)
             .expect("node 2 saved a cursor for each peer");
         let position = cursor
             .entries_added
             .expect("cursors carry the stream position");
-        let added = entries_added(&addresses[peer].1, &addresses[peer].2).await;
+        let added = entries_added(url, prefix).await;
         assert!(
             added - position > 3,
-            "the trim must take entries node 2 has not read (peer {peer}: read {position} of {added})"
+            "the trim must take entries node 2 has not read ({peer_id}: read {position} of {added})"
         );
     }
 
@@ -467,11 +467,10 @@ async fn two_sync_engine_nodes_and_a_node_store_converge_on_the_conflict_order()
             })
             .sum()
     };
-    for i in 1..3 {
+    for (i, echoed) in echoes.iter().enumerate().skip(1) {
         assert!(
-            echoes[i] <= foreign_puts(i),
-            "node {i} echoed {} entries for {} puts by its peers: echoes must not feed on echoes",
-            echoes[i],
+            *echoed <= foreign_puts(i),
+            "node {i} echoed {echoed} entries for {} puts by its peers: echoes must not feed on echoes",
             foreign_puts(i)
         );
     }
