@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick]`: release benchmarks against private redis-servers (issue 9).
+//! `cargo xtask bench [--quick]`: release benchmarks against private redis-servers.
 //!
 //! Builds and runs `replication-bench` in release (it starts its own redis-servers on
 //! loopback), runs the cursor store's flush bench, and writes docs/BENCHMARKS.md from both.

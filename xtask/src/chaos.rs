@@ -1,4 +1,4 @@
-//! `cargo xtask soak` and `cargo xtask fuzz` (issue 8).
+//! `cargo xtask soak` and `cargo xtask fuzz`.
 //!
 //! `soak` reruns the mesh fault scenarios (the `replication-tests` crate) in release mode at
 //! a larger workload scale, each round with fresh seeds, until the time is up or a round

@@ -1,5 +1,5 @@
 //! `replication-bench`: the engine's throughput, lag, repair cost and memory, measured
-//! against the physical limit of this machine (issue 9). Run through `cargo xtask bench`.
+//! against the physical limit of this machine. Run through `cargo xtask bench`.
 //!
 //! ```text
 //! replication-bench [--quick] [--sections 1,2,3,4,5,6] [--markdown FILE]

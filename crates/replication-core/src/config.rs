@@ -1,6 +1,6 @@
 //! Engine configuration: inert serde data with documented defaults, validated once.
 //!
-//! Field names are user-facing and fixed (BRIEF.md). Unknown fields are an error naming the
+//! Field names are user-facing and fixed. Unknown fields are an error naming the
 //! field; durations are humantime strings (`"5s"`, `"2m"`). [`ReplicationEngineConfig::validate`]
 //! checks what serde cannot and names the bad field (`peers[1].redis_url`).
 
@@ -323,7 +323,8 @@ impl Default for HotPathSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColdPathSettings {
-    /// `false` disables periodic repair (gaps still log). Default `true`.
+    /// `false` disables periodic repair; a gap in a peer's stream is still repaired (once,
+    /// until a cycle completes). Default `true`.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Time between repair cycles per peer (staggered across peers). Default `"60s"`.

@@ -11,10 +11,12 @@ mod backoff;
 pub mod cdc;
 pub mod config;
 mod cursor;
+mod held;
 mod item;
 mod item_json;
 pub mod merkle;
 mod peer;
+mod retriable;
 mod stamp;
 mod state;
 mod stream_id;
@@ -31,12 +33,16 @@ pub use config::{
     PeerTlsConfig, ReplicationEngineConfig, Settings, SyncEngineSettings, TombstoneSettings,
 };
 pub use cursor::{Cursor, CursorError, CursorStore};
+pub use held::{
+    find_leaf_version, Derived, HeldState, Verdict, LOW_VERSIONS_SEARCHED, VERSION_SEARCH_RADIUS,
+};
 pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, SyncItem};
 pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use peer::{
     CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
     ReadRequest, StreamInfo,
 };
+pub use retriable::Retriable;
 pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};
 pub use stream_id::{StreamId, StreamIdError};

@@ -1,9 +1,10 @@
 //! `SyncEngineRef`: what the replication engine needs from the local store.
 //!
 //! Methods return `Send` futures so the engine can run them on a multi-threaded runtime,
-//! while implementors simply write `async fn`. Methods beyond BRIEF.md's list have default
-//! implementations, so that a minimal implementor keeps compiling; stores that can do
-//! better (batching, tombstones, conflict checks) override them.
+//! while implementors simply write `async fn`. Only seven methods are required (`submit`,
+//! `delete`, `delete_replicated`, `is_current`, `get_merkle_root`, `get_merkle_children`,
+//! `get`); every other method has a default, so that a minimal implementor keeps
+//! compiling; stores that can do better (batching, tombstones, conflict checks) override them.
 
 use crate::merkle::Hash;
 use crate::{LocalState, SyncItem, Tombstone};
@@ -121,8 +122,10 @@ pub trait SyncEngineRef: Send + Sync + 'static {
 
     /// What the store knows about each key (absent, item stamp or tombstone), for conflict
     /// resolution; one entry per key, in order, in one round trip. The default knows
-    /// nothing (`None`): the engine then falls back on `is_current` to drop echoes, accepts
-    /// every other change, and leaves ordering to the store.
+    /// nothing (`None`): the engine then learns each key's version from the store's Merkle
+    /// leaf and content (the required methods; `HeldState`, docs/PROTOCOL.md "Stores with
+    /// only the required methods"), which costs more round trips and cannot see times or
+    /// tombstones.
     fn local_states(
         &self,
         keys: &[String],

@@ -10,7 +10,7 @@
 //!   [`SqliteOptions::flush_interval`].
 //! - [`MemoryCursorStore`]: a map in memory, for tests and standalone use.
 //!
-//! Both pass the same conformance suite ([`conformance`], behind the `conformance`
+//! Both pass the same conformance suite (module `conformance`, behind the `conformance`
 //! feature), which other backends can run too.
 //!
 //! # What the stores promise

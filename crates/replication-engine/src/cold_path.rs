@@ -2,6 +2,10 @@
 //! (staggered across peers), at once when the hot path reports a gap, with backoff after
 //! failures, and skipped while the peer's tailer is far behind (the stream will bring
 //! what a cycle would fetch). After each cycle, tombstones every peer has seen are collected.
+//!
+//! A gap is repaired even with `cold_path.enabled = false`: entries lost from the stream
+//! reach us no other way, so cycles run (resumed, retried with backoff) until one that
+//! started after the gap completes; health shows the gap as unrepaired until then.
 
 use crate::clock::now_ms;
 use crate::guarded_store::GuardedStore;
@@ -69,11 +73,13 @@ impl<S: SyncEngineRef> ColdPath<S> {
             interval = cold.interval;
             // Set before anything can `continue`: a past deadline would spin.
             next = Instant::now() + cold.interval;
-            if !cold.enabled {
+            let gaps = self.status.gaps_seen();
+            let repairing_gap = self.status.gap_unrepaired();
+            if !cold.enabled && !repairing_gap {
                 continue;
             }
             let behind = self.status.lag_entries().unwrap_or(0);
-            if !triggered && behind > cold.skip_when_lag_entries_over {
+            if !triggered && !repairing_gap && behind > cold.skip_when_lag_entries_over {
                 tracing::debug!(peer = %self.peer.node_id(), behind, "tailer far behind; repair cycle skipped");
                 self.metrics.repair("skipped").increment(1);
                 continue;
@@ -105,6 +111,9 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         .repair_counter(metrics::REPAIR_ITEMS_FETCHED)
                         .increment(report.items_fetched);
                     self.metrics
+                        .repair_counter(metrics::REPAIR_ITEMS_REFUSED)
+                        .increment(report.items_refused);
+                    self.metrics
                         .repair_counter(metrics::REPAIR_BYTES_FETCHED)
                         .increment(report.bytes_fetched);
                     self.metrics
@@ -123,7 +132,9 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         },
                         completed.then_some(started_ms),
                     );
-                    if !completed {
+                    if completed {
+                        self.status.gaps_repaired_up_to(gaps);
+                    } else {
                         next = Instant::now() + RESUME_AFTER_BUDGET.min(cold.interval);
                     }
                     self.collect_tombstones(&settings).await;

@@ -3,7 +3,7 @@
 
 use crate::circuit::{CircuitCallError, SyncEngineCircuit};
 use replication_core::merkle::Hash;
-use replication_core::{Change, LocalState, SyncEngineRef, SyncError};
+use replication_core::{Change, Derived, LocalState, SyncEngineRef, SyncError};
 use replication_merkle::{LocalStore, RepairTarget, TreeSource};
 
 /// `LocalStore` with its writes guarded by the circuit.
@@ -41,6 +41,14 @@ impl<S: SyncEngineRef> RepairTarget for GuardedStore<'_, S> {
 
     async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
         self.store.local_states(keys).await
+    }
+
+    async fn derive_states(
+        &self,
+        keys: &[String],
+        hints: &[Option<u64>],
+    ) -> Result<Vec<Derived>, SyncError> {
+        self.store.derive_states(keys, hints).await
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<(), SyncError> {

@@ -57,6 +57,10 @@ pub struct PeerHealth {
     pub last_success_ms: Option<i64>,
     /// Last repair cycle, if any ran.
     pub last_repair: Option<RepairHealth>,
+    /// Entries of the peer's stream were lost to us (a gap: trimmed before we read them,
+    /// or the stream was recreated) and no repair cycle has completed since. A repair runs
+    /// at once, even with the cold path disabled, and is retried until it completes.
+    pub gap_unrepaired: bool,
 }
 
 /// Outcome of the last cold-path cycle of a peer.

@@ -157,7 +157,8 @@ async fn stop_slot(mut slot: PeerSlot, deadline: Instant) {
 /// Signals the tasks, waits for them to finish their batch, then closes the peer; all by
 /// `deadline` (the caller's whole budget, e.g. `settings.shutdown_timeout`).
 async fn stop_running(node_id: &str, running: RunningPeer, deadline: Instant) {
-    running.switch.stop();
+    // A batch in flight may keep retrying its write until the deadline, then set its cursor.
+    running.switch.stop_draining(deadline);
     for mut task in running.tasks {
         if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
             tracing::warn!(peer = %node_id, "peer task did not finish in time; abandoning it");

@@ -33,6 +33,8 @@ pub const REPAIR_CYCLES: &str = "replication_repair_cycles_total";
 pub const REPAIR_ITEMS_APPLIED: &str = "replication_repair_items_applied_total";
 /// Items fetched by repair.
 pub const REPAIR_ITEMS_FETCHED: &str = "replication_repair_items_fetched_total";
+/// Peer writes the local store refused for good during repair (skipped).
+pub const REPAIR_ITEMS_REFUSED: &str = "replication_repair_items_refused_total";
 /// Content bytes fetched by repair.
 pub const REPAIR_BYTES_FETCHED: &str = "replication_repair_bytes_fetched_total";
 /// Round trips to the peer made by repair.

@@ -21,6 +21,10 @@ struct StatusInner {
     /// Start time (ms) of the latest repair cycle that completed: every delete older than
     /// this is known to the peer (tombstone collection horizon).
     synced_since_ms: Option<i64>,
+    /// Gaps detected in the peer's stream so far (each one wants a completed repair).
+    gaps_seen: u64,
+    /// `gaps_seen` as of the start of the latest completed repair cycle.
+    gaps_repaired: u64,
 }
 
 impl PeerStatus {
@@ -67,6 +71,27 @@ impl PeerStatus {
         });
     }
 
+    /// Records a gap in the peer's stream: entries were lost to us until a repair cycle
+    /// that starts from now completes.
+    pub(crate) fn mark_gap(&self) {
+        self.with(|s| s.gaps_seen += 1);
+    }
+
+    /// The gap count a repair cycle starting now would cover.
+    pub(crate) fn gaps_seen(&self) -> u64 {
+        self.with(|s| s.gaps_seen)
+    }
+
+    /// A repair cycle that started when `gaps_seen` was `covered` completed.
+    pub(crate) fn gaps_repaired_up_to(&self, covered: u64) {
+        self.with(|s| s.gaps_repaired = s.gaps_repaired.max(covered));
+    }
+
+    /// True while a detected gap waits for a completed repair cycle.
+    pub(crate) fn gap_unrepaired(&self) -> bool {
+        self.with(|s| s.gaps_seen > s.gaps_repaired)
+    }
+
     pub(crate) fn synced_since_ms(&self) -> Option<i64> {
         self.with(|s| s.synced_since_ms)
     }
@@ -99,6 +124,7 @@ impl PeerStatus {
                 .or_else(|| connection.as_ref().and_then(|c| c.last_error.clone())),
             last_success_ms: connection.and_then(|c| c.last_success_ms),
             last_repair: inner.last_repair,
+            gap_unrepaired: inner.gaps_seen > inner.gaps_repaired,
         }
     }
 }

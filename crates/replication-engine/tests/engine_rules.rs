@@ -1,4 +1,4 @@
-//! Issue 6 rules of the engine, over in-memory stores and peers (no Redis): builder
+//! Rules of the engine, over in-memory stores and peers (no Redis): builder
 //! backends, lifecycle, hot-path ordering and retries, echo safety, gaps, cold-path
 //! scheduling, backpressure, the store circuit, health without I/O, live reload, metrics.
 #![allow(clippy::unwrap_used)]
@@ -7,14 +7,14 @@ mod common;
 
 use common::{config, eventually, Mesh, Recorded, RecordingCursors};
 use metrics_util::debugging::DebuggingRecorder;
-use replication_core::mocks::{MockPeerBackend, MockSyncEngineRef};
+use replication_core::mocks::MockPeerBackend;
 use replication_core::{ConnectionState, ConnectionStatus};
 use replication_engine::metrics as names;
 use replication_engine::{
     CursorStore, EngineError, EngineState, MemoryCursorStore, PeerBackend, PeerConfig,
     PeerConnector, ReplicationEngine, ReplicationEngineConfig, Settings, StreamId,
 };
-use replication_testkit::{MemoryPeer, MemoryStore};
+use replication_testkit::{MemoryPeer, MemoryStore, MinimalStore};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -279,10 +279,11 @@ async fn the_cursor_never_passes_entries_the_store_did_not_apply() {
     engine.shutdown().await;
 }
 
-/// A store without `local_states` (the trait default): `is_current` decides what to skip,
-/// several events for one key collapse to the last, and the engine never calls `delete`.
-#[tokio::test]
-async fn a_store_without_local_states_is_asked_is_current_and_events_collapse() {
+/// A store without `local_states` (the trait default): its tree and content tell what it
+/// holds, several events for one key fold to one change, and the engine never calls
+/// `delete` (only the replicated writes).
+#[tokio::test(start_paused = true)]
+async fn a_store_without_local_states_is_read_through_its_tree_and_events_fold() {
     let peer_store = MemoryStore::new();
     peer_store.put_local("held", "same");
     peer_store.put_local("new", "v1");
@@ -290,64 +291,47 @@ async fn a_store_without_local_states_is_asked_is_current_and_events_collapse() 
     peer_store.put_local("new", "v3");
     peer_store.put_local("gone", "x");
     peer_store.delete_local("gone");
-    let held_hash = peer_store.item("held").unwrap().content_hash;
-    let v3 = peer_store.item("new").unwrap();
-
-    let applied: Arc<Mutex<Vec<replication_engine::Change>>> = Arc::default();
-    let mut store = MockSyncEngineRef::new();
-    store.expect_should_accept_writes().return_const(true);
-    store.expect_local_states().returning(|keys| {
-        let unknown = vec![None; keys.len()];
-        Box::pin(async move { Ok(unknown) })
-    });
-    store.expect_get_tombstones().returning(|keys| {
-        let none = vec![None; keys.len()];
-        Box::pin(async move { Ok(none) })
-    });
-    store.expect_is_current().returning(move |key, hash| {
-        let current = key == "held" && hash == held_hash;
-        Box::pin(async move { Ok(current) })
-    });
-    let record = applied.clone();
-    store.expect_apply_batch().returning(move |changes| {
-        record.lock().unwrap().extend(changes);
-        Box::pin(async { Ok(()) })
-    });
-    store.expect_delete().never();
-    store.expect_submit().never();
+    let me = MinimalStore::new(MemoryStore::new());
+    me.inner()
+        .apply_change(replication_engine::Change::Put(
+            peer_store.item("held").unwrap(),
+        ))
+        .unwrap();
+    me.inner().reset_counters();
 
     let mesh = Mesh::new(&[("a", &peer_store)]);
-    let (tx, rx) = watch::channel(config("me", &["a"]));
     let mut cfg = config("me", &["a"]);
     cfg.settings.cold_path.enabled = false;
-    tx.send_replace(cfg.clone());
+    let cursors = Arc::new(RecordingCursors::default());
+    let (tx, rx) = watch::channel(cfg.clone());
     let mut engine = ReplicationEngine::builder(cfg, rx)
-        .sync_engine(Arc::new(store))
+        .sync_engine(Arc::new(me.clone()))
         .peer_connector(mesh.connector())
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .cursor_store(cursors.clone())
         .build();
     engine.start().await.unwrap();
     eventually("the batch is applied", || {
-        applied.lock().unwrap().len() >= 2
+        cursors.max_set("a") == Some(peer_store.last_stream_id())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     engine.shutdown().await;
-    let applied = applied.lock().unwrap().clone();
-    let keys: Vec<_> = applied.iter().map(|c| c.key().to_owned()).collect();
+    drop(tx);
+    let counters = me.inner().counters();
     assert_eq!(
-        keys,
-        ["new", "gone"],
-        "held is current; new collapsed to one change"
+        counters.submits, 1,
+        "held is current; new folded to one change: {counters:?}"
     );
-    assert!(
-        matches!(&applied[0], replication_engine::Change::Put(item) if *item == v3),
+    assert_eq!(
+        me.inner().item("new"),
+        peer_store.item("new"),
         "the last event wins"
     );
-    assert!(matches!(
-        &applied[1],
-        replication_engine::Change::Delete { .. }
-    ));
+    assert_eq!(
+        counters.replicated_deletes, 1,
+        "gone's put and delete fold to the delete"
+    );
+    assert_eq!(counters.deletes, 0, "the engine never calls delete");
+    assert!(me.inner().item("gone").is_none());
 }
 
 #[tokio::test(start_paused = true)]

@@ -153,6 +153,11 @@ async fn collect_changes<L: RepairTarget, P: RepairPeer>(
 }
 
 /// Applies the collected changes in batches; the store re-checks the conflict order.
+///
+/// A batch the store refuses for good (not retriable: one change it can never hold, such
+/// as a reserved id or a payload over its cap) is applied again change by change, so that
+/// only the refused ones are skipped (counted in `items_refused`) and the cycle goes on.
+/// A retriable failure aborts the cycle, as a failed read does.
 async fn apply<L: RepairTarget>(
     local: &L,
     node_id: &str,
@@ -165,24 +170,56 @@ async fn apply<L: RepairTarget>(
     let mut changes = changes.into_iter().peekable();
     while changes.peek().is_some() {
         let chunk: Vec<Change> = changes.by_ref().take(batch).collect();
-        let (puts, deletes) = chunk.iter().fold((0, 0), |(p, d), change| match change {
-            Change::Put(_) => (p + 1, d),
-            Change::Delete { .. } => (p, d + 1),
-        });
         let len = chunk.len();
         report.local_round_trips += 1;
-        local
-            .apply(chunk)
-            .await
-            .map_err(|source| RepairError::LocalWrite {
-                peer: node_id.to_owned(),
-                applied,
-                total,
-                source,
-            })?;
-        applied += len;
-        report.items_applied += puts;
-        report.tombstones_applied += deletes;
+        match local.apply(chunk.clone()).await {
+            Ok(()) => {
+                count_applied(&chunk, report);
+                applied += len;
+            }
+            Err(source) if source.is_retriable() => {
+                return Err(RepairError::LocalWrite {
+                    peer: node_id.to_owned(),
+                    applied,
+                    total,
+                    source,
+                });
+            }
+            Err(_) => {
+                for change in chunk {
+                    report.local_round_trips += 1;
+                    let single = [change];
+                    match local.apply(single.to_vec()).await {
+                        Ok(()) => count_applied(&single, report),
+                        Err(source) if source.is_retriable() => {
+                            return Err(RepairError::LocalWrite {
+                                peer: node_id.to_owned(),
+                                applied,
+                                total,
+                                source,
+                            });
+                        }
+                        Err(error) => {
+                            let [change] = single;
+                            tracing::warn!(peer = node_id, key = change.key(), %error,
+                                "the local store refuses this repair for good; skipped");
+                            report.items_refused += 1;
+                        }
+                    }
+                    applied += 1;
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// Counts applied puts and deletes.
+fn count_applied(changes: &[Change], report: &mut CycleReport) {
+    for change in changes {
+        match change {
+            Change::Put(_) => report.items_applied += 1,
+            Change::Delete { .. } => report.tombstones_applied += 1,
+        }
+    }
 }

@@ -66,7 +66,8 @@ pub enum RepairError {
         #[source]
         source: SyncError,
     },
-    /// The local store rejected a batch of repairs.
+    /// The local store failed a batch of repairs with a retriable error (changes it refuses
+    /// for good are skipped instead, `CycleReport::items_refused`).
     #[error("repair from peer {peer}: local store failed after {applied} of {total} changes")]
     LocalWrite {
         /// Peer node id.

@@ -12,12 +12,15 @@
 //! - the conflict order decides every key; an older write never replaces a newer one, and
 //!   the peer's version and `updated_at` are kept as they came;
 //! - a key only we have is deleted only when the peer holds a tombstone that beats it;
+//! - a store without `local_states` is described by its tree and content
+//!   ([`derive_states`]), never taken as "anything goes";
 //! - a key only the peer has is applied only when it beats our tombstone (if any);
 //! - a peer that cannot be read never causes a local change: every read of a cycle happens
 //!   before its first write;
 //! - the self segment under `p` is the item `p` itself (ids that are both item and parent).
 
 mod cycle;
+mod derive;
 mod error;
 mod gc;
 mod report;
@@ -28,6 +31,7 @@ mod state;
 mod walk;
 
 pub use cycle::{repair_cycle, repair_cycle_with};
+pub use derive::derive_states;
 pub use error::{ReadStage, RepairError, Side};
 pub use gc::gc_horizon;
 pub use report::{Budget, CycleReport};

@@ -48,6 +48,12 @@ pub struct CycleReport {
     /// Local-only keys kept because the peer holds no tombstone that beats them (the peer
     /// will fetch them from us).
     pub local_only_kept: u64,
+    /// Peer writes the local store refused for good (a reserved id, a payload over its
+    /// cap): skipped and counted; the rest of the cycle goes on.
+    pub items_refused: u64,
+    /// Local items that could not be ordered against the peer's write (a store without
+    /// `local_states` whose version was not found): left as they are.
+    pub local_undetermined: u64,
     /// Keys the peer still holds (or could not read) while our tombstone beats them: the
     /// peer has not applied the delete yet, so the cycle is not `completed`.
     pub deletes_pending_on_peer: u64,

@@ -7,7 +7,8 @@
 
 use replication_core::merkle::Hash;
 use replication_core::{
-    Change, ItemRead, LocalState, PeerBackend, PeerError, SyncEngineRef, SyncError, Tombstone,
+    Change, Derived, ItemRead, LocalState, PeerBackend, PeerError, SyncEngineRef, SyncError,
+    Tombstone,
 };
 use std::future::Future;
 
@@ -32,11 +33,20 @@ pub trait RepairTarget: TreeSource<Error = SyncError> {
     /// False while the store wants no replicated writes (backpressure).
     fn accepting_writes(&self) -> bool;
 
-    /// What the store holds for each key (item stamp or tombstone), in order.
+    /// What the store holds for each key (item stamp or tombstone), in order; `None` for
+    /// a key the store cannot describe (it implements only the required methods).
     fn local_states(
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<Option<LocalState>>, SyncError>> + Send;
+
+    /// For keys `local_states` could not describe: what the store's tree and content tell
+    /// ([`crate::derive_states`]); `hints[i]` is the version `keys[i]` will be compared with.
+    fn derive_states(
+        &self,
+        keys: &[String],
+        hints: &[Option<u64>],
+    ) -> impl Future<Output = Result<Vec<Derived>, SyncError>> + Send;
 
     /// Applies changes; the store itself keeps the newer stamp when a change loses.
     fn apply(&self, changes: Vec<Change>) -> impl Future<Output = Result<(), SyncError>> + Send;
@@ -83,6 +93,14 @@ impl<S: SyncEngineRef> RepairTarget for LocalStore<'_, S> {
 
     async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
         self.0.local_states(keys).await
+    }
+
+    async fn derive_states(
+        &self,
+        keys: &[String],
+        hints: &[Option<u64>],
+    ) -> Result<Vec<Derived>, SyncError> {
+        crate::derive_states(self.0, keys, hints).await
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<(), SyncError> {

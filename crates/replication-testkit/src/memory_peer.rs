@@ -148,6 +148,8 @@ struct Control {
     /// Calls that may still succeed before every further call fails.
     successes_left: Option<u64>,
     unreadable: HashSet<String>,
+    /// `read_tombstones` fails with a permanent protocol error.
+    tombstones_malformed: bool,
     closed: bool,
     counters: PeerCounters,
 }
@@ -223,6 +225,13 @@ impl MemoryPeer {
     /// Makes `read_items` report `key` as present but unreadable.
     pub fn set_unreadable(&self, key: &str) {
         self.control().unreadable.insert(key.to_owned());
+    }
+
+    /// Makes `read_tombstones` fail with a permanent protocol error (`true`), as a peer
+    /// whose tombstones key holds something that is not a tombstones hash; retrying cannot
+    /// help. `false` reads them again.
+    pub fn set_tombstones_malformed(&self, malformed: bool) {
+        self.control().tombstones_malformed = malformed;
     }
 
     /// Counters since creation or the last reset.
@@ -368,6 +377,12 @@ impl PeerBackend for MemoryPeer {
             c.tombstone_calls += 1;
             c.tombstone_keys_requested += keys.len() as u64;
         })?;
+        if self.control().tombstones_malformed {
+            return Err(PeerError::Protocol {
+                peer: self.node_id.clone(),
+                message: "injected: the tombstones key is not a hash of tombstones".into(),
+            });
+        }
         self.store
             .get_tombstones(keys)
             .await

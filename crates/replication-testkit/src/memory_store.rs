@@ -23,6 +23,7 @@ use replication_core::{
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 /// Where the store's timestamps (`updated_at`, `deleted_at`, stream ids) come from.
 #[derive(Clone)]
@@ -183,8 +184,14 @@ struct StoreState {
     clock: Clock,
     fail_all: bool,
     fail_writes: bool,
+    /// How long a write's reply takes after the write is visible (see `set_reply_latency`).
+    reply_latency: Duration,
     accepting_writes: bool,
     echo_replicated_puts: bool,
+    /// Stores replicated writes as they come and keeps no tombstones (sync-engine's way).
+    like_sync_engine: bool,
+    /// Keys whose replicated writes are refused with a permanent error.
+    refused: BTreeSet<String>,
     counters: StoreCounters,
     stream: CdcLog,
 }
@@ -199,6 +206,17 @@ impl StoreState {
             .get(key)
             .cloned()
             .map_or(LocalState::Absent, LocalState::Deleted)
+    }
+
+    /// Refuses for good what this store can never hold: an invalid id, a refused key.
+    fn admit(&self, key: &str) -> Result<(), SyncError> {
+        validate_object_id(key).map_err(|e| SyncError::permanent(e.to_string()))?;
+        if self.refused.contains(key) {
+            return Err(SyncError::permanent(format!(
+                "memory store: {key} is refused (injected)"
+            )));
+        }
+        Ok(())
     }
 
     /// Fails the call when a failure is injected.
@@ -219,13 +237,15 @@ impl StoreState {
 
     fn store_tombstone(&mut self, key: &str, tombstone: Tombstone) -> bool {
         self.tree.remove(key);
-        self.tombstones.insert(key.to_owned(), tombstone);
+        if !self.like_sync_engine {
+            self.tombstones.insert(key.to_owned(), tombstone);
+        }
         self.items.remove(key).is_some()
     }
 
     /// A replicated change, applied only when it beats what the store holds.
     fn apply(&mut self, change: Change) -> Result<Outcome, SyncError> {
-        validate_object_id(change.key()).map_err(|e| SyncError::permanent(e.to_string()))?;
+        self.admit(change.key())?;
         let local = self.local_state(change.key());
         let outcome = match change {
             Change::Put(item) => {
@@ -235,7 +255,7 @@ impl StoreState {
                         item.key
                     )));
                 }
-                if !incoming_wins(&item.stamp(), Some(&local)) {
+                if !self.like_sync_engine && !incoming_wins(&item.stamp(), Some(&local)) {
                     Outcome::Dropped
                 } else {
                     if self.echo_replicated_puts {
@@ -248,7 +268,7 @@ impl StoreState {
                 }
             }
             Change::Delete { key, tombstone } => {
-                if !incoming_wins(&tombstone.stamp(), Some(&local)) {
+                if !self.like_sync_engine && !incoming_wins(&tombstone.stamp(), Some(&local)) {
                     Outcome::Dropped
                 } else {
                     Outcome::Applied {
@@ -318,8 +338,11 @@ impl MemoryStore {
             clock,
             fail_all: false,
             fail_writes: false,
+            reply_latency: Duration::ZERO,
             accepting_writes: true,
             echo_replicated_puts: false,
+            like_sync_engine: false,
+            refused: BTreeSet::new(),
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
         };
@@ -360,8 +383,9 @@ impl MemoryStore {
     }
 
     /// A local delete: leaves a tombstone with version = the item's version + 1 and
-    /// `deleted_at` = now, and appends a CDC DEL. Returns the tombstone, or `None` (and
-    /// changes nothing) when the key holds no item.
+    /// `deleted_at` = now (none is kept when [`Self::set_like_sync_engine`] is on), and
+    /// appends a CDC DEL. Returns the tombstone, or `None` (and changes nothing) when the
+    /// key holds no item.
     pub fn delete_local(&self, key: &str) -> Option<Tombstone> {
         let mut state = self.lock();
         let version = state.items.get(key)?.version;
@@ -382,8 +406,9 @@ impl MemoryStore {
         Some(tombstone)
     }
 
-    /// Applies a replicated change under the conflict order, without failure injection or
-    /// counters of calls (for seeding tests). Returns whether it was stored.
+    /// Applies a replicated change as `apply_batch` would (under the conflict order unless
+    /// [`Self::set_like_sync_engine`] is on), without failure injection or counters of
+    /// calls (for seeding tests). Returns whether it was stored.
     pub fn apply_change(&self, change: Change) -> Result<bool, SyncError> {
         Ok(matches!(
             self.lock().apply(change)?,
@@ -450,6 +475,27 @@ impl MemoryStore {
         self.lock().fail_writes = failing;
     }
 
+    /// Makes every replicated write of `key` fail with a permanent error, as a store refuses
+    /// a reserved id or a payload over its cap; a batch holding it changes nothing.
+    pub fn refuse_key(&self, key: &str) {
+        self.lock().refused.insert(key.to_owned());
+    }
+
+    /// Delays the reply of every replicated write by `latency` after the write is applied
+    /// and visible, as a remote store's reply is still on the wire when its data is
+    /// already readable (tokio time, so paused tests drive it).
+    pub fn set_reply_latency(&self, latency: Duration) {
+        self.lock().reply_latency = latency;
+    }
+
+    /// Waits out the reply latency, with the lock released.
+    async fn reply(&self) {
+        let latency = self.lock().reply_latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
     /// What `should_accept_writes` answers (backpressure switch).
     pub fn set_accepting_writes(&self, accepting: bool) {
         self.lock().accepting_writes = accepting;
@@ -459,6 +505,19 @@ impl MemoryStore {
     /// does (the echo the engine must tolerate). Off by default, as in our node store.
     pub fn set_echo_replicated_puts(&self, echo: bool) {
         self.lock().echo_replicated_puts = echo;
+    }
+
+    /// When on, the store behaves like sync-engine's: replicated writes (`submit`, deletes,
+    /// `apply_batch`) are stored as they come, without the conflict order, deletes (local
+    /// or replicated) leave no tombstone, and replicated puts are appended to the CDC
+    /// stream. Off by default (our node store's behaviour).
+    pub fn set_like_sync_engine(&self, like: bool) {
+        let mut state = self.lock();
+        state.like_sync_engine = like;
+        state.echo_replicated_puts = like;
+        if like {
+            state.tombstones.clear();
+        }
     }
 
     /// Counters since creation or the last reset.
@@ -503,10 +562,14 @@ impl SyncEngineRef for MemoryStore {
     }
 
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
-        let mut state = self.lock();
-        state.counters.submits += 1;
-        state.check(true)?;
-        state.apply(Change::Put(item)).map(|_| ())
+        {
+            let mut state = self.lock();
+            state.counters.submits += 1;
+            state.check(true)?;
+            state.apply(Change::Put(item))?;
+        }
+        self.reply().await;
+        Ok(())
     }
 
     async fn delete(&self, key: String) -> Result<bool, SyncError> {
@@ -580,16 +643,19 @@ impl SyncEngineRef for MemoryStore {
     }
 
     async fn apply_batch(&self, changes: Vec<Change>) -> Result<(), SyncError> {
-        let mut state = self.lock();
-        state.counters.applied_batches += 1;
-        state.check(true)?;
-        // Validate the whole batch first so that a rejected batch changes nothing.
-        for change in &changes {
-            validate_object_id(change.key()).map_err(|e| SyncError::permanent(e.to_string()))?;
+        {
+            let mut state = self.lock();
+            state.counters.applied_batches += 1;
+            state.check(true)?;
+            // Validate the whole batch first so that a rejected batch changes nothing.
+            for change in &changes {
+                state.admit(change.key())?;
+            }
+            for change in changes {
+                state.apply(change)?;
+            }
         }
-        for change in changes {
-            state.apply(change)?;
-        }
+        self.reply().await;
         Ok(())
     }
 

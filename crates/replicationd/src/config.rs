@@ -1,5 +1,5 @@
-//! The daemon's config file: the engine config of BRIEF.md plus the local store (`[node]`,
-//! or `[sync_engine]`) and `[http]`.
+//! The daemon's config file: the engine config plus the local store (`[node]`, or
+//! `[sync_engine]`) and `[http]`.
 //!
 //! serde cannot combine `flatten` with `deny_unknown_fields`, so the file is split by hand:
 //! the daemon's sections are taken out, and the rest must be exactly an engine config.

@@ -1,7 +1,8 @@
 //! Applying resolved changes to the local store: through the circuit, retried with capped
-//! backoff until they land or the engine stops. Never skipped silently: a change is either
-//! applied, or rejected by the store as permanently bad (counted and logged), or the batch
-//! is abandoned on shutdown with its cursor not advanced.
+//! backoff until they land or the shutdown's drain deadline passes. Never skipped
+//! silently: a change is either applied, or rejected by the store as permanently bad
+//! (counted and logged), or the batch is abandoned at the drain deadline with its cursor
+//! not advanced.
 
 use crate::circuit::{CircuitCallError, SyncEngineCircuit};
 use crate::metrics::PeerMetrics;
@@ -72,7 +73,7 @@ async fn write_with_retry<S: SyncEngineRef>(
     let mut backoff = Backoff::new(settings.retry_initial_delay, settings.retry_max_delay);
     loop {
         // No stop check before the attempt: a batch in flight when shutdown begins gets its
-        // write (shutdown waits for it, bounded); only retries are given up.
+        // write, and its retries, until the drain deadline (`settings.shutdown_timeout`).
         let delay = match circuit.call(store.apply_batch(changes.to_vec())).await {
             Ok(()) => return Ok(Ok(())),
             Err(CircuitCallError::Store(e)) if !e.is_retriable() => return Ok(Err(e)),
@@ -86,7 +87,7 @@ async fn write_with_retry<S: SyncEngineRef>(
             }
         };
         metrics.apply_retries.increment(1);
-        if !stop.sleep(delay).await {
+        if !stop.sleep_in_flight(delay).await {
             return Err(Stopped);
         }
     }
@@ -191,7 +192,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn stopping_abandons_a_failing_batch() {
+    async fn stopping_abandons_a_failing_batch_at_the_drain_deadline() {
         let mut store = MockSyncEngineRef::new();
         store
             .expect_apply_batch()
@@ -210,7 +211,13 @@ mod tests {
             .await
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
-        switch.stop();
+        let stopped_at = tokio::time::Instant::now();
+        switch.stop_draining(stopped_at + Duration::from_secs(2));
         assert_eq!(task.await.unwrap(), Err(Stopped));
+        let drained = stopped_at.elapsed();
+        assert!(
+            drained > Duration::from_secs(1) && drained <= Duration::from_secs(2),
+            "retried until the deadline, not past it: {drained:?}"
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! The per-peer hot-path loop.
 
 use super::apply::{apply_changes, Stopped};
-use super::resolve::{collapse, decide, Decision, DeleteEvidence};
+use super::resolve::{collapse, decide_key, Decision, DeleteEvidence, KeyEvents};
 use crate::metrics::{PeerMetrics, BACKPRESSURE_PAUSES};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
-use replication_core::{Backoff, Change, Cursor, ItemRead, PeerBackend, StreamId, SyncEngineRef};
+use replication_core::{
+    Backoff, CdcEvent, Cursor, HeldState, ItemRead, LocalState, PeerBackend, Retriable, StreamId,
+    SyncEngineRef,
+};
 use replication_peer::{GapKind, StreamTailer, TailBatch, TailEvent, TailStart, TailerHandle};
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,6 +36,19 @@ async fn next_event(tailer: &mut Option<TailerHandle>) -> Option<TailEvent> {
         Some(tailer) => tailer.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The version a key's local state will be compared with: the highest its events carry.
+fn version_hint(key: &KeyEvents, evidence: Option<&DeleteEvidence>) -> Option<u64> {
+    let puts = key.events.iter().filter_map(|(_, event)| match event {
+        CdcEvent::Put(item) => Some(item.version),
+        CdcEvent::Delete { .. } => None,
+    });
+    let tombstone = match evidence {
+        Some(DeleteEvidence::Tombstone(tombstone)) => Some(tombstone.version),
+        _ => None,
+    };
+    puts.chain(tombstone).max()
 }
 
 /// One peer's hot path.
@@ -143,6 +159,8 @@ impl<S: SyncEngineRef> HotPath<S> {
                     .await;
             }
         }
+        // Repaired once even when the cold path is disabled (`ColdPath::run`).
+        self.status.mark_gap();
         self.repair_now.notify_one();
     }
 
@@ -171,30 +189,37 @@ impl<S: SyncEngineRef> HotPath<S> {
         }
 
         let delete_evidence = self.delete_evidence(collapsed.delete_keys()).await?;
-        let keys = collapsed.keys();
-        let store = self.shared.store.clone();
-        let local = self
-            .retry("read local states", || store.local_states(&keys))
-            .await?;
+        let hints = collapsed
+            .keys
+            .iter()
+            .map(|k| version_hint(k, delete_evidence.get(&k.key)))
+            .collect();
+        let local = self.local_states(collapsed.keys(), hints).await?;
 
-        let mut changes = Vec::with_capacity(collapsed.events.len());
+        let mut changes = Vec::with_capacity(collapsed.keys.len());
         let (mut duplicates, mut stale) = (0u64, 0u64);
-        for ((entry_id, event), local) in collapsed.events.into_iter().zip(local) {
+        for (KeyEvents { key, events }, local) in collapsed.keys.into_iter().zip(local) {
+            let Ok(local) = local else {
+                for (entry_id, _) in &events {
+                    self.refuse(*entry_id, &key, "store_refused");
+                }
+                continue;
+            };
             let evidence = delete_evidence
-                .get(event.key())
+                .get(&key)
                 .cloned()
                 .unwrap_or(DeleteEvidence::Bare);
-            match decide(entry_id, event, local.as_ref(), evidence) {
-                Decision::Apply(change) => changes.push(change),
-                Decision::Duplicate => duplicates += 1,
-                Decision::Stale => stale += 1,
-                Decision::CheckCurrent(change) => {
-                    if self.is_current(&change).await? {
-                        duplicates += 1;
-                    } else {
-                        changes.push(change);
-                    }
-                }
+            let outcome = decide_key(events, local, &evidence);
+            for (entry_id, reason) in outcome.refused {
+                self.refuse(entry_id, &key, reason);
+            }
+            match outcome.decision {
+                None => {}
+                Some(Decision::Apply(change)) => changes.push(change),
+                Some(Decision::Duplicate) => duplicates += 1,
+                Some(Decision::Stale) => stale += 1,
+                // `decide_key` lists refused events apart; it never decides a key this way.
+                Some(Decision::Refused { .. }) => {}
             }
         }
         self.metrics.deduped.increment(duplicates);
@@ -242,9 +267,22 @@ impl<S: SyncEngineRef> HotPath<S> {
             return Ok(evidence);
         }
         let peer = self.peer.clone();
-        let tombstones = self
+        let tombstones = match self
             .retry("read the peer's tombstones", || peer.read_tombstones(&keys))
-            .await?;
+            .await?
+        {
+            Ok(tombstones) => tombstones,
+            Err(e) => {
+                // Unreadable for good: judged as if the writer kept no tombstones (counted);
+                // its items still tell a superseded delete from a standing one.
+                tracing::warn!(peer = %self.peer.node_id(), error = %e, keys = keys.len(),
+                    "the peer's tombstones are unreadable; judging its deletes without them");
+                for _ in &keys {
+                    self.metrics.rejected("tombstones_unreadable");
+                }
+                vec![None; keys.len()]
+            }
+        };
         let mut without = Vec::new();
         for (key, tombstone) in keys.into_iter().zip(tombstones) {
             match tombstone {
@@ -255,9 +293,20 @@ impl<S: SyncEngineRef> HotPath<S> {
             }
         }
         if !without.is_empty() {
-            let items = self
+            let items = match self
                 .retry("read the peer's items", || peer.read_items(&without))
-                .await?;
+                .await?
+            {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer.node_id(), error = %e, keys = without.len(),
+                        "the peer's items are unreadable; its deletes without tombstones are not applied");
+                    for key in without {
+                        evidence.insert(key, DeleteEvidence::Unreadable);
+                    }
+                    return Ok(evidence);
+                }
+            };
             for (key, item) in without.into_iter().zip(items) {
                 // A key the writer holds again was re-written after the delete there: the
                 // delete is superseded. Only a key it holds in no form gets the bare rule.
@@ -273,15 +322,73 @@ impl<S: SyncEngineRef> HotPath<S> {
         Ok(evidence)
     }
 
-    async fn is_current(&mut self, change: &Change) -> Result<bool, Stopped> {
-        let Change::Put(item) = change else {
-            return Ok(false);
-        };
+    /// What the store holds for every key, in order; `Err(())` for a key the store refuses
+    /// to describe for good. A permanent refusal of the whole batch is narrowed down key by
+    /// key, so one bad key cannot hold back the others. Keys the store cannot describe
+    /// (no `local_states`) are derived from its tree and content, the search for their
+    /// version starting at `hints` (the versions they will be compared with).
+    async fn local_states(
+        &mut self,
+        keys: Vec<String>,
+        hints: Vec<Option<u64>>,
+    ) -> Result<Vec<Result<HeldState, ()>>, Stopped> {
         let store = self.shared.store.clone();
-        self.retry("ask the local store for the current hash", || {
-            store.is_current(&item.key, &item.content_hash)
-        })
-        .await
+        let states: Vec<Result<Option<LocalState>, ()>> = match self
+            .retry("read local states", || store.local_states(&keys))
+            .await?
+        {
+            Ok(states) => states.into_iter().map(Ok).collect(),
+            Err(_) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    let single = [key.clone()];
+                    let state = self
+                        .retry("read a local state", || store.local_states(&single))
+                        .await?;
+                    out.push(state.map(|mut s| s.pop().flatten()).map_err(|_| ()));
+                }
+                out
+            }
+        };
+        let unknown: Vec<usize> = states
+            .iter()
+            .enumerate()
+            .filter(|(_, state)| matches!(state, Ok(None)))
+            .map(|(index, _)| index)
+            .collect();
+        let mut held: Vec<Result<HeldState, ()>> = states
+            .into_iter()
+            .map(|state| state.map(|s| HeldState::Known(s.unwrap_or(LocalState::Absent))))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(held);
+        }
+        let unknown_keys: Vec<String> = unknown.iter().map(|&i| keys[i].clone()).collect();
+        let unknown_hints: Vec<Option<u64>> = unknown.iter().map(|&i| hints[i]).collect();
+        let derived = self
+            .retry("read the local tree and content", || {
+                replication_merkle::derive_states(&*store, &unknown_keys, &unknown_hints)
+            })
+            .await?;
+        match derived {
+            Ok(derived) if derived.len() == unknown.len() => {
+                for (index, derived) in unknown.into_iter().zip(derived) {
+                    held[index] = Ok(HeldState::Derived(derived));
+                }
+            }
+            _ => {
+                for index in unknown {
+                    held[index] = Err(());
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// Counts and logs an event that is not applied as bad input.
+    fn refuse(&self, entry_id: StreamId, key: &str, reason: &'static str) {
+        tracing::warn!(peer = %self.peer.node_id(), entry = %entry_id, key, reason, "change not applied");
+        self.metrics.rejected(reason);
     }
 
     /// Records the cursor (the store coalesces; it flushes on its own schedule and at shutdown).
@@ -299,11 +406,16 @@ impl<S: SyncEngineRef> HotPath<S> {
         }
     }
 
-    /// Retries a read the batch cannot do without, with capped backoff, until it works or
-    /// the engine stops.
-    async fn retry<T, E, F, Fut>(&mut self, what: &str, mut call: F) -> Result<T, Stopped>
+    /// Retries a read the batch cannot do without, with capped backoff, while its error is
+    /// retriable; once stopping, until the drain deadline. A permanent error is returned at
+    /// once (`Ok(Err(e))`): retrying it could only stall the stream.
+    async fn retry<T, E, F, Fut>(
+        &mut self,
+        what: &str,
+        mut call: F,
+    ) -> Result<Result<T, E>, Stopped>
     where
-        E: std::fmt::Display,
+        E: std::fmt::Display + Retriable,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -314,11 +426,20 @@ impl<S: SyncEngineRef> HotPath<S> {
         );
         loop {
             match call().await {
-                Ok(value) => return Ok(value),
+                Ok(value) => return Ok(Ok(value)),
+                Err(e) if !e.is_retriable() => {
+                    tracing::error!(peer = %self.peer.node_id(), error = %e, "cannot {what}; the error is permanent, not retried");
+                    self.status.set_error(format!("cannot {what}: {e}"));
+                    return Ok(Err(e));
+                }
                 Err(e) => {
                     tracing::warn!(peer = %self.peer.node_id(), error = %e, "cannot {what}; retrying");
                     self.status.set_error(format!("cannot {what}: {e}"));
-                    if !self.stop.sleep(backoff.next_delay(rand::random())).await {
+                    if !self
+                        .stop
+                        .sleep_in_flight(backoff.next_delay(rand::random()))
+                        .await
+                    {
                         return Err(Stopped);
                     }
                 }

@@ -229,3 +229,28 @@ async fn an_item_that_vanished_after_the_tree_read_is_skipped() {
     assert_eq!((report.items_vanished, report.items_applied), (1, 0));
     assert!(local.is_empty() && local.tombstones().is_empty());
 }
+
+/// The local store refuses one of the peer's items for good (a reserved id, a payload
+/// over its cap): that item is skipped and counted, the rest of its chunk and the cycle
+/// are repaired, and the cycle completes (so tombstone collection goes on).
+#[tokio::test]
+async fn an_item_the_store_refuses_for_good_is_skipped_and_the_rest_repaired() {
+    let remote = seeded((0..20).map(|i| format!("k.{i}")));
+    let local = MemoryStore::new();
+    local.refuse_key("k.7");
+    let peer = MemoryPeer::new("remote", remote.clone());
+    let mut state = RepairState::new();
+    let report = repair_cycle(&local, &peer, &settings(), &mut state)
+        .await
+        .unwrap();
+    assert_eq!(report.items_applied, 19);
+    assert_eq!(report.items_refused, 1);
+    assert!(report.completed, "{report:?}");
+    assert!(local.item("k.7").is_none());
+    assert_eq!(local.len(), 19);
+    // The next cycle meets it again and still completes.
+    let again = repair_cycle(&local, &peer, &settings(), &mut state)
+        .await
+        .unwrap();
+    assert_eq!((again.items_refused, again.completed), (1, true));
+}

@@ -6,7 +6,7 @@
 //!    circuit is open; one *logical* call (after retries) counts as one success or failure;
 //! 2. rate limit (`settings.peer.max_requests_per_second`, optional): bounds what the cold
 //!    path can ask of one peer; retries are not counted against it;
-//! 3. retry ([`RetryReads`]): the ONE place that retries commands, `settings.peer.retries`
+//! 3. retry (`RetryReads`): the ONE place that retries commands, `settings.peer.retries`
 //!    extra attempts for transient errors, backoff with jitter;
 //! 4. timeout (`settings.peer.command_timeout`): innermost, so each attempt is bounded.
 //!

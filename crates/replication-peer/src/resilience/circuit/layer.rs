@@ -1,7 +1,7 @@
 //! The tower layer and service that guard calls with a [`CircuitBreaker`].
 
 use super::future::ResponseFuture;
-use super::CircuitBreaker;
+use super::{CallPermit, CircuitBreaker, CircuitOpenError};
 use std::fmt;
 use std::task::{Context, Poll};
 use tower::{BoxError, Layer, Service};
@@ -53,19 +53,45 @@ impl<S> Layer<S> for CircuitBreakerLayer {
             inner,
             breaker: self.breaker.clone(),
             is_failure: self.is_failure,
+            decision: None,
         }
     }
 }
 
-/// A service that fails fast with [`CircuitOpenError`] while its breaker is open.
+/// A service that fails fast with [`CircuitOpenError`](super::CircuitOpenError) while its breaker is open.
 ///
-/// Like tower's `LoadShed`, it always reports ready and rejects in `call`, so a caller
+/// Like tower's `LoadShed`, it reports ready while open and rejects in `call`, so a caller
 /// is never parked on `poll_ready` and an open circuit never becomes a permanent error.
-#[derive(Clone)]
+/// The breaker is asked once, in `poll_ready`, and the answer (a [`CallPermit`] or the
+/// rejection) is carried into `call`, like tower's concurrency-limit permit: an open
+/// period that ends in between cannot let a call through to an inner service that was
+/// never polled ready.
 pub struct CircuitBreakerService<S> {
     inner: S,
     breaker: CircuitBreaker,
     is_failure: FailurePredicate,
+    decision: Option<Decision>,
+}
+
+/// What `poll_ready` decided for the next call.
+#[derive(Debug)]
+enum Decision {
+    /// Call the inner service (polled ready) under this permit.
+    Call(CallPermit),
+    /// Reject without calling.
+    Reject(CircuitOpenError),
+}
+
+impl<S: Clone> Clone for CircuitBreakerService<S> {
+    /// A clone shares the breaker but not a decision: it polls ready for itself.
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            breaker: self.breaker.clone(),
+            is_failure: self.is_failure,
+            decision: None,
+        }
+    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for CircuitBreakerService<S> {
@@ -94,19 +120,36 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // While open the call is rejected without touching the inner service, so readiness
-        // of the inner service only matters when the call will go through. Checking the
-        // inner service here keeps tower's contract (ready before call) in the closed case.
-        if self.breaker.is_open() {
-            return Poll::Ready(Ok(()));
+        let decision = self
+            .decision
+            .get_or_insert_with(|| match self.breaker.try_acquire() {
+                Ok(permit) => Decision::Call(permit),
+                Err(open) => Decision::Reject(open),
+            });
+        match decision {
+            // Rejected without touching the inner service: its readiness does not matter.
+            Decision::Reject(_) => Poll::Ready(Ok(())),
+            Decision::Call(_) => match self.inner.poll_ready(cx) {
+                Poll::Ready(Err(e)) => {
+                    // Dropping the permit unresolved frees a half-open probe slot.
+                    self.decision = None;
+                    Poll::Ready(Err(e.into()))
+                }
+                other => other.map_err(Into::into),
+            },
         }
-        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.breaker.try_acquire() {
-            Ok(permit) => ResponseFuture::called(self.inner.call(req), permit, self.is_failure),
-            Err(open) => ResponseFuture::rejected(open),
+        match self
+            .decision
+            .take()
+            .expect("poll_ready must report ready before call (tower::Service contract)")
+        {
+            Decision::Call(permit) => {
+                ResponseFuture::called(self.inner.call(req), permit, self.is_failure)
+            }
+            Decision::Reject(open) => ResponseFuture::rejected(open),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Unit tests of the breaker state machine and its tower service (time paused).
 
 use super::*;
-use tower::{service_fn, BoxError, Layer, ServiceExt};
+use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
 
 #[tokio::test(start_paused = true)]
 async fn opens_at_threshold_then_half_opens_and_closes_on_success() {
@@ -111,4 +111,68 @@ async fn errors_outside_the_predicate_do_not_open() {
         assert!(svc.clone().oneshot(()).await.is_err());
     }
     assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+/// An inner service that insists on tower's contract: `call` only after `poll_ready`
+/// said ready (tower's `RateLimit` panics otherwise).
+#[derive(Clone, Default)]
+struct StrictReady {
+    ready: bool,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tower::Service<()> for StrictReady {
+    type Response = ();
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<(), BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.ready = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: ()) -> Self::Future {
+        assert!(
+            std::mem::take(&mut self.ready),
+            "called without being polled ready"
+        );
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::future::ready(Err("down".into()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_decision_made_in_poll_ready_is_the_one_call_keeps() {
+    let breaker = CircuitBreaker::new(1, Duration::from_secs(5));
+    let inner = StrictReady::default();
+    let calls = inner.calls.clone();
+    let mut svc = CircuitBreakerLayer::new(breaker.clone()).layer(inner);
+    assert!(svc.ready().await.unwrap().call(()).await.is_err());
+    assert_eq!(breaker.state(), CircuitState::Open);
+
+    // Polled ready while open: the call will be rejected, whatever happens meanwhile.
+    svc.ready().await.unwrap();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    let err = svc.call(()).await.unwrap_err();
+    assert!(err.downcast_ref::<CircuitOpenError>().is_some(), "{err}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Polled ready while half-open: the probe slot is this caller's, and the call goes
+    // through even if another caller asks in between.
+    svc.ready().await.unwrap();
+    assert!(
+        breaker.try_acquire().is_err(),
+        "the probe was reserved in poll_ready"
+    );
+    assert!(svc.call(()).await.is_err());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Open,
+        "the failed probe reopened it"
+    );
 }

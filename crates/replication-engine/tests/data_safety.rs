@@ -1,0 +1,538 @@
+//! Data safety at the edges, over in-memory stores and peers: clean shutdown keeps the
+//! last batch's checkpoint, decisions do not depend on batch boundaries, a disabled cold
+//! path still repairs a gap, and the whole engine keeps versions straight over a store
+//! that implements only the required `SyncEngineRef` methods.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{config, eventually, Mesh, Recorded};
+use metrics_util::debugging::DebuggingRecorder;
+use replication_engine::metrics as names;
+use replication_engine::{
+    CursorStore, MemoryCursorStore, ReplicationEngine, ReplicationEngineConfig, SyncEngineRef,
+};
+use replication_testkit::{MemoryStore, MinimalStore};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+fn recorder() -> (DebuggingRecorder, Recorded) {
+    let recorder = DebuggingRecorder::new();
+    let recorded = Recorded::new(recorder.snapshotter());
+    (recorder, recorded)
+}
+
+fn engine<S: SyncEngineRef>(
+    store: S,
+    config: ReplicationEngineConfig,
+    mesh: &Mesh,
+    cursors: Arc<dyn CursorStore>,
+) -> (ReplicationEngine<S>, watch::Sender<ReplicationEngineConfig>) {
+    let (tx, rx) = watch::channel(config.clone());
+    let engine = ReplicationEngine::builder(config, rx)
+        .sync_engine(Arc::new(store))
+        .peer_connector(mesh.connector())
+        .cursor_store(cursors)
+        .build();
+    (engine, tx)
+}
+
+/// The store's reply to the last batch is still on its way when the data is visible and
+/// shutdown begins: shutdown waits for it and records that batch's cursor, so a restart
+/// reads nothing again.
+#[tokio::test(start_paused = true)]
+async fn clean_shutdown_right_after_the_last_write_keeps_its_checkpoint() {
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    let mesh = Mesh::new(&[("a", &a)]);
+    for i in 0..500 {
+        a.put_local(&format!("k.{i}"), format!("v{i}"));
+    }
+    me.set_reply_latency(Duration::from_millis(30));
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.hot_path.batch_size = 100;
+    cfg.settings.hot_path.max_batch_size = 100;
+    cfg.settings.cold_path.enabled = false;
+    let cursors = Arc::new(MemoryCursorStore::new());
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let (mut first, _t1) = engine(me.clone(), cfg.clone(), &mesh, cursors.clone());
+    first.start().await.unwrap();
+    eventually("the 500th change is applied", || me.len() == 500).await;
+    first.shutdown().await;
+    let durable = cursors.durable_cursors();
+    assert_eq!(
+        durable.first().map(|c| c.stream_id),
+        Some(a.last_stream_id()),
+        "the last batch's cursor was not recorded: {durable:?}"
+    );
+
+    // What a durable cursor store holds after the process is gone.
+    let restarted = Arc::new(MemoryCursorStore::new());
+    for cursor in durable {
+        restarted.set(cursor).await.unwrap();
+    }
+    let read_before = recorded.counter(names::EVENTS_READ, &[("peer", "a")]);
+    let (mut second, _t2) = engine(me.clone(), cfg, &mesh, restarted);
+    second.start().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    second.shutdown().await;
+    assert_eq!(
+        recorded.counter(names::EVENTS_READ, &[("peer", "a")]) - read_before,
+        0,
+        "a restart after a clean shutdown re-read entries"
+    );
+}
+
+/// The store fails the in-flight batch's first attempts just as shutdown begins: shutdown
+/// keeps retrying it within `shutdown_timeout`, applies it and records its cursor, instead
+/// of abandoning it at the first retry.
+#[tokio::test(start_paused = true)]
+async fn shutdown_retries_the_in_flight_batch_within_its_budget_and_records_its_cursor() {
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    let mesh = Mesh::new(&[("a", &a)]);
+    for i in 0..100 {
+        a.put_local(&format!("k.{i}"), format!("v{i}"));
+    }
+    me.set_failing_writes(true);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    cfg.settings.shutdown_timeout = Duration::from_secs(5);
+    // This test is about draining, not about the circuit opening on the way.
+    cfg.settings.sync_engine.circuit_failure_threshold = 100;
+    let cursors = Arc::new(MemoryCursorStore::new());
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, cursors.clone());
+    engine.start().await.unwrap();
+    eventually("the batch's first write fails", || {
+        me.counters().failed_calls >= 1
+    })
+    .await;
+    let store = me.clone();
+    let recovers = async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store.set_failing_writes(false);
+    };
+    tokio::join!(engine.shutdown(), recovers);
+    assert_eq!(me.len(), 100, "the in-flight batch was abandoned");
+    assert_eq!(
+        cursors.durable_cursors().first().map(|c| c.stream_id),
+        Some(a.last_stream_id()),
+        "its cursor was not recorded"
+    );
+}
+
+/// A peer whose tombstones cannot be read for good (a permanent error): the hot path does
+/// not retry it for ever; the batch goes on, its deletes judged without tombstones.
+#[tokio::test(start_paused = true)]
+async fn a_permanent_read_error_is_not_retried_and_the_stream_goes_on() {
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    let mesh = Mesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    a.put_local("gone", "x");
+    eventually("gone arrives", || me.item("gone").is_some()).await;
+    let peer = mesh.last_peer("a").unwrap();
+    peer.set_tombstones_malformed(true);
+    a.delete_local("gone");
+    a.put_local("after", "y");
+    eventually("the stream goes on past the delete", || {
+        me.item("after").is_some()
+    })
+    .await;
+    assert_eq!(
+        peer.counters().tombstone_calls,
+        1,
+        "a permanent error was retried"
+    );
+    assert!(
+        me.item("gone").is_none(),
+        "the writer holds the key in no form: the bare delete applies"
+    );
+    assert_eq!(
+        recorded.counter(
+            names::EVENTS_REJECTED,
+            &[("peer", "a"), ("reason", "tombstones_unreadable")]
+        ),
+        1
+    );
+    engine.shutdown().await;
+}
+
+/// The store refuses for good to read the state of one key: that key is refused (counted),
+/// the others of its batch are applied and the stream goes on.
+#[tokio::test(start_paused = true)]
+async fn a_key_the_store_refuses_to_read_is_isolated_from_its_batch() {
+    use replication_core::mocks::MockSyncEngineRef;
+    use replication_engine::{Change, LocalState, SyncError};
+    use std::sync::Mutex;
+
+    let a = MemoryStore::new();
+    for key in ["x", "bad", "y"] {
+        a.put_local(key, "v");
+    }
+    let applied: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut store = MockSyncEngineRef::new();
+    store.expect_should_accept_writes().return_const(true);
+    store.expect_local_states().returning(|keys| {
+        let refused = keys.iter().any(|k| k == "bad");
+        let states = vec![Some(LocalState::Absent); keys.len()];
+        Box::pin(async move {
+            if refused {
+                Err(SyncError::permanent("reserved id"))
+            } else {
+                Ok(states)
+            }
+        })
+    });
+    let record = applied.clone();
+    store.expect_apply_batch().returning(move |changes| {
+        record
+            .lock()
+            .unwrap()
+            .extend(changes.iter().map(|c: &Change| c.key().to_owned()));
+        Box::pin(async { Ok(()) })
+    });
+    let mesh = Mesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut engine, _tx) = engine(store, cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    eventually("x and y are applied", || applied.lock().unwrap().len() == 2).await;
+    assert_eq!(*applied.lock().unwrap(), ["x", "y"]);
+    assert_eq!(
+        recorded.counter(
+            names::EVENTS_REJECTED,
+            &[("peer", "a"), ("reason", "store_refused")]
+        ),
+        1
+    );
+    engine.shutdown().await;
+}
+
+/// The final state of one stream read with `batch_size` entries per batch.
+async fn replay_with_batch_size(a: &MemoryStore, batch_size: usize) -> MemoryStore {
+    let me = MemoryStore::new();
+    let mesh = Mesh::new(&[("a", a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.hot_path.batch_size = batch_size;
+    cfg.settings.hot_path.max_batch_size = batch_size;
+    cfg.settings.cold_path.enabled = false;
+    let cursors = Arc::new(common::RecordingCursors::default());
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, cursors.clone());
+    engine.start().await.unwrap();
+    eventually("the whole stream is applied", || {
+        cursors.max_set("a") == Some(a.last_stream_id())
+    })
+    .await;
+    engine.shutdown().await;
+    me
+}
+
+/// A put, a delete whose writer kept no tombstone (a bare delete), then an echo of the
+/// old put: read one entry per batch, the delete removes the put's version and the echo
+/// is stale. Read in larger batches, the same stream must end the same way.
+#[tokio::test(start_paused = true)]
+async fn the_outcome_of_a_stream_does_not_depend_on_where_batches_split() {
+    use replication_core::CdcEvent;
+    use replication_testkit::MemoryPeer;
+
+    let a = MemoryStore::new();
+    let put = a.put_local("k", "v1");
+    a.put_local("other", "x");
+    a.delete_local("k");
+    // The writer collected its tombstone: the DEL travels bare.
+    a.purge_tombstones(i64::MAX).await.unwrap();
+    MemoryPeer::new("a", a.clone()).append_event(&CdcEvent::Put(put));
+
+    let mut outcomes = Vec::new();
+    for batch_size in [1, 2, 3, 4] {
+        let me = replay_with_batch_size(&a, batch_size).await;
+        outcomes.push((
+            batch_size,
+            me.item("k").map(|i| i.version),
+            me.tombstone("k"),
+        ));
+    }
+    let sequential = outcomes[0].clone();
+    assert_eq!(sequential.1, None, "read one by one, the delete wins");
+    for outcome in &outcomes {
+        assert_eq!(
+            (outcome.1, &outcome.2),
+            (sequential.1, &sequential.2),
+            "batch size {} ended differently: {outcomes:?}",
+            outcome.0
+        );
+    }
+}
+
+/// A peer raises a key's version without changing its content: a store with only the
+/// required methods must still get the new version (leaf hashes include it, so the trees
+/// would differ for ever otherwise).
+#[tokio::test(start_paused = true)]
+async fn a_version_bump_with_unchanged_content_reaches_a_minimal_store() {
+    let a = MemoryStore::new();
+    let me = MinimalStore::like_sync_engine();
+    let mesh = Mesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    a.put_local("k", "same");
+    eventually("k arrives", || me.inner().item("k").is_some()).await;
+    a.put_local("k", "same");
+    a.put_local("marker", "m");
+    eventually("the batch is applied", || {
+        me.inner().item("marker").is_some()
+    })
+    .await;
+    assert_eq!(
+        me.inner().item("k").unwrap().version,
+        2,
+        "the version bump was dropped"
+    );
+    assert_eq!(me.inner().root(), a.root());
+    engine.shutdown().await;
+}
+
+/// An older version of a key (an echo, a late replay) reaches a store with only the
+/// required methods, which stores whatever it is given: the engine must not hand it over.
+#[tokio::test(start_paused = true)]
+async fn an_older_version_never_overwrites_a_newer_one_in_a_minimal_store() {
+    use replication_core::CdcEvent;
+    use replication_testkit::MemoryPeer;
+
+    let a = MemoryStore::new();
+    let me = MinimalStore::like_sync_engine();
+    let mesh = Mesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    let old = a.put_local("k", "v1");
+    a.put_local("k", "v2");
+    a.put_local("k", "v3");
+    eventually("v3 arrives", || {
+        me.inner().item("k").is_some_and(|i| i.version == 3)
+    })
+    .await;
+    MemoryPeer::new("a", a.clone()).append_event(&CdcEvent::Put(old));
+    a.put_local("marker", "m");
+    eventually("the echo's batch is applied", || {
+        me.inner().item("marker").is_some()
+    })
+    .await;
+    assert_eq!(
+        me.inner().item("k").unwrap().version,
+        3,
+        "an older version overwrote v3"
+    );
+    engine.shutdown().await;
+}
+
+/// The cold path into a store with only the required methods: a peer's older version is
+/// not applied, a peer's tombstone older than the local item does not delete it, and a
+/// newer one does.
+#[tokio::test(start_paused = true)]
+async fn the_cold_path_keeps_a_minimal_stores_newer_versions() {
+    let peer = MemoryStore::new();
+    let me = MinimalStore::like_sync_engine();
+    for _ in 0..5 {
+        me.inner().put_local("newer.here", "mine");
+        me.inner().put_local("kept", "mine");
+    }
+    me.inner().put_local("deleted.there", "mine");
+    for _ in 0..4 {
+        peer.put_local("newer.here", "theirs");
+    }
+    // The peer deleted `kept` at version 2 (older than our v5) and `deleted.there` at v2
+    // (newer than our v1).
+    peer.put_local("kept", "old");
+    peer.delete_local("kept");
+    peer.put_local("deleted.there", "old");
+    peer.delete_local("deleted.there");
+    let mesh = Mesh::new(&[("p", &peer)]);
+    let mut cfg = config("me", &["p"]);
+    cfg.settings.hot_path.enabled = false;
+    cfg.settings.cold_path.interval = Duration::from_secs(1);
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    eventually("two repair cycles ran", || {
+        recorded.counter(names::REPAIR_CYCLES, &[("peer", "p")]) >= 2
+    })
+    .await;
+    engine.shutdown().await;
+    assert_eq!(
+        me.inner().item("newer.here").unwrap().version,
+        5,
+        "an older peer version was applied"
+    );
+    assert_eq!(
+        me.inner().item("kept").unwrap().version,
+        5,
+        "an older peer tombstone deleted v5"
+    );
+    assert!(
+        me.inner().item("deleted.there").is_none(),
+        "a winning peer tombstone must delete"
+    );
+}
+
+/// Three nodes, one of them a store with only the required methods that behaves like
+/// sync-engine's (no conflict order of its own, no tombstones, echoes): each node
+/// rewrites its own keys (often with unchanged content, so only the version moves),
+/// the full nodes also delete and re-create theirs. Hot and cold paths together bring
+/// every node to the same items and the same Merkle root.
+#[tokio::test(start_paused = true)]
+async fn a_mesh_with_a_minimal_store_converges_on_hot_and_cold_paths() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    let m = MinimalStore::like_sync_engine();
+    let mesh = Mesh::new(&[("a", &a), ("b", &b), ("m", m.inner())]);
+    let cfg = |me: &str, peers: &[&str]| {
+        let mut c = config(me, peers);
+        c.settings.cold_path.interval = Duration::from_secs(1);
+        c.settings.hot_path.batch_size = 7;
+        c.settings.hot_path.max_batch_size = 7;
+        c
+    };
+    let cursors = || Arc::new(MemoryCursorStore::new()) as Arc<dyn CursorStore>;
+    let (mut ea, _ta) = engine(a.clone(), cfg("a", &["b", "m"]), &mesh, cursors());
+    let (mut eb, _tb) = engine(b.clone(), cfg("b", &["a", "m"]), &mesh, cursors());
+    let (mut em, _tm) = engine(m.clone(), cfg("m", &["a", "b"]), &mesh, cursors());
+    for engine in [&mut ea, &mut eb] {
+        engine.start().await.unwrap();
+    }
+    em.start().await.unwrap();
+
+    // A fixed pseudo-random workload (xorshift), so a failure replays exactly.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    for _ in 0..300 {
+        let node = next(3);
+        let key = format!("n{node}.k{}", next(6));
+        let content = format!("c{}", next(2));
+        match node {
+            0 | 1 => {
+                let store = if node == 0 { &a } else { &b };
+                if next(5) == 0 {
+                    store.delete_local(&key);
+                } else {
+                    store.put_local(&key, content);
+                }
+            }
+            _ => {
+                m.inner().put_local(&key, content);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(next(20))).await;
+    }
+    eventually("every node holds the same tree", || {
+        let root = a.root();
+        root == b.root() && root == m.inner().root()
+    })
+    .await;
+    let items = |store: &MemoryStore| -> Vec<(String, u64, String)> {
+        store
+            .items()
+            .into_iter()
+            .map(|i| (i.key, i.version, i.content_hash))
+            .collect()
+    };
+    assert_eq!(items(&a), items(m.inner()));
+    assert_eq!(items(&b), items(m.inner()));
+    for engine in [&mut ea, &mut eb] {
+        engine.shutdown().await;
+    }
+    em.shutdown().await;
+}
+
+/// With the cold path disabled, a gap in a peer's stream (entries trimmed before we read
+/// them) is still repaired once from the peer's tree; until then health says so.
+#[tokio::test(start_paused = true)]
+async fn a_gap_is_repaired_once_even_with_the_cold_path_disabled() {
+    use replication_testkit::MemoryPeer;
+
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    let mesh = Mesh::new(&[("a", &a)]);
+    let cursors = Arc::new(MemoryCursorStore::new());
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    a.put_local("early", "1");
+    let (mut first, _t1) = engine(me.clone(), cfg.clone(), &mesh, cursors.clone());
+    first.start().await.unwrap();
+    eventually("early arrives", || me.item("early").is_some()).await;
+    first.shutdown().await;
+    let restarted = Arc::new(MemoryCursorStore::new());
+    for cursor in cursors.durable_cursors() {
+        restarted.set(cursor).await.unwrap();
+    }
+
+    for i in 0..20 {
+        a.put_local(&format!("missed.{i}"), "v");
+    }
+    MemoryPeer::new("a", a.clone()).trim_to(5);
+    // The repair cannot write yet: health must show the gap as unrepaired meanwhile.
+    me.set_failing_writes(true);
+    let (mut second, _t2) = engine(me.clone(), cfg, &mesh, restarted);
+    second.start().await.unwrap();
+    eventually("health shows the unrepaired gap", || {
+        second.peer_manager().health()[0].gap_unrepaired
+    })
+    .await;
+    me.set_failing_writes(false);
+    eventually("the repair brings the trimmed items", || me.len() == 21).await;
+    eventually("and health clears", || {
+        !second.peer_manager().health()[0].gap_unrepaired
+    })
+    .await;
+    assert_eq!(me.items(), a.items());
+    second.shutdown().await;
+}
+
+/// One peer item the local store refuses for good: repair cycles still complete (the item
+/// is skipped and counted), so the rest is repaired and tombstones are collected again.
+#[tokio::test(start_paused = true)]
+async fn an_item_the_store_refuses_does_not_stop_repair_or_tombstone_collection() {
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    a.put_local("bad", "refused here");
+    a.put_local("good", "v");
+    me.put_local("gone", "x");
+    me.delete_local("gone");
+    me.refuse_key("bad");
+    let mesh = Mesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.hot_path.enabled = false;
+    cfg.settings.cold_path.interval = Duration::from_secs(1);
+    cfg.settings.tombstones.retention = Duration::ZERO;
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    eventually("the rest is repaired", || me.item("good").is_some()).await;
+    eventually("the tombstone is collected", || {
+        me.tombstone("gone").is_none()
+    })
+    .await;
+    assert!(recorded.counter(names::REPAIR_ITEMS_REFUSED, &[("peer", "a")]) >= 1);
+    assert_eq!(
+        recorded.counter(
+            names::REPAIR_CYCLES,
+            &[("peer", "a"), ("outcome", "failed")]
+        ),
+        0
+    );
+    engine.shutdown().await;
+}
