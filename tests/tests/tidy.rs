@@ -190,7 +190,8 @@ fn named_paths(doc: &str, text: &str) -> Vec<String> {
         if part.starts_with(['/', '~', '-']) || part.starts_with("../") {
             continue;
         }
-        let has_extension = EXTENSIONS.iter().any(|e| part.ends_with(e));
+        // A bare extension (`.rs`) names a kind of file, not a file.
+        let has_extension = EXTENSIONS.iter().any(|e| part.ends_with(e) && part != *e);
         let rooted = ROOTS.iter().any(|r| part.starts_with(r));
         if has_extension || rooted {
             out.push(part.trim_end_matches('/').to_owned());
@@ -248,7 +249,7 @@ fn every_path_named_in_the_docs_exists() {
 
 #[test]
 fn the_path_check_reads_backticks_and_links() {
-    let text = "see `crates/replication-core/src/stamp.rs`, `put/get/del`, `{prefix}cdc`, \
+    let text = "see `crates/replication-core/src/stamp.rs`, `put/get/del`, `{prefix}cdc`, `.rs`, \
                 [the protocol](PROTOCOL.md#keys) and `/usr/bin/chromium`";
     assert_eq!(
         named_paths("docs/ARCHITECTURE.md", text),
