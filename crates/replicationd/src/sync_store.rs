@@ -54,9 +54,18 @@ pub(crate) async fn run(
     served
 }
 
+/// Batch thresholds of sync-engine's own flush, above any batch the engine hands the adapter:
+/// in this process every write goes through the adapter, which flushes itself, and a timed
+/// flush that took an adapter batch half-way would run beside the adapter's (docs/PROTOCOL.md,
+/// "sync-engine as the local store").
+const OWN_FLUSH_COUNT: usize = 100_000;
+const OWN_FLUSH_BYTES: usize = 1 << 30;
+
 /// sync-engine's configuration from the section; its CDC stream is always on (peers tail it).
 pub(crate) fn engine_config(section: &SyncEngineSection) -> SyncEngineConfig {
     SyncEngineConfig {
+        batch_flush_count: OWN_FLUSH_COUNT,
+        batch_flush_bytes: OWN_FLUSH_BYTES,
         redis_url: Some(section.redis_url.clone()),
         redis_prefix: Some(section.redis_prefix.clone()),
         sql_url: Some(section.sql_url.clone()),
