@@ -94,7 +94,7 @@ impl SyncEngineStore {
     /// A backend down or backpressure (retriable).
     pub async fn put(&self, key: &str, content: Vec<u8>) -> Result<SyncItem, SyncError> {
         let _writing = self.writes.lock().await;
-        let state = self.read_states(&[key.to_owned()]).await?.remove(0);
+        let state = self.read_state(key).await?;
         let now = now_ms();
         let updated_at = match &state {
             // Never behind the version it replaces, even if this clock is.
@@ -105,6 +105,12 @@ impl SyncEngineStore {
         let item = SyncItem::new(key, content, next_version(&state), updated_at);
         self.store_puts(vec![(item.clone(), state)]).await?;
         Ok(item)
+    }
+
+    /// The state of one key.
+    async fn read_state(&self, key: &str) -> Result<LocalState, SyncError> {
+        let mut states = self.read_states(&[key.to_owned()]).await?;
+        Ok(states.pop().expect("read_states answers one state per key"))
     }
 
     /// States of `keys` from sync-engine's items and the adapter's tombstones.
@@ -216,10 +222,7 @@ impl SyncEngineRef for SyncEngineStore {
 
     async fn delete(&self, key: String) -> Result<bool, SyncError> {
         let _writing = self.writes.lock().await;
-        let state = self
-            .read_states(std::slice::from_ref(&key))
-            .await?
-            .remove(0);
+        let state = self.read_state(&key).await?;
         let LocalState::Present(stamp) = &state else {
             return Ok(false);
         };
@@ -238,10 +241,7 @@ impl SyncEngineRef for SyncEngineStore {
 
     async fn delete_replicated(&self, key: String) -> Result<bool, SyncError> {
         let _writing = self.writes.lock().await;
-        let state = self
-            .read_states(std::slice::from_ref(&key))
-            .await?
-            .remove(0);
+        let state = self.read_state(&key).await?;
         self.engine
             .delete_many(&[key.as_str()])
             .await
@@ -255,10 +255,7 @@ impl SyncEngineRef for SyncEngineStore {
         tombstone: Tombstone,
     ) -> Result<bool, SyncError> {
         let _writing = self.writes.lock().await;
-        let state = self
-            .read_states(std::slice::from_ref(&key))
-            .await?
-            .remove(0);
+        let state = self.read_state(&key).await?;
         if !incoming_wins(&tombstone.stamp(), Some(&state)) {
             return Ok(false);
         }
