@@ -17,7 +17,7 @@ usage: cargo xtask <command>
 commands:
   demo    a live three-node mesh on loopback: concurrent writes, a crash, a trim, repair
   test    make sure redis-server is available, then run every test of the workspace
-  ci      cargo fmt --check, clippy -D warnings, the core dependency check, then test
+  ci      fmt --check, the sync-engine co-link check, clippy -D warnings, docs, test, bench smoke
   bench   release benchmarks; writes docs/BENCHMARKS.md
   soak    the mesh fault scenarios at scale: cargo xtask soak --minutes N
   fuzz    run each cargo-fuzz target briefly (installs cargo-fuzz; needs nightly)
