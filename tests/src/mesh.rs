@@ -34,6 +34,8 @@ pub struct MeshOptions {
     pub cold_interval: Duration,
     /// `settings.hot_path.max_content_bytes`.
     pub max_content_bytes: usize,
+    /// `settings.tombstones.retention` (zero: collect as soon as every peer has seen it).
+    pub tombstone_retention: Duration,
 }
 
 impl MeshOptions {
@@ -45,6 +47,7 @@ impl MeshOptions {
             cold_path: true,
             cold_interval: Duration::from_secs(1),
             max_content_bytes: 16 * 1024 * 1024,
+            tombstone_retention: replication_core::TombstoneSettings::default().retention,
         }
     }
 }
@@ -193,6 +196,7 @@ impl Mesh {
             self.options.cold_interval,
         );
         config.settings.hot_path.max_content_bytes = self.options.max_content_bytes;
+        config.settings.tombstones.retention = self.options.tombstone_retention;
         config
     }
 
@@ -202,6 +206,17 @@ impl Mesh {
     /// When the engine refuses to start.
     pub async fn start_engine(&mut self, i: usize) {
         let config = self.engine_config(i);
+        self.start_engine_with(i, config).await;
+    }
+
+    /// Stops node `i`'s engine (if running) and starts it again with `config`.
+    ///
+    /// # Panics
+    /// When the engine refuses to start.
+    pub async fn start_engine_with(&mut self, i: usize, config: ReplicationEngineConfig) {
+        if let Some(mut running) = self.nodes[i].engine.take() {
+            running.shutdown().await;
+        }
         let (tx, rx) = watch::channel(config.clone());
         let mut engine = ReplicationEngine::builder(config, rx)
             .sync_engine(self.nodes[i].store.clone())

@@ -47,7 +47,10 @@ pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};
 pub use stream_id::{StreamId, StreamIdError};
 pub use sync_engine::{Change, NoOpSyncEngine, SyncEngineRef, SyncError};
-pub use tombstone_json::{decode_tombstone_json, encode_tombstone_json, TombstoneJsonError};
+pub use tombstone_json::{
+    decode_recorded_tombstone_json, decode_tombstone_json, encode_tombstone_json,
+    TombstoneJsonError,
+};
 
 /// mockall mocks of the core traits (feature `mocks`), for other crates' unit tests.
 #[cfg(any(test, feature = "mocks"))]

@@ -188,13 +188,17 @@ pub trait SyncEngineRef: Send + Sync + 'static {
         async move { Ok(none) }
     }
 
-    /// Drops tombstones deleted before `deleted_before_ms`, once every peer is known to have
-    /// seen them. Returns how many were collected. Defaults to keeping everything.
+    /// Drops the tombstones this store *recorded* before `recorded_before_ms` (ms since the
+    /// epoch, by the wall clock of the node: when the store wrote the tombstone, not the
+    /// deleter's `deleted_at`); the engine passes a time by which every peer has been seen
+    /// to hold none of those keys. A store that collects raises its version floor above the
+    /// collected versions (docs/PROTOCOL.md "Versions never go backwards"). Returns how many
+    /// were collected. Defaults to keeping everything.
     fn purge_tombstones(
         &self,
-        deleted_before_ms: i64,
+        recorded_before_ms: i64,
     ) -> impl Future<Output = Result<u64, SyncError>> + Send {
-        let _ = deleted_before_ms;
+        let _ = recorded_before_ms;
         async { Ok(0) }
     }
 }

@@ -1,6 +1,8 @@
 //! The tombstone value kept in `{prefix}tombstones` (field = object id):
-//! `{"version":v,"deleted_at":ms}`. Every store that keeps tombstones writes this form and
-//! every reader parses it here (unknown fields are ignored).
+//! `{"version":v,"deleted_at":ms,"recorded_at":ms}`: the delete's stamp, and when the store
+//! holding it recorded it (what tombstone collection goes by; readers of the stamp ignore
+//! it, and a value without it counts as recorded at `deleted_at`). Every store that keeps
+//! tombstones writes this form and every reader parses it here (unknown fields ignored).
 
 use crate::Tombstone;
 use serde::{Deserialize, Serialize};
@@ -17,26 +19,38 @@ pub struct TombstoneJsonError {
 struct Wire {
     version: u64,
     deleted_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recorded_at: Option<i64>,
 }
 
-/// `{"version":v,"deleted_at":ms}`.
-pub fn encode_tombstone_json(tombstone: &Tombstone) -> String {
+/// `{"version":v,"deleted_at":ms,"recorded_at":ms}`.
+pub fn encode_tombstone_json(tombstone: &Tombstone, recorded_at: i64) -> String {
     let wire = Wire {
         version: tombstone.version,
         deleted_at: tombstone.deleted_at,
+        recorded_at: Some(recorded_at),
     };
-    serde_json::to_string(&wire).expect("serialising two integers cannot fail")
+    serde_json::to_string(&wire).expect("serialising three integers cannot fail")
 }
 
-/// Parses a tombstone value.
+/// Parses a tombstone value: the stamp only.
 pub fn decode_tombstone_json(bytes: &[u8]) -> Result<Tombstone, TombstoneJsonError> {
+    decode_recorded_tombstone_json(bytes).map(|(tombstone, _)| tombstone)
+}
+
+/// Parses a tombstone value with the time its store recorded it (`deleted_at` when the
+/// value predates that field).
+pub fn decode_recorded_tombstone_json(
+    bytes: &[u8],
+) -> Result<(Tombstone, i64), TombstoneJsonError> {
     let wire: Wire = serde_json::from_slice(bytes).map_err(|e| TombstoneJsonError {
         reason: e.to_string(),
     })?;
-    Ok(Tombstone {
+    let tombstone = Tombstone {
         version: wire.version,
         deleted_at: wire.deleted_at,
-    })
+    };
+    Ok((tombstone, wire.recorded_at.unwrap_or(wire.deleted_at)))
 }
 
 #[cfg(test)]
@@ -49,15 +63,21 @@ mod tests {
             version: 3,
             deleted_at: 1_700_000_000_000,
         };
-        let text = encode_tombstone_json(&t);
-        assert_eq!(text, r#"{"version":3,"deleted_at":1700000000000}"#);
+        let text = encode_tombstone_json(&t, 1_700_000_000_500);
+        assert_eq!(
+            text,
+            r#"{"version":3,"deleted_at":1700000000000,"recorded_at":1700000000500}"#
+        );
         assert_eq!(decode_tombstone_json(text.as_bytes()).unwrap(), t);
         assert_eq!(
-            decode_tombstone_json(br#"{"version":1,"deleted_at":2,"x":true}"#).unwrap(),
-            Tombstone {
-                version: 1,
-                deleted_at: 2
-            }
+            decode_recorded_tombstone_json(text.as_bytes()).unwrap(),
+            (t.clone(), 1_700_000_000_500)
+        );
+        // Written before stores kept the time: counts as recorded when deleted.
+        assert_eq!(
+            decode_recorded_tombstone_json(br#"{"version":3,"deleted_at":1700000000000,"x":1}"#)
+                .unwrap(),
+            (t, 1_700_000_000_000)
         );
         let err = decode_tombstone_json(b"nope").unwrap_err();
         assert!(err.to_string().contains("deleted_at"), "{err}");

@@ -8,7 +8,7 @@ use crate::peer_manager::{PeerManager, PeerSlot, RunningPeer};
 use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::StopSwitch;
-use replication_core::{PeerConfig, StreamId, SyncEngineRef};
+use replication_core::{Cursor, PeerConfig, StreamId, SyncEngineRef};
 use replication_peer::TailStart;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,20 +125,36 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         }
     }
 
-    /// Restarts a peer with new settings (URL, prefix, TLS, enabled).
-    pub(crate) async fn restart_peer(&self, config: PeerConfig, drain: Duration) {
-        if let Some(mut slot) = self.manager.remove(&config.node_id) {
-            let status = slot.status.clone();
-            if let Some(running) = slot.running.take() {
-                stop_running(&config.node_id, running, Instant::now() + drain).await;
-            }
-            self.manager.insert(PeerSlot {
-                config: config.clone(),
-                status,
-                running: None,
-            });
+    /// Restarts a peer with new settings (URL, prefix, TLS, enabled). The peer stays
+    /// configured while its tasks drain, so its sync evidence keeps counting for tombstone
+    /// collection. With `new_stream` (it now names another stream) its cursor and status
+    /// (sync evidence, gaps, lag) are reset first: the new stream is read from its
+    /// beginning and must complete repair cycles of its own.
+    pub(crate) async fn restart_peer(&self, config: PeerConfig, drain: Duration, new_stream: bool) {
+        if let Some(running) = self.manager.take_running(&config.node_id) {
+            stop_running(&config.node_id, running, Instant::now() + drain).await;
+        }
+        if new_stream {
+            self.manager.reset_status(&config.node_id);
+            self.forget_cursor(&config.node_id).await;
         }
         self.start_peer(config, Duration::ZERO).await;
+    }
+
+    /// Records the beginning of the stream as the peer's cursor.
+    async fn forget_cursor(&self, node_id: &str) {
+        let cursor = Cursor {
+            peer_id: node_id.to_owned(),
+            stream_id: StreamId::ZERO,
+            entries_added: Some(0),
+            updated_at_ms: crate::clock::now_ms(),
+        };
+        if let Err(e) = self.shared.cursors.set(cursor).await {
+            // The old cursor stays: the tailer then finds the new stream recreated or
+            // behind it, or reads from there; the repair cycle a gap triggers covers it.
+            tracing::error!(peer = %node_id, error = %e, "cannot reset the cursor of a peer that names another stream");
+            metrics::counter!(crate::metrics::CURSOR_FLUSH_ERRORS).increment(1);
+        }
     }
 
     /// Stops every peer concurrently, all done by `deadline`.

@@ -107,6 +107,21 @@ impl PeerManager {
         self.lock().insert(slot.config.node_id.clone(), slot)
     }
 
+    /// Takes the live parts of a peer out of its slot, which stays (configured, with its
+    /// status) while they are stopped.
+    pub(crate) fn take_running(&self, node_id: &str) -> Option<RunningPeer> {
+        self.lock()
+            .get_mut(node_id)
+            .and_then(|slot| slot.running.take())
+    }
+
+    /// Gives a peer a fresh status: nothing known of it (no cursor, no completed cycle).
+    pub(crate) fn reset_status(&self, node_id: &str) {
+        if let Some(slot) = self.lock().get_mut(node_id) {
+            slot.status = Arc::new(PeerStatus::default());
+        }
+    }
+
     pub(crate) fn remove(&self, node_id: &str) -> Option<PeerSlot> {
         self.lock().remove(node_id)
     }

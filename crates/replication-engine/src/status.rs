@@ -18,8 +18,8 @@ struct StatusInner {
     catching_up: bool,
     last_error: Option<String>,
     last_repair: Option<RepairHealth>,
-    /// Start time (ms) of the latest repair cycle that completed: every delete older than
-    /// this is known to the peer (tombstone collection horizon).
+    /// Start time (ms, our clock) of the latest repair cycle that completed: the peer holds
+    /// none of the keys of tombstones recorded before it (tombstone collection horizon).
     synced_since_ms: Option<i64>,
     /// Gaps detected in the peer's stream so far (each one wants a completed repair).
     gaps_seen: u64,

@@ -1,7 +1,9 @@
 //! Data safety at the edges, over in-memory stores and peers: clean shutdown keeps the
-//! last batch's checkpoint, decisions do not depend on batch boundaries, a disabled cold
-//! path still repairs a gap, and the whole engine keeps versions straight over a store
-//! that implements only the required `SyncEngineRef` methods.
+//! last batch's checkpoint, permanent read errors are not retried, decisions do not depend
+//! on batch boundaries, a disabled cold path still repairs a gap, one refused item does not
+//! stop repair, the whole engine keeps versions straight over a store that implements only
+//! the required `SyncEngineRef` methods, and tombstones are collected only once every peer
+//! has verifiably seen them (late deletes, reloading peers, peers moved to another stream).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -535,4 +537,378 @@ async fn an_item_the_store_refuses_does_not_stop_repair_or_tombstone_collection(
         0
     );
     engine.shutdown().await;
+}
+
+/// Wall-clock milliseconds, the clock repair cycles are timed by.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A delete made a minute ago elsewhere reaches us only now, after the peer's last
+/// completed cycle: that cycle cannot have seen it, so the tombstone must stay until a
+/// cycle that starts after we recorded it completes (the peer still holds the key, so
+/// none does) and the old item must never come back from the peer.
+#[tokio::test(start_paused = true)]
+async fn a_delete_that_arrives_late_is_not_collected_before_the_peer_has_seen_it() {
+    use replication_engine::{Change, SyncItem, Tombstone};
+
+    let me = MemoryStore::with_clock(wall_ms);
+    let peer = MemoryStore::new();
+    let item = SyncItem::new("k", b"old".to_vec(), 1, 1);
+    me.apply_change(Change::Put(item.clone())).unwrap();
+    peer.apply_change(Change::Put(item)).unwrap();
+    let mesh = Mesh::new(&[("p", &peer)]);
+    let mut cfg = config("me", &["p"]);
+    cfg.settings.hot_path.enabled = false;
+    cfg.settings.cold_path.interval = Duration::from_secs(1);
+    cfg.settings.tombstones.retention = Duration::ZERO;
+    let (recorder, recorded) = recorder();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
+    engine.start().await.unwrap();
+    let in_sync = || {
+        recorded.counter(
+            names::REPAIR_CYCLES,
+            &[("peer", "p"), ("outcome", "in_sync")],
+        )
+    };
+    eventually("a cycle finds the trees equal", || in_sync() >= 1).await;
+
+    me.apply_change(Change::Delete {
+        key: "k".into(),
+        tombstone: Tombstone {
+            version: 2,
+            deleted_at: wall_ms() - 60_000,
+        },
+    })
+    .unwrap();
+    let cycles = recorded.counter(names::REPAIR_CYCLES, &[("peer", "p")]);
+    eventually("several more cycles ran", || {
+        recorded.counter(names::REPAIR_CYCLES, &[("peer", "p")]) >= cycles + 4
+    })
+    .await;
+    engine.shutdown().await;
+    assert!(
+        me.item("k").is_none(),
+        "the deleted item came back from the peer"
+    );
+    assert!(
+        me.tombstone("k").is_some(),
+        "collected before the peer saw the delete"
+    );
+}
+
+/// A peer whose `read_tombstones` hangs while `hang` is set (a peer call in flight that
+/// never answers); everything else goes to the in-memory peer.
+struct Hanging {
+    inner: replication_testkit::MemoryPeer,
+    hang: Arc<std::sync::atomic::AtomicBool>,
+    hung: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl replication_engine::PeerBackend for Hanging {
+    fn node_id(&self) -> &str {
+        self.inner.node_id()
+    }
+    fn connection(&self) -> replication_core::ConnectionStatus {
+        self.inner.connection()
+    }
+    async fn read_stream(
+        &self,
+        request: replication_core::ReadRequest,
+    ) -> Result<Vec<replication_core::RawEntry>, replication_engine::PeerError> {
+        self.inner.read_stream(request).await
+    }
+    async fn stream_info(
+        &self,
+    ) -> Result<Option<replication_core::StreamInfo>, replication_engine::PeerError> {
+        self.inner.stream_info().await
+    }
+    async fn merkle_root(
+        &self,
+    ) -> Result<Option<replication_engine::merkle::Hash>, replication_engine::PeerError> {
+        self.inner.merkle_root().await
+    }
+    async fn merkle_children(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, replication_engine::merkle::Hash)>>, replication_engine::PeerError>
+    {
+        self.inner.merkle_children(paths).await
+    }
+    async fn read_items(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<replication_core::ItemRead>, replication_engine::PeerError> {
+        self.inner.read_items(keys).await
+    }
+    async fn read_tombstones(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<replication_engine::Tombstone>>, replication_engine::PeerError> {
+        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            self.hung.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        self.inner.read_tombstones(keys).await
+    }
+    async fn ping(&self) -> Result<Duration, replication_engine::PeerError> {
+        self.inner.ping().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+/// The last repair cycle of `peer` finished (completed or not) after `after_ms`.
+fn repaired_since(
+    engine: &ReplicationEngine<MemoryStore>,
+    peer: &str,
+    after_ms: i64,
+    completed: bool,
+) -> bool {
+    engine
+        .peer_manager()
+        .health()
+        .into_iter()
+        .find(|p| p.node_id == peer)
+        .and_then(|p| p.last_repair)
+        .is_some_and(|r| r.finished_at_ms > after_ms && (r.completed || !completed))
+}
+
+/// Waits until the wall clock has passed `ms`.
+async fn wall_past(ms: i64) {
+    while wall_ms() <= ms {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A peer whose settings are reloaded keeps counting for tombstone collection while its
+/// tasks drain: another peer's completed cycles alone must not collect a tombstone the
+/// reloading peer has not been seen to apply.
+#[tokio::test]
+async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
+    use replication_core::CdcEvent;
+    use replication_engine::{PeerConfig, PeerConnector, Settings};
+    use replication_testkit::MemoryPeer;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    let me = MemoryStore::with_clock(wall_ms);
+    me.put_local("k", "v");
+    b.apply_change(replication_engine::Change::Put(me.item("k").unwrap()))
+        .unwrap();
+    let hang = Arc::new(AtomicBool::new(false));
+    let hung = Arc::new(AtomicUsize::new(0));
+    let connector: Arc<dyn PeerConnector> = {
+        let (a, b, hang, hung) = (a.clone(), b.clone(), hang.clone(), hung.clone());
+        Arc::new(move |peer: &PeerConfig, _: &Settings| {
+            let backend: Arc<dyn replication_engine::PeerBackend> = if peer.node_id == "a" {
+                Arc::new(MemoryPeer::new("a", a.clone()))
+            } else {
+                Arc::new(Hanging {
+                    inner: MemoryPeer::new("b", b.clone()),
+                    hang: hang.clone(),
+                    hung: hung.clone(),
+                })
+            };
+            Ok(backend)
+        })
+    };
+    let mut cfg = config("me", &["a", "b"]);
+    cfg.settings.cold_path.interval = Duration::from_millis(300);
+    cfg.settings.tombstones.retention = Duration::ZERO;
+    cfg.settings.shutdown_timeout = Duration::from_secs(4);
+    let (tx, rx) = watch::channel(cfg.clone());
+    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
+        .sync_engine(Arc::new(me.clone()))
+        .peer_connector(connector)
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    engine.start().await.unwrap();
+    let started = wall_ms();
+    eventually("both peers completed a cycle", || {
+        repaired_since(&engine, "a", started, true) && repaired_since(&engine, "b", started, true)
+    })
+    .await;
+    let seen = engine
+        .peer_manager()
+        .health()
+        .into_iter()
+        .filter_map(|p| p.last_repair.map(|r| r.finished_at_ms))
+        .max()
+        .unwrap();
+    wall_past(seen).await;
+    me.delete_local("k");
+    let deleted = wall_ms();
+    // b still holds k: its cycles no longer complete. a completes (it never had k).
+    eventually("a completed a cycle since", || {
+        repaired_since(&engine, "a", deleted, true)
+    })
+    .await;
+    assert!(me.tombstone("k").is_some(), "b has not seen the delete yet");
+
+    // b's hot path gets a batch and hangs in the middle of it, then b is reloaded.
+    hang.store(true, Ordering::SeqCst);
+    MemoryPeer::new("b", b.clone()).append_event(&CdcEvent::Delete { key: "x".into() });
+    eventually("b's batch is in flight", || hung.load(Ordering::SeqCst) > 0).await;
+    let mut reloaded = cfg.clone();
+    reloaded.peers[1].redis_url = "redis://user:secret@127.0.0.1:1".into();
+    tx.send_replace(reloaded);
+    let draining = wall_ms();
+    eventually("a completes cycles while b drains", || {
+        repaired_since(&engine, "a", draining + 600, true)
+    })
+    .await;
+    assert!(
+        me.tombstone("k").is_some(),
+        "collected while the peer that has not seen it was draining"
+    );
+    hang.store(false, Ordering::SeqCst);
+    engine.shutdown().await;
+}
+
+/// A connector that finds each peer's store by its URL, as a Redis connector finds a server.
+fn by_url(stores: Vec<(&str, MemoryStore)>) -> Arc<dyn replication_engine::PeerConnector> {
+    use replication_engine::{PeerConfig, Settings};
+    let stores: Vec<(String, MemoryStore)> =
+        stores.into_iter().map(|(u, s)| (u.to_owned(), s)).collect();
+    Arc::new(move |peer: &PeerConfig, _: &Settings| {
+        let store = stores
+            .iter()
+            .find(|(url, _)| *url == peer.redis_url)
+            .map(|(_, s)| s.clone())
+            .expect("a store at every URL the test configures");
+        let backend: Arc<dyn replication_engine::PeerBackend> = Arc::new(
+            replication_testkit::MemoryPeer::new(peer.node_id.clone(), store),
+        );
+        Ok(backend)
+    })
+}
+
+/// A store whose clock starts at `at` ms and can be moved.
+fn store_at(at: i64) -> (MemoryStore, Arc<std::sync::atomic::AtomicI64>) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let now = Arc::new(AtomicI64::new(at));
+    let clock = now.clone();
+    (
+        MemoryStore::with_clock(move || clock.fetch_add(1, Ordering::SeqCst)),
+        now,
+    )
+}
+
+/// Reloading a peer with a URL that names another server (another stream): its cursor in
+/// the old stream means nothing there, so the new stream is read from its beginning.
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_peer_that_names_another_stream_is_read_from_its_beginning() {
+    use std::sync::atomic::Ordering;
+
+    let (old, _) = store_at(5_000);
+    for i in 0..5 {
+        old.put_local(&format!("old.{i}"), "v");
+    }
+    let (new, new_clock) = store_at(1_000);
+    for i in 0..5 {
+        new.put_local(&format!("new.{i}"), "v");
+    }
+    // Its later entries have ids above the old stream's cursor.
+    new_clock.store(9_000, Ordering::SeqCst);
+    for i in 5..10 {
+        new.put_local(&format!("new.{i}"), "v");
+    }
+    let me = MemoryStore::new();
+    let connector = by_url(vec![
+        ("redis://old:6379", old.clone()),
+        ("redis://new:6379", new.clone()),
+    ]);
+    let mut cfg = config("me", &[]);
+    cfg.peers = vec![replication_engine::PeerConfig::new("b", "redis://old:6379")];
+    cfg.settings.cold_path.enabled = false;
+    let (tx, rx) = watch::channel(cfg.clone());
+    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
+        .sync_engine(Arc::new(me.clone()))
+        .peer_connector(connector)
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    engine.start().await.unwrap();
+    eventually("the old stream is read", || me.len() == 5).await;
+    let mut moved = cfg.clone();
+    moved.peers[0].redis_url = "redis://new:6379".into();
+    tx.send_replace(moved);
+    eventually("the new stream is read whole", || me.len() == 15).await;
+    engine.shutdown().await;
+}
+
+/// Reloading a peer with a prefix that names another node's keys: the completed cycles of
+/// the old one say nothing about the new one, so they no longer count for tombstone
+/// collection; a tombstone the new one has not seen stays, and the old item it still holds
+/// never comes back.
+#[tokio::test]
+async fn a_reloaded_peer_that_names_another_stream_loses_its_sync_evidence() {
+    let me = MemoryStore::with_clock(wall_ms);
+    let (old, new) = (MemoryStore::new(), MemoryStore::new());
+    let item = me.put_local("k", "v");
+    new.apply_change(replication_engine::Change::Put(item))
+        .unwrap();
+    me.delete_local("k");
+    let deleted = wall_ms();
+    let connector: Arc<dyn replication_engine::PeerConnector> = {
+        let (old, new) = (old.clone(), new.clone());
+        Arc::new(
+            move |peer: &replication_engine::PeerConfig, _: &replication_engine::Settings| {
+                let store = if peer.redis_prefix == "old:" {
+                    old.clone()
+                } else {
+                    new.clone()
+                };
+                let backend: Arc<dyn replication_engine::PeerBackend> =
+                    Arc::new(replication_testkit::MemoryPeer::new("b", store));
+                Ok(backend)
+            },
+        )
+    };
+    let mut cfg = config("me", &["b"]);
+    cfg.peers[0].redis_prefix = "old:".into();
+    cfg.settings.hot_path.enabled = false;
+    cfg.settings.cold_path.interval = Duration::from_millis(300);
+    // Collection waits for both: every peer's evidence, and three seconds of age.
+    cfg.settings.tombstones.retention = Duration::from_secs(3);
+    let (tx, rx) = watch::channel(cfg.clone());
+    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
+        .sync_engine(Arc::new(me.clone()))
+        .peer_connector(connector)
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    engine.start().await.unwrap();
+    // The old peer (which never had k) completes a cycle that started after the delete.
+    eventually("the old peer completed a cycle", || {
+        repaired_since(&engine, "b", deleted, true)
+    })
+    .await;
+    let first = engine.peer_manager().health()[0]
+        .last_repair
+        .clone()
+        .unwrap()
+        .finished_at_ms;
+    eventually("and another", || repaired_since(&engine, "b", first, true)).await;
+    let mut moved = cfg.clone();
+    moved.peers[0].redis_prefix = "new:".into();
+    tx.send_replace(moved);
+    // Past the retention: only the new peer's evidence could allow collection now.
+    wall_past(deleted + 4_000).await;
+    let cycles_done = wall_ms();
+    eventually("the new peer's cycles ran", || {
+        repaired_since(&engine, "b", cycles_done, false)
+    })
+    .await;
+    engine.shutdown().await;
+    assert!(
+        me.item("k").is_none(),
+        "the old item came back from a peer that never saw the delete"
+    );
+    assert!(me.tombstone("k").is_some());
 }

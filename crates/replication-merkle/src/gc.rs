@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-/// The `deleted_before_ms` to pass to `SyncEngineRef::purge_tombstones`, or `None` when no
+/// The `recorded_before_ms` to pass to `SyncEngineRef::purge_tombstones`, or `None` when no
 /// tombstone may be collected yet.
 ///
-/// A tombstone may go once it is older than `retention` and every peer has completed a
-/// repair cycle (`CycleReport::completed`) that started after the delete.
+/// A tombstone may go once the local store recorded it more than `retention` ago and every
+/// peer has completed a repair cycle (`CycleReport::completed`) that started after the
+/// store recorded it (times by the local wall clock, never the deleter's).
 /// `last_complete_cycle_starts` holds, per configured peer, the start time (ms) of its most
 /// recent completed cycle, `None` if it has none yet: then nothing is collected, because
 /// that peer may still hold the deleted items. With no peers, only retention applies.

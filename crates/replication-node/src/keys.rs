@@ -47,6 +47,12 @@ impl KeySpace {
         self.join(&[EPOCH])
     }
 
+    /// `{prefix}store:version_floor`: every local write's version is above it (raised by
+    /// each collected tombstone; see `Writer::purge_tombstones`).
+    pub(crate) fn version_floor(&self) -> String {
+        self.join(&["store:version_floor"])
+    }
+
     /// `{prefix}store:staging:{n}`: where a commit stages its `n`-th item body (see
     /// `apply_script`; never visible outside the commit).
     pub(crate) fn staging(&self, n: usize) -> String {
@@ -103,6 +109,7 @@ mod tests {
         assert_eq!(keys.children(""), "node-b:merkle:children:");
         assert_eq!(keys.hash("a.b"), "node-b:merkle:hash:a.b");
         assert_eq!(keys.staging(7), "node-b:store:staging:7");
+        assert_eq!(keys.version_floor(), "node-b:store:version_floor");
         assert_eq!(KeySpace::new("").cdc(), "cdc");
     }
 

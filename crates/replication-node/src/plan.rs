@@ -165,11 +165,15 @@ impl Plan {
 
 /// Plans `ops` over `stored` (the state of every key of the batch before it).
 ///
-/// Local puts get `version = max(item, tombstone version) + 1` and an `updated_at` of
-/// `now_ms`, but never earlier than the key's last write, so stamps never go backwards.
+/// Local puts and deletes get `version = max(item, tombstone version, floor) + 1` and a
+/// time of `now_ms`, but never earlier than the key's last write, so stamps never go
+/// backwards. `floor` is the store's version floor, raised by every collected tombstone:
+/// a key written again after its tombstone was collected still beats that tombstone,
+/// which another node may keep (docs/PROTOCOL.md "Versions never go backwards").
 pub(crate) fn plan(
     ops: &mut [WriteOp],
     stored: &HashMap<&str, Stored>,
+    floor: u64,
     now_ms: i64,
     encoder: &mut CdcEncoder,
 ) -> Plan {
@@ -201,7 +205,7 @@ pub(crate) fn plan(
         let state = working.get_mut(op.key()).expect("inserted above");
         let outcome = match op {
             WriteOp::LocalPut(item) => {
-                item.version = state.highest_version().saturating_add(1);
+                item.version = state.highest_version().max(floor).saturating_add(1);
                 item.updated_at = now_ms.max(state.latest_time());
                 state.store_item(ItemMeta::of(item), index);
                 plan.cdc.push(encoder.encode_put(item));
@@ -211,7 +215,7 @@ pub(crate) fn plan(
                 None => Outcome::Delete(false),
                 Some(_) => {
                     let tombstone = Tombstone {
-                        version: state.highest_version().saturating_add(1),
+                        version: state.highest_version().max(floor).saturating_add(1),
                         deleted_at: now_ms.max(state.latest_time()),
                     };
                     state.delete(tombstone);

@@ -20,6 +20,8 @@ const KEPT: usize = 8;
 struct Read {
     token: Bytes,
     states: HashMap<String, Stored>,
+    /// The version floor read with them.
+    floor: u64,
 }
 
 #[derive(Default)]
@@ -29,24 +31,33 @@ pub(crate) struct PreparedReads {
 
 impl PreparedReads {
     /// Keeps the states of `ids` read at `token` (the oldest read goes past [`KEPT`]).
-    pub(crate) fn keep(&self, token: Bytes, ids: &[String], stored: &[Stored]) {
+    pub(crate) fn keep(&self, token: Bytes, ids: &[String], stored: &[Stored], floor: u64) {
         let states = ids.iter().cloned().zip(stored.iter().cloned()).collect();
         let mut reads = self.lock();
         if reads.len() == KEPT {
             reads.pop_front();
         }
-        reads.push_back(Read { token, states });
+        reads.push_back(Read {
+            token,
+            states,
+            floor,
+        });
     }
 
-    /// Takes a read made at `token` that covers every id, if one is kept.
-    pub(crate) fn take(&self, token: &Bytes, ids: &[String]) -> Option<HashMap<String, Stored>> {
+    /// Takes a read made at `token` that covers every id, if one is kept: its states and
+    /// the version floor read with them.
+    pub(crate) fn take(
+        &self,
+        token: &Bytes,
+        ids: &[String],
+    ) -> Option<(HashMap<String, Stored>, u64)> {
         let mut reads = self.lock();
         // Reads at an older token can never be used again.
         reads.retain(|read| read.token == *token);
         let at = reads
             .iter()
             .position(|read| ids.iter().all(|id| read.states.contains_key(id)))?;
-        reads.remove(at).map(|read| read.states)
+        reads.remove(at).map(|read| (read.states, read.floor))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Read>> {
@@ -81,14 +92,16 @@ mod tests {
             t1.clone(),
             &ids(&["a", "b"]),
             &[Stored::default(), deleted.clone()],
+            7,
         );
         // Not covering, or another token: nothing.
         assert!(prepared.take(&t1, &ids(&["a", "c"])).is_none());
-        let taken = prepared.take(&t1, &ids(&["b"])).unwrap();
+        let (taken, floor) = prepared.take(&t1, &ids(&["b"])).unwrap();
         assert_eq!(taken.get("b"), Some(&deleted));
+        assert_eq!(floor, 7, "the floor read with the states comes with them");
         // Taken once only.
         assert!(prepared.take(&t1, &ids(&["b"])).is_none());
-        prepared.keep(t1.clone(), &ids(&["a"]), &[Stored::default()]);
+        prepared.keep(t1.clone(), &ids(&["a"]), &[Stored::default()], 0);
         assert!(prepared
             .take(&Bytes::from_static(b"t2"), &ids(&["a"]))
             .is_none());
@@ -101,7 +114,7 @@ mod tests {
         let prepared = PreparedReads::default();
         let t = Bytes::from_static(b"t");
         for i in 0..=KEPT {
-            prepared.keep(t.clone(), &ids(&[&i.to_string()]), &[Stored::default()]);
+            prepared.keep(t.clone(), &ids(&[&i.to_string()]), &[Stored::default()], 0);
         }
         assert!(prepared.take(&t, &ids(&["0"])).is_none());
         assert!(prepared.take(&t, &ids(&[&KEPT.to_string()])).is_some());

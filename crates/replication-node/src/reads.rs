@@ -61,7 +61,7 @@ impl Reader {
     }
 
     /// Item stamp or tombstone of every id, in order: one pipeline of the write token,
-    /// `MGET` and `HMGET`. The states are kept for the write that usually follows
+    /// `MGET`, `HMGET` and the version floor. The states are kept for the write that usually follows
     /// (see `prepared`).
     pub(crate) async fn local_states(&self, ids: &[String]) -> Result<Vec<LocalState>, NodeError> {
         if ids.is_empty() {
@@ -73,8 +73,9 @@ impl Reader {
             .all()
             .await
             .map_err(|e| NodeError::redis("local states", e))?;
-        let (token, stored) = state_read::parse(&self.keys, ids, &mut replies.into_iter())?;
-        let states = stored
+        let read = state_read::parse(&self.keys, ids, &mut replies.into_iter())?;
+        let states = read
+            .stored
             .iter()
             .map(|stored| match (&stored.item, &stored.tombstone) {
                 (None, None) => LocalState::Absent,
@@ -87,7 +88,8 @@ impl Reader {
                 (Some(item), Some(_)) => LocalState::Present(item.stamp()),
             })
             .collect();
-        self.prepared.keep(token, ids, &stored);
+        self.prepared
+            .keep(read.token, ids, &read.stored, read.floor);
         Ok(states)
     }
 

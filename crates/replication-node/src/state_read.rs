@@ -12,7 +12,13 @@ use fred::clients::{Client, Pipeline};
 use fred::prelude::{HashesInterface, KeysInterface, SortedSetsInterface, Value};
 use replication_core::merkle::decode_member;
 
-/// Queues `GET token`, `MGET items`, `HMGET tombstones` (three replies, in that order).
+/// Replies [`queue`] asks for.
+pub(crate) const STATE_REPLIES: usize = 3;
+
+/// Queues `GET token`, `HMGET tombstones`, `MGET version_floor items` (three replies, in
+/// that order). The floor is read after the tombstones: a purge that runs in between
+/// dropped a tombstone and raised the floor in one step, so a local write planned from
+/// these replies sees one or the other (and the purge's new token sends it back to plan).
 pub(crate) async fn queue(
     pipeline: &Pipeline<Client>,
     keys: &KeySpace,
@@ -21,28 +27,48 @@ pub(crate) async fn queue(
     let queue = |e| NodeError::redis("queueing a pipeline", e);
     let _: () = pipeline.get(keys.epoch()).await.map_err(queue)?;
     let _: () = pipeline
-        .mget(ids.iter().map(|id| keys.item(id)).collect::<Vec<_>>())
-        .await
-        .map_err(queue)?;
-    let _: () = pipeline
         .hmget(keys.tombstones(), ids.to_vec())
         .await
         .map_err(queue)?;
+    let mut mget = Vec::with_capacity(1 + ids.len());
+    mget.push(keys.version_floor());
+    mget.extend(ids.iter().map(|id| keys.item(id)));
+    let _: () = pipeline.mget(mget).await.map_err(queue)?;
     Ok(())
 }
 
-/// Parses the three replies [`queue`] asked for: the token (empty when no write ever
-/// happened) and the stored state of every id, in order.
+/// What [`parse`] read: the token (empty when no write ever happened), the stored state
+/// of every id in order, and the version floor.
+pub(crate) struct StateRead {
+    pub(crate) token: Bytes,
+    pub(crate) stored: Vec<Stored>,
+    pub(crate) floor: u64,
+}
+
+/// Parses the replies [`queue`] asked for.
 pub(crate) fn parse(
     keys: &KeySpace,
     ids: &[String],
     replies: &mut impl Iterator<Item = Value>,
-) -> Result<(Bytes, Vec<Stored>), NodeError> {
+) -> Result<StateRead, NodeError> {
     let mut next = || replies.next().unwrap_or(Value::Null);
     let token = reply_bytes(&keys.epoch(), next())?.unwrap_or_default();
-    let items = reply_array("MGET", next())?;
     let tombstones_key = keys.tombstones();
     let tombstones = reply_array(&tombstones_key, next())?;
+    let mut items = reply_array("MGET", next())?.into_iter();
+    let floor_key = keys.version_floor();
+    let floor = match reply_bytes(&floor_key, items.next().unwrap_or(Value::Null))? {
+        None => 0,
+        Some(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .ok_or_else(|| {
+                corrupt(
+                    &floor_key,
+                    "the version floor is not a decimal u64".to_owned(),
+                )
+            })?,
+    };
     // A short reply would mean the server answered something else; never guess.
     if items.len() != ids.len() || tombstones.len() != ids.len() {
         return Err(corrupt(
@@ -67,7 +93,11 @@ pub(crate) fn parse(
         };
         stored.push(Stored { item, tombstone });
     }
-    Ok((token, stored))
+    Ok(StateRead {
+        token,
+        stored,
+        floor,
+    })
 }
 
 /// Queues a `ZRANGE` of the children set of every path (one reply each, in order).

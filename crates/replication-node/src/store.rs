@@ -300,9 +300,9 @@ impl SyncEngineRef for NodeStore {
         Ok(spread(found, None))
     }
 
-    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, SyncError> {
+    async fn purge_tombstones(&self, recorded_before_ms: i64) -> Result<u64, SyncError> {
         Ok(self
-            .read(self.inner.writer.purge_tombstones(deleted_before_ms))
+            .read(self.inner.writer.purge_tombstones(recorded_before_ms))
             .await?)
     }
 }

@@ -34,9 +34,10 @@ pub(crate) fn parse_item_meta(redis_key: &str, bytes: &[u8]) -> Result<ItemMeta,
     })
 }
 
-/// `{"version":v,"deleted_at":ms}`.
-pub(crate) fn encode_tombstone(tombstone: &Tombstone) -> String {
-    replication_core::encode_tombstone_json(tombstone)
+/// `{"version":v,"deleted_at":ms,"recorded_at":ms}`: the delete's stamp, and when this
+/// store recorded it (what tombstone collection goes by; readers ignore the field).
+pub(crate) fn encode_tombstone(tombstone: &Tombstone, recorded_at: i64) -> String {
+    replication_core::encode_tombstone_json(tombstone, recorded_at)
 }
 
 /// Parses a tombstone value of field `id` in the tombstones hash `hash_key`.
@@ -45,7 +46,16 @@ pub(crate) fn decode_tombstone(
     id: &str,
     bytes: &[u8],
 ) -> Result<Tombstone, NodeError> {
-    replication_core::decode_tombstone_json(bytes)
+    decode_recorded_tombstone(hash_key, id, bytes).map(|(tombstone, _)| tombstone)
+}
+
+/// [`decode_tombstone`], with the time this store recorded it.
+pub(crate) fn decode_recorded_tombstone(
+    hash_key: &str,
+    id: &str,
+    bytes: &[u8],
+) -> Result<(Tombstone, i64), NodeError> {
+    replication_core::decode_recorded_tombstone_json(bytes)
         .map_err(|e| corrupt(hash_key, format!("tombstone of {id:?}: {e}")))
 }
 
@@ -105,11 +115,24 @@ mod tests {
             version: 3,
             deleted_at: 1_700_000_000_000,
         };
-        let text = encode_tombstone(&t);
-        assert_eq!(text, r#"{"version":3,"deleted_at":1700000000000}"#);
+        let text = encode_tombstone(&t, 1_700_000_000_500);
+        assert_eq!(
+            text,
+            r#"{"version":3,"deleted_at":1700000000000,"recorded_at":1700000000500}"#
+        );
         assert_eq!(
             decode_tombstone("tombstones", "k", text.as_bytes()).unwrap(),
             t
+        );
+        assert_eq!(
+            decode_recorded_tombstone("tombstones", "k", text.as_bytes()).unwrap(),
+            (t.clone(), 1_700_000_000_500)
+        );
+        // Written before the store kept the time: counts as recorded when deleted.
+        let old = br#"{"version":3,"deleted_at":1700000000000}"#;
+        assert_eq!(
+            decode_recorded_tombstone("tombstones", "k", old).unwrap(),
+            (t, 1_700_000_000_000)
         );
         let err = decode_tombstone("tombstones", "k", b"nope").unwrap_err();
         assert!(err.to_string().contains("tombstones"));

@@ -15,7 +15,7 @@ use crate::merkle_update::{recompute, required_paths, ChildSet};
 use crate::plan::{plan, Outcome, Stored, WriteOp};
 use crate::prepared::PreparedReads;
 use crate::state_read;
-use crate::stored::{decode_tombstone, encode_tombstone, reply_array, reply_bytes};
+use crate::stored::{decode_recorded_tombstone, encode_tombstone, reply_array, reply_bytes};
 use crate::tree_cache::TreeCache;
 use crate::NodeError;
 use bytes::Bytes;
@@ -55,6 +55,8 @@ struct Snapshot<'k> {
     token: Bytes,
     stored: HashMap<&'k str, Stored>,
     sets: HashMap<String, ChildSet>,
+    /// Every local write's version is above it.
+    floor: u64,
 }
 
 impl Writer {
@@ -125,6 +127,7 @@ impl Writer {
                 let (part_outcomes, args) = self.prepare(
                     part,
                     &snapshot.stored,
+                    snapshot.floor,
                     &mut snapshot.sets,
                     &mut state.encoder,
                 );
@@ -191,10 +194,12 @@ impl Writer {
         &self,
         ops: &mut [WriteOp],
         stored: &HashMap<&str, Stored>,
+        floor: u64,
         sets: &mut HashMap<String, ChildSet>,
         encoder: &mut CdcEncoder,
     ) -> (Vec<Outcome>, Option<ScriptArgs>) {
-        let mut plan = plan(ops, stored, now_ms(), encoder);
+        let now = now_ms();
+        let mut plan = plan(ops, stored, floor, now, encoder);
         if plan.is_empty() {
             return (plan.outcomes, None);
         }
@@ -213,7 +218,7 @@ impl Writer {
             args.zadd(self.keys.children(path), encode_member(segment, hash));
         }
         for (id, tombstone) in &plan.tombstones_set {
-            args.hset(id.clone(), encode_tombstone(tombstone));
+            args.hset(id.clone(), encode_tombstone(tombstone, now));
         }
         for id in &plan.tombstones_deleted {
             args.hdel(id.clone());
@@ -253,7 +258,7 @@ impl Writer {
     ) -> Result<Snapshot<'k>, NodeError> {
         let paths = required_paths(ids.iter().map(String::as_str));
         if let Some(token) = cache.token().cloned() {
-            if let Some(mut states) = self.prepared.take(&token, ids) {
+            if let Some((mut states, floor)) = self.prepared.take(&token, ids) {
                 let (known, uncached): (Vec<&str>, Vec<&str>) =
                     paths.iter().copied().partition(|p| cache.knows(p));
                 let mut replies = Vec::new();
@@ -271,6 +276,7 @@ impl Writer {
                     token,
                     stored,
                     sets,
+                    floor,
                 });
             }
         }
@@ -282,9 +288,18 @@ impl Writer {
             let pipeline = self.client.pipeline();
             state_read::queue(&pipeline, &self.keys, ids).await?;
             state_read::queue_children(&pipeline, &self.keys, &uncached).await?;
-            let replies = state_read::replies(&pipeline, 3 + uncached.len(), "batch read").await?;
+            let replies = state_read::replies(
+                &pipeline,
+                state_read::STATE_REPLIES + uncached.len(),
+                "batch read",
+            )
+            .await?;
             let mut replies = replies.into_iter();
-            let (token, stored) = state_read::parse(&self.keys, ids, &mut replies)?;
+            let state_read::StateRead {
+                token,
+                stored,
+                floor,
+            } = state_read::parse(&self.keys, ids, &mut replies)?;
             if cached_token.as_ref() != Some(&token) {
                 // Someone else wrote since the cache was filled: nothing in it can be trusted,
                 // and sets it answered for must be read afresh.
@@ -299,6 +314,7 @@ impl Writer {
                 token,
                 stored: ids.iter().map(String::as_str).zip(stored).collect(),
                 sets,
+                floor,
             });
         }
     }
@@ -405,12 +421,12 @@ impl Writer {
         &self,
         sha: &str,
         source: &str,
-        key: &str,
+        keys: Vec<String>,
         argv: Vec<Value>,
     ) -> Result<Value, NodeError> {
         match self
             .client
-            .evalsha::<Value, _, _, _>(sha, key, argv.clone())
+            .evalsha::<Value, _, _, _>(sha, keys.clone(), argv.clone())
             .await
         {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
@@ -420,7 +436,7 @@ impl Writer {
                     .await
                     .map_err(|e| NodeError::redis("SCRIPT LOAD", e))?;
                 self.client
-                    .evalsha(sha, key, argv)
+                    .evalsha(sha, keys, argv)
                     .await
                     .map_err(|e| NodeError::redis("write script", e))
             }
@@ -428,9 +444,12 @@ impl Writer {
         }
     }
 
-    /// Drops tombstones deleted before `deleted_before_ms`; returns how many.
-    pub(crate) async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, NodeError> {
+    /// Drops tombstones this store recorded before `recorded_before_ms` (its own clock;
+    /// values without the time count as recorded at their `deleted_at`) and raises the
+    /// version floor above the versions they held (see `PURGE_SOURCE`); returns how many.
+    pub(crate) async fn purge_tombstones(&self, recorded_before_ms: i64) -> Result<u64, NodeError> {
         let key = self.keys.tombstones();
+        let script_keys = vec![key.clone(), self.keys.version_floor(), self.keys.epoch()];
         let mut cursor = String::from("0");
         let mut dropped = 0u64;
         loop {
@@ -457,21 +476,23 @@ impl Writer {
                 .map(|v| reply_array(&key, v))
                 .transpose()?
                 .unwrap_or_default();
-            let mut argv = Vec::new();
+            let token = format!("{:032x}", rand::random::<u128>());
+            let mut argv = vec![Value::from(token)];
             let mut pairs = pairs.into_iter();
             while let (Some(field), Some(value)) = (pairs.next(), pairs.next()) {
                 let field = reply_bytes(&key, field)?.unwrap_or_default();
                 let value = reply_bytes(&key, value)?.unwrap_or_default();
                 let id = String::from_utf8_lossy(&field);
-                let tombstone = decode_tombstone(&key, &id, &value)?;
-                if tombstone.deleted_at < deleted_before_ms {
+                let (tombstone, recorded_at) = decode_recorded_tombstone(&key, &id, &value)?;
+                if recorded_at < recorded_before_ms {
                     argv.push(Value::Bytes(field));
                     argv.push(Value::Bytes(value));
+                    argv.push(Value::from(tombstone.version.to_string()));
                 }
             }
-            if !argv.is_empty() {
+            if argv.len() > 1 {
                 let reply = self
-                    .evalsha(&self.purge_sha, PURGE_SOURCE, &key, argv)
+                    .evalsha(&self.purge_sha, PURGE_SOURCE, script_keys.clone(), argv)
                     .await?;
                 dropped += reply.as_u64().unwrap_or(0);
             }

@@ -15,13 +15,16 @@ pub(crate) fn combine(item: Option<Stamp>, tombstone: Option<Tombstone>) -> Loca
     }
 }
 
-/// The version a local write of a key takes: one above anything the key has held.
-pub(crate) fn next_version(state: &LocalState) -> u64 {
-    match state {
-        LocalState::Absent => 1,
-        LocalState::Present(stamp) => stamp.version + 1,
-        LocalState::Deleted(t) => t.version + 1,
-    }
+/// The version a local write of a key takes: one above anything the key has held and above
+/// the node's version floor (the highest collected tombstone), so that a key written again
+/// after its tombstone was collected here still beats that tombstone wherever it is kept.
+pub(crate) fn next_version(state: &LocalState, floor: u64) -> u64 {
+    let held = match state {
+        LocalState::Absent => 0,
+        LocalState::Present(stamp) => stamp.version,
+        LocalState::Deleted(t) => t.version,
+    };
+    held.max(floor) + 1
 }
 
 #[cfg(test)]
@@ -60,9 +63,11 @@ mod tests {
     }
 
     #[test]
-    fn local_writes_go_one_above_item_or_tombstone() {
-        assert_eq!(next_version(&LocalState::Absent), 1);
-        assert_eq!(next_version(&LocalState::Present(put(4))), 5);
-        assert_eq!(next_version(&LocalState::Deleted(tomb(6))), 7);
+    fn local_writes_go_one_above_item_tombstone_and_floor() {
+        assert_eq!(next_version(&LocalState::Absent, 0), 1);
+        assert_eq!(next_version(&LocalState::Present(put(4)), 0), 5);
+        assert_eq!(next_version(&LocalState::Deleted(tomb(6)), 2), 7);
+        assert_eq!(next_version(&LocalState::Absent, 9), 10);
+        assert_eq!(next_version(&LocalState::Present(put(4)), 9), 10);
     }
 }

@@ -95,6 +95,7 @@ impl SyncEngineStore {
     pub async fn put(&self, key: &str, content: Vec<u8>) -> Result<SyncItem, SyncError> {
         let _writing = self.writes.lock().await;
         let state = self.read_state(key).await?;
+        let floor = self.tombstones.version_floor().await?;
         let now = now_ms();
         let updated_at = match &state {
             // Never behind the version it replaces, even if this clock is.
@@ -102,7 +103,7 @@ impl SyncEngineStore {
             LocalState::Deleted(t) => now.max(t.deleted_at),
             LocalState::Absent => now,
         };
-        let item = SyncItem::new(key, content, next_version(&state), updated_at);
+        let item = SyncItem::new(key, content, next_version(&state, floor), updated_at);
         self.store_puts(vec![(item.clone(), state)]).await?;
         Ok(item)
     }
@@ -198,7 +199,7 @@ impl SyncEngineStore {
         if deletes.is_empty() {
             return Ok(());
         }
-        self.tombstones.put(&deletes).await?;
+        self.tombstones.put(&deletes, now_ms()).await?;
         let ids: Vec<&str> = deletes.iter().map(|(id, _)| id.as_str()).collect();
         self.engine
             .delete_many(&ids)
@@ -226,11 +227,15 @@ impl SyncEngineRef for SyncEngineStore {
         let LocalState::Present(stamp) = &state else {
             return Ok(false);
         };
+        let floor = self.tombstones.version_floor().await?;
+        let now = now_ms();
         let tombstone = Tombstone {
-            version: next_version(&state),
-            deleted_at: now_ms().max(stamp.updated_at),
+            version: next_version(&state, floor),
+            deleted_at: now.max(stamp.updated_at),
         };
-        self.tombstones.put(&[(key.clone(), tombstone)]).await?;
+        self.tombstones
+            .put(&[(key.clone(), tombstone)], now)
+            .await?;
         // The local delete is the one write that must reach the CDC stream.
         self.engine
             .delete(&key)
@@ -345,17 +350,19 @@ impl SyncEngineRef for SyncEngineStore {
         self.tombstones.get(keys).await
     }
 
-    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, SyncError> {
+    /// Drops the tombstones the adapter recorded before `recorded_before_ms` and raises the
+    /// version floor above them, in one atomic step.
+    async fn purge_tombstones(&self, recorded_before_ms: i64) -> Result<u64, SyncError> {
         let _writing = self.writes.lock().await;
-        let old: Vec<String> = self
+        let old: Vec<(String, Tombstone)> = self
             .tombstones
             .all()
             .await?
             .into_iter()
-            .filter(|(_, t)| t.deleted_at < deleted_before_ms)
-            .map(|(id, _)| id)
+            .filter(|(_, _, recorded_at)| *recorded_at < recorded_before_ms)
+            .map(|(id, tombstone, _)| (id, tombstone))
             .collect();
-        self.tombstones.remove(&old).await?;
+        self.tombstones.collect(&old).await?;
         Ok(old.len() as u64)
     }
 }

@@ -346,37 +346,80 @@ async fn backpressure_and_lifecycle_gate_replicated_writes() {
     );
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as i64
+}
+
 #[tokio::test]
-async fn tombstones_are_collected_by_age() {
+async fn tombstones_are_collected_by_when_they_were_recorded_and_raise_the_version_floor() {
     let node = SyncNode::start("se:").await;
-    let old = Tombstone {
-        version: 2,
-        deleted_at: 1_000,
-    };
-    let young = Tombstone {
-        version: 2,
-        deleted_at: 5_000,
+    // Deleted long ago by their writers' clocks: collection goes by when this node recorded
+    // them, not by `deleted_at`.
+    let delete = |key: &str, version| Change::Delete {
+        key: key.into(),
+        tombstone: Tombstone {
+            version,
+            deleted_at: 1,
+        },
     };
     node.store
-        .apply_batch(vec![
-            Change::Delete {
-                key: "old".into(),
-                tombstone: old,
-            },
-            Change::Delete {
-                key: "young".into(),
-                tombstone: young.clone(),
-            },
-        ])
+        .apply_batch(vec![delete("old", 7)])
         .await
         .unwrap();
-    assert_eq!(node.store.purge_tombstones(2_000).await.unwrap(), 1);
+    let between = now_ms();
+    while now_ms() <= between {
+        tokio::task::yield_now().await;
+    }
+    node.store
+        .apply_batch(vec![delete("young", 2)])
+        .await
+        .unwrap();
+    assert_eq!(node.store.purge_tombstones(0).await.unwrap(), 0);
+    assert_eq!(node.store.purge_tombstones(between + 1).await.unwrap(), 1);
     assert_eq!(
         node.store
             .get_tombstones(&["old".into(), "young".into()])
             .await
             .unwrap(),
-        vec![None, Some(young)]
+        vec![
+            None,
+            Some(Tombstone {
+                version: 2,
+                deleted_at: 1
+            })
+        ]
+    );
+    // Written again after its tombstone is gone, the key still goes above that tombstone,
+    // which another node may keep; so does every other key (the floor is per node).
+    assert_eq!(
+        node.store
+            .put("old", b"again".to_vec())
+            .await
+            .unwrap()
+            .version,
+        8
+    );
+    assert_eq!(
+        node.store
+            .put("other", b"new".to_vec())
+            .await
+            .unwrap()
+            .version,
+        8
+    );
+    // A restart keeps the floor (it lives in sync-engine's Redis).
+    let mut node = node;
+    node.restart().await;
+    assert_eq!(
+        node.store
+            .put("third", b"x".to_vec())
+            .await
+            .unwrap()
+            .version,
+        8
     );
 }
 

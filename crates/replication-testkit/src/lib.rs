@@ -3,10 +3,12 @@
 //! core traits for algorithm tests that need no network, and [`MinimalStore`], a store
 //! with only the required `SyncEngineRef` methods.
 
+mod lazy_tree;
 mod memory_peer;
 mod memory_store;
 mod minimal_store;
 mod redis_server;
+mod store_clock;
 
 pub use memory_peer::{MemoryPeer, PeerCounters};
 pub use memory_store::{MemoryStore, StoreCounters};

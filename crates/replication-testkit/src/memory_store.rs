@@ -3,19 +3,22 @@
 //!
 //! It behaves like our node store (docs/PROTOCOL.md): every replicated write is checked
 //! against the conflict order (a change that does not beat the local item or tombstone is a
-//! no-op), deletes leave tombstones, an id that is both an item and a parent lists its own
-//! leaf under the empty segment, and only local writes (`put_local`, `delete_local`,
-//! `SyncEngineRef::delete`) append to the node's CDC stream. Switches inject failures and
-//! backpressure; counters let tests count calls instead of timing them.
+//! no-op), deletes leave tombstones (collected by the time the store recorded them, which
+//! raises its version floor), an id that is both an item and a parent lists its own leaf
+//! under the empty segment, and only local writes (`put_local`, `delete_local`,
+//! `SyncEngineRef::delete`) append to the node's CDC stream. Switches inject failures,
+//! refusals, reply latency, backpressure and sync-engine's behaviour; counters let tests
+//! count calls instead of timing them.
 //!
 //! Clones share one store (an `Arc` inside), so a test can keep a handle while the engine
 //! or a [`crate::MemoryPeer`] holds another.
 
+use crate::lazy_tree::LazyTree;
 use crate::memory_peer::CdcLog;
-use replication_core::merkle::{
-    child_path, interior_hash, leaf_hash, parent_and_segment, validate_object_id, Hash,
-    SELF_SEGMENT,
-};
+use crate::store_clock::Clock;
+
+mod switches;
+use replication_core::merkle::{leaf_hash, validate_object_id, Hash};
 use replication_core::{
     content_hash, incoming_wins, CdcEvent, Change, LocalState, StreamId, SyncEngineRef, SyncError,
     SyncItem, Tombstone,
@@ -24,28 +27,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-
-/// Where the store's timestamps (`updated_at`, `deleted_at`, stream ids) come from.
-#[derive(Clone)]
-enum Clock {
-    /// A logical clock: every reading returns the previous one plus one millisecond, so
-    /// tests are deterministic and successive local writes get increasing times.
-    Counter(i64),
-    /// A caller-supplied clock (e.g. wall time, or a shared test clock).
-    External(Arc<dyn Fn() -> i64 + Send + Sync>),
-}
-
-impl Clock {
-    fn now(&mut self) -> i64 {
-        match self {
-            Clock::Counter(last) => {
-                *last += 1;
-                *last
-            }
-            Clock::External(clock) => clock(),
-        }
-    }
-}
 
 /// How many calls of each kind the store has served, for tests that count work.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,102 +53,6 @@ pub struct StoreCounters {
     pub failed_calls: u64,
 }
 
-/// A Merkle tree that hashes lazily: writes only link the id into its ancestors and mark
-/// them dirty; hashes are computed (and cached) when read.
-///
-/// `replication_core::merkle::MerkleTree` rehashes every ancestor on each insert, which
-/// costs the width of each ancestor: building 100 000 keys under 100 parents that way
-/// takes minutes in a debug build. This tree computes the same hashes (a test checks it
-/// against `MerkleTree`) with one hash per dirty node per read.
-#[derive(Clone, Debug, Default)]
-struct LazyTree {
-    /// Leaf hash of every item, by object id.
-    leaves: HashMap<String, Hash>,
-    /// Non-self child segments of every node that has any.
-    children: HashMap<String, BTreeSet<String>>,
-    /// Cached hashes of nodes with children; a missing entry means "recompute".
-    cache: HashMap<String, Hash>,
-}
-
-impl LazyTree {
-    fn insert(&mut self, id: &str, leaf: Hash) {
-        self.leaves.insert(id.to_owned(), leaf);
-        let mut path = id;
-        while !path.is_empty() {
-            let (parent, segment) = parent_and_segment(path);
-            self.cache.remove(path);
-            self.children
-                .entry(parent.to_owned())
-                .or_default()
-                .insert(segment.to_owned());
-            path = parent;
-        }
-        self.cache.remove("");
-    }
-
-    fn remove(&mut self, id: &str) -> bool {
-        if self.leaves.remove(id).is_none() {
-            return false;
-        }
-        let mut path = id;
-        while !path.is_empty() {
-            let (parent, segment) = parent_and_segment(path);
-            self.cache.remove(path);
-            let exists = self.leaves.contains_key(path) || self.children.contains_key(path);
-            if !exists {
-                if let Some(siblings) = self.children.get_mut(parent) {
-                    siblings.remove(segment);
-                    if siblings.is_empty() {
-                        self.children.remove(parent);
-                    }
-                }
-            }
-            path = parent;
-        }
-        self.cache.remove("");
-        true
-    }
-
-    fn node_hash(&mut self, path: &str) -> Option<Hash> {
-        let Some(segments) = self.children.get(path) else {
-            return self.leaves.get(path).copied();
-        };
-        if let Some(hash) = self.cache.get(path) {
-            return Some(*hash);
-        }
-        let segments: Vec<String> = segments.iter().cloned().collect();
-        let entries = self.entries(path, segments);
-        let hash = interior_hash(entries.iter().map(|(s, h)| (s.as_str(), h)));
-        self.cache.insert(path.to_owned(), hash);
-        Some(hash)
-    }
-
-    /// `(segment, hash)` of the node's children, self segment first when the node is an item.
-    fn entries(&mut self, path: &str, segments: Vec<String>) -> Vec<(String, Hash)> {
-        let mut out = Vec::with_capacity(segments.len() + 1);
-        if let Some(leaf) = self.leaves.get(path) {
-            out.push((SELF_SEGMENT.to_owned(), *leaf));
-        }
-        for segment in segments {
-            // Every linked child exists (remove unlinks empty nodes), so this never skips.
-            if let Some(hash) = self.node_hash(&child_path(path, &segment)) {
-                out.push((segment, hash));
-            }
-        }
-        out
-    }
-
-    fn children_of(&mut self, path: &str) -> Vec<(String, Hash)> {
-        match self.children.get(path) {
-            Some(segments) => {
-                let segments: Vec<String> = segments.iter().cloned().collect();
-                self.entries(path, segments)
-            }
-            None => Vec::new(),
-        }
-    }
-}
-
 /// What a replicated write did.
 enum Outcome {
     /// Stored; `existed` tells whether the key held an item before.
@@ -180,6 +65,8 @@ enum Outcome {
 struct StoreState {
     items: BTreeMap<String, SyncItem>,
     tombstones: BTreeMap<String, Tombstone>,
+    /// When this store recorded each tombstone (its clock), for collection.
+    recorded: HashMap<String, i64>,
     tree: LazyTree,
     clock: Clock,
     fail_all: bool,
@@ -192,6 +79,9 @@ struct StoreState {
     like_sync_engine: bool,
     /// Keys whose replicated writes are refused with a permanent error.
     refused: BTreeSet<String>,
+    /// Every local write's version is above it: the highest version of a collected
+    /// tombstone (docs/PROTOCOL.md "Versions never go backwards").
+    version_floor: u64,
     counters: StoreCounters,
     stream: CdcLog,
 }
@@ -232,6 +122,7 @@ impl StoreState {
         let leaf = leaf_hash(&item.key, item.version, &content_hash(&item.content));
         self.tree.insert(&item.key, leaf);
         self.tombstones.remove(&item.key);
+        self.recorded.remove(&item.key);
         self.items.insert(item.key.clone(), item).is_some()
     }
 
@@ -239,6 +130,8 @@ impl StoreState {
         self.tree.remove(key);
         if !self.like_sync_engine {
             self.tombstones.insert(key.to_owned(), tombstone);
+            let now = self.clock.recording_time();
+            self.recorded.insert(key.to_owned(), now);
         }
         self.items.remove(key).is_some()
     }
@@ -334,6 +227,7 @@ impl MemoryStore {
         let state = StoreState {
             items: BTreeMap::new(),
             tombstones: BTreeMap::new(),
+            recorded: HashMap::new(),
             tree: LazyTree::default(),
             clock,
             fail_all: false,
@@ -343,6 +237,7 @@ impl MemoryStore {
             echo_replicated_puts: false,
             like_sync_engine: false,
             refused: BTreeSet::new(),
+            version_floor: 0,
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
         };
@@ -363,7 +258,8 @@ impl MemoryStore {
     }
 
     /// A local write, as the node's application makes it: version = the previous item's or
-    /// tombstone's version + 1, `updated_at` = now; appends a CDC PUT. Returns the item.
+    /// tombstone's version (or the version floor, if higher) + 1, `updated_at` = now;
+    /// appends a CDC PUT. Returns the item.
     ///
     /// # Panics
     /// When `key` is not a valid object id (a test bug).
@@ -374,7 +270,8 @@ impl MemoryStore {
         let mut state = self.lock();
         let previous = state.local_state(key).stamp().map_or(0, |s| s.version);
         let now = state.clock.now();
-        let item = SyncItem::new(key, content.into(), previous + 1, now);
+        let version = previous.max(state.version_floor) + 1;
+        let item = SyncItem::new(key, content.into(), version, now);
         state.store_item(item.clone());
         state.stream.append_event(now, &CdcEvent::Put(item.clone()));
         drop(state);
@@ -388,7 +285,7 @@ impl MemoryStore {
     /// key holds no item.
     pub fn delete_local(&self, key: &str) -> Option<Tombstone> {
         let mut state = self.lock();
-        let version = state.items.get(key)?.version;
+        let version = state.items.get(key)?.version.max(state.version_floor);
         let now = state.clock.now();
         let tombstone = Tombstone {
             version: version + 1,
@@ -465,59 +362,9 @@ impl MemoryStore {
         self.lock().tree.children_of(path)
     }
 
-    /// Makes every `SyncEngineRef` call fail with a retriable error (`true`) or work again.
-    pub fn set_failing(&self, failing: bool) {
-        self.lock().fail_all = failing;
-    }
-
-    /// Makes only the writing `SyncEngineRef` calls fail with a retriable error.
-    pub fn set_failing_writes(&self, failing: bool) {
-        self.lock().fail_writes = failing;
-    }
-
-    /// Makes every replicated write of `key` fail with a permanent error, as a store refuses
-    /// a reserved id or a payload over its cap; a batch holding it changes nothing.
-    pub fn refuse_key(&self, key: &str) {
-        self.lock().refused.insert(key.to_owned());
-    }
-
-    /// Delays the reply of every replicated write by `latency` after the write is applied
-    /// and visible, as a remote store's reply is still on the wire when its data is
-    /// already readable (tokio time, so paused tests drive it).
-    pub fn set_reply_latency(&self, latency: Duration) {
-        self.lock().reply_latency = latency;
-    }
-
-    /// Waits out the reply latency, with the lock released.
-    async fn reply(&self) {
-        let latency = self.lock().reply_latency;
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-    }
-
-    /// What `should_accept_writes` answers (backpressure switch).
-    pub fn set_accepting_writes(&self, accepting: bool) {
-        self.lock().accepting_writes = accepting;
-    }
-
-    /// When on, replicated puts are appended to the CDC stream like sync-engine's `submit`
-    /// does (the echo the engine must tolerate). Off by default, as in our node store.
-    pub fn set_echo_replicated_puts(&self, echo: bool) {
-        self.lock().echo_replicated_puts = echo;
-    }
-
-    /// When on, the store behaves like sync-engine's: replicated writes (`submit`, deletes,
-    /// `apply_batch`) are stored as they come, without the conflict order, deletes (local
-    /// or replicated) leave no tombstone, and replicated puts are appended to the CDC
-    /// stream. Off by default (our node store's behaviour).
-    pub fn set_like_sync_engine(&self, like: bool) {
-        let mut state = self.lock();
-        state.like_sync_engine = like;
-        state.echo_replicated_puts = like;
-        if like {
-            state.tombstones.clear();
-        }
+    /// The version floor: the highest version of a tombstone collected so far.
+    pub fn version_floor(&self) -> u64 {
+        self.lock().version_floor
     }
 
     /// Counters since creation or the last reset.
@@ -694,14 +541,26 @@ impl SyncEngineRef for MemoryStore {
             .collect())
     }
 
-    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, SyncError> {
+    async fn purge_tombstones(&self, recorded_before_ms: i64) -> Result<u64, SyncError> {
         let mut state = self.lock();
         state.check(true)?;
-        let before = state.tombstones.len();
-        state
-            .tombstones
-            .retain(|_, tombstone| tombstone.deleted_at >= deleted_before_ms);
-        Ok((before - state.tombstones.len()) as u64)
+        let StoreState {
+            tombstones,
+            recorded,
+            version_floor,
+            ..
+        } = &mut *state;
+        let before = tombstones.len();
+        tombstones.retain(|key, tombstone| {
+            let at = recorded.get(key).copied().unwrap_or(tombstone.deleted_at);
+            let keep = at >= recorded_before_ms;
+            if !keep {
+                *version_floor = (*version_floor).max(tombstone.version);
+                recorded.remove(key);
+            }
+            keep
+        });
+        Ok((before - tombstones.len()) as u64)
     }
 }
 
@@ -709,8 +568,7 @@ impl SyncEngineRef for MemoryStore {
 #[allow(clippy::unwrap_used)] // Tests panic on failure by design.
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-    use replication_core::merkle::MerkleTree;
+    use replication_core::merkle::SELF_SEGMENT;
 
     #[test]
     fn local_writes_bump_versions_across_deletes() {
@@ -828,15 +686,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn purge_drops_only_older_tombstones() {
+    async fn a_key_written_again_after_its_tombstone_was_collected_outranks_it() {
         let store = MemoryStore::new();
-        for (key, at) in [("a", 10), ("b", 20), ("c", 30)] {
+        store.put_local("k", b"one".to_vec());
+        let tombstone = store.delete_local("k").unwrap();
+        assert_eq!(store.purge_tombstones(i64::MAX).await.unwrap(), 1);
+        assert_eq!(store.version_floor(), 2);
+        let again = store.put_local("k", b"two".to_vec());
+        assert!(again.stamp().beats(&tombstone.stamp()), "{again:?}");
+        assert_eq!(store.put_local("other", b"x".to_vec()).version, 3);
+    }
+
+    #[tokio::test]
+    async fn purge_drops_tombstones_recorded_before_the_horizon_whatever_their_stamp() {
+        let now = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let clock = now.clone();
+        let store =
+            MemoryStore::with_clock(move || clock.load(std::sync::atomic::Ordering::SeqCst));
+        // Recorded at 10, 20, 30 by our clock; the deleters' clocks said otherwise.
+        for (key, recorded, deleted_at) in [("a", 10, 300), ("b", 20, 200), ("c", 30, 100)] {
+            now.store(recorded, std::sync::atomic::Ordering::SeqCst);
             store
                 .apply_change(Change::Delete {
                     key: key.into(),
                     tombstone: Tombstone {
                         version: 1,
-                        deleted_at: at,
+                        deleted_at,
                     },
                 })
                 .unwrap();
@@ -852,7 +727,7 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .deleted_at,
-            20
+            200
         );
     }
 
@@ -873,50 +748,5 @@ mod tests {
             store.get_merkle_children("a").await.unwrap().is_empty(),
             "a is a plain leaf again"
         );
-    }
-
-    #[derive(Clone, Debug)]
-    enum Op {
-        Put(String, u8, u64),
-        Remove(String),
-    }
-
-    fn arb_key() -> impl Strategy<Value = String> {
-        // Few segments so that ids that are both item and parent are common.
-        proptest::collection::vec(prop_oneof!["a", "b", "c:d"], 1..4)
-            .prop_map(|segments| segments.join("."))
-    }
-
-    fn arb_op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            3 => (arb_key(), any::<u8>(), 1u64..5).prop_map(|(k, c, v)| Op::Put(k, c, v)),
-            1 => arb_key().prop_map(Op::Remove),
-        ]
-    }
-
-    proptest! {
-        /// The lazy tree reports exactly what the core reference tree computes.
-        #[test]
-        fn lazy_tree_matches_the_reference_tree(ops in proptest::collection::vec(arb_op(), 0..40)) {
-            let mut lazy = LazyTree::default();
-            let mut reference = MerkleTree::new();
-            for op in ops {
-                match op {
-                    Op::Put(key, content, version) => {
-                        let leaf = leaf_hash(&key, version, &content_hash(&[content]));
-                        lazy.insert(&key, leaf);
-                        reference.insert(&key, leaf);
-                    }
-                    Op::Remove(key) => {
-                        prop_assert_eq!(lazy.remove(&key), reference.remove(&key));
-                    }
-                }
-                prop_assert_eq!(lazy.node_hash(""), reference.root());
-            }
-            let paths: Vec<String> = reference.interior_paths().map(str::to_owned).collect();
-            for path in paths {
-                prop_assert_eq!(lazy.children_of(&path), reference.children(&path));
-            }
-        }
     }
 }

@@ -16,7 +16,33 @@ fn stored_item(version: u64, updated_at: i64, content: &[u8]) -> Stored {
 
 fn run(ops: &mut [WriteOp], stored: Stored, now: i64) -> Plan {
     let map = HashMap::from([("k", stored)]);
-    plan(ops, &map, now, &mut CdcEncoder::new())
+    plan(ops, &map, 0, now, &mut CdcEncoder::new())
+}
+
+/// After tombstones were collected the floor stands above their versions: a key written
+/// (or deleted) again gets a version above it, so it beats a tombstone another node kept.
+#[test]
+fn local_writes_take_versions_above_the_floor() {
+    let map = HashMap::from([("k", Stored::default())]);
+    let mut ops = [WriteOp::LocalPut(SyncItem::new("k", b"v".to_vec(), 0, 0))];
+    plan(&mut ops, &map, 41, 500, &mut CdcEncoder::new());
+    let WriteOp::LocalPut(item) = &ops[0] else {
+        unreachable!()
+    };
+    assert_eq!(item.version, 42);
+    let mut ops = [WriteOp::LocalDelete("k".into())];
+    let p = plan(
+        &mut ops,
+        &HashMap::from([("k", stored_item(3, 1, b"v"))]),
+        41,
+        500,
+        &mut CdcEncoder::new(),
+    );
+    assert_eq!(p.tombstones_set[0].1.version, 42);
+    // Replicated writes keep their versions: the floor is only ours to apply.
+    let mut ops = [WriteOp::Put(SyncItem::new("k", b"v".to_vec(), 2, 1))];
+    let p = plan(&mut ops, &map, 41, 500, &mut CdcEncoder::new());
+    assert_eq!(p.outcomes, [Outcome::Put(true)]);
 }
 
 #[test]

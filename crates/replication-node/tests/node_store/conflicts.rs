@@ -151,22 +151,42 @@ async fn local_writes_outrank_what_they_replace() {
     assert_eq!(again.version, 10);
 }
 
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Collection goes by when this store recorded a tombstone, not by the deleter's clock: the
+/// 1 000 tombstones recorded first go, whatever their `deleted_at` says.
 #[tokio::test]
-async fn purge_drops_only_old_tombstones() {
+async fn purge_drops_only_tombstones_recorded_before_the_horizon() {
     let server = server();
     let store = store(&server, "p:").await;
-    let batch = (0..2500)
-        .map(|i| Change::Delete {
-            key: format!("t.{i}"),
-            tombstone: Tombstone {
-                version: 1,
-                deleted_at: i,
-            },
-        })
-        .collect();
-    store.apply_batch(batch).await.unwrap();
-    assert_eq!(store.purge_tombstones(1000).await.unwrap(), 1000);
-    assert_eq!(store.purge_tombstones(1000).await.unwrap(), 0);
+    let deletes = |range: std::ops::Range<i64>, deleted_at: i64| {
+        range
+            .map(|i| Change::Delete {
+                key: format!("t.{i}"),
+                tombstone: Tombstone {
+                    version: 1,
+                    deleted_at,
+                },
+            })
+            .collect::<Vec<_>>()
+    };
+    // Recorded first, although their deletes claim to be the newest.
+    store
+        .apply_batch(deletes(0..1000, i64::MAX - 1))
+        .await
+        .unwrap();
+    let horizon = wall_ms() + 1;
+    while wall_ms() < horizon {
+        tokio::task::yield_now().await;
+    }
+    store.apply_batch(deletes(1000..2500, 1)).await.unwrap();
+    assert_eq!(store.purge_tombstones(horizon).await.unwrap(), 1000);
+    assert_eq!(store.purge_tombstones(horizon).await.unwrap(), 0);
     let left = store
         .get_tombstones(&["t.999".into(), "t.1000".into()])
         .await
@@ -176,11 +196,59 @@ async fn purge_drops_only_old_tombstones() {
         left[1],
         Some(Tombstone {
             version: 1,
-            deleted_at: 1000
+            deleted_at: 1
         })
     );
     assert_eq!(
         server.command(&["HLEN", "p:tombstones"]).unwrap().trim(),
         ":1500"
     );
+}
+
+/// A collected tombstone raises the store's version floor: writing the key again (or any
+/// key) takes a version above it, so the new write beats the tombstone other nodes may
+/// still keep. States read before the purge are not reused by the next write.
+#[tokio::test]
+async fn a_key_written_again_after_its_tombstone_was_collected_outranks_that_tombstone() {
+    let server = server();
+    let store = store(&server, "f:").await;
+    store.put("k", b"one".to_vec()).await.unwrap();
+    for _ in 0..4 {
+        store.put("k", b"more".to_vec()).await.unwrap();
+    }
+    assert!(store.delete_item("k").await.unwrap());
+    // Read (and kept for the next write) while the tombstone is there.
+    let before = store.local_states(&["k".into()]).await.unwrap();
+    assert!(matches!(
+        before[0],
+        Some(LocalState::Deleted(Tombstone { version: 6, .. }))
+    ));
+    assert_eq!(store.purge_tombstones(i64::MAX).await.unwrap(), 1);
+    assert_eq!(
+        server
+            .command(&["GET", "f:store:version_floor"])
+            .unwrap()
+            .trim(),
+        "6"
+    );
+    let again = store.put("k", b"again".to_vec()).await.unwrap();
+    assert_eq!(
+        again.version, 7,
+        "written again below the collected tombstone"
+    );
+    assert!(again.stamp().beats(
+        &Tombstone {
+            version: 6,
+            deleted_at: i64::MAX
+        }
+        .stamp()
+    ));
+    let other = store.put("fresh", b"x".to_vec()).await.unwrap();
+    assert_eq!(other.version, 7, "every local write is above the floor");
+    // Replicated writes keep their versions.
+    store
+        .submit(SyncItem::new("low", b"v".to_vec(), 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(store.get_item("low").await.unwrap().unwrap().version, 1);
 }
