@@ -39,14 +39,22 @@ pub fn cdc_fields(data: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 /// The CDC decoder never panics; an accepted PUT has content within the cap whose
-/// SHA-256 is the hash it claims; an accepted key is non-empty.
+/// SHA-256 is the hash it claims; an accepted key is non-empty and within the id limits.
 pub fn cdc_decode(data: &[u8]) {
     let mut decoder = CdcDecoder::new(DecodeLimits {
         max_decompressed_bytes: CAP,
+        ..DecodeLimits::default()
     });
     let fields = cdc_fields(data);
     if let Ok(event) = decoder.decode(StreamId::new(1, 1), fields) {
         assert!(!event.key().is_empty(), "accepted an empty key");
+        assert!(
+            DecodeLimits::default()
+                .object_ids
+                .check_bounds(event.key())
+                .is_ok(),
+            "accepted a key over the id limits"
+        );
         if let CdcEvent::Put(item) = event {
             assert!(
                 item.content.len() <= CAP,

@@ -6,7 +6,7 @@
 
 use crate::payload::{item, now_micros};
 use anyhow::{Context, Result};
-use replication_core::{Change, HotPathSettings, PeerBackend, PeerConfig, PeerSettings, SyncItem};
+use replication_core::{Change, PeerBackend, PeerConfig, Settings, SyncItem};
 use replication_merkle::{repair_cycle, CycleReport, RepairSettings, RepairState};
 use replication_node::{NodeStore, NodeStoreConfig};
 use replication_peer::RedisPeer;
@@ -106,11 +106,7 @@ pub(crate) async fn real_redis(keys: u64, diffs: &[u64]) -> Result<Vec<Cost>> {
     }
     let mut config = PeerConfig::new("bench.peer", peer_server.url());
     config.redis_prefix = "peer:".into();
-    let peer = RedisPeer::new(
-        &config,
-        &PeerSettings::default(),
-        &HotPathSettings::default(),
-    )?;
+    let peer = RedisPeer::new(&config, &Settings::default())?;
     peer.wait_connected(Duration::from_secs(10)).await?;
     let mut out = Vec::new();
     for (level, &differing) in diffs.iter().enumerate() {

@@ -262,12 +262,10 @@ async fn redis_cpu_seconds(client: &fred::clients::Client) -> Result<f64> {
 /// The peer crate's `StreamTailer` alone (read, gap checks, decode, verify), its batches
 /// dropped as they come: entries/s. Separates the tailer's cost from the engine's.
 pub(crate) async fn tailer_only(url: &str, prefix: &str, n: u64) -> Result<f64> {
-    use replication_core::{HotPathSettings, PeerBackend, PeerSettings};
+    use replication_core::PeerBackend;
     use replication_peer::{RedisPeer, StreamTailer, TailEvent, TailOptions, TailStart};
     let config = engine_config(&[(url.to_owned(), prefix.to_owned())]);
-    let hot: HotPathSettings = config.settings.hot_path.clone();
-    let settings: PeerSettings = config.settings.peer.clone();
-    let peer = RedisPeer::new(&config.peers[0], &settings, &hot).context("peer")?;
+    let peer = RedisPeer::new(&config.peers[0], &config.settings).context("peer")?;
     let started = Instant::now();
     peer.wait_connected(Duration::from_secs(10))
         .await
@@ -276,7 +274,7 @@ pub(crate) async fn tailer_only(url: &str, prefix: &str, n: u64) -> Result<f64> 
     let mut tailer = StreamTailer::spawn(
         Arc::clone(&peer),
         TailStart::default(),
-        TailOptions::from_settings(&hot, &settings),
+        TailOptions::from_settings(&config.settings),
     );
     let mut seen = 0u64;
     while seen < n {

@@ -4,6 +4,8 @@
 //! field; durations are humantime strings (`"5s"`, `"2m"`). [`ReplicationEngineConfig::validate`]
 //! checks what serde cannot and names the bad field (`peers[1].redis_url`).
 
+pub use crate::limits::LimitSettings;
+pub use crate::redis_url::{redact_url, redact_urls_in, validate_redis_url};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -175,6 +177,9 @@ pub struct Settings {
     /// Tombstone retention.
     #[serde(default)]
     pub tombstones: TombstoneSettings,
+    /// Bounds on input from peers and local clients.
+    #[serde(default)]
+    pub limits: LimitSettings,
     /// Longest `shutdown()` waits for in-flight batches. Default `"10s"`.
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -188,6 +193,7 @@ impl Default for Settings {
             peer: PeerSettings::default(),
             sync_engine: SyncEngineSettings::default(),
             tombstones: TombstoneSettings::default(),
+            limits: LimitSettings::default(),
             shutdown_timeout: default_shutdown_timeout(),
         }
     }
@@ -282,7 +288,7 @@ impl Settings {
                 "must be positive",
             ));
         }
-        Ok(())
+        self.limits.validate()
     }
 }
 
@@ -488,60 +494,6 @@ impl ConfigError {
             field: field.into(),
             message: message.into(),
         }
-    }
-}
-
-/// Checks scheme, host and db of a Redis URL. Messages never include the password.
-pub fn validate_redis_url(raw: &str) -> Result<(), String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("not a URL ({e}): {}", redact_url(raw)))?;
-    match url.scheme() {
-        "redis" | "rediss" => {}
-        other => {
-            return Err(format!(
-                "scheme must be redis:// or rediss://, not {other}://"
-            ))
-        }
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("missing host".into());
-    }
-    let path = url.path().trim_start_matches('/');
-    if !path.is_empty() && path.parse::<u32>().is_err() {
-        return Err(format!("database must be a number, not {path:?}"));
-    }
-    Ok(())
-}
-
-/// The URL with its password (if any) replaced by `***`.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                // Setting a password only fails for URLs that cannot have one, and this one has one.
-                let _ = url.set_password(Some("***"));
-            }
-            url.to_string()
-        }
-        // Unparseable: show only the scheme, since the rest may hold a secret.
-        Err(_) => match raw.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://<unparseable>"),
-            None => "<unparseable>".to_owned(),
-        },
-    }
-}
-
-/// `message` with the password of `raw_url` (if it has one) replaced by `***`: for client
-/// errors, which may quote the URL they were given.
-pub fn redact_in_message(message: &str, raw_url: &str) -> String {
-    let password = raw_url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(password) => message.replace(password, "***"),
-        None => message.to_owned(),
     }
 }
 

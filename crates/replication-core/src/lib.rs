@@ -14,8 +14,10 @@ mod cursor;
 mod held;
 mod item;
 mod item_json;
+mod limits;
 pub mod merkle;
 mod peer;
+mod redis_url;
 mod retriable;
 mod stamp;
 mod state;
@@ -29,8 +31,9 @@ mod test_fixtures;
 pub use backoff::Backoff;
 pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
 pub use config::{
-    ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, PeerConfig, PeerSettings,
-    PeerTlsConfig, ReplicationEngineConfig, Settings, SyncEngineSettings, TombstoneSettings,
+    ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, LimitSettings, PeerConfig,
+    PeerSettings, PeerTlsConfig, ReplicationEngineConfig, Settings, SyncEngineSettings,
+    TombstoneSettings,
 };
 pub use cursor::{Cursor, CursorError, CursorStore};
 pub use held::{
@@ -38,6 +41,7 @@ pub use held::{
 };
 pub use item::{content_hash, content_hash_hex, parse_hash_hex, ContentType, SyncItem};
 pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
+pub use limits::ObjectIdLimits;
 pub use peer::{
     CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
     ReadRequest, StreamInfo,

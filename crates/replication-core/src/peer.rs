@@ -229,7 +229,22 @@ pub trait PeerBackend: Send + Sync + 'static {
     /// Items for many keys in one round trip; one result per key, in order.
     async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError>;
 
+    /// Whether the peer holds each key in any form (an item, readable or not), in order,
+    /// in one round trip. This default reads the items ([`PeerBackend::read_items`]);
+    /// override it to ask without transferring them (Redis: `EXISTS` per key, pipelined),
+    /// since callers only want to know that a key is there.
+    async fn exists_many(&self, keys: &[String]) -> Result<Vec<bool>, PeerError> {
+        Ok(self
+            .read_items(keys)
+            .await?
+            .into_iter()
+            .map(|read| !matches!(read, ItemRead::Absent))
+            .collect())
+    }
+
     /// Tombstones the peer keeps for these keys, in order (none for sync-engine peers).
+    /// Tombstones are evidence read key by key: a value the backend cannot parse is `None`
+    /// for its key alone (and reported by the backend), never an error for the whole read.
     async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError>;
 
     /// Round-trip time of a trivial call.

@@ -26,11 +26,7 @@ impl PeerConnector for RedisConnector {
         peer: &PeerConfig,
         settings: &Settings,
     ) -> Result<Arc<dyn PeerBackend>, PeerError> {
-        Ok(Arc::new(RedisPeer::new(
-            peer,
-            &settings.peer,
-            &settings.hot_path,
-        )?))
+        Ok(Arc::new(RedisPeer::new(peer, settings)?))
     }
 }
 

@@ -43,5 +43,5 @@ impl<S> Shared<S> {
 
 /// Tailer options from the hot-path and peer settings.
 pub(crate) fn tail_options(settings: &Settings) -> TailOptions {
-    TailOptions::from_settings(&settings.hot_path, &settings.peer)
+    TailOptions::from_settings(settings)
 }

@@ -64,7 +64,8 @@ if not ok then
   if type(failure) == 'table' then
     failure = failure.err
   end
-  return redis.error_reply('node store script: ' .. tostring(failure))
+  -- The reply keeps Redis' error code first (WRONGTYPE, OOM, ...): callers classify by it.
+  return redis.error_reply(tostring(failure) .. ' (in the node store script)')
 end
 for j = 4, first_command - 1, 2 do
   redis.call('RENAME', ARGV[j], ARGV[j + 1])

@@ -1,5 +1,6 @@
 //! Configuration of the node store: where the node's Redis is and the limits it enforces.
 
+use replication_core::ObjectIdLimits;
 use std::time::Duration;
 
 /// Where and how the node store keeps its data.
@@ -16,6 +17,9 @@ pub struct NodeStoreConfig {
     pub cdc_maxlen: u64,
     /// Bound on every Redis command, so that a hung server surfaces as an error.
     pub command_timeout: Duration,
+    /// Object ids longer or deeper than this are refused (permanently) before any work:
+    /// the Merkle bookkeeping of an id grows with its length times its depth.
+    pub object_id_limits: ObjectIdLimits,
 }
 
 impl NodeStoreConfig {
@@ -34,6 +38,7 @@ impl NodeStoreConfig {
             max_payload_bytes: Self::DEFAULT_MAX_PAYLOAD_BYTES,
             cdc_maxlen: Self::DEFAULT_CDC_MAXLEN,
             command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
+            object_id_limits: ObjectIdLimits::default(),
         }
     }
 
@@ -58,6 +63,7 @@ impl std::fmt::Debug for NodeStoreConfig {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("cdc_maxlen", &self.cdc_maxlen)
             .field("command_timeout", &self.command_timeout)
+            .field("object_id_limits", &self.object_id_limits)
             .finish()
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::{NodeError, NodeStoreConfig};
 use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use replication_redis::scrub_url_password;
 use std::time::Duration;
 
 /// How long one connection attempt may take.
@@ -14,7 +15,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) async fn connect(config: &NodeStoreConfig) -> Result<Client, NodeError> {
     let fail = |error: fred::error::Error| NodeError::Connect {
         url: config.redacted_url(),
-        source: Box::new(Redacted(redact_in(&error.to_string(), &config.redis_url))),
+        source: Box::new(Redacted(scrub_url_password(
+            &error.to_string(),
+            &config.redis_url,
+        ))),
     };
     let fred_config = Config::from_url(&config.redis_url).map_err(fail)?;
     let client = Builder::from_config(fred_config)
@@ -32,22 +36,9 @@ pub(crate) async fn connect(config: &NodeStoreConfig) -> Result<Client, NodeErro
 #[error("{0}")]
 struct Redacted(String);
 
-fn redact_in(message: &str, raw_url: &str) -> String {
-    replication_core::config::redact_in_message(message, raw_url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_taken_out_of_messages() {
-        assert_eq!(
-            redact_in("auth hunter2 failed", "redis://u:hunter2@h:1"),
-            "auth *** failed"
-        );
-        assert_eq!(redact_in("refused", "redis://h:1"), "refused");
-    }
 
     #[tokio::test]
     async fn unreachable_redis_fails_naming_the_redacted_url() {

@@ -2,6 +2,7 @@
 
 use replication_core::merkle::ObjectIdError;
 use replication_core::SyncError;
+use replication_redis::Failure;
 
 /// The underlying cause of a failure, boxed so that no client library type leaks out.
 pub type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -18,12 +19,14 @@ pub enum NodeError {
         #[source]
         source: BoxedSource,
     },
-    /// A Redis command failed (connection lost, timeout, server error).
+    /// A Redis command failed (connection lost, timeout, the server refusing writes, an
+    /// error reply).
     #[error("node Redis {operation} failed")]
     Redis {
         /// What the store was doing.
         operation: &'static str,
-        /// Whether retrying may help (connection trouble, timeouts).
+        /// Whether retrying may help: everything but the permanent causes of
+        /// `replication_redis::Failure` (a server refusing writes for now is retriable).
         retriable: bool,
         /// The client's error.
         #[source]
@@ -72,7 +75,8 @@ pub enum NodeError {
         /// What was wrong.
         reason: String,
     },
-    /// The store was closed.
+    /// The store was closed. Retriable: the change is fine, the store is not there to take
+    /// it (a caller that keeps retrying is stopped by its own shutdown).
     #[error("the node store is closed")]
     Closed,
 }
@@ -81,20 +85,21 @@ impl NodeError {
     /// Whether retrying the same call may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
-            NodeError::Connect { .. } | NodeError::Contended { .. } => true,
+            NodeError::Connect { .. } | NodeError::Contended { .. } | NodeError::Closed => true,
             NodeError::Redis { retriable, .. } => *retriable,
+            // A change's own content, or data in the store it cannot be applied over.
             NodeError::InvalidKey(_)
             | NodeError::ReservedKey { .. }
             | NodeError::PayloadTooLarge { .. }
             | NodeError::InvalidItem { .. }
-            | NodeError::Corrupt { .. }
-            | NodeError::Closed => false,
+            | NodeError::Corrupt { .. } => false,
         }
     }
 
-    /// Wraps a client error from `operation`.
+    /// Wraps a client error from `operation`; retriable unless its cause is one of the
+    /// permanent ones (`replication_redis::Failure::is_permanent`).
     pub(crate) fn redis(operation: &'static str, error: fred::error::Error) -> Self {
-        let retriable = is_connection_error(&error);
+        let retriable = !Failure::of(&error).is_permanent();
         NodeError::Redis {
             operation,
             retriable,
@@ -102,8 +107,10 @@ impl NodeError {
         }
     }
 
-    /// Whether this is the kind of failure that says the store is unreachable.
-    pub(crate) fn is_connection_failure(&self) -> bool {
+    /// Whether this failure says the store cannot take writes right now (unreachable, or
+    /// the server refusing them): the store then asks for backpressure until a probe write
+    /// goes through.
+    pub(crate) fn refuses_writes(&self) -> bool {
         matches!(
             self,
             NodeError::Redis {
@@ -112,21 +119,6 @@ impl NodeError {
             }
         )
     }
-}
-
-/// Connection-level trouble (as opposed to a command the server refused).
-fn is_connection_error(error: &fred::error::Error) -> bool {
-    use fred::error::ErrorKind;
-    matches!(
-        error.kind(),
-        ErrorKind::IO
-            | ErrorKind::Timeout
-            | ErrorKind::Canceled
-            | ErrorKind::Routing
-            | ErrorKind::Backpressure
-    ) || error.details().starts_with("LOADING")
-        || error.details().starts_with("BUSY")
-        || error.details().starts_with("TRYAGAIN")
 }
 
 impl From<NodeError> for SyncError {
@@ -167,19 +159,34 @@ mod tests {
     }
 
     #[test]
-    fn contention_and_io_are_retriable() {
+    fn contention_io_refusals_and_a_closed_store_are_retriable() {
+        use fred::error::{Error, ErrorKind};
         assert!(SyncError::from(NodeError::Contended { attempts: 3 }).is_retriable());
-        let io = NodeError::redis(
-            "write",
-            fred::error::Error::new(fred::error::ErrorKind::IO, "reset"),
-        );
+        assert!(SyncError::from(NodeError::Closed).is_retriable());
+        let io = NodeError::redis("write", Error::new(ErrorKind::IO, "reset"));
         assert!(io.is_retriable());
-        assert!(io.is_connection_failure());
-        let refused = NodeError::redis(
+        assert!(io.refuses_writes());
+        for refusal in [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "MISCONF Redis is configured to save RDB snapshots",
+            "READONLY You can't write against a read only replica.",
+            "NOREPLICAS Not enough good replicas to write.",
+            "EXECABORT Transaction discarded because of previous errors.",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+        ] {
+            let error = NodeError::redis("write", Error::new(ErrorKind::Unknown, refusal));
+            assert!(error.is_retriable(), "{refusal}");
+            assert!(error.refuses_writes(), "{refusal}");
+            assert!(SyncError::from(error).is_retriable(), "{refusal}");
+        }
+        let wrong = NodeError::redis(
             "write",
-            fred::error::Error::new(fred::error::ErrorKind::Unknown, "WRONGTYPE"),
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "WRONGTYPE Operation against a key",
+            ),
         );
-        assert!(!refused.is_retriable());
-        assert!(SyncError::from(refused).message().contains("WRONGTYPE"));
+        assert!(!wrong.is_retriable());
+        assert!(SyncError::from(wrong).message().contains("WRONGTYPE"));
     }
 }

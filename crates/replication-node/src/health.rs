@@ -1,11 +1,17 @@
 //! Backpressure: whether the store wants replicated writes right now.
 //!
 //! The policy is deliberately simple and costs an atomic load: after a write fails because
-//! the node's Redis is unreachable, the store refuses writes (`should_accept_writes` is
-//! false) until a background probe's `PING` succeeds or a later write goes through. The
+//! the node's Redis is unreachable or refuses writes (out of memory, a read-only replica,
+//! too few replicas, disk trouble), the store refuses writes (`should_accept_writes` is
+//! false) until a background probe write succeeds or a later write goes through. The
 //! engine then stops feeding a store that cannot take writes, instead of piling up retries.
+//!
+//! The probe is `SET {prefix}store:probe 1 XX`: a write command, so Redis refuses it for
+//! every reason it refuses our commits (a `PING` answers on a full or read-only server),
+//! yet a no-op, since that key never exists (`XX` sets only an existing key).
 
-use fred::prelude::{Client, ClientLike};
+use fred::prelude::{Client, KeysInterface};
+use fred::types::SetOptions;
 use replication_core::Backoff;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,18 +50,23 @@ impl Health {
         self.accepting.store(true, Ordering::Relaxed);
     }
 
-    /// The store could not be reached: refuse writes and probe until it answers again.
-    pub(crate) fn record_unreachable(self: &Arc<Self>, client: &Client) {
+    /// The store could not take a write: refuse writes and probe, writing to `probe_key`,
+    /// until it takes one again.
+    pub(crate) fn record_refused(self: &Arc<Self>, client: &Client, probe_key: &str) {
         self.accepting.store(false, Ordering::Relaxed);
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
         let health = Arc::clone(self);
         let client = client.clone();
+        let probe_key = probe_key.to_owned();
         tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
             while !health.is_closed() && !health.accepting() {
-                if client.ping::<()>(None).await.is_ok() {
+                let probe: Result<(), _> = client
+                    .set(&probe_key, 1, None, Some(SetOptions::XX), false)
+                    .await;
+                if probe.is_ok() {
                     health.record_success();
                     break;
                 }

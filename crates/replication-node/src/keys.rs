@@ -5,7 +5,7 @@
 //! same hazard). [`KeySpace::check_id`] refuses such ids.
 
 use crate::NodeError;
-use replication_core::merkle::validate_object_id;
+use replication_core::ObjectIdLimits;
 
 /// Store keys (without prefix) that no object id may spell.
 const RESERVED_EXACT: [&str; 3] = ["cdc", "tombstones", EPOCH];
@@ -53,6 +53,12 @@ impl KeySpace {
         self.join(&["store:version_floor"])
     }
 
+    /// `{prefix}store:probe`: written (as a no-op, it never exists) to learn whether the
+    /// server takes writes again (see `health`).
+    pub(crate) fn probe(&self) -> String {
+        self.join(&["store:probe"])
+    }
+
     /// `{prefix}store:staging:{n}`: where a commit stages its `n`-th item body (see
     /// `apply_script`; never visible outside the commit).
     pub(crate) fn staging(&self, n: usize) -> String {
@@ -79,9 +85,10 @@ impl KeySpace {
         out
     }
 
-    /// Checks that `id` is a valid object id that does not collide with a store key.
-    pub(crate) fn check_id(id: &str) -> Result<(), NodeError> {
-        validate_object_id(id)?;
+    /// Checks that `id` is a valid object id within `limits` that does not collide with a
+    /// store key. The bounds come first: they cost at most `limits.max_bytes` steps.
+    pub(crate) fn check_id(id: &str, limits: &ObjectIdLimits) -> Result<(), NodeError> {
+        limits.check(id)?;
         let reserved = RESERVED_EXACT
             .iter()
             .find(|r| id == **r)
@@ -113,6 +120,10 @@ mod tests {
         assert_eq!(KeySpace::new("").cdc(), "cdc");
     }
 
+    fn check(id: &str) -> Result<(), NodeError> {
+        KeySpace::check_id(id, &ObjectIdLimits::default())
+    }
+
     #[test]
     fn ids_that_spell_store_keys_are_refused() {
         for bad in [
@@ -123,16 +134,17 @@ mod tests {
             "store:anything",
         ] {
             assert!(
-                matches!(KeySpace::check_id(bad), Err(NodeError::ReservedKey { .. })),
+                matches!(check(bad), Err(NodeError::ReservedKey { .. })),
                 "{bad}"
             );
         }
+        assert!(matches!(check("a..b"), Err(NodeError::InvalidKey(_))));
         assert!(matches!(
-            KeySpace::check_id("a..b"),
+            check(&"a.".repeat(100)),
             Err(NodeError::InvalidKey(_))
         ));
         for good in ["cdc.x", "a.cdc", "merkle", "uk.nhs.patient.1"] {
-            assert!(KeySpace::check_id(good).is_ok(), "{good}");
+            assert!(check(good).is_ok(), "{good}");
         }
     }
 }

@@ -70,9 +70,11 @@
 //!
 //! # Limits
 //! Content over [`NodeStoreConfig::max_payload_bytes`] is refused with
-//! [`NodeError::PayloadTooLarge`] (permanent) before anything is written. Object ids that
-//! would collide with the store's own keys (`cdc`, `tombstones`, `merkle:*`, `store:*`) are
-//! refused. The store needs a standalone Redis (no cluster): a batch spans many keys.
+//! [`NodeError::PayloadTooLarge`] (permanent) before anything is written. Object ids longer
+//! or deeper than [`NodeStoreConfig::object_id_limits`] are refused with
+//! [`NodeError::InvalidKey`] before any bookkeeping (an id costs one tree node per ancestor,
+//! each named by its full path). Object ids that would collide with the store's own keys
+//! (`cdc`, `tombstones`, `merkle:*`, `store:*`) are refused. The store needs a standalone Redis (no cluster): a batch spans many keys.
 
 mod apply_script;
 mod config;

@@ -11,7 +11,8 @@ use crate::{NodeError, NodeStoreConfig};
 use fred::prelude::ClientLike;
 use replication_core::merkle::Hash;
 use replication_core::{
-    parse_hash_hex, Change, ContentType, LocalState, SyncEngineRef, SyncError, SyncItem, Tombstone,
+    parse_hash_hex, Change, ContentType, LocalState, ObjectIdLimits, SyncEngineRef, SyncError,
+    SyncItem, Tombstone,
 };
 use std::sync::Arc;
 
@@ -96,7 +97,7 @@ impl NodeStore {
     /// A local delete: removes the item and its leaf, leaves a tombstone one version above
     /// and appends a CDC `DEL`. Returns whether the key existed (absent: no-op, no CDC).
     pub async fn delete_item(&self, key: &str) -> Result<bool, NodeError> {
-        KeySpace::check_id(key)?;
+        self.check_id(key)?;
         let outcomes = self
             .execute(&mut [WriteOp::LocalDelete(key.to_owned())])
             .await?;
@@ -118,7 +119,7 @@ impl NodeStore {
                     WriteOp::Put(item)
                 }
                 Change::Delete { key, tombstone } => {
-                    KeySpace::check_id(&key)?;
+                    self.check_id(&key)?;
                     WriteOp::Delete(key, Some(tombstone))
                 }
             });
@@ -129,7 +130,7 @@ impl NodeStore {
 
     /// The item at `key`, if any.
     pub async fn get_item(&self, key: &str) -> Result<Option<SyncItem>, NodeError> {
-        if KeySpace::check_id(key).is_err() {
+        if self.check_id(key).is_err() {
             return Ok(None);
         }
         self.inner.reader.item(key).await
@@ -148,8 +149,13 @@ impl NodeStore {
         let _ = self.inner.writer.client().quit().await;
     }
 
+    /// A valid object id, within the configured limits, that spells no store key.
+    fn check_id(&self, key: &str) -> Result<(), NodeError> {
+        KeySpace::check_id(key, &self.inner.config.object_id_limits)
+    }
+
     fn check_payload(&self, key: &str, size: usize) -> Result<(), NodeError> {
-        KeySpace::check_id(key)?;
+        self.check_id(key)?;
         let limit = self.inner.config.max_payload_bytes;
         if size > limit {
             return Err(NodeError::PayloadTooLarge {
@@ -192,10 +198,10 @@ impl NodeStore {
         let result = self.inner.writer.execute(ops, pipelined).await;
         match &result {
             Ok(_) => self.inner.health.record_success(),
-            Err(e) if e.is_connection_failure() => {
+            Err(e) if e.refuses_writes() => {
                 self.inner
                     .health
-                    .record_unreachable(self.inner.writer.client());
+                    .record_refused(self.inner.writer.client(), &self.inner.writer.probe_key());
             }
             Err(_) => {}
         }
@@ -229,7 +235,7 @@ impl SyncEngineRef for NodeStore {
     }
 
     async fn delete_replicated(&self, key: String) -> Result<bool, SyncError> {
-        KeySpace::check_id(&key).map_err(SyncError::from)?;
+        self.check_id(&key).map_err(SyncError::from)?;
         let outcomes = self.execute(&mut [WriteOp::Delete(key, None)]).await?;
         Ok(outcomes.first() == Some(&Outcome::Delete(true)))
     }
@@ -239,7 +245,7 @@ impl SyncEngineRef for NodeStore {
         key: String,
         tombstone: Tombstone,
     ) -> Result<bool, SyncError> {
-        KeySpace::check_id(&key).map_err(SyncError::from)?;
+        self.check_id(&key).map_err(SyncError::from)?;
         let outcomes = self
             .execute(&mut [WriteOp::Delete(key, Some(tombstone))])
             .await?;
@@ -247,7 +253,7 @@ impl SyncEngineRef for NodeStore {
     }
 
     async fn is_current(&self, key: &str, content_hash: &str) -> Result<bool, SyncError> {
-        if KeySpace::check_id(key).is_err() {
+        if self.check_id(key).is_err() {
             return Ok(false);
         }
         Ok(self
@@ -275,7 +281,7 @@ impl SyncEngineRef for NodeStore {
 
     async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
         // Invalid ids can hold nothing: they are Absent without asking Redis.
-        let (valid, spread) = only_valid_ids(keys);
+        let (valid, spread) = only_valid_ids(keys, &self.inner.config.object_id_limits);
         let states = self.read(self.inner.reader.local_states(&valid)).await?;
         Ok(spread(
             states.into_iter().map(Some).collect(),
@@ -295,7 +301,7 @@ impl SyncEngineRef for NodeStore {
     }
 
     async fn get_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, SyncError> {
-        let (valid, spread) = only_valid_ids(keys);
+        let (valid, spread) = only_valid_ids(keys, &self.inner.config.object_id_limits);
         let found = self.read(self.inner.reader.tombstones(&valid)).await?;
         Ok(spread(found, None))
     }
@@ -309,19 +315,26 @@ impl SyncEngineRef for NodeStore {
 
 /// The valid object ids among `keys` (only those are asked of Redis), and a function that
 /// spreads the answers back over `keys`, in order, with `invalid` for the others.
-fn only_valid_ids<T: Clone>(
-    keys: &[String],
-) -> (Vec<String>, impl FnOnce(Vec<T>, T) -> Vec<T> + '_) {
+fn only_valid_ids<'k, T: Clone>(
+    keys: &'k [String],
+    limits: &ObjectIdLimits,
+) -> (Vec<String>, impl FnOnce(Vec<T>, T) -> Vec<T> + 'k) {
+    let ok: Vec<bool> = keys
+        .iter()
+        .map(|k| KeySpace::check_id(k, limits).is_ok())
+        .collect();
     let valid: Vec<String> = keys
         .iter()
-        .filter(|k| KeySpace::check_id(k).is_ok())
-        .cloned()
+        .zip(&ok)
+        .filter(|(_, ok)| **ok)
+        .map(|(k, _)| k.clone())
         .collect();
     let spread = move |answers: Vec<T>, invalid: T| {
         let mut answers = answers.into_iter();
         keys.iter()
-            .map(|k| {
-                if KeySpace::check_id(k).is_ok() {
+            .zip(ok)
+            .map(|(_, ok)| {
+                if ok {
                     answers.next().unwrap_or_else(|| invalid.clone())
                 } else {
                     invalid.clone()

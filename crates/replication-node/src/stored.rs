@@ -5,7 +5,8 @@ use crate::plan::ItemMeta;
 use crate::NodeError;
 use bytes::Bytes;
 use fred::types::Value;
-use replication_core::{parse_hash_hex, Tombstone};
+use replication_core::{decode_recorded_tombstone_json, parse_hash_hex, Tombstone};
+use replication_redis::{into_array, into_bytes};
 use serde::Deserialize;
 
 /// The fields of a stored item that conflicts and the tree need. The content array is
@@ -34,12 +35,6 @@ pub(crate) fn parse_item_meta(redis_key: &str, bytes: &[u8]) -> Result<ItemMeta,
     })
 }
 
-/// `{"version":v,"deleted_at":ms,"recorded_at":ms}`: the delete's stamp, and when this
-/// store recorded it (what tombstone collection goes by; readers ignore the field).
-pub(crate) fn encode_tombstone(tombstone: &Tombstone, recorded_at: i64) -> String {
-    replication_core::encode_tombstone_json(tombstone, recorded_at)
-}
-
 /// Parses a tombstone value of field `id` in the tombstones hash `hash_key`.
 pub(crate) fn decode_tombstone(
     hash_key: &str,
@@ -55,35 +50,18 @@ pub(crate) fn decode_recorded_tombstone(
     id: &str,
     bytes: &[u8],
 ) -> Result<(Tombstone, i64), NodeError> {
-    replication_core::decode_recorded_tombstone_json(bytes)
-        .map_err(|e| corrupt(hash_key, format!("tombstone of {id:?}: {e}")))
+    decode_recorded_tombstone_json(bytes)
+        .map_err(|e| corrupt(hash_key, format!("field {id:?}: {e}")))
 }
 
 /// A bulk-string reply as bytes; `None` for nil.
 pub(crate) fn reply_bytes(redis_key: &str, value: Value) -> Result<Option<Bytes>, NodeError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Bytes(bytes) => Ok(Some(bytes)),
-        Value::String(text) => Ok(Some(text.into_inner())),
-        Value::Integer(n) => Ok(Some(Bytes::from(n.to_string()))),
-        other => Err(corrupt(
-            redis_key,
-            format!("expected a string, got {:?}", other.kind()),
-        )),
-    }
+    into_bytes(value).map_err(|e| corrupt(redis_key, e.to_string()))
 }
 
-/// An array reply (MGET, HMGET, ZRANGE) as its elements.
+/// An array reply (MGET, HMGET, ZRANGE) as its elements; nil stands for an empty one.
 pub(crate) fn reply_array(redis_key: &str, value: Value) -> Result<Vec<Value>, NodeError> {
-    match value {
-        Value::Array(values) => Ok(values),
-        // A nil array stands for an empty one.
-        Value::Null => Ok(Vec::new()),
-        other => Err(corrupt(
-            redis_key,
-            format!("expected an array, got {:?}", other.kind()),
-        )),
-    }
+    into_array(value).map_err(|e| corrupt(redis_key, e.to_string()))
 }
 
 pub(crate) fn corrupt(redis_key: &str, reason: String) -> NodeError {
@@ -110,12 +88,12 @@ mod tests {
     }
 
     #[test]
-    fn tombstones_round_trip_in_the_documented_form() {
+    fn a_malformed_tombstone_is_corrupt_naming_the_hash_and_field() {
         let t = Tombstone {
             version: 3,
             deleted_at: 1_700_000_000_000,
         };
-        let text = encode_tombstone(&t, 1_700_000_000_500);
+        let text = replication_core::encode_tombstone_json(&t, 1_700_000_000_500);
         assert_eq!(
             text,
             r#"{"version":3,"deleted_at":1700000000000,"recorded_at":1700000000500}"#
@@ -135,6 +113,7 @@ mod tests {
             (t, 1_700_000_000_000)
         );
         let err = decode_tombstone("tombstones", "k", b"nope").unwrap_err();
-        assert!(err.to_string().contains("tombstones"));
+        assert!(matches!(err, NodeError::Corrupt { .. }));
+        assert!(err.to_string().contains("tombstones"), "{err}");
     }
 }

@@ -29,6 +29,9 @@ pub(crate) struct TreeCache {
     token: Option<Bytes>,
     sets: HashMap<String, ChildSet>,
     weight: usize,
+    /// Map lookups made by [`TreeCache::knows_all`], for the test that bounds them.
+    #[cfg(test)]
+    lookups: std::cell::Cell<usize>,
 }
 
 impl TreeCache {
@@ -50,6 +53,8 @@ impl TreeCache {
     pub(crate) fn knows(&self, path: &str) -> bool {
         let mut path = path;
         loop {
+            #[cfg(test)]
+            self.lookups.set(self.lookups.get() + 2);
             if self.sets.contains_key(path) {
                 return true;
             }
@@ -62,6 +67,44 @@ impl TreeCache {
             }
             path = parent;
         }
+    }
+
+    /// [`knows`](Self::knows) for each of `paths`, in one pass that reuses each parent's
+    /// answer: a constant number of lookups per path, where walking up from each would
+    /// cost one per ancestor (quadratic in an id's depth, under the writer's lock). Paths
+    /// should come with their ancestors before them, as `required_paths` gives them; a
+    /// path whose parent is not among them falls back to the walk.
+    pub(crate) fn knows_all(&self, paths: &[&str]) -> Vec<bool> {
+        // Per path seen: whether it is implied empty (uncached, below a cached set that
+        // does not list the branch leading to it).
+        let mut implied: HashMap<&str, bool> = HashMap::with_capacity(paths.len());
+        paths
+            .iter()
+            .map(|&path| {
+                #[cfg(test)]
+                self.lookups.set(self.lookups.get() + 1);
+                if self.sets.contains_key(path) {
+                    implied.insert(path, false);
+                    return true;
+                }
+                if path.is_empty() {
+                    implied.insert(path, false);
+                    return false;
+                }
+                let (parent, segment) = parent_and_segment(path);
+                #[cfg(test)]
+                self.lookups.set(self.lookups.get() + 2);
+                let below_missing_branch = match self.sets.get(parent) {
+                    Some(set) => !set.contains_key(segment),
+                    None => match implied.get(parent) {
+                        Some(parent_implied) => *parent_implied,
+                        None => self.knows(parent),
+                    },
+                };
+                implied.insert(path, below_missing_branch);
+                below_missing_branch
+            })
+            .collect()
     }
 
     /// Moves the set of a path the cache [`knows`](Self::knows) out of the cache (the batch
@@ -129,6 +172,28 @@ mod tests {
     }
 
     #[test]
+    fn knowing_the_paths_of_a_deep_id_costs_lookups_linear_in_its_depth() {
+        // A 2 000-segment chain `s.s.s...` and all its ancestors, ancestors first (the
+        // order `required_paths` gives), over a cache that holds only the root.
+        let id = vec!["s"; 2_000].join(".");
+        let paths: Vec<&str> = crate::merkle_update::required_paths([id.as_str()]);
+        let mut cache = TreeCache::default();
+        let root: ChildSet = [("s".to_string(), [1; 32])].into_iter().collect();
+        cache.advance(Bytes::from_static(b"t"), [("".to_string(), root)]);
+        let known = cache.knows_all(&paths);
+        // Only the root is cached and it lists `s`: the root is known, `s` must be read,
+        // and so must everything below it (nothing implies it empty).
+        assert!(known[0] && known[1..].iter().all(|k| !k));
+        let per_path = cache.lookups.get() as f64 / paths.len() as f64;
+        assert!(
+            per_path <= 4.0,
+            "{} lookups for {} paths: superlinear in the depth",
+            cache.lookups.get(),
+            paths.len()
+        );
+    }
+
+    #[test]
     fn a_missing_branch_implies_every_path_below_it_is_empty() {
         let mut cache = TreeCache::default();
         let root: ChildSet = [("a".to_string(), [1; 32])].into_iter().collect();
@@ -145,6 +210,12 @@ mod tests {
         assert!(cache.knows("a.c") && cache.knows("a.c.d"));
         // Below a listed but uncached node nothing is implied.
         assert!(!cache.knows("a.b.c"));
+        // The one-pass form answers the same, ancestors first or not.
+        let paths = [
+            "", "a", "a.b", "a.b.c", "x", "x.y", "x.y.z", "a.c", "a.c.d", "q.r",
+        ];
+        let walked: Vec<bool> = paths.iter().map(|p| cache.knows(p)).collect();
+        assert_eq!(cache.knows_all(&paths), walked);
         assert!(cache.take("x.y.z").is_empty());
     }
 }

@@ -15,14 +15,14 @@ use crate::merkle_update::{recompute, required_paths, ChildSet};
 use crate::plan::{plan, Outcome, Stored, WriteOp};
 use crate::prepared::PreparedReads;
 use crate::state_read;
-use crate::stored::{decode_recorded_tombstone, encode_tombstone, reply_array, reply_bytes};
+use crate::stored::{decode_recorded_tombstone, reply_array, reply_bytes};
 use crate::tree_cache::TreeCache;
 use crate::NodeError;
 use bytes::Bytes;
 use fred::prelude::{Client, ClientLike, KeysInterface, LuaInterface, TransactionInterface, Value};
 use replication_core::cdc::CdcEncoder;
 use replication_core::merkle::{encode_member, Hash};
-use replication_core::{encode_item_json, Backoff, SyncItem};
+use replication_core::{encode_item_json, encode_tombstone_json, Backoff, SyncItem};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -84,9 +84,14 @@ impl Writer {
         })
     }
 
-    /// The client the writer uses (also for pings).
+    /// The client the writer uses (also for write probes).
     pub(crate) fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The key a write probe writes to (see `health`).
+    pub(crate) fn probe_key(&self) -> String {
+        self.keys.probe()
     }
 
     /// Applies `ops` as one atomic batch, or, with `pipelined` and a large batch of
@@ -218,7 +223,7 @@ impl Writer {
             args.zadd(self.keys.children(path), encode_member(segment, hash));
         }
         for (id, tombstone) in &plan.tombstones_set {
-            args.hset(id.clone(), encode_tombstone(tombstone, now));
+            args.hset(id.clone(), encode_tombstone_json(tombstone, now));
         }
         for id in &plan.tombstones_deleted {
             args.hdel(id.clone());
@@ -259,8 +264,7 @@ impl Writer {
         let paths = required_paths(ids.iter().map(String::as_str));
         if let Some(token) = cache.token().cloned() {
             if let Some((mut states, floor)) = self.prepared.take(&token, ids) {
-                let (known, uncached): (Vec<&str>, Vec<&str>) =
-                    paths.iter().copied().partition(|p| cache.knows(p));
+                let (known, uncached) = split_known(&paths, cache);
                 let mut replies = Vec::new();
                 if !uncached.is_empty() {
                     let pipeline = self.client.pipeline();
@@ -283,8 +287,7 @@ impl Writer {
         loop {
             let cached_token = cache.token().cloned();
             // Decided for every path before any set moves out of the cache.
-            let (known, uncached): (Vec<&str>, Vec<&str>) =
-                paths.iter().copied().partition(|p| cache.knows(p));
+            let (known, uncached) = split_known(&paths, cache);
             let pipeline = self.client.pipeline();
             state_read::queue(&pipeline, &self.keys, ids).await?;
             state_read::queue_children(&pipeline, &self.keys, &uncached).await?;
@@ -504,6 +507,19 @@ impl Writer {
     }
 }
 
+/// `paths` split into those the cache knows and those to read, each in order.
+fn split_known<'p>(paths: &[&'p str], cache: &TreeCache) -> (Vec<&'p str>, Vec<&'p str>) {
+    let (mut known, mut uncached) = (Vec::new(), Vec::new());
+    for (path, knows) in paths.iter().zip(cache.knows_all(paths)) {
+        if knows {
+            known.push(*path);
+        } else {
+            uncached.push(*path);
+        }
+    }
+    (known, uncached)
+}
+
 /// Batches of replicated changes at least this large are committed in parts.
 const PIPELINE_MIN_OPS: usize = 256;
 /// Changes per part, at least (fewer, larger parts when the batch is smaller).
@@ -667,7 +683,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(format!("{error:?}").contains("WRONGTYPE"), "{error:?}");
-        assert!(!error.is_retriable());
+        assert!(!error.is_retriable(), "{error:?}");
         assert_eq!(all_keys(&server), "n:cdc");
     }
 }

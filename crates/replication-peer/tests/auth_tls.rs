@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use replication_core::{ConnectionState, HotPathSettings, PeerBackend, PeerError, PeerTlsConfig};
+use replication_core::{ConnectionState, PeerBackend, PeerError, PeerTlsConfig};
 use replication_peer::RedisPeer;
 use replication_testkit::RedisServer;
 use std::time::Duration;
@@ -37,12 +37,7 @@ async fn acl_user_with_password_works() {
 async fn a_wrong_password_is_a_clear_auth_error_without_the_password() {
     let server = acl_server();
     let url = format!("redis://alice:wrong-pw-123@127.0.0.1:{}", server.port());
-    let peer = RedisPeer::new(
-        &peer_config(&url, ""),
-        &settings(),
-        &HotPathSettings::default(),
-    )
-    .unwrap();
+    let peer = RedisPeer::new(&peer_config(&url, ""), &settings()).unwrap();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let err = loop {
         match peer.ping().await {
@@ -74,7 +69,6 @@ async fn new_returns_at_once_for_a_peer_that_is_down() {
     let peer = RedisPeer::new(
         &peer_config(&format!("redis://127.0.0.1:{port}"), ""),
         &settings(),
-        &HotPathSettings::default(),
     )
     .unwrap();
     let err = peer.ping().await.unwrap_err();
@@ -139,12 +133,7 @@ async fn tls_peer_with_a_private_ca_works() {
     );
 
     // Without our CA the server is not trusted: never connected.
-    let untrusted = RedisPeer::new(
-        &peer_config(&server.url(), ""),
-        &settings(),
-        &HotPathSettings::default(),
-    )
-    .unwrap();
+    let untrusted = RedisPeer::new(&peer_config(&server.url(), ""), &settings()).unwrap();
     assert!(untrusted
         .wait_connected(Duration::from_millis(500))
         .await

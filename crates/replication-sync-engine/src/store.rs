@@ -13,7 +13,7 @@ use crate::merkle_reads;
 use crate::states::{combine, next_version};
 use crate::tombstones::Tombstones;
 use redis::aio::ConnectionManager;
-use replication_core::config::{redact_in_message, redact_url};
+use replication_core::config::{redact_url, redact_urls_in};
 use replication_core::merkle::Hash;
 use replication_core::{
     incoming_wins, Change, LocalState, SyncEngineRef, SyncError, SyncItem, Tombstone,
@@ -64,7 +64,7 @@ impl SyncEngineStore {
             .await
             .map_err(|e| AdapterError::Connect {
                 url: redact_url(url),
-                reason: redact_in_message(&e.to_string(), url),
+                reason: redact_urls_in(&e.to_string()),
             })?;
         let conn = redis.connection();
         Ok(Self {

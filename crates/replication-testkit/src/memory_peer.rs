@@ -129,6 +129,10 @@ pub struct PeerCounters {
     pub items_returned: u64,
     /// Content bytes in the returned items.
     pub content_bytes_returned: u64,
+    /// `exists_many` calls.
+    pub exists_calls: u64,
+    /// Keys asked for through `exists_many`.
+    pub exists_keys_requested: u64,
     /// `read_tombstones` calls.
     pub tombstone_calls: u64,
     /// Keys asked for through `read_tombstones`.
@@ -370,6 +374,18 @@ impl PeerBackend for MemoryPeer {
             }
         }
         Ok(reads)
+    }
+
+    async fn exists_many(&self, keys: &[String]) -> Result<Vec<bool>, PeerError> {
+        self.call(|c| {
+            c.exists_calls += 1;
+            c.exists_keys_requested += keys.len() as u64;
+        })?;
+        // An unreadable key is still there, as `EXISTS` sees any value.
+        Ok(keys
+            .iter()
+            .map(|key| self.store.item(key).is_some())
+            .collect())
     }
 
     async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {

@@ -5,7 +5,7 @@
 //! the daemon's sections are taken out, and the rest must be exactly an engine config.
 //! Every error names the file and the offending field.
 
-use replication_engine::config::redact_url;
+use replication_engine::config::{redact_url, redact_urls_in};
 use replication_engine::{ConfigError, ReplicationEngineConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ pub(crate) struct DaemonConfig {
 }
 
 /// `[node]`: this node's own Redis.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NodeSection {
     /// `redis://host:port[/db]` of the node's own Redis (required).
@@ -37,6 +37,21 @@ pub(crate) struct NodeSection {
     /// Approximate length the node's CDC stream is trimmed to. Default 100000.
     #[serde(default = "default_cdc_maxlen")]
     pub(crate) cdc_maxlen: u64,
+}
+
+impl std::fmt::Debug for NodeSection {
+    // Hand-written so the password in `redis_url` never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSection")
+            .field(
+                "redis_url",
+                &replication_engine::config::redact_url(&self.redis_url),
+            )
+            .field("redis_prefix", &self.redis_prefix)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("cdc_maxlen", &self.cdc_maxlen)
+            .finish()
+    }
 }
 
 /// The local store the engine replicates into: exactly one of the two sections.
@@ -266,16 +281,24 @@ enum ParseError {
     Invalid(ConfigError),
 }
 
-/// toml's error as one line: position, message, and the offending line (which shows the key).
+/// toml's error as one line: position, message, and the key of the offending line. Never
+/// the line itself, nor a URL's password: the line may hold a `redis_url`, and the parser
+/// quotes values it cannot use.
 fn one_line(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim();
+    let message = redact_urls_in(e.message().trim());
     match e.span() {
         Some(span) => {
             let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
             let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
-            format!("line {line_no}: {message} (at `{line}`)")
+            match line.split_once('=') {
+                Some((key, _)) => {
+                    let key = redact_urls_in(key.trim());
+                    format!("line {line_no}: {message} (at key `{key}`)")
+                }
+                None => format!("line {line_no}: {message}"),
+            }
         }
-        None => message.to_owned(),
+        None => message,
     }
 }
 
@@ -314,6 +337,60 @@ sqlite_path = "/tmp/a.db"
         assert_eq!(node.redis_prefix, "a:");
         assert_eq!(config.http.listen.port(), 9001);
         assert_eq!(config.engine.peers[0].node_id, "b");
+    }
+
+    #[test]
+    fn errors_never_show_a_password() {
+        let with_password = GOOD.replace(
+            "redis://127.0.0.1:7001",
+            "redis://alice:hunter2@127.0.0.1:7001",
+        );
+        let cases = [
+            // A syntax error on the line of the URL.
+            with_password.replace(
+                "redis_url = \"redis://alice:hunter2@127.0.0.1:7001\"",
+                "redis_url = \"redis://alice:hunter2@127.0.0.1:7001\" oops",
+            ),
+            // The URL under a misspelt key.
+            with_password.replace(
+                "redis_url = \"redis://alice",
+                "redis_urll = \"redis://alice",
+            ),
+            // The URL in a field of another type: serde quotes the value.
+            with_password.replace(
+                "redis_url = \"redis://alice:hunter2@127.0.0.1:7001\"",
+                "redis_url = \"redis://h:1\"\nenabled = \"redis://alice:hunter2@127.0.0.1:7001\"",
+            ),
+            // A bad field right after the URL.
+            with_password.replace(
+                "redis_url = \"redis://alice:hunter2@127.0.0.1:7001\"",
+                "redis_url = \"redis://alice:hunter2@127.0.0.1:7001\"\nenabled = 3",
+            ),
+            // The node's own URL, invalid.
+            with_password.replace("redis://127.0.0.1:7000", "redis://bob:hunter2@[::1"),
+        ];
+        for bad in cases {
+            let err = parse_err(&bad);
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("line") || err.contains("redis_url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let text = GOOD
+            .replace(
+                "redis://127.0.0.1:7000",
+                "redis://bob:hunter2@127.0.0.1:7000",
+            )
+            .replace(
+                "redis://127.0.0.1:7001",
+                "redis://alice:hunter2@127.0.0.1:7001",
+            );
+        let config = DaemonConfig::parse(&text).unwrap_or_else(|_| panic!("valid config"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("127.0.0.1:7000"), "{shown}");
     }
 
     #[test]

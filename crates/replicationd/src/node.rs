@@ -6,14 +6,16 @@ use replication_node::{NodeStore, NodeStoreConfig};
 use std::io::Read;
 use std::path::Path;
 
-/// Connects to the node's own Redis, naming it (redacted) when that fails.
-pub(crate) async fn connect_store(node: &NodeSection) -> Result<NodeStore> {
+/// Connects to the node's own Redis, naming it (redacted) when that fails. Object ids are
+/// bounded by `[settings.limits]`, the same limits the engine applies to peers' ids.
+pub(crate) async fn connect_store(daemon: &DaemonConfig, node: &NodeSection) -> Result<NodeStore> {
     let config = NodeStoreConfig {
         redis_url: node.redis_url.clone(),
         redis_prefix: node.redis_prefix.clone(),
         max_payload_bytes: node.max_payload_bytes,
         cdc_maxlen: node.cdc_maxlen,
         command_timeout: NodeStoreConfig::DEFAULT_COMMAND_TIMEOUT,
+        object_id_limits: daemon.engine.settings.limits.object_ids(),
     };
     NodeStore::connect(config).await.with_context(|| {
         format!(
@@ -47,7 +49,7 @@ pub(crate) async fn put(config_path: &Path, key: &str, value: Option<&str>) -> R
         }
         Some(text) => text.as_bytes().to_vec(),
     };
-    let store = connect_store(node_section(&config)?).await?;
+    let store = connect_store(&config, node_section(&config)?).await?;
     let item = store.put(key, content).await?;
     println!(
         "put {} version {} ({} bytes)",
@@ -62,7 +64,7 @@ pub(crate) async fn put(config_path: &Path, key: &str, value: Option<&str>) -> R
 pub(crate) async fn get(config_path: &Path, key: &str) -> Result<()> {
     use std::io::Write;
     let config = DaemonConfig::load(config_path)?;
-    let store = connect_store(node_section(&config)?).await?;
+    let store = connect_store(&config, node_section(&config)?).await?;
     match store.get_item(key).await? {
         Some(item) => {
             let mut out = std::io::stdout().lock();
@@ -80,7 +82,7 @@ pub(crate) async fn get(config_path: &Path, key: &str) -> Result<()> {
 pub(crate) async fn del(config_path: &Path, key: &str) -> Result<()> {
     use replication_engine::SyncEngineRef;
     let config = DaemonConfig::load(config_path)?;
-    let store = connect_store(node_section(&config)?).await?;
+    let store = connect_store(&config, node_section(&config)?).await?;
     if store.delete(key.to_owned()).await? {
         println!("deleted {key}");
         Ok(())

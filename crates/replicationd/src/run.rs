@@ -19,7 +19,7 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
     let config = DaemonConfig::load(config_path)?;
     match &config.store {
         StoreSection::Node(node) => {
-            let store = connect_store(node).await?;
+            let store = connect_store(&config, node).await?;
             serve(config_path, config, Arc::new(store)).await
         }
         #[cfg(feature = "sync-engine")]

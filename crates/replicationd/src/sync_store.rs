@@ -7,7 +7,7 @@
 
 use crate::config::{DaemonConfig, SyncEngineSection};
 use anyhow::{Context, Result};
-use replication_engine::config::{redact_in_message, redact_url};
+use replication_engine::config::{redact_url, redact_urls_in};
 use replication_sync_engine::sync_engine::{SyncEngine, SyncEngineConfig};
 use replication_sync_engine::SyncEngineStore;
 use std::path::Path;
@@ -28,10 +28,7 @@ pub(crate) async fn run(
             "cannot start sync-engine (Redis {}, SQL {}): {}",
             redact_url(&section.redis_url),
             redact_url(&section.sql_url),
-            redact_in_message(
-                &redact_in_message(&e.to_string(), &section.redis_url),
-                &section.sql_url
-            )
+            redact_urls_in(&e.to_string())
         )
     })?;
     let engine = Arc::new(engine);

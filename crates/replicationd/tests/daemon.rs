@@ -336,3 +336,33 @@ fn sighup_adds_a_peer_and_an_invalid_reload_is_ignored() {
     );
     assert!(stderr.contains("config reloaded"), "{stderr}");
 }
+
+#[test]
+fn a_config_error_never_shows_the_password_in_check_config_or_a_reload_log() {
+    let (a, b) = (Node::new("a"), Node::new("b"));
+    let daemon = a.spawn();
+    let good = std::fs::read_to_string(&a.config).unwrap();
+    // A peer whose URL carries a password, with an error on the URL's own line.
+    let bad = format!(
+        "{good}[[peers]]\nnode_id = \"x\"\nredis_url = \"redis://alice:hunter2@127.0.0.1:1\" oops\n"
+    );
+    std::fs::write(&a.config, &bad).unwrap();
+    let out = check_config(&a.config);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("line"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    daemon.signal("HUP");
+    // A valid reload after it: once it shows, the invalid one was handled (in order).
+    a.write_config(&[&b]);
+    daemon.signal("HUP");
+    daemon.wait_until("the valid reload shows in health", |d| {
+        d.get("/health")
+            .is_some_and(|(_, body)| body.contains("\"node_id\":\"b\""))
+    });
+    daemon.signal("TERM");
+    let (ok, stderr) = daemon.wait_exit();
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("config not reloaded"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

@@ -4,7 +4,8 @@ use super::compression::is_zstd_frame;
 use super::meta::MetaIn;
 use super::{field, CdcEvent};
 use crate::item::{content_hash, hash_to_hex, parse_hash_hex};
-use crate::{ContentType, StreamId, SyncItem};
+use crate::merkle::ObjectIdProblem;
+use crate::{ContentType, ObjectIdLimits, StreamId, SyncItem};
 use std::fmt;
 
 /// Bounds the decoder enforces on untrusted input.
@@ -12,17 +13,57 @@ use std::fmt;
 pub struct DecodeLimits {
     /// Largest decompressed content accepted; larger entries are rejected (zstd bombs).
     pub max_decompressed_bytes: usize,
+    /// Bounds on the entry's key (length and depth).
+    pub object_ids: ObjectIdLimits,
 }
 
 impl DecodeLimits {
     /// 16 MiB: far above any sane item, far below what a bomb could make us allocate.
     pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 16 * 1024 * 1024;
+    /// What an entry may carry besides its data: the key (bounded by the id limits), the
+    /// hash, the op and the meta JSON (content type, version, time, trace context).
+    pub const ENTRY_OVERHEAD_BYTES: usize = 64 * 1024;
+
+    /// The most bytes one raw entry may hold, all fields counted: the content cap plus
+    /// [`Self::ENTRY_OVERHEAD_BYTES`] and the key. A larger entry is rejected as
+    /// [`RejectReason::EntryTooLarge`] as soon as it is read, before it is held any longer.
+    pub fn max_entry_bytes(&self) -> usize {
+        self.max_decompressed_bytes
+            .saturating_add(Self::ENTRY_OVERHEAD_BYTES)
+            .saturating_add(self.object_ids.max_bytes)
+    }
+
+    /// Rejects an entry whose fields hold more than [`DecodeLimits::max_entry_bytes`], so
+    /// that a reader can drop it as soon as it is read (the decoder applies the same rule).
+    pub fn check_entry_size<F, V>(
+        &self,
+        entry_id: StreamId,
+        fields: &[(F, V)],
+    ) -> Result<(), CdcDecodeError>
+    where
+        F: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let size = fields
+            .iter()
+            .map(|(name, value)| name.as_ref().len() + value.as_ref().len())
+            .sum();
+        if size <= self.max_entry_bytes() {
+            return Ok(());
+        }
+        let key = fields
+            .iter()
+            .find(|(name, _)| name.as_ref() == field::KEY.as_bytes())
+            .map(|(_, value)| value.as_ref());
+        Err(oversized(self, entry_id, size, key))
+    }
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         Self {
             max_decompressed_bytes: Self::DEFAULT_MAX_DECOMPRESSED_BYTES,
+            object_ids: ObjectIdLimits::default(),
         }
     }
 }
@@ -38,12 +79,21 @@ pub enum RejectReason {
     NotUtf8(&'static str),
     /// The key is empty.
     EmptyKey,
+    /// The key is longer or deeper than the configured limits.
+    KeyOverLimit(ObjectIdProblem),
     /// `hash` is not 64 hex characters.
     MalformedHash,
     /// `meta` is not valid JSON of the expected shape.
     InvalidMeta(String),
     /// `data` looked compressed, did not decompress, and its raw bytes do not match `hash`.
     Undecodable(String),
+    /// The entry's fields together hold more than [`DecodeLimits::max_entry_bytes`].
+    EntryTooLarge {
+        /// Bytes in the entry's field names and values.
+        size: usize,
+        /// The cap in bytes.
+        limit: usize,
+    },
     /// The decompressed content would exceed the configured cap.
     TooLarge {
         /// The cap in bytes.
@@ -65,9 +115,15 @@ impl fmt::Display for RejectReason {
             RejectReason::UnknownOp(op) => write!(f, "unknown op {op:?}"),
             RejectReason::NotUtf8(name) => write!(f, "field `{name}` is not UTF-8"),
             RejectReason::EmptyKey => f.write_str("empty key"),
+            RejectReason::KeyOverLimit(problem) => write!(f, "key: {problem}"),
             RejectReason::MalformedHash => f.write_str("field `hash` is not 64 hex characters"),
             RejectReason::InvalidMeta(why) => write!(f, "invalid meta: {why}"),
             RejectReason::Undecodable(why) => write!(f, "undecodable data: {why}"),
+            RejectReason::EntryTooLarge { size, limit } => write!(
+                f,
+                "entry holds {size} bytes, over the {limit}-byte cap \
+                 (settings.hot_path.max_content_bytes plus room for key and meta)"
+            ),
             RejectReason::TooLarge { limit } => {
                 write!(f, "decompressed content exceeds the {limit}-byte cap")
             }
@@ -89,10 +145,11 @@ impl RejectReason {
             RejectReason::UnknownOp(_) => "unknown_op",
             RejectReason::NotUtf8(_) => "not_utf8",
             RejectReason::EmptyKey => "empty_key",
+            RejectReason::KeyOverLimit(problem) => problem.label(),
             RejectReason::MalformedHash => "malformed_hash",
             RejectReason::InvalidMeta(_) => "invalid_meta",
             RejectReason::Undecodable(_) => "undecodable",
-            RejectReason::TooLarge { .. } => "too_large",
+            RejectReason::EntryTooLarge { .. } | RejectReason::TooLarge { .. } => "too_large",
             RejectReason::HashMismatch { .. } => "hash_mismatch",
         }
     }
@@ -155,8 +212,14 @@ impl CdcDecoder {
         V: AsRef<[u8]>,
     {
         let mut raw = RawEntry::default();
+        let mut size = 0usize;
         for (name, value) in fields {
+            size += name.as_ref().len() + value.as_ref().len();
             raw.set(name.as_ref(), value);
+        }
+        if size > self.limits.max_entry_bytes() {
+            let key = raw.key.as_ref().map(AsRef::as_ref);
+            return Err(oversized(&self.limits, entry_id, size, key));
         }
         let reject = |key: Option<&str>, reason| CdcDecodeError {
             entry_id,
@@ -173,6 +236,11 @@ impl CdcDecoder {
             .map_err(|_| reject(None, RejectReason::NotUtf8(field::KEY)))?;
         if key.is_empty() {
             return Err(reject(None, RejectReason::EmptyKey));
+        }
+        // Before anything else looks at the key: later stages (and the store) do work that
+        // grows with its length and depth.
+        if let Err(e) = self.limits.object_ids.check_bounds(key) {
+            return Err(reject(Some(&e.id), RejectReason::KeyOverLimit(e.problem)));
         }
         let op = op.as_ref();
         if op.eq_ignore_ascii_case(b"DEL") || op.eq_ignore_ascii_case(b"DELETE") {
@@ -287,6 +355,27 @@ impl CdcDecoder {
 impl Default for CdcDecoder {
     fn default() -> Self {
         Self::new(DecodeLimits::default())
+    }
+}
+
+/// The rejection of an entry over [`DecodeLimits::max_entry_bytes`], naming its key (as
+/// much of it as is shown in errors) when it is text.
+fn oversized(
+    limits: &DecodeLimits,
+    entry_id: StreamId,
+    size: usize,
+    key: Option<&[u8]>,
+) -> CdcDecodeError {
+    let key = key
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .map(|k| k.chars().take(128).collect());
+    CdcDecodeError {
+        entry_id,
+        key,
+        reason: RejectReason::EntryTooLarge {
+            size,
+            limit: limits.max_entry_bytes(),
+        },
     }
 }
 

@@ -204,6 +204,7 @@ fn bomb_over_the_cap_is_rejected_without_decompressing() {
     replace(&mut fields, "hash", content_hash_hex(&content).into_bytes());
     let mut decoder = CdcDecoder::new(DecodeLimits {
         max_decompressed_bytes: 1024 * 1024,
+        ..DecodeLimits::default()
     });
     let err = decoder
         .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
@@ -229,6 +230,7 @@ fn raw_content_over_the_cap_is_rejected() {
     ));
     let mut decoder = CdcDecoder::new(DecodeLimits {
         max_decompressed_bytes: 1024,
+        ..DecodeLimits::default()
     });
     let err = decoder
         .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
@@ -237,6 +239,7 @@ fn raw_content_over_the_cap_is_rejected() {
     // The same entry fits a cap of its size.
     let mut exact = CdcDecoder::new(DecodeLimits {
         max_decompressed_bytes: 4096,
+        ..DecodeLimits::default()
     });
     assert!(exact
         .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
@@ -263,6 +266,7 @@ fn bomb_without_declared_size_is_bounded() {
     replace(&mut fields, "hash", content_hash_hex(&content).into_bytes());
     let mut decoder = CdcDecoder::new(DecodeLimits {
         max_decompressed_bytes: 1024 * 1024,
+        ..DecodeLimits::default()
     });
     let err = decoder
         .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
@@ -271,6 +275,7 @@ fn bomb_without_declared_size_is_bounded() {
     // The same entry under a larger cap decodes.
     let mut roomy = CdcDecoder::new(DecodeLimits {
         max_decompressed_bytes: 4 * 1024 * 1024,
+        ..DecodeLimits::default()
     });
     assert!(roomy
         .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
@@ -366,4 +371,76 @@ fn without_data<'a>(fields: &[(&'a str, &'a [u8])]) -> Vec<(&'a str, &'a [u8])> 
         .filter(|(k, _)| *k != "data")
         .copied()
         .collect()
+}
+
+#[test]
+fn keys_over_the_length_or_depth_limit_are_rejected_naming_the_limit() {
+    for len in [16 * 1024, 100 * 1024] {
+        // `a.a.a...`: long and deep, the shape that is costly downstream.
+        let key = "a.".repeat(len / 2) + "a";
+        let mut fields = put_fields(b"v");
+        replace(&mut fields, "key", key.clone().into_bytes());
+        let err = decode(&fields).unwrap_err();
+        assert_eq!(
+            err.reason,
+            RejectReason::KeyOverLimit(crate::merkle::ObjectIdProblem::TooLong {
+                bytes: key.len(),
+                limit: 1024
+            })
+        );
+        assert_eq!(err.reason.label(), "key_too_long");
+        assert!(err.to_string().contains("max_object_id_bytes"), "{err}");
+        assert!(err.key.as_ref().is_some_and(|k| k.len() < 200), "{err:?}");
+        // Deletes carry keys too.
+        let del = [("op", b"DEL".to_vec()), ("key", key.into_bytes())];
+        assert_eq!(decode(&del).unwrap_err().reason.label(), "key_too_long");
+    }
+    let deep = vec!["s"; 40].join(".");
+    let mut fields = put_fields(b"v");
+    replace(&mut fields, "key", deep.into_bytes());
+    assert_eq!(
+        reason(decode(&fields)),
+        RejectReason::KeyOverLimit(crate::merkle::ObjectIdProblem::TooDeep { limit: 32 })
+    );
+    // Within both limits, however deep: decoded.
+    let within = vec!["s"; 32].join(".");
+    let mut fields = put_fields(b"v");
+    replace(&mut fields, "key", within.clone().into_bytes());
+    assert_eq!(decode(&fields).unwrap().key(), within);
+}
+
+#[test]
+fn an_entry_over_the_entry_cap_is_rejected_whatever_field_holds_the_bytes() {
+    let limits = DecodeLimits {
+        max_decompressed_bytes: 1024,
+        ..DecodeLimits::default()
+    };
+    let cap = limits.max_entry_bytes();
+    assert_eq!(cap, 1024 + DecodeLimits::ENTRY_OVERHEAD_BYTES + 1024);
+    // The data is within the content cap; the meta is not within anything.
+    let mut fields = put_fields(b"small");
+    replace(&mut fields, "meta", vec![b' '; cap]);
+    let as_slices: Vec<(&[u8], &[u8])> = fields
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_slice()))
+        .collect();
+    let early = limits.check_entry_size(ID, &as_slices).unwrap_err();
+    assert!(
+        matches!(early.reason, RejectReason::EntryTooLarge { limit, .. } if limit == cap),
+        "{early}"
+    );
+    assert_eq!(early.key.as_deref(), Some("uk.a.b"));
+    assert_eq!(early.reason.label(), "too_large");
+    let decoded = CdcDecoder::new(limits).decode(ID, as_slices).unwrap_err();
+    assert_eq!(
+        decoded, early,
+        "the reader's early check and the decoder agree"
+    );
+    // An ordinary entry passes the early check.
+    let fine = put_fields(b"small");
+    let fine: Vec<(&[u8], &[u8])> = fine
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_slice()))
+        .collect();
+    assert!(limits.check_entry_size(ID, &fine).is_ok());
 }

@@ -15,7 +15,9 @@ mod path;
 mod tree;
 
 pub use member::{decode_member, encode_member, MemberError};
-pub use path::{ancestors, child_path, parent_and_segment, validate_object_id, ObjectIdError};
+pub use path::{
+    ancestors, child_path, parent_and_segment, validate_object_id, ObjectIdError, ObjectIdProblem,
+};
 pub use tree::MerkleTree;
 
 use sha2::{Digest, Sha256};

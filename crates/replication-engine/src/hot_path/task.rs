@@ -7,7 +7,7 @@ use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
 use replication_core::{
-    Backoff, CdcEvent, Cursor, HeldState, ItemRead, LocalState, PeerBackend, Retriable, StreamId,
+    Backoff, CdcEvent, Cursor, HeldState, LocalState, PeerBackend, Retriable, StreamId,
     SyncEngineRef,
 };
 use replication_peer::{GapKind, StreamTailer, TailBatch, TailEvent, TailStart, TailerHandle};
@@ -293,28 +293,29 @@ impl<S: SyncEngineRef> HotPath<S> {
             }
         }
         if !without.is_empty() {
-            let items = match self
-                .retry("read the peer's items", || peer.read_items(&without))
+            let held = match self
+                .retry("ask the peer which keys it holds", || {
+                    peer.exists_many(&without)
+                })
                 .await?
             {
-                Ok(items) => items,
+                Ok(held) => held,
                 Err(e) => {
                     tracing::warn!(peer = %self.peer.node_id(), error = %e, keys = without.len(),
-                        "the peer's items are unreadable; its deletes without tombstones are not applied");
+                        "the peer cannot say which keys it holds; its deletes without tombstones are not applied");
                     for key in without {
                         evidence.insert(key, DeleteEvidence::Unreadable);
                     }
                     return Ok(evidence);
                 }
             };
-            for (key, item) in without.into_iter().zip(items) {
+            for (key, held) in without.into_iter().zip(held) {
                 // A key the writer holds again was re-written after the delete there: the
                 // delete is superseded. Only a key it holds in no form gets the bare rule.
-                let seen = match item {
-                    ItemRead::Absent => DeleteEvidence::Bare,
-                    ItemRead::Present(_) | ItemRead::Unreadable { .. } => {
-                        DeleteEvidence::Superseded
-                    }
+                let seen = if held {
+                    DeleteEvidence::Superseded
+                } else {
+                    DeleteEvidence::Bare
                 };
                 evidence.insert(key, seen);
             }

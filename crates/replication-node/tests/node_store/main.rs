@@ -7,5 +7,6 @@ mod conflicts;
 mod cost;
 mod fixture;
 mod health;
+mod id_limits;
 mod round_trip;
 mod tree;

@@ -6,6 +6,7 @@
 use fred::types::config::{Config, ServerConfig, TlsConfig};
 use replication_core::config::redact_url;
 use replication_core::{PeerConfig, PeerTlsConfig};
+use replication_redis::percent_decode;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -63,14 +64,14 @@ impl Endpoint {
             "" => None,
             user => Some(
                 percent_decode(user)
-                    .map_err(|()| format!("redis_url {redacted}: bad user encoding"))?,
+                    .ok_or_else(|| format!("redis_url {redacted}: bad user encoding"))?,
             ),
         };
         let password = match url.password() {
             None => None,
             Some(p) => Some(
                 percent_decode(p)
-                    .map_err(|()| format!("redis_url {redacted}: bad password encoding"))?,
+                    .ok_or_else(|| format!("redis_url {redacted}: bad password encoding"))?,
             ),
         };
         let database = match url.path().trim_start_matches('/') {
@@ -110,25 +111,6 @@ impl Endpoint {
             ..Config::default()
         }
     }
-}
-
-/// Percent-decodes a URL user-info part (RFC 3986), rejecting invalid UTF-8.
-fn percent_decode(text: &str) -> Result<String, ()> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(())?;
-            let hex = std::str::from_utf8(hex).map_err(|_| ())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
 }
 
 /// A rustls client config: the CA file (or system roots) and an optional client certificate.

@@ -1,56 +1,28 @@
-//! Conversion of fred errors into core's `PeerError`, with secrets scrubbed.
+//! Conversion of fred errors into core's `PeerError`, with secrets scrubbed. What an error
+//! means (retriable or not) is decided once, by `replication_redis::Failure`.
 //!
 //! This is the crate edge: no fred type leaves it.
 
 use fred::error::{Error as FredError, ErrorKind};
 use replication_core::PeerError;
-
-/// Removes `secret` from `text` (fred and Redis should never echo it, but a message
-/// built from a URL or a config dump could).
-pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
-    match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "***"),
-        _ => text.to_owned(),
-    }
-}
-
-/// Whether a fred error means the server refused our credentials.
-pub(crate) fn is_auth(error: &FredError) -> bool {
-    let details = error.details();
-    matches!(error.kind(), ErrorKind::Auth)
-        || details.contains("WRONGPASS")
-        || details.contains("NOAUTH")
-        || details.contains("invalid password")
-        || details.contains("invalid username-password")
-}
+use replication_redis::{scrub, Failure};
 
 /// Maps a fred error to the core error of peer `peer`.
 pub(crate) fn to_peer_error(peer: &str, error: &FredError, secret: Option<&str>) -> PeerError {
     let message = scrub(error.details(), secret);
     let peer = peer.to_owned();
-    if is_auth(error) {
-        return PeerError::Auth { peer, message };
-    }
-    // A restarted Redis answers LOADING while it replays its AOF: a transient condition.
-    // fred reports a command it could not send (connection gone) as a routing failure.
-    if message.starts_with("LOADING")
-        || message.starts_with("BUSY")
-        || message.contains("Failed to route")
-    {
-        return PeerError::Connection { peer, message };
-    }
-    match error.kind() {
-        ErrorKind::IO
-        | ErrorKind::Canceled
-        | ErrorKind::Routing
-        | ErrorKind::Backpressure
-        | ErrorKind::Tls => PeerError::Connection { peer, message },
-        ErrorKind::Timeout => PeerError::Connection {
+    match Failure::of(error) {
+        Failure::Auth => PeerError::Auth { peer, message },
+        Failure::Config => PeerError::InvalidConfig { peer, message },
+        Failure::Connection if *error.kind() == ErrorKind::Timeout => PeerError::Connection {
             peer,
             message: format!("timed out: {message}"),
         },
-        ErrorKind::Config | ErrorKind::Url => PeerError::InvalidConfig { peer, message },
-        _ => PeerError::Protocol { peer, message },
+        // A server refusing service for now (LOADING after a restart, BUSY, TRYAGAIN, ...)
+        // is as transient as a dropped connection.
+        Failure::Connection | Failure::Refused => PeerError::Connection { peer, message },
+        // The peer's data does not follow the protocol: bad input, not a peer failure.
+        Failure::WrongType | Failure::BadArgument => PeerError::Protocol { peer, message },
     }
 }
 
@@ -72,15 +44,30 @@ mod tests {
         let mapped = to_peer_error("b", &io, Some("hunter2"));
         assert!(mapped.is_retriable());
         assert!(!mapped.to_string().contains("hunter2"));
-        let bad = FredError::new(ErrorKind::Unknown, "WRONGTYPE Operation against a key");
+        let bad = FredError::new(
+            ErrorKind::InvalidArgument,
+            "WRONGTYPE Operation against a key",
+        );
         assert!(matches!(
             to_peer_error("b", &bad, None),
             PeerError::Protocol { .. }
         ));
-        let loading = FredError::new(
-            ErrorKind::Unknown,
+        for transient in [
             "LOADING Redis is loading the dataset in memory",
-        );
-        assert!(to_peer_error("b", &loading, None).is_retriable());
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "BUSY Redis is busy running a script",
+        ] {
+            let error = FredError::new(ErrorKind::Unknown, transient);
+            assert!(
+                to_peer_error("b", &error, None).is_retriable(),
+                "{transient}"
+            );
+        }
+        let tls = FredError::new(ErrorKind::Tls, "handshake failed");
+        assert!(to_peer_error("b", &tls, None).is_retriable());
+        let timeout = FredError::new(ErrorKind::Timeout, "slow");
+        assert!(to_peer_error("b", &timeout, None)
+            .to_string()
+            .contains("timed out"));
     }
 }

@@ -9,7 +9,9 @@
 
 mod endpoint;
 mod errors;
+mod item_reads;
 mod keys;
+mod limits;
 mod query;
 mod reply;
 mod status;
@@ -24,11 +26,12 @@ use fred::types::config::ReconnectPolicy;
 use fred::types::Builder;
 use futures::future::BoxFuture;
 use keys::Keys;
+use limits::ReadLimits;
 use query::{Query, QueryService, Reply};
 use replication_core::merkle::Hash;
 use replication_core::{
-    CheckedRead, ConnectionStatus, HotPathSettings, ItemRead, PeerBackend, PeerConfig, PeerError,
-    PeerSettings, RawEntry, ReadRequest, StreamId, StreamInfo, Tombstone,
+    CheckedRead, ConnectionStatus, ItemRead, PeerBackend, PeerConfig, PeerError, PeerSettings,
+    RawEntry, ReadRequest, Settings, StreamId, StreamInfo, Tombstone,
 };
 use status::{Link, StatusTracker};
 use std::fmt;
@@ -68,12 +71,14 @@ impl RedisPeer {
     /// Validates the peer's URL and TLS files and starts connecting in the background.
     /// Returns at once even when the peer is down; calls fail with a retriable error until
     /// it is connected. Must be called within a Tokio runtime.
-    pub fn new(
-        config: &PeerConfig,
-        settings: &PeerSettings,
-        hot: &HotPathSettings,
-    ) -> Result<RedisPeer, PeerError> {
-        let _ = hot; // Read sizes and block times come with each request.
+    ///
+    /// `settings.peer` tunes the connections and resilience layers; `settings.limits` and
+    /// `settings.hot_path.max_content_bytes` bound what reads accept from the peer (taken
+    /// once, here: a changed limit applies from the peer's next reconnect). Read sizes and
+    /// block times come with each request.
+    pub fn new(config: &PeerConfig, settings: &Settings) -> Result<RedisPeer, PeerError> {
+        let limits = ReadLimits::from_settings(settings);
+        let settings = &settings.peer;
         let peer: Arc<str> = Arc::from(config.node_id.as_str());
         let invalid = |message: String| PeerError::InvalidConfig {
             peer: peer.to_string(),
@@ -88,9 +93,9 @@ impl RedisPeer {
         let secret: Option<Arc<str>> = endpoint.password.as_deref().map(Arc::from);
         let status = StatusTracker::new(&peer, endpoint.password.clone());
         let query_client = build_client(&endpoint, settings)
-            .map_err(|e| invalid(errors::scrub(e.details(), secret.as_deref())))?;
+            .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
         let stream_client = build_client(&endpoint, settings)
-            .map_err(|e| invalid(errors::scrub(e.details(), secret.as_deref())))?;
+            .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
         status.watch(&query_client, Link::Query);
         status.watch(&stream_client, Link::Stream);
         let supervisors = vec![
@@ -111,6 +116,7 @@ impl RedisPeer {
             secret: secret.clone(),
             status: Arc::clone(&status),
             round_trips: Arc::clone(&round_trips),
+            limits,
         };
         let queries = resilience::query_stack(query_service, settings, breaker.clone());
         let stream_service = StreamService {
@@ -325,6 +331,13 @@ impl PeerBackend for RedisPeer {
         match self.query(Query::Items(Arc::from(keys))).await? {
             Reply::Items(items) => Ok(items),
             _ => Err(self.unexpected("read_items")),
+        }
+    }
+
+    async fn exists_many(&self, keys: &[String]) -> Result<Vec<bool>, PeerError> {
+        match self.query(Query::Exists(Arc::from(keys))).await? {
+            Reply::Exists(exists) => Ok(exists),
+            _ => Err(self.unexpected("exists_many")),
         }
     }
 

@@ -1,18 +1,19 @@
 //! The peer's non-blocking calls as a tower `Service` over the query connection: each
 //! [`Query`] is one round trip (pipelined or `MULTI`/`EXEC`), except item reads, which add
-//! a second one only for RedisJSON documents.
+//! two only for RedisJSON documents (see `item_reads`).
 
 use super::errors::to_peer_error;
 use super::keys::Keys;
+use super::limits::ReadLimits;
 use super::reply;
 use super::status::{Link, StatusTracker};
-use crate::items::{parse_item_json, parse_json_document};
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, TransactionInterface};
 use fred::types::{ClusterHash, CustomCommand, Value};
 use futures::future::BoxFuture;
 use replication_core::merkle::Hash;
 use replication_core::{CheckedRead, ItemRead, PeerError, StreamId, StreamInfo, Tombstone};
+use replication_redis::Failure;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -27,6 +28,7 @@ pub(crate) enum Query {
     MerkleRoot,
     MerkleChildren(Arc<[String]>),
     Items(Arc<[String]>),
+    Exists(Arc<[String]>),
     Tombstones(Arc<[String]>),
     Ping,
 }
@@ -40,6 +42,7 @@ impl Query {
             Query::MerkleRoot => "merkle_root",
             Query::MerkleChildren(_) => "merkle_children",
             Query::Items(_) => "read_items",
+            Query::Exists(_) => "exists_many",
             Query::Tombstones(_) => "read_tombstones",
             Query::Ping => "ping",
         }
@@ -54,11 +57,12 @@ pub(crate) enum Reply {
     MerkleRoot(Option<Hash>),
     MerkleChildren(Vec<Vec<(String, Hash)>>),
     Items(Vec<ItemRead>),
+    Exists(Vec<bool>),
     Tombstones(Vec<Option<Tombstone>>),
     Ping(Duration),
 }
 
-fn cmd(name: &'static str) -> CustomCommand {
+pub(super) fn cmd(name: &'static str) -> CustomCommand {
     CustomCommand::new_static(name, ClusterHash::FirstKey, false)
 }
 
@@ -72,6 +76,7 @@ pub(crate) struct QueryService {
     pub(crate) status: Arc<StatusTracker>,
     /// Network exchanges made (a pipeline or a transaction counts once).
     pub(crate) round_trips: Arc<AtomicU64>,
+    pub(crate) limits: ReadLimits,
 }
 
 impl tower::Service<Query> for QueryService {
@@ -105,18 +110,18 @@ impl tower::Service<Query> for QueryService {
 }
 
 impl QueryService {
-    fn fred_error(&self, e: &fred::error::Error) -> PeerError {
+    pub(super) fn fred_error(&self, e: &fred::error::Error) -> PeerError {
         to_peer_error(&self.peer, e, self.secret.as_deref())
     }
 
-    fn protocol(&self, message: String) -> PeerError {
+    pub(super) fn protocol(&self, message: String) -> PeerError {
         PeerError::Protocol {
             peer: self.peer.to_string(),
             message,
         }
     }
 
-    fn trip(&self) {
+    pub(super) fn trip(&self) {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -164,12 +169,15 @@ impl QueryService {
                 if paths.is_empty() {
                     return Ok(Reply::MerkleChildren(Vec::new()));
                 }
+                // One member more than the cap tells an oversized set from a full one,
+                // without reading the set whole.
+                let max = self.limits.max_children;
                 let pipeline = self.client.pipeline();
                 for path in paths.iter() {
                     let args = vec![
                         self.keys.merkle_children(path),
                         "0".to_owned(),
-                        "-1".to_owned(),
+                        max.to_string(),
                     ];
                     let _: () = pipeline
                         .custom(cmd("ZRANGE"), args)
@@ -181,29 +189,25 @@ impl QueryService {
                 let mut out = Vec::with_capacity(paths.len());
                 for (path, reply) in paths.iter().zip(replies) {
                     let value = reply.map_err(|e| self.fred_error(&e))?;
-                    out.push(
-                        reply::merkle_children(value)
-                            .map_err(|m| self.protocol(format!("children of {path:?}: {m}")))?,
-                    );
+                    let children = reply::merkle_children(value)
+                        .map_err(|m| self.protocol(format!("children of {path:?}: {m}")))?;
+                    if children.len() > max {
+                        return Err(self.protocol(format!(
+                            "children of {path:?}: more than {max} members \
+                             (settings.limits.max_children_per_node)"
+                        )));
+                    }
+                    out.push(self.limits.children_within(&self.peer, path, children));
                 }
                 Ok(Reply::MerkleChildren(out))
             }
             Query::Items(keys) => self.read_items(&keys).await.map(Reply::Items),
+            Query::Exists(keys) => self.exists_many(&keys).await.map(Reply::Exists),
             Query::Tombstones(keys) => {
                 if keys.is_empty() {
                     return Ok(Reply::Tombstones(Vec::new()));
                 }
-                let mut args = vec![self.keys.tombstones()];
-                args.extend(keys.iter().cloned());
-                self.trip();
-                let v: Value = self
-                    .client
-                    .custom(cmd("HMGET"), args)
-                    .await
-                    .map_err(|e| self.fred_error(&e))?;
-                Ok(Reply::Tombstones(
-                    reply::tombstones(v, keys.len()).map_err(|m| self.protocol(m))?,
-                ))
+                self.read_tombstones(&keys).await.map(Reply::Tombstones)
             }
         }
     }
@@ -250,78 +254,30 @@ impl QueryService {
         }
     }
 
-    /// `TYPE` and `GET` per key in one pipeline; a second pipeline of `JSON.GET` only for
-    /// keys that are RedisJSON documents.
-    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pipeline = self.client.pipeline();
-        for key in keys {
-            let _: () = pipeline
-                .custom(cmd("TYPE"), vec![self.keys.item(key)])
-                .await
-                .map_err(|e| self.fred_error(&e))?;
-            let _: () = pipeline
-                .custom(cmd("GET"), vec![self.keys.item(key)])
-                .await
-                .map_err(|e| self.fred_error(&e))?;
-        }
+    /// `HMGET` of the tombstones hash. Tombstones are evidence, parsed key by key: a
+    /// malformed value, or a tombstones key that is not a hash at all, is logged and reads
+    /// as no tombstone (as from a peer that keeps none, like sync-engine), so that one bad
+    /// value can neither fail the read of the others nor stall the stream that needs them.
+    /// Absent evidence never deletes anything on its own (PROTOCOL.md "How a delete travels").
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
+        let hash = self.keys.tombstones();
+        let mut args = vec![hash.clone()];
+        args.extend(keys.iter().cloned());
         self.trip();
-        let mut replies = pipeline.try_all::<Value>().await.into_iter();
-        let mut out = Vec::with_capacity(keys.len());
-        let mut json_keys = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let (Some(kind), Some(get)) = (replies.next(), replies.next()) else {
-                return Err(self.protocol("pipeline returned fewer replies than commands".into()));
-            };
-            let kind = kind.map_err(|e| self.fred_error(&e))?;
-            let kind = kind.as_str().map(|s| s.to_string()).unwrap_or_default();
-            out.push(match kind.as_str() {
-                "none" => ItemRead::Absent,
-                "string" => match get {
-                    Ok(v) => match v.into_bytes() {
-                        Some(bytes) => parse_item_json(key, &bytes),
-                        // Deleted between TYPE and GET in the same pipeline.
-                        None => ItemRead::Absent,
-                    },
-                    Err(e) => return Err(self.fred_error(&e)),
-                },
-                "ReJSON-RL" => {
-                    json_keys.push(i);
-                    ItemRead::Absent
-                }
-                other => ItemRead::Unreadable {
-                    reason: format!(
-                        "key holds a {other}, not an item string or RedisJSON document"
-                    ),
-                },
-            });
-        }
-        if !json_keys.is_empty() {
-            let pipeline = self.client.pipeline();
-            for &i in &json_keys {
-                let args = vec![self.keys.item(&keys[i]), "$".to_owned()];
-                let _: () = pipeline
-                    .custom(cmd("JSON.GET"), args)
-                    .await
-                    .map_err(|e| self.fred_error(&e))?;
+        let value: Value = match self.client.custom(cmd("HMGET"), args).await {
+            Ok(value) => value,
+            Err(e) if Failure::of(&e) == Failure::WrongType => {
+                tracing::warn!(peer = %self.peer, key = %hash,
+                    "peer's tombstones key is not a hash; reading it as no tombstones");
+                return Ok(vec![None; keys.len()]);
             }
-            self.trip();
-            for (&i, reply) in json_keys.iter().zip(pipeline.try_all::<Value>().await) {
-                out[i] = match reply {
-                    Ok(v) => match v.into_bytes() {
-                        Some(bytes) => parse_json_document(&keys[i], &bytes),
-                        None => ItemRead::Absent,
-                    },
-                    // The module is absent: the key exists but cannot be read here.
-                    Err(e) if e.details().contains("unknown command") => ItemRead::Unreadable {
-                        reason: "RedisJSON document, but the peer has no RedisJSON module".into(),
-                    },
-                    Err(e) => return Err(self.fred_error(&e)),
-                };
-            }
+            Err(e) => return Err(self.fred_error(&e)),
+        };
+        let read = reply::tombstones(value, keys.len()).map_err(|m| self.protocol(m))?;
+        for (i, reason) in &read.malformed {
+            tracing::warn!(peer = %self.peer, key = %keys[*i], %reason,
+                "malformed tombstone at the peer; read as no tombstone");
         }
-        Ok(out)
+        Ok(read.tombstones)
     }
 }

@@ -5,19 +5,21 @@
 use bytes::Bytes;
 use fred::types::Value;
 use replication_core::merkle::{decode_member, Hash};
-use replication_core::{parse_hash_hex, RawEntry, StreamId, StreamInfo, Tombstone};
+use replication_core::{
+    decode_tombstone_json, parse_hash_hex, RawEntry, StreamId, StreamInfo, Tombstone,
+};
+use replication_redis::{into_array, into_bytes};
 
 fn bytes_of(value: Value, what: &str) -> Result<Bytes, String> {
-    value
-        .into_bytes()
-        .ok_or_else(|| format!("{what}: expected a string"))
+    match into_bytes(value) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("{what}: expected a string, got nil")),
+        Err(e) => Err(format!("{what}: {e}")),
+    }
 }
 
 fn array_of(value: Value, what: &str) -> Result<Vec<Value>, String> {
-    match value {
-        Value::Array(items) => Ok(items),
-        other => Err(format!("{what}: expected an array, got {}", other.kind())),
-    }
+    into_array(value).map_err(|e| format!("{what}: {e}"))
 }
 
 fn stream_id_of(value: Value, what: &str) -> Result<StreamId, String> {
@@ -143,8 +145,19 @@ pub(crate) fn merkle_children(value: Value) -> Result<Vec<(String, Hash)>, Strin
         .collect()
 }
 
-/// An `HMGET {prefix}tombstones k1 k2 ...` reply: one JSON value or nil per key.
-pub(crate) fn tombstones(value: Value, expected: usize) -> Result<Vec<Option<Tombstone>>, String> {
+/// Tombstones read with `HMGET`, each key on its own: a malformed value is no evidence
+/// (`None`) for its key alone, and is listed in `malformed` for the caller to report.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct TombstonesRead {
+    /// One per key asked, in order.
+    pub(crate) tombstones: Vec<Option<Tombstone>>,
+    /// `(index of the key, why its value was refused)`.
+    pub(crate) malformed: Vec<(usize, String)>,
+}
+
+/// An `HMGET {prefix}tombstones k1 k2 ...` reply: one JSON value or nil per key. Only a
+/// reply of the wrong shape fails as a whole.
+pub(crate) fn tombstones(value: Value, expected: usize) -> Result<TombstonesRead, String> {
     let values = match value {
         // fred collapses a one-element array to its element.
         Value::Array(values) => values,
@@ -156,21 +169,24 @@ pub(crate) fn tombstones(value: Value, expected: usize) -> Result<Vec<Option<Tom
             values.len()
         ));
     }
-    values
-        .into_iter()
-        .map(|v| {
-            if v.is_null() {
-                return Ok(None);
+    let mut read = TombstonesRead::default();
+    for (i, v) in values.into_iter().enumerate() {
+        let parsed = match into_bytes(v) {
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => decode_tombstone_json(&bytes)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("tombstone: {e}")),
+        };
+        match parsed {
+            Ok(tombstone) => read.tombstones.push(tombstone),
+            Err(reason) => {
+                read.tombstones.push(None);
+                read.malformed.push((i, reason));
             }
-            let bytes = bytes_of(v, "tombstone")?;
-            parse_tombstone(&bytes).map(Some)
-        })
-        .collect()
-}
-
-/// `{"version":v,"deleted_at":ms}` (unknown fields ignored).
-pub(crate) fn parse_tombstone(bytes: &[u8]) -> Result<Tombstone, String> {
-    replication_core::decode_tombstone_json(bytes).map_err(|e| e.to_string())
+        }
+    }
+    Ok(read)
 }
 
 #[cfg(test)]
@@ -256,20 +272,28 @@ mod tests {
             Value::Array(vec![
                 Value::Null,
                 s(r#"{"version":3,"deleted_at":7,"x":1}"#),
+                s("{"),
+                Value::Array(vec![]),
             ]),
-            2,
+            4,
         )
         .unwrap();
         assert_eq!(
-            t,
+            t.tombstones,
             vec![
                 None,
                 Some(Tombstone {
                     version: 3,
                     deleted_at: 7
-                })
+                }),
+                None,
+                None,
             ]
         );
-        assert!(tombstones(Value::Array(vec![s("{")]), 1).is_err());
+        assert_eq!(
+            t.malformed.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert!(tombstones(Value::Array(vec![s("{")]), 2).is_err());
     }
 }

@@ -1,10 +1,10 @@
 //! Cached connection facts of a Redis peer, kept current from fred's connection events
 //! and from call outcomes, read by health checks without I/O.
 
-use super::errors::{is_auth, scrub};
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, EventInterface};
 use replication_core::{ConnectionState, ConnectionStatus, PeerError};
+use replication_redis::{scrub, Failure};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,7 +63,7 @@ impl StatusTracker {
         tokio::spawn(async move {
             while let Ok((error, _server)) = errors.recv().await {
                 let mut facts = this.facts();
-                facts.last_error_is_auth = is_auth(&error);
+                facts.last_error_is_auth = Failure::of(&error) == Failure::Auth;
                 facts.last_error = Some(scrub(
                     &format!("{link:?} connection: {}", error.details()),
                     this.secret.as_deref(),

@@ -1,5 +1,6 @@
 //! Adaptive read size (AIMD): grow by a step when a read comes back full (we are behind),
-//! halve when it comes back short (we are caught up), within `[1, max]`.
+//! halve when it comes back short (we are caught up), within `[1, max]`; and never more
+//! entries than, at the size of the last read's entries, fit a byte budget.
 
 /// The current read size and its bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +42,18 @@ impl BatchSize {
     }
 }
 
+impl BatchSize {
+    /// Caps the size so that the next read, at the mean entry size of one that returned
+    /// `returned` entries in `bytes`, stays within `budget` bytes (at least one entry).
+    pub(crate) fn fit_bytes(&mut self, returned: usize, bytes: usize, budget: usize) {
+        if returned == 0 || bytes <= budget {
+            return;
+        }
+        let per_entry = (bytes / returned).max(1);
+        self.current = self.current.min((budget / per_entry).max(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +74,21 @@ mod tests {
         size.set_bounds(10, 5);
         size.observe(1, 1);
         assert_eq!(size.current(), 5);
+    }
+
+    #[test]
+    fn large_entries_shrink_the_read_to_the_byte_budget() {
+        let mut size = BatchSize::new(100, 1000);
+        size.observe(100, 100);
+        // 100 entries of 1 MB against a 16 MB budget: 16 per read from now on.
+        size.fit_bytes(100, 100 << 20, 16 << 20);
+        assert_eq!(size.current(), 16);
+        // One entry larger than the budget: one at a time.
+        size.fit_bytes(1, 64 << 20, 16 << 20);
+        assert_eq!(size.current(), 1);
+        // Within the budget nothing changes.
+        let mut small = BatchSize::new(100, 1000);
+        small.fit_bytes(100, 1 << 20, 16 << 20);
+        assert_eq!(small.current(), 100);
     }
 }

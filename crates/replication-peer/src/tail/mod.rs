@@ -6,14 +6,13 @@
 mod batch_size;
 mod events;
 mod gap;
+mod screen;
 mod worker;
 
 pub use events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 pub use gap::{detect_gap, GapCheck, GapKind};
 
-use replication_core::{
-    DecodeLimits, HotPathSettings, PeerBackend, PeerError, PeerSettings, StreamId,
-};
+use replication_core::{DecodeLimits, PeerBackend, PeerError, Settings, StreamId};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -50,13 +49,15 @@ pub struct TailOptions {
 
 impl TailOptions {
     /// Options from the engine settings.
-    pub fn from_settings(hot: &HotPathSettings, peer: &PeerSettings) -> Self {
+    pub fn from_settings(settings: &Settings) -> Self {
+        let (hot, peer) = (&settings.hot_path, &settings.peer);
         Self {
             batch_size: hot.batch_size,
             max_batch_size: hot.max_batch_size,
             block_timeout: hot.block_timeout,
             limits: DecodeLimits {
                 max_decompressed_bytes: hot.max_content_bytes,
+                object_ids: settings.limits.object_ids(),
             },
             check_interval: Duration::from_secs(30),
             retry_initial: peer.reconnect_initial_delay,
@@ -67,7 +68,7 @@ impl TailOptions {
 
 impl Default for TailOptions {
     fn default() -> Self {
-        Self::from_settings(&HotPathSettings::default(), &PeerSettings::default())
+        Self::from_settings(&Settings::default())
     }
 }
 

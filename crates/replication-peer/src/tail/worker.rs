@@ -9,6 +9,9 @@
 //! after errors, while behind (last read full: trimming bites there), and every
 //! `check_interval` (catches a stream deleted while we idle).
 //!
+//! An entry over the entry cap is rejected as soon as it is read (`screen`), and the read
+//! size shrinks to a byte budget when entries are large, so what a read holds is bounded.
+//!
 //! Decoding (zstd, SHA-256, meta JSON) runs in a second task fed through a channel of
 //! capacity 1, so the next read is on the wire while the previous batch is decoded: on a
 //! backlog the tailer is then bounded by the slower of the two stages instead of their sum
@@ -18,6 +21,7 @@
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 use super::gap::{detect_gap, GapCheck};
+use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
 use replication_core::{
     Backoff, CdcDecoder, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest, StreamInfo,
@@ -46,7 +50,7 @@ enum Stage {
 }
 
 struct RawBatch {
-    entries: Vec<RawEntry>,
+    entries: Vec<Screened>,
     position: TailPosition,
     lag: Lag,
     limits: DecodeLimits,
@@ -184,6 +188,9 @@ impl Worker {
             }
             let lag = lag(position, info.as_ref());
             self.position = position;
+            let returned = entries.len();
+            let (entries, read_bytes) = screen(entries, &options.limits);
+            size.fit_bytes(returned, read_bytes, read_budget(&options.limits));
             let batch = RawBatch {
                 entries,
                 position,
@@ -266,18 +273,21 @@ impl Decoding {
     fn decode(
         &self,
         decoder: &mut CdcDecoder,
-        entries: Vec<RawEntry>,
+        entries: Vec<Screened>,
         position: TailPosition,
         lag: Lag,
     ) -> TailBatch {
         let records = entries
             .into_iter()
             .map(|entry| {
-                let decoded = decoder.decode(entry.id, entry.fields);
+                let (id, decoded) = match entry {
+                    Screened::Raw(entry) => (entry.id, decoder.decode(entry.id, entry.fields)),
+                    Screened::Rejected(rejected) => (rejected.entry_id, Err(rejected)),
+                };
                 if let Err(e) = &decoded {
-                    tracing::warn!(peer = self.peer.node_id(), entry = %entry.id, reason = %e.reason, "skipping bad CDC entry");
+                    tracing::warn!(peer = self.peer.node_id(), entry = %id, reason = %e.reason, "skipping bad CDC entry");
                 }
-                (entry.id, decoded)
+                (id, decoded)
             })
             .collect();
         TailBatch {
@@ -287,6 +297,12 @@ impl Decoding {
             lag,
         }
     }
+}
+
+/// Bytes one read should stay within: room for a few entries at the entry cap, so the
+/// read size shrinks when a peer writes large entries (see `BatchSize::fit_bytes`).
+fn read_budget(limits: &DecodeLimits) -> usize {
+    limits.max_entry_bytes().saturating_mul(4)
 }
 
 fn lag(position: TailPosition, info: Option<&StreamInfo>) -> Lag {

@@ -5,7 +5,7 @@
 use fred::prelude::*;
 use fred::types::{ClusterHash, CustomCommand};
 use replication_core::{
-    CdcEncoder, CdcEvent, HotPathSettings, PeerConfig, PeerSettings, StreamId, SyncItem,
+    CdcEncoder, CdcEvent, PeerConfig, PeerSettings, Settings, StreamId, SyncItem,
 };
 use replication_peer::{RedisPeer, TailEvent, TailerHandle};
 use std::sync::Arc;
@@ -13,15 +13,18 @@ use std::time::Duration;
 
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-pub fn settings() -> PeerSettings {
-    PeerSettings {
-        connect_timeout: Duration::from_secs(2),
-        command_timeout: Duration::from_secs(5),
-        reconnect_initial_delay: Duration::from_millis(50),
-        reconnect_max_delay: Duration::from_millis(500),
-        // Restart tests must not trip the breaker; breaker logic has its own unit tests.
-        circuit_failure_threshold: 1_000_000,
-        ..PeerSettings::default()
+pub fn settings() -> Settings {
+    Settings {
+        peer: PeerSettings {
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(5),
+            reconnect_initial_delay: Duration::from_millis(50),
+            reconnect_max_delay: Duration::from_millis(500),
+            // Restart tests must not trip the breaker; breaker logic has its own unit tests.
+            circuit_failure_threshold: 1_000_000,
+            ..PeerSettings::default()
+        },
+        ..Settings::default()
     }
 }
 
@@ -32,8 +35,7 @@ pub fn peer_config(url: &str, prefix: &str) -> PeerConfig {
 }
 
 pub async fn connected_peer(config: &PeerConfig) -> Arc<RedisPeer> {
-    let peer = RedisPeer::new(config, &settings(), &HotPathSettings::default())
-        .expect("valid peer config");
+    let peer = RedisPeer::new(config, &settings()).expect("valid peer config");
     peer.wait_connected(DEADLINE).await.expect("peer connects");
     Arc::new(peer)
 }

@@ -1,0 +1,108 @@
+//! Bad data in a peer's Redis, next to good data (real redis-servers; the peer is a
+//! `NodeStore`, the engine's local store a `MemoryStore`): the bad value is passed over and
+//! everything around it replicates; the stream never stalls on it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{eventually, Mesh};
+use replication_engine::{
+    MemoryCursorStore, PeerConfig, ReplicationEngine, ReplicationEngineConfig,
+};
+use replication_node::{NodeStore, NodeStoreConfig};
+use replication_testkit::{MemoryStore, RedisServer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+fn config(peer_url: String) -> ReplicationEngineConfig {
+    let mut c = ReplicationEngineConfig::new("me");
+    let mut peer = PeerConfig::new("p", peer_url);
+    peer.redis_prefix = "p:".into();
+    c.peers = vec![peer];
+    let s = &mut c.settings;
+    s.hot_path.block_timeout = Duration::from_millis(100);
+    s.cold_path.enabled = false;
+    s.peer.reconnect_initial_delay = Duration::from_millis(50);
+    s.peer.reconnect_max_delay = Duration::from_millis(500);
+    s.sync_engine.retry_initial_delay = Duration::from_millis(20);
+    s.sync_engine.retry_max_delay = Duration::from_millis(200);
+    s.shutdown_timeout = Duration::from_secs(5);
+    c
+}
+
+async fn engine(me: &MemoryStore, peer_url: String) -> ReplicationEngine<MemoryStore> {
+    let cfg = config(peer_url);
+    let (_tx, rx) = watch::channel(cfg.clone());
+    let mut engine = ReplicationEngine::builder(cfg, rx)
+        .sync_engine(Arc::new(me.clone()))
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    engine.start().await.unwrap();
+    engine
+}
+
+#[tokio::test]
+async fn a_malformed_tombstone_at_the_peer_does_not_stall_its_stream() {
+    let server = RedisServer::start().unwrap();
+    let peer = NodeStore::connect(NodeStoreConfig::new(server.url()).with_prefix("p:"))
+        .await
+        .unwrap();
+    for key in ["gone.bad", "gone.good"] {
+        peer.put(key, b"v".to_vec()).await.unwrap();
+        assert!(peer.delete_item(key).await.unwrap());
+    }
+    // Something else wrote junk over one of the peer's tombstones.
+    let reply = server
+        .command(&["HSET", "p:tombstones", "gone.bad", "{not json"])
+        .unwrap();
+    assert!(reply.starts_with(':'), "{reply}");
+    peer.put("after", b"still flowing".to_vec()).await.unwrap();
+
+    let me = MemoryStore::new();
+    let mut engine = engine(&me, server.url()).await;
+    eventually("the write after the bad tombstone arrives", || {
+        me.item("after").is_some()
+    })
+    .await;
+    // The good tombstone came along; the bad one counted as absent (the bare rule: the
+    // writer holds the key in no form, so the delete applies).
+    assert!(me.tombstone("gone.good").is_some());
+    assert!(me.item("gone.bad").is_none() && me.item("gone.good").is_none());
+    engine.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_evidence_asks_whether_keys_exist_without_fetching_them() {
+    // A writer that keeps no tombstones (as sync-engine): each DEL needs to know whether
+    // the writer holds the key again.
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    a.set_like_sync_engine(true);
+    let mesh = Mesh::new(&[("a", &a)]);
+    a.put_local("gone", vec![1; 1 << 20]);
+    a.put_local("back", vec![2; 1 << 20]);
+    a.delete_local("gone");
+    a.delete_local("back");
+    a.put_local("back", vec![3; 1 << 20]);
+    let cfg = common::config("me", &["a"]);
+    let (_tx, rx) = watch::channel(cfg.clone());
+    let mut engine = ReplicationEngine::builder(cfg, rx)
+        .sync_engine(Arc::new(me.clone()))
+        .peer_connector(mesh.connector())
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    engine.start().await.unwrap();
+    eventually("the re-written key arrives", || {
+        me.item("back").is_some_and(|item| item.content[0] == 3)
+    })
+    .await;
+    assert!(me.item("gone").is_none());
+    let counters = mesh.last_peer("a").unwrap().counters();
+    assert!(counters.exists_calls >= 1, "{counters:?}");
+    assert_eq!(
+        (counters.item_calls, counters.content_bytes_returned),
+        (0, 0),
+        "no item was fetched to learn that it exists: {counters:?}"
+    );
+    engine.shutdown().await;
+}

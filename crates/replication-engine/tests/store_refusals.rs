@@ -1,0 +1,158 @@
+//! The node's own Redis refusing writes for a while (`NOREPLICAS`, `OOM`, `READONLY`):
+//! the engine holds the changes back and retries them, nothing is lost, and none is counted
+//! as refused bad input. Real redis-servers on both sides: the peer is a `NodeStore`
+//! writing its CDC stream, the engine's local store is a `NodeStore` too. Repair is off, so
+//! only the hot path can have delivered the writes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::Recorded;
+use metrics_util::debugging::DebuggingRecorder;
+use replication_engine::metrics as names;
+use replication_engine::{
+    MemoryCursorStore, PeerConfig, ReplicationEngine, ReplicationEngineConfig,
+};
+use replication_node::{NodeStore, NodeStoreConfig};
+use replication_testkit::RedisServer;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+async fn node(server: &RedisServer, prefix: &str) -> NodeStore {
+    NodeStore::connect(NodeStoreConfig::new(server.url()).with_prefix(prefix))
+        .await
+        .unwrap()
+}
+
+fn config(peer_url: String) -> ReplicationEngineConfig {
+    let mut c = ReplicationEngineConfig::new("me");
+    let mut peer = PeerConfig::new("p", peer_url);
+    peer.redis_prefix = "p:".into();
+    c.peers = vec![peer];
+    let s = &mut c.settings;
+    s.hot_path.block_timeout = Duration::from_millis(100);
+    s.cold_path.enabled = false;
+    s.peer.reconnect_initial_delay = Duration::from_millis(50);
+    s.peer.reconnect_max_delay = Duration::from_millis(500);
+    s.sync_engine.retry_initial_delay = Duration::from_millis(20);
+    s.sync_engine.retry_max_delay = Duration::from_millis(200);
+    s.sync_engine.circuit_open_for = Duration::from_millis(200);
+    s.shutdown_timeout = Duration::from_secs(5);
+    c
+}
+
+/// Polls the async `check` until it holds; fails after 30 s.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn command(server: &RedisServer, args: &[&str]) {
+    let reply = server.command(args).unwrap();
+    assert!(!reply.starts_with("ERR"), "{args:?}: {reply}");
+}
+
+/// Writes go through, then `refuse` makes the local Redis refuse writes while the peer
+/// writes `keys`, then `reset` lifts it: every key arrives, and `store_refused` stays 0.
+async fn refused_writes_are_held_back_and_land_after(refuse: &[&[&str]], reset: &[&[&str]]) {
+    let recorder = DebuggingRecorder::new();
+    let recorded = Recorded::new(recorder.snapshotter());
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (peer_redis, local_redis) = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
+    let peer = node(&peer_redis, "p:").await;
+    let local = node(&local_redis, "l:").await;
+    let cfg = config(peer_redis.url());
+    let (_tx, rx) = watch::channel(cfg.clone());
+    let mut engine = ReplicationEngine::builder(cfg, rx)
+        .sync_engine(Arc::new(local.clone()))
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    engine.start().await.unwrap();
+    peer.put("before", b"flowing".to_vec()).await.unwrap();
+    until("the first write arrives", || async {
+        local.get_item("before").await.unwrap().is_some()
+    })
+    .await;
+
+    for args in refuse {
+        command(&local_redis, args);
+    }
+    let keys: Vec<String> = (0..50).map(|i| format!("during.{i}")).collect();
+    for key in &keys {
+        peer.put(key, key.as_bytes().to_vec()).await.unwrap();
+    }
+    // The engine meets the refusal (a retry today's code would not make, or a change it
+    // would wrongly skip) before the refusal is lifted.
+    until("the engine meets the refusal", || async {
+        recorded.counter(names::APPLY_RETRIES, &[("peer", "p")]) > 0
+            || recorded.counter(names::EVENTS_REJECTED, &[("reason", "store_refused")]) > 0
+    })
+    .await;
+    let health = engine.health_check().await;
+    assert!(
+        !health.sync_engine_accepting_writes || !health.ready,
+        "a store refusing writes is not ready: {health:?}"
+    );
+    for args in reset {
+        command(&local_redis, args);
+    }
+    until("every write made during the refusal arrives", || async {
+        for key in &keys {
+            if local.get_item(key).await.unwrap().is_none() {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(
+        recorded.counter(names::EVENTS_REJECTED, &[("reason", "store_refused")]),
+        0,
+        "a refusing server is not bad input"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn noreplicas_holds_changes_back_until_replicas_return() {
+    refused_writes_are_held_back_and_land_after(
+        &[&["CONFIG", "SET", "min-replicas-to-write", "1"]],
+        &[&["CONFIG", "SET", "min-replicas-to-write", "0"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn out_of_memory_holds_changes_back_until_memory_is_available() {
+    refused_writes_are_held_back_and_land_after(
+        &[
+            &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+            &["CONFIG", "SET", "maxmemory", "1"],
+        ],
+        &[&["CONFIG", "SET", "maxmemory", "0"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_read_only_replica_holds_changes_back_until_it_is_a_primary_again() {
+    // Nothing listens on port 1: the replica never syncs, so it keeps its data and only
+    // refuses writes (READONLY), as a failed-over URL would.
+    refused_writes_are_held_back_and_land_after(
+        &[&["REPLICAOF", "127.0.0.1", "1"]],
+        &[&["REPLICAOF", "NO", "ONE"]],
+    )
+    .await;
+}
