@@ -56,6 +56,10 @@ impl<S: SyncEngineRef> SyncEngineRef for Gate<S> {
         self.open.load(Ordering::SeqCst) && self.inner.should_accept_writes()
     }
 
+    fn connection(&self) -> Option<replication_core::ConnectionStatus> {
+        self.inner.connection()
+    }
+
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
         self.check()?;
         self.inner.submit(item).await

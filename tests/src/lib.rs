@@ -4,6 +4,7 @@
 //!
 //! The scenarios live in `tests/`; docs/RELIABILITY.md maps each fault to its test.
 
+pub mod backend;
 pub mod daemon;
 pub mod fuzz_checks;
 pub mod gate;
@@ -14,6 +15,7 @@ pub mod resp;
 pub mod scenario;
 pub mod workload;
 
+pub use backend::{Backend, NodeRedis};
 pub use gate::Gate;
 pub use mesh::{Mesh, MeshOptions, Node};
 pub use model::{Model, Observed};

@@ -1,7 +1,10 @@
 //! N in-process nodes: each a private `redis-server`, a [`NodeStore`] over it (behind a
 //! [`Gate`]) and a [`ReplicationEngine`] whose connection to every peer goes through its
-//! own [`FaultProxy`], so any single link can be cut, delayed or blackholed.
+//! own [`FaultProxy`], so any single link can be cut, delayed or blackholed. A node may
+//! instead keep its data behind Sentinel or on a Redis Cluster ([`Backend`]); its peers
+//! then read it through that deployment's URL, without a proxy.
 
+use crate::backend::{Backend, NodeRedis};
 use crate::gate::Gate;
 use crate::model::{show, Model, Observed};
 use crate::proxy::FaultProxy;
@@ -10,7 +13,6 @@ use replication_core::{LocalState, SyncEngineRef};
 use replication_cursor::MemoryCursorStore;
 use replication_engine::{PeerConfig, ReplicationEngine, ReplicationEngineConfig, Settings};
 use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::RedisServer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,8 @@ pub struct MeshOptions {
     pub cold_interval: Duration,
     /// `settings.hot_path.max_content_bytes`.
     pub max_content_bytes: usize,
+    /// Each node's Redis deployment (index by node; missing entries are single servers).
+    pub backends: Vec<Backend>,
     /// `settings.tombstones.retention` (zero: collect as soon as every peer has seen it).
     pub tombstone_retention: Duration,
 }
@@ -47,6 +51,7 @@ impl MeshOptions {
             cold_path: true,
             cold_interval: Duration::from_secs(1),
             max_content_bytes: 16 * 1024 * 1024,
+            backends: vec![Backend::Single; nodes],
             tombstone_retention: replication_core::TombstoneSettings::default().retention,
         }
     }
@@ -56,10 +61,11 @@ impl MeshOptions {
 pub struct Node {
     /// Node id (`{scenario}-{index}`).
     pub id: String,
-    /// Key prefix of its store (`n{index}:`).
+    /// Key prefix of its store (`n{index}:`; `{n{index}}:` on a Cluster, whose keys must
+    /// share one slot).
     pub prefix: String,
     /// Its own Redis.
-    pub redis: RedisServer,
+    pub redis: NodeRedis,
     /// Its store, behind the gate the engine writes through.
     pub store: Arc<Gate<NodeStore>>,
     engine: Option<Engine>,
@@ -87,7 +93,8 @@ impl Node {
     /// Ids of every item the node's Redis holds (`KEYS`, test-sized data only), sorted.
     pub fn item_ids(&self) -> Result<Vec<String>, String> {
         let pattern = format!("{}*", self.prefix);
-        let reply = crate::resp::command_str(self.redis.addr(), &["KEYS", &pattern])
+        let holder = self.redis.holder().map_err(|e| e.to_string())?;
+        let reply = crate::resp::command_str(holder.addr(), &["KEYS", &pattern])
             .map_err(|e| e.to_string())?;
         let mut ids: Vec<String> = reply
             .items()
@@ -120,7 +127,8 @@ pub struct Mesh {
     pub scenario: Scenario,
     /// The nodes, by index.
     pub nodes: Vec<Node>,
-    /// `links[i][j]`: the proxy node i's engine uses to reach node j's Redis (None for i == j).
+    /// `links[i][j]`: the proxy node i's engine uses to reach node j's Redis (None for
+    /// i == j, and for a node j behind Sentinel or on a Cluster, read through its URL).
     pub links: Vec<Vec<Option<FaultProxy>>>,
     options: MeshOptions,
 }
@@ -133,11 +141,18 @@ impl Mesh {
     pub async fn start(scenario: &Scenario, options: MeshOptions) -> Self {
         let mut nodes = Vec::new();
         for i in 0..options.nodes {
-            let redis = RedisServer::builder()
-                .persistence(options.persistence)
-                .start()
-                .expect("starting redis-server (install it or run `cargo xtask test`)");
-            let prefix = format!("n{i}:");
+            let backend = options.backends.get(i).copied().unwrap_or_default();
+            let prefix = match backend {
+                Backend::Cluster => format!("{{n{i}}}:"),
+                Backend::Single | Backend::Sentinel => format!("n{i}:"),
+            };
+            let start = || NodeRedis::start(backend, options.persistence, &prefix);
+            let redis = match backend {
+                Backend::Single => start(),
+                // Forming a Sentinel set or a Cluster takes seconds of waiting.
+                Backend::Sentinel | Backend::Cluster => tokio::task::block_in_place(start),
+            }
+            .expect("starting redis-server (install it or run `cargo xtask test`)");
             let store =
                 NodeStore::connect(NodeStoreConfig::new(redis.url()).with_prefix(prefix.clone()))
                     .await
@@ -155,7 +170,7 @@ impl Mesh {
         for i in 0..nodes.len() {
             let mut row = Vec::new();
             for (j, peer) in nodes.iter().enumerate() {
-                row.push(if i == j {
+                row.push(if i == j || peer.redis.is_ha() {
                     None
                 } else {
                     Some(
@@ -184,11 +199,14 @@ impl Mesh {
     pub fn engine_config(&self, i: usize) -> ReplicationEngineConfig {
         let mut config = ReplicationEngineConfig::new(self.nodes[i].id.clone());
         for (j, peer) in self.nodes.iter().enumerate() {
-            if let Some(proxy) = &self.links[i][j] {
-                let mut p = PeerConfig::new(peer.id.clone(), proxy.redis_url());
-                p.redis_prefix = peer.prefix.clone();
-                config.peers.push(p);
-            }
+            let url = match &self.links[i][j] {
+                Some(proxy) => proxy.redis_url(),
+                None if i != j => peer.redis.url(),
+                None => continue,
+            };
+            let mut p = PeerConfig::new(peer.id.clone(), url);
+            p.redis_prefix = peer.prefix.clone();
+            config.peers.push(p);
         }
         fast_settings(
             &mut config.settings,
@@ -239,11 +257,12 @@ impl Mesh {
     /// The proxy node `from` uses to reach node `to`.
     ///
     /// # Panics
-    /// When `from == to` (a node has no link to itself).
+    /// When `from == to` (a node has no link to itself), or node `to` is behind Sentinel
+    /// or on a Cluster (read without a proxy).
     pub fn link(&self, from: usize, to: usize) -> &FaultProxy {
         self.links[from][to]
             .as_ref()
-            .expect("no link from a node to itself")
+            .expect("no proxy on this link (the same node, or a Sentinel or Cluster node)")
     }
 
     /// Cuts node `k` off from every other node, both directions (blackhole: reads hang

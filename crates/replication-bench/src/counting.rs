@@ -97,6 +97,10 @@ impl<S: SyncEngineRef> SyncEngineRef for Counting<S> {
         self.inner.should_accept_writes()
     }
 
+    fn connection(&self) -> Option<replication_core::ConnectionStatus> {
+        self.inner.connection()
+    }
+
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
         let stamp: Vec<u64> = if self.lags.is_some() {
             stamp_of(&item.content).into_iter().collect()

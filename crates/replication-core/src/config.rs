@@ -5,6 +5,7 @@
 //! checks what serde cannot and names the bad field (`peers[1].redis_url`).
 
 pub use crate::limits::LimitSettings;
+use crate::redis_url::RedisUrl;
 pub use crate::redis_url::{redact_url, redact_urls_in, validate_redis_url};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -63,13 +64,13 @@ impl ReplicationEngineConfig {
                     format!("duplicate peer id {:?}", peer.node_id),
                 ));
             }
-            validate_redis_url(&peer.redis_url)
+            let url = RedisUrl::parse(&peer.redis_url)
                 .map_err(|why| ConfigError::new(field("redis_url"), why))?;
             if let Some(tls) = &peer.tls {
-                if !peer.redis_url.starts_with("rediss://") {
+                if !url.tls {
                     return Err(ConfigError::new(
                         field("tls"),
-                        "TLS settings need a rediss:// redis_url",
+                        "TLS settings need a rediss:// (or rediss-sentinel://, rediss-cluster://) redis_url",
                     ));
                 }
                 if tls.cert_file.is_some() != tls.key_file.is_some() {
@@ -99,7 +100,9 @@ impl ReplicationEngineConfig {
 pub struct PeerConfig {
     /// The peer's node id (unique, not `local_node_id`).
     pub node_id: String,
-    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Never logged.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; or a Sentinel
+    /// (`redis-sentinel://…?sentinelServiceName=…`) or Cluster (`redis-cluster://…`) URL,
+    /// see [`RedisUrl`]. Never logged.
     pub redis_url: String,
     /// Prefix of every key the peer writes, with its trailing separator (`"node-b:"`). Default `""`.
     #[serde(default)]

@@ -44,8 +44,9 @@ pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use limits::ObjectIdLimits;
 pub use peer::{
     CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
-    ReadRequest, StreamInfo,
+    ReadRequest, ServingServer, StreamInfo,
 };
+pub use redis_url::{RedisTopology, RedisUrl};
 pub use retriable::Retriable;
 pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};

@@ -108,6 +108,37 @@ pub struct ConnectionStatus {
     pub reconnects: u64,
     /// The peer's circuit breaker is open: calls fail fast until it half-opens.
     pub circuit_open: bool,
+    /// The server holding the peer's stream as last seen (`host:port`): the primary a
+    /// Sentinel named, or the Cluster primary owning the stream's slot. `None` before the
+    /// first connection, or for backends without such a notion.
+    pub server: Option<String>,
+    /// How many times that server changed while connected (a Sentinel or Cluster
+    /// failover, or a reconfigured deployment): each one may have lost writes the old
+    /// primary had not replicated.
+    pub failovers: u64,
+}
+
+/// The server holding a node's data as connection events report it (the primary a
+/// Sentinel named, the Cluster primary owning the node's slot), and how often it changed:
+/// the failover count of [`ConnectionStatus`], kept by the Redis clients of peers and of
+/// the node store alike.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServingServer {
+    /// `host:port` as last seen.
+    pub server: Option<String>,
+    /// Times it changed after the first sighting.
+    pub failovers: u64,
+}
+
+impl ServingServer {
+    /// Records that `server` holds the data now; a different server than before counts
+    /// as a failover.
+    pub fn observe(&mut self, server: String) {
+        if self.server.as_ref().is_some_and(|old| *old != server) {
+            self.failovers += 1;
+        }
+        self.server = Some(server);
+    }
 }
 
 /// A failed peer call. Messages never contain passwords.
@@ -252,4 +283,26 @@ pub trait PeerBackend: Send + Sync + 'static {
 
     /// Closes connections; later calls fail with `Closed`.
     async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_change_of_server_is_a_failover() {
+        let mut serving = ServingServer::default();
+        serving.observe("a:1".into());
+        serving.observe("a:1".into());
+        assert_eq!(serving.failovers, 0);
+        serving.observe("b:2".into());
+        serving.observe("a:1".into());
+        assert_eq!(
+            serving,
+            ServingServer {
+                server: Some("a:1".into()),
+                failovers: 2
+            }
+        );
+    }
 }

@@ -89,6 +89,13 @@ pub trait SyncEngineRef: Send + Sync + 'static {
         true
     }
 
+    /// The store's connection to its server, cached (no I/O), for health: which server
+    /// holds the data now and how often that changed (failovers). Defaults to `None`
+    /// (nothing to report); override when the store talks to a server.
+    fn connection(&self) -> Option<crate::ConnectionStatus> {
+        None
+    }
+
     /// Stores a replicated item. Must not append to the CDC stream (no echo).
     fn submit(&self, item: SyncItem) -> impl Future<Output = Result<(), SyncError>> + Send;
 

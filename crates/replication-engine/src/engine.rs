@@ -5,7 +5,7 @@ use crate::connector::{PeerConnector, RedisConnector};
 use crate::error::{EngineError, Result};
 use crate::health::HealthCheck;
 use crate::lifecycle::Lifecycle;
-use crate::metrics::{ENGINE_STATE, SYNC_ENGINE_CIRCUIT};
+use crate::metrics::{ENGINE_STATE, SYNC_ENGINE_CIRCUIT, SYNC_ENGINE_FAILOVERS};
 use crate::peer_manager::PeerManager;
 use crate::reload::{peer_changes, reject_reason, PeerChange};
 use crate::shared::Shared;
@@ -304,6 +304,9 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
         let accepting = self.sync_engine.should_accept_writes();
         let circuit = self.circuit.state_name();
         metrics::gauge!(SYNC_ENGINE_CIRCUIT).set(self.circuit.gauge_value());
+        let store = self.sync_engine.connection();
+        let store_failovers = store.as_ref().map_or(0, |c| c.failovers);
+        metrics::counter!(SYNC_ENGINE_FAILOVERS).absolute(store_failovers);
         let peers = self.peer_manager.health();
         peers
             .iter()
@@ -321,6 +324,8 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
             healthy,
             sync_engine_accepting_writes: accepting,
             sync_engine_circuit: circuit,
+            sync_engine_server: store.and_then(|c| c.server),
+            sync_engine_failovers: store_failovers,
             peers_connected,
             peers_total: peers.len(),
             peers,

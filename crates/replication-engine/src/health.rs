@@ -22,6 +22,11 @@ pub struct HealthCheck {
     pub sync_engine_accepting_writes: bool,
     /// State of the local-store circuit breaker: `closed`, `open` or `half_open`.
     pub sync_engine_circuit: &'static str,
+    /// The server holding the local store's data (a Sentinel-named primary, the Cluster
+    /// primary of its slot), when the store reports one (`SyncEngineRef::connection`).
+    pub sync_engine_server: Option<String>,
+    /// Times that server changed (failovers of the local store's Redis).
+    pub sync_engine_failovers: u64,
     /// Enabled peers whose connection is up.
     pub peers_connected: usize,
     /// Configured peers (enabled or not).
@@ -55,6 +60,13 @@ pub struct PeerHealth {
     pub last_error: Option<String>,
     /// Last successful call, ms since the epoch.
     pub last_success_ms: Option<i64>,
+    /// The server holding the peer's stream (`host:port`: the primary a Sentinel named,
+    /// the Cluster primary owning the stream's slot), once connected.
+    pub server: Option<String>,
+    /// Times the connection was re-established.
+    pub reconnects: u64,
+    /// Times `server` changed while connected: failovers of the peer's Redis.
+    pub failovers: u64,
     /// Last repair cycle, if any ran.
     pub last_repair: Option<RepairHealth>,
     /// Entries of the peer's stream were lost to us (a gap: trimmed before we read them,

@@ -43,6 +43,13 @@ pub const REPAIR_ROUND_TRIPS: &str = "replication_repair_round_trips_total";
 pub const PEER_CONNECTED: &str = "replication_peer_connected";
 /// 1 when the peer circuit is open.
 pub const PEER_CIRCUIT_OPEN: &str = "replication_peer_circuit_open";
+/// Failovers of a peer's Redis seen by its connection (the server holding the stream
+/// changed), label `peer`.
+pub const PEER_FAILOVERS: &str = "replication_peer_failovers_total";
+/// Reconnects of a peer's connections, label `peer`.
+pub const PEER_RECONNECTS: &str = "replication_peer_reconnects_total";
+/// Failovers of the local store's Redis (the server holding its data changed).
+pub const SYNC_ENGINE_FAILOVERS: &str = "replication_sync_engine_failovers_total";
 /// Local-store circuit: 0 closed, 1 half-open, 2 open.
 pub const SYNC_ENGINE_CIRCUIT: &str = "replication_sync_engine_circuit_state";
 /// Times the hot path paused because the store asked for backpressure.
@@ -106,6 +113,9 @@ impl PeerMetrics {
         let label = [("peer", health.node_id.clone())];
         gauge!(PEER_CONNECTED, &label).set(if health.connected { 1.0 } else { 0.0 });
         gauge!(PEER_CIRCUIT_OPEN, &label).set(if health.circuit_open { 1.0 } else { 0.0 });
+        // Counted by the connection itself: published as they stand.
+        counter!(PEER_FAILOVERS, &label).absolute(health.failovers);
+        counter!(PEER_RECONNECTS, &label).absolute(health.reconnects);
     }
 
     pub(crate) fn repair_counter(&self, name: &'static str) -> Counter {

@@ -5,7 +5,7 @@
 //! (its cursor, its completed repair cycles, which count for tombstone collection) says
 //! nothing about the new one and is forgotten ([`PeerChange::Retarget`]).
 
-use replication_core::{PeerConfig, ReplicationEngineConfig};
+use replication_core::{PeerConfig, RedisTopology, RedisUrl, ReplicationEngineConfig};
 
 /// One peer-level consequence of a config change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,32 +21,55 @@ pub(crate) enum PeerChange {
     Retarget(PeerConfig),
 }
 
-/// What identifies the stream a peer config names: the server (host and port), the
-/// database and the key prefix. Credentials, TLS and `enabled` do not change it.
+/// What identifies the stream a peer config names: the deployment (one server, the
+/// Sentinels and service name, or the Cluster's seed nodes, as a set: their order does not
+/// matter), the database and the key prefix. Credentials (Sentinels' included), TLS and
+/// `enabled` do not change it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct StreamIdentity {
-    server: Option<(String, Option<u16>)>,
-    database: String,
+    kind: &'static str,
+    servers: Vec<(String, u16)>,
+    service: Option<String>,
+    database: u8,
     prefix: String,
+    /// A URL that does not parse (never in a validated config) is its own identity.
+    unparsed: Option<String>,
 }
 
 impl StreamIdentity {
     pub(crate) fn of(peer: &PeerConfig) -> Self {
-        let parsed = url::Url::parse(&peer.redis_url).ok();
-        let server = parsed.as_ref().and_then(|url| {
-            url.host_str()
-                .map(|host| (host.to_ascii_lowercase(), url.port_or_known_default()))
-        });
-        let database = parsed
-            .as_ref()
-            .map(|url| url.path().trim_start_matches('/').to_owned())
-            .filter(|db| !db.is_empty())
-            .unwrap_or_else(|| "0".to_owned());
+        let prefix = peer.redis_prefix.clone();
+        let Ok(url) = RedisUrl::parse(&peer.redis_url) else {
+            return Self {
+                kind: "unparsed",
+                servers: Vec::new(),
+                service: None,
+                database: 0,
+                prefix,
+                unparsed: Some(peer.redis_url.clone()),
+            };
+        };
+        let (kind, mut servers, service) = match url.topology {
+            RedisTopology::Standalone { host, port } => ("server", vec![(host, port)], None),
+            RedisTopology::Sentinel {
+                sentinels,
+                service_name,
+                ..
+            } => ("sentinel", sentinels, Some(service_name)),
+            RedisTopology::Cluster { nodes } => ("cluster", nodes, None),
+        };
+        for (host, _) in &mut servers {
+            host.make_ascii_lowercase();
+        }
+        servers.sort();
+        servers.dedup();
         Self {
-            // Redis URLs have no known default port in `url`: 6379 is Redis's.
-            server: server.map(|(host, port)| (host, port.or(Some(6379)))),
-            database,
-            prefix: peer.redis_prefix.clone(),
+            kind,
+            servers,
+            service,
+            database: url.database.unwrap_or(0),
+            prefix,
+            unparsed: None,
         }
     }
 }
@@ -146,6 +169,33 @@ mod tests {
         assert_ne!(peer("redis://h:6379", ""), peer("redis://h:6380", ""));
         assert_ne!(peer("redis://h:6379", "a:"), peer("redis://h:6379", "b:"));
         assert_ne!(peer("redis://h", ""), peer("redis://g", ""));
+        // Sentinel: the service behind the same Sentinels, listed in any order, with any
+        // credentials, is the same stream; another service is another stream.
+        let sentinel = "redis-sentinel://s1:26379?sentinelServiceName=m&node=s2:26379";
+        assert_eq!(
+            peer(sentinel, ""),
+            peer(
+                "redis-sentinel://u:p@S2:26379/0?node=s1:26379&sentinelServiceName=m&sentinelPassword=x",
+                ""
+            )
+        );
+        assert_ne!(
+            peer(sentinel, ""),
+            peer(
+                "redis-sentinel://s1:26379?sentinelServiceName=n&node=s2:26379",
+                ""
+            )
+        );
+        // Cluster: the seed nodes as a set; a Cluster is not the standalone server it
+        // shares a host with.
+        assert_eq!(
+            peer("redis-cluster://a:7000?node=b:7001", ""),
+            peer("redis-cluster://b:7001?node=a:7000", "")
+        );
+        assert_ne!(
+            peer("redis-cluster://a:7000", ""),
+            peer("redis://a:7000", "")
+        );
     }
 
     #[test]

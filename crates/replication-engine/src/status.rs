@@ -122,7 +122,10 @@ impl PeerStatus {
             last_error: inner
                 .last_error
                 .or_else(|| connection.as_ref().and_then(|c| c.last_error.clone())),
-            last_success_ms: connection.and_then(|c| c.last_success_ms),
+            last_success_ms: connection.as_ref().and_then(|c| c.last_success_ms),
+            server: connection.as_ref().and_then(|c| c.server.clone()),
+            reconnects: connection.as_ref().map_or(0, |c| c.reconnects),
+            failovers: connection.as_ref().map_or(0, |c| c.failovers),
             last_repair: inner.last_repair,
             gap_unrepaired: inner.gaps_seen > inner.gaps_repaired,
         }

@@ -629,6 +629,7 @@ async fn health_check_reads_cached_state_only() {
                 last_error: None,
                 last_success_ms: Some(1),
                 reconnects: 0,
+                ..ConnectionStatus::default()
             });
             // Hot and cold paths are off: nothing but health may touch the peer, and
             // health must do no I/O at all.

@@ -1,15 +1,19 @@
 //! Configuration of the node store: where the node's Redis is and the limits it enforces.
 
-use replication_core::ObjectIdLimits;
+use crate::keys::hash_tag;
+use crate::NodeError;
+use replication_core::{ObjectIdLimits, RedisUrl};
 use std::time::Duration;
 
 /// Where and how the node store keeps its data.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NodeStoreConfig {
-    /// `redis://` or `rediss://` URL of the node's own Redis (may carry `user:pass@`).
+    /// URL of the node's own Redis (may carry `user:pass@`): `redis://` or `rediss://` for
+    /// one server, `redis[s]-sentinel://…?sentinelServiceName=…` for a primary found through
+    /// Sentinel, `redis[s]-cluster://` for a Redis Cluster (see `replication_core::RedisUrl`).
     pub redis_url: String,
     /// Prefix of every key the store writes, with its own trailing separator (`"node-b:"`);
-    /// empty for bare keys.
+    /// empty for bare keys. On a Cluster it must hold a hash tag (`"{node-b}:"`).
     pub redis_prefix: String,
     /// Largest item content accepted, in bytes; larger writes fail permanently.
     pub max_payload_bytes: usize,
@@ -48,6 +52,28 @@ impl NodeStoreConfig {
         self
     }
 
+    /// Checks what can be known before connecting: the URL's form, and on a Redis Cluster
+    /// that the prefix puts every key of the store in one slot. Returns the parsed URL.
+    pub fn validate(&self) -> Result<RedisUrl, NodeError> {
+        let url = RedisUrl::parse(&self.redis_url).map_err(|message| NodeError::Config {
+            field: "redis_url",
+            message: format!("{}: {message}", self.redacted_url()),
+        })?;
+        if url.is_cluster() && hash_tag(&self.redis_prefix).is_none() {
+            return Err(NodeError::Config {
+                field: "redis_prefix",
+                message: format!(
+                    "{:?} has no hash tag, but the node's Redis is a Cluster: every key of a \
+                     node must share one hash slot, since a write is one MULTI/EXEC block \
+                     running a script over all of them; put the node's name in braces, \
+                     for example \"{{node-b}}:\"",
+                    self.redis_prefix
+                ),
+            });
+        }
+        Ok(url)
+    }
+
     /// The URL with any password replaced by `***`, for logs and errors.
     pub fn redacted_url(&self) -> String {
         replication_core::config::redact_url(&self.redis_url)
@@ -80,5 +106,35 @@ mod tests {
         assert!(shown.contains("***"));
         assert_eq!(config.max_payload_bytes, 16 * 1024 * 1024);
         assert_eq!(config.cdc_maxlen, 100_000);
+    }
+
+    #[test]
+    fn a_cluster_store_needs_a_hash_tagged_prefix() {
+        let cluster = NodeStoreConfig::new("redis-cluster://u:hunter2@h:7000").with_prefix("n:");
+        let error = cluster.validate().unwrap_err();
+        let shown = error.to_string();
+        assert!(
+            shown.contains("redis_prefix") && shown.contains("hash tag"),
+            "{shown}"
+        );
+        assert!(shown.contains("{node-b}:"), "{shown}");
+        assert!(!error.is_retriable());
+        let tagged = NodeStoreConfig::new("redis-cluster://h:7000").with_prefix("{n}:");
+        assert!(tagged.validate().unwrap().is_cluster());
+        // One server or a Sentinel-watched primary takes any prefix.
+        for url in ["redis://h:1", "redis-sentinel://h?sentinelServiceName=m"] {
+            assert!(NodeStoreConfig::new(url)
+                .with_prefix("n:")
+                .validate()
+                .is_ok());
+        }
+        let bad = NodeStoreConfig::new("redis-sentinel://u:hunter2@h")
+            .validate()
+            .unwrap_err();
+        let shown = bad.to_string();
+        assert!(
+            shown.contains("sentinelServiceName") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::{NodeError, NodeStoreConfig};
 use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
-use replication_redis::scrub_url_password;
+use replication_core::RedisTopology;
+use replication_redis::{scrub, scrub_url_password};
 use std::time::Duration;
 
 /// How long one connection attempt may take.
@@ -12,12 +13,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connected client. After the first connection, fred reconnects by itself (exponential
 /// backoff, unbounded attempts) and retries in-flight commands; the store's own retries only
 /// cover write conflicts, so the two never multiply.
+///
+/// The URL is checked first (`NodeStoreConfig::validate`), so that a malformed one fails
+/// with our own redacted message; fred then reads the same forms (Sentinel and Cluster
+/// included).
 pub(crate) async fn connect(config: &NodeStoreConfig) -> Result<Client, NodeError> {
+    let url = config.validate()?;
+    // The Sentinels' own password sits in the query, where the URL scrub does not look.
+    let sentinel_password = match &url.topology {
+        RedisTopology::Sentinel { password, .. } => password.as_deref(),
+        _ => None,
+    };
     let fail = |error: fred::error::Error| NodeError::Connect {
         url: config.redacted_url(),
-        source: Box::new(Redacted(scrub_url_password(
-            &error.to_string(),
-            &config.redis_url,
+        source: Box::new(Redacted(scrub(
+            &scrub_url_password(&error.to_string(), &config.redis_url),
+            sentinel_password,
         ))),
     };
     let fred_config = Config::from_url(&config.redis_url).map_err(fail)?;

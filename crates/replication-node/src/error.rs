@@ -10,6 +10,14 @@ pub type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// What can go wrong in the node store.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// The store's configuration cannot work (names the setting and why).
+    #[error("node store {field}: {message}")]
+    Config {
+        /// The setting, as `[node]` names it (`redis_url`, `redis_prefix`).
+        field: &'static str,
+        /// What is wrong, secrets redacted.
+        message: String,
+    },
     /// The node's Redis could not be reached when connecting.
     #[error("cannot connect to the node's Redis at {url}")]
     Connect {
@@ -92,7 +100,8 @@ impl NodeError {
             | NodeError::ReservedKey { .. }
             | NodeError::PayloadTooLarge { .. }
             | NodeError::InvalidItem { .. }
-            | NodeError::Corrupt { .. } => false,
+            | NodeError::Corrupt { .. }
+            | NodeError::Config { .. } => false,
         }
     }
 
@@ -188,5 +197,32 @@ mod tests {
         );
         assert!(!wrong.is_retriable());
         assert!(SyncError::from(wrong).message().contains("WRONGTYPE"));
+    }
+
+    #[test]
+    fn a_failover_in_progress_is_retriable() {
+        use fred::error::{Error, ErrorKind};
+        for (kind, details) in [
+            (
+                ErrorKind::Unknown,
+                "READONLY You can't write against a read only replica.",
+            ),
+            (ErrorKind::Unknown, "CLUSTERDOWN The cluster is down"),
+            (ErrorKind::Unknown, "MASTERDOWN Link with MASTER is down"),
+            (
+                ErrorKind::Unknown,
+                "NOREPLICAS Not enough good replicas to write.",
+            ),
+            (ErrorKind::Sentinel, "Failed to read cached sentinel nodes."),
+            (ErrorKind::Cluster, "Failed to find a cluster node for slot"),
+        ] {
+            let error = NodeError::redis("write", Error::new(kind, details));
+            assert!(error.is_retriable(), "{details}");
+        }
+        let config = NodeError::Config {
+            field: "redis_prefix",
+            message: "no hash tag".into(),
+        };
+        assert!(!config.is_retriable());
     }
 }

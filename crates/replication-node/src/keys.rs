@@ -3,8 +3,14 @@
 //! Items live at `{prefix}{object_id}`, beside the store's own keys, so an object id that
 //! spells one of those keys would overwrite it (sync-engine has the same layout and the
 //! same hazard). [`KeySpace::check_id`] refuses such ids.
+//!
+//! On a Redis Cluster every key of a node must live in one hash slot, since a write is one
+//! `MULTI`/`EXEC` block running a script over all of them: the prefix must carry a hash tag
+//! (`"{node-b}:"`), see [`hash_tag`]. Commands are then routed to that slot's primary
+//! ([`KeySpace::route`]).
 
 use crate::NodeError;
+use fred::types::ClusterHash;
 use replication_core::ObjectIdLimits;
 
 /// Store keys (without prefix) that no object id may spell.
@@ -85,6 +91,12 @@ impl KeySpace {
         out
     }
 
+    /// Where every command of this store goes on a Cluster: the slot of its keys (one slot
+    /// for all of them, given a hash-tagged prefix). A single server ignores it.
+    pub(crate) fn route(&self) -> ClusterHash {
+        ClusterHash::from(self.epoch().as_str())
+    }
+
     /// Checks that `id` is a valid object id within `limits` that does not collide with a
     /// store key. The bounds come first: they cost at most `limits.max_bytes` steps.
     pub(crate) fn check_id(id: &str, limits: &ObjectIdLimits) -> Result<(), NodeError> {
@@ -101,6 +113,16 @@ impl KeySpace {
             None => Ok(()),
         }
     }
+}
+
+/// The hash tag every key under `prefix` hashes on, if the prefix fixes one: Redis hashes
+/// only what lies between the first `{` of a key and the first `}` after it, when that is
+/// not empty. A `{` without its `}` inside the prefix leaves the tag to each key's suffix.
+pub(crate) fn hash_tag(prefix: &str) -> Option<&str> {
+    let open = prefix.find('{')?;
+    let rest = &prefix[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
 }
 
 #[cfg(test)]
@@ -122,6 +144,23 @@ mod tests {
 
     fn check(id: &str) -> Result<(), NodeError> {
         KeySpace::check_id(id, &ObjectIdLimits::default())
+    }
+
+    #[test]
+    fn a_prefix_fixes_a_hash_tag_only_with_both_braces_around_something() {
+        assert_eq!(hash_tag("{node-b}:"), Some("node-b"));
+        assert_eq!(hash_tag("app:{b}:x{y}"), Some("b"));
+        for none in ["", "node-b:", "{}:", "{node-b", "node}{b", "}{"] {
+            assert_eq!(hash_tag(none), None, "{none}");
+        }
+        // Every store key of a tagged prefix is in one slot.
+        let keys = KeySpace::new("{n1}:");
+        let slot = |k: &str| fred::util::redis_keyslot(k.as_bytes());
+        let expected = slot(&keys.epoch());
+        for key in [keys.cdc(), keys.item("a.b"), keys.hash(""), keys.staging(3)] {
+            assert_eq!(slot(&key), expected, "{key}");
+        }
+        assert_eq!(keys.route(), ClusterHash::Custom(expected));
     }
 
     #[test]

@@ -74,7 +74,16 @@
 //! or deeper than [`NodeStoreConfig::object_id_limits`] are refused with
 //! [`NodeError::InvalidKey`] before any bookkeeping (an id costs one tree node per ancestor,
 //! each named by its full path). Object ids that would collide with the store's own keys
-//! (`cdc`, `tombstones`, `merkle:*`, `store:*`) are refused. The store needs a standalone Redis (no cluster): a batch spans many keys.
+//! (`cdc`, `tombstones`, `merkle:*`, `store:*`) are refused.
+//!
+//! # Deployments
+//! The node's Redis may be one server, a primary found through Sentinel or a Redis
+//! Cluster (`NodeStoreConfig::redis_url`). On a Cluster every key of the store must share
+//! one hash slot, since a commit is one `MULTI`/`EXEC` block over all of them: the prefix
+//! must carry a hash tag (`"{node-b}:"`), and [`NodeStoreConfig::validate`] refuses one
+//! without. After a failover the client follows the new primary by itself; writes refused
+//! meanwhile (connection lost, `READONLY`, `CLUSTERDOWN`) fail retriably, and
+//! [`NodeStore::connection`] shows the server change.
 
 mod apply_script;
 mod config;
@@ -86,6 +95,7 @@ mod merkle_update;
 mod plan;
 mod prepared;
 mod reads;
+mod server_watch;
 mod state_read;
 mod store;
 mod stored;

@@ -6,13 +6,14 @@ use crate::keys::KeySpace;
 use crate::plan::{Outcome, WriteOp};
 use crate::prepared::PreparedReads;
 use crate::reads::Reader;
+use crate::server_watch::ServerWatch;
 use crate::writer::{committed_item, Writer};
 use crate::{NodeError, NodeStoreConfig};
 use fred::prelude::ClientLike;
 use replication_core::merkle::Hash;
 use replication_core::{
-    parse_hash_hex, Change, ContentType, LocalState, ObjectIdLimits, SyncEngineRef, SyncError,
-    SyncItem, Tombstone,
+    parse_hash_hex, Change, ConnectionStatus, ContentType, LocalState, ObjectIdLimits,
+    SyncEngineRef, SyncError, SyncItem, Tombstone,
 };
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ struct Inner {
     reader: Reader,
     writer: Writer,
     health: Arc<Health>,
+    /// The server the writes go to (it holds the data), from the write client's events.
+    watch: ServerWatch,
 }
 
 impl std::fmt::Debug for NodeStore {
@@ -44,8 +47,14 @@ impl NodeStore {
     /// server is unreachable.
     pub async fn connect(config: NodeStoreConfig) -> Result<Self, NodeError> {
         let keys = KeySpace::new(&config.redis_prefix);
+        let cluster_slot = config
+            .validate()?
+            .is_cluster()
+            .then(|| fred::util::redis_keyslot(keys.epoch().as_bytes()));
         let read_client = connect(&config).await?;
         let write_client = connect(&config).await?;
+        let watch = ServerWatch::new(&write_client, cluster_slot);
+        watch.seed();
         let prepared = Arc::new(PreparedReads::default());
         let writer = Writer::new(
             write_client,
@@ -62,6 +71,7 @@ impl NodeStore {
                 reader,
                 writer,
                 health: Health::new(),
+                watch,
             }),
         })
     }
@@ -139,6 +149,13 @@ impl NodeStore {
     /// The Merkle root as 64 lowercase hex characters; `None` when the store is empty.
     pub async fn merkle_root_hex(&self) -> Result<Option<String>, NodeError> {
         Ok(self.inner.reader.root().await?.map(hex::encode))
+    }
+
+    /// The server holding the store's data (the primary Sentinel named, or the Cluster
+    /// primary owning the store's slot), how often it changed, and reconnects: cached, no
+    /// I/O.
+    pub fn connection(&self) -> ConnectionStatus {
+        self.inner.watch.status(self.inner.health.is_closed())
     }
 
     /// Closes both connections; later calls fail.
@@ -222,6 +239,10 @@ impl NodeStore {
 impl SyncEngineRef for NodeStore {
     fn should_accept_writes(&self) -> bool {
         self.inner.health.accepting() && !self.inner.health.is_closed()
+    }
+
+    fn connection(&self) -> Option<ConnectionStatus> {
+        Some(NodeStore::connection(self))
     }
 
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {

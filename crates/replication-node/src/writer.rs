@@ -20,6 +20,7 @@ use crate::tree_cache::TreeCache;
 use crate::NodeError;
 use bytes::Bytes;
 use fred::prelude::{Client, ClientLike, KeysInterface, LuaInterface, TransactionInterface, Value};
+use fred::types::CustomCommand;
 use replication_core::cdc::CdcEncoder;
 use replication_core::merkle::{encode_member, Hash};
 use replication_core::{encode_item_json, encode_tombstone_json, Backoff, SyncItem};
@@ -67,10 +68,7 @@ impl Writer {
         cdc_maxlen: u64,
         prepared: Arc<PreparedReads>,
     ) -> Result<Self, NodeError> {
-        let purge_sha: String = client
-            .script_load(PURGE_SOURCE)
-            .await
-            .map_err(|e| NodeError::redis("SCRIPT LOAD", e))?;
+        let purge_sha = load_script(&client, &keys, PURGE_SOURCE).await?;
         Ok(Self {
             client,
             keys,
@@ -397,10 +395,9 @@ impl Writer {
             Value::from(epoch),
         ]);
         eval.extend(argv);
-        let _: () = block
-            .custom(fred::cmd!("EVAL"), eval)
-            .await
-            .map_err(queue)?;
+        // Routed by the store's slot: fred would hash the script's source, the first argument.
+        let eval_command = CustomCommand::new_static("EVAL", self.keys.route(), false);
+        let _: () = block.custom(eval_command, eval).await.map_err(queue)?;
         let replies: Value = block
             .exec(true)
             .await
@@ -433,11 +430,7 @@ impl Writer {
             .await
         {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
-                let _: String = self
-                    .client
-                    .script_load(source)
-                    .await
-                    .map_err(|e| NodeError::redis("SCRIPT LOAD", e))?;
+                load_script(&self.client, &self.keys, source).await?;
                 self.client
                     .evalsha(sha, keys, argv)
                     .await
@@ -464,7 +457,10 @@ impl Writer {
             ];
             let reply: Value = self
                 .client
-                .custom(fred::cmd!("HSCAN"), args)
+                .custom(
+                    CustomCommand::new_static("HSCAN", self.keys.route(), false),
+                    args,
+                )
                 .await
                 .map_err(|e| NodeError::redis("HSCAN tombstones", e))?;
             let mut parts = reply_array(&key, reply)?.into_iter();
@@ -505,6 +501,17 @@ impl Writer {
             }
         }
     }
+}
+
+/// `SCRIPT LOAD source` on the server that runs the store's scripts: on a Cluster, the
+/// primary of the store's slot (fred would send it wherever the source text hashes).
+/// Returns the script's SHA-1.
+async fn load_script(client: &Client, keys: &KeySpace, source: &str) -> Result<String, NodeError> {
+    let command = CustomCommand::new_static("SCRIPT", keys.route(), false);
+    client
+        .custom(command, vec!["LOAD", source])
+        .await
+        .map_err(|e| NodeError::redis("SCRIPT LOAD", e))
 }
 
 /// `paths` split into those the cache knows and those to read, each in order.

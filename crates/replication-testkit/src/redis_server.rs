@@ -24,6 +24,9 @@ pub enum TestkitError {
     /// Filesystem or process error.
     #[error("redis-server test harness I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A condition (a replica in sync, a failover) did not come about in time.
+    #[error("redis test harness: {0}")]
+    Timeout(String),
 }
 
 /// Options for a test server.
@@ -32,6 +35,8 @@ pub struct RedisServerBuilder {
     persistence: bool,
     args: Vec<String>,
     tls_port: bool,
+    /// Run as a Sentinel with this initial config (Sentinel rewrites the file as it learns).
+    sentinel_config: Option<String>,
 }
 
 impl RedisServerBuilder {
@@ -50,6 +55,13 @@ impl RedisServerBuilder {
     /// Serve TLS on the chosen port (plain TCP disabled); the TLS files go in `arg`s.
     pub fn tls(mut self) -> Self {
         self.tls_port = true;
+        self
+    }
+
+    /// Run as a Sentinel (`redis-server sentinel.conf --sentinel`) whose config file starts
+    /// as `config`.
+    pub(crate) fn sentinel(mut self, config: impl Into<String>) -> Self {
+        self.sentinel_config = Some(config.into());
         self
     }
 
@@ -140,6 +152,36 @@ impl RedisServer {
         }
     }
 
+    /// Stops the process (SIGSTOP) without ending it: it keeps its connections and its
+    /// data but answers nothing, not even replication, until [`thaw`](Self::thaw).
+    pub fn freeze(&self) -> Result<(), TestkitError> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a [frozen](Self::freeze) process run again (SIGCONT).
+    pub fn thaw(&self) -> Result<(), TestkitError> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<(), TestkitError> {
+        let pid =
+            self.child.as_ref().map(Child::id).ok_or_else(|| {
+                TestkitError::Timeout(format!("port {} is not running", self.port))
+            })?;
+        // kill(1) rather than libc: the workspace denies unsafe code.
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(TestkitError::Timeout(format!(
+                "kill {signal} {pid}: {status}"
+            )))
+        }
+    }
+
     /// Kills and starts it again on the same port and dir (data kept only with persistence).
     pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.kill();
@@ -170,6 +212,16 @@ impl RedisServer {
         Ok(out)
     }
 
+    /// One field of `INFO section` (`role`, `master_link_status`…), if the server has it.
+    pub fn info_field(&self, section: &str, field: &str) -> Result<Option<String>, TestkitError> {
+        let text = self.command(&["INFO", section])?;
+        let prefix = format!("{field}:");
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map(|value| value.trim().to_owned()))
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("redis.log")
     }
@@ -187,6 +239,15 @@ impl RedisServer {
         let _ = std::fs::remove_file(&log);
         let mut cmd = Command::new(&binary);
         let port = self.port.to_string();
+        if let Some(config) = &self.options.sentinel_config {
+            // Sentinel needs a writable config file, given first; it keeps what it learnt
+            // there across a restart, so the file is only written the first time.
+            let path = self.dir.path().join("sentinel.conf");
+            if !path.exists() {
+                std::fs::write(&path, config)?;
+            }
+            cmd.arg(&path).arg("--sentinel");
+        }
         if self.options.tls_port {
             cmd.args(["--port", "0", "--tls-port", &port]);
         } else {
@@ -195,8 +256,6 @@ impl RedisServer {
         cmd.args([
             "--bind",
             "127.0.0.1",
-            "--save",
-            "",
             "--daemonize",
             "no",
             "--protected-mode",
@@ -205,20 +264,26 @@ impl RedisServer {
         .arg("--dir")
         .arg(self.dir.path())
         .arg("--logfile")
-        .arg(&log)
-        .args([
-            "--appendonly",
-            if self.options.persistence {
-                "yes"
-            } else {
-                "no"
-            },
-        ])
-        .args(["--appendfsync", "always"])
-        .args(&self.options.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .arg(&log);
+        if self.options.sentinel_config.is_none() {
+            cmd.args(["--save", ""])
+                .args([
+                    "--appendonly",
+                    if self.options.persistence {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                ])
+                .args(["--appendfsync", "always"])
+                // A replica's first sync starts at once instead of after Redis's default 5 s
+                // wait for more replicas.
+                .args(["--repl-diskless-sync-delay", "0"]);
+        }
+        cmd.args(&self.options.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = cmd
             .spawn()
             .map_err(|e| TestkitError::NotInstalled(format!("{binary}: {e}")))?;
@@ -230,7 +295,13 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = std::fs::read_to_string(log).unwrap_or_default();
-            if text.contains("Ready to accept connections") {
+            // A Sentinel never logs "Ready"; it is ready once it monitors its primary.
+            let ready = if self.options.sentinel_config.is_some() {
+                "+monitor master"
+            } else {
+                "Ready to accept connections"
+            };
+            if text.contains(ready) {
                 return Ok(());
             }
             let exited = match self.child.as_mut().map(Child::try_wait) {
@@ -257,7 +328,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A port nothing listens on right now (a parallel test may still take it first).
+pub(crate) fn free_port() -> std::io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
 }

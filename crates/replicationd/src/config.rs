@@ -26,7 +26,9 @@ pub(crate) struct DaemonConfig {
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NodeSection {
-    /// `redis://host:port[/db]` of the node's own Redis (required).
+    /// URL of the node's own Redis (required): `redis://host:port[/db]`, a Sentinel URL
+    /// (`redis-sentinel://…?sentinelServiceName=…`) or a Cluster URL (`redis-cluster://…`,
+    /// which needs a hash-tagged `redis_prefix`).
     pub(crate) redis_url: String,
     /// Prefix of every key this node writes. Default `""`.
     #[serde(default)]
@@ -244,6 +246,18 @@ impl DaemonConfig {
             (Some(node), None) => {
                 replication_engine::config::validate_redis_url(&node.redis_url)
                     .map_err(|why| ParseError::Invalid(ConfigError::new("node.redis_url", why)))?;
+                // The store's own rules (a Cluster needs a hash-tagged prefix), checked here
+                // too so that `check-config` reports them before anything connects.
+                let checked = replication_node::NodeStoreConfig::new(node.redis_url.clone())
+                    .with_prefix(node.redis_prefix.clone());
+                if let Err(replication_node::NodeError::Config { field, message }) =
+                    checked.validate()
+                {
+                    return Err(ParseError::Invalid(ConfigError::new(
+                        format!("node.{field}"),
+                        message,
+                    )));
+                }
                 if node.max_payload_bytes == 0 {
                     return Err(ParseError::Invalid(ConfigError::new(
                         "node.max_payload_bytes",
@@ -460,5 +474,24 @@ wal_path = "/var/lib/a/wal.db"
             "{}",
             parse_err(&both)
         );
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls_are_checked_before_connecting() {
+        let sentinel = GOOD.replace(
+            "redis://127.0.0.1:7001",
+            "redis-sentinel://127.0.0.1:26379?sentinelServiceName=b&node=127.0.0.1:26380",
+        );
+        assert!(DaemonConfig::parse(&sentinel).is_ok());
+        let unnamed = GOOD.replace("redis://127.0.0.1:7001", "redis-sentinel://127.0.0.1:26379");
+        assert!(parse_err(&unnamed).contains("sentinelServiceName"));
+        let cluster = GOOD.replace("redis://127.0.0.1:7000", "redis-cluster://127.0.0.1:7000");
+        let error = parse_err(&cluster);
+        assert!(
+            error.contains("node.redis_prefix") && error.contains("hash tag"),
+            "{error}"
+        );
+        let tagged = cluster.replace("redis_prefix = \"a:\"", "redis_prefix = \"{a}:\"");
+        assert!(DaemonConfig::parse(&tagged).is_ok());
     }
 }

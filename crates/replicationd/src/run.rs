@@ -99,6 +99,10 @@ pub(crate) async fn serve<S: SyncEngineRef>(
     Ok(())
 }
 
+/// SIGHUP reloads, label `outcome` = `applied` | `rejected` (a file that does not parse or
+/// validate: the running config stays).
+const CONFIG_RELOADS: &str = "replication_config_reloads_total";
+
 fn reload(
     path: &Path,
     running: &mut DaemonConfig,
@@ -106,6 +110,7 @@ fn reload(
 ) {
     match DaemonConfig::load(path) {
         Err(e) => {
+            metrics::counter!(CONFIG_RELOADS, "outcome" => "rejected").increment(1);
             tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
         }
         Ok(new) => {
@@ -114,6 +119,7 @@ fn reload(
                     "SIGHUP: store ([node], [sync_engine]) and [http] changes take effect only after a restart"
                 );
             }
+            metrics::counter!(CONFIG_RELOADS, "outcome" => "applied").increment(1);
             tracing::info!(peers = new.engine.peers.len(), "SIGHUP: config reloaded");
             // Nobody listening only means the engine is gone; the daemon is stopping anyway.
             let _ = tx.send(new.engine.clone());

@@ -55,6 +55,12 @@ pub(crate) fn render(health: &serde_json::Value) -> String {
         health["peers_connected"],
         health["peers_total"],
     );
+    if let Some(server) = health["sync_engine_server"].as_str() {
+        out.push_str(&format!(
+            "store on {server}{}\n",
+            failovers(&health["sync_engine_failovers"])
+        ));
+    }
     for peer in health["peers"].as_array().into_iter().flatten() {
         let lag = peer["lag_ms"]
             .as_u64()
@@ -75,6 +81,44 @@ pub(crate) fn render(health: &serde_json::Value) -> String {
                 .map(|e| format!("  last error: {e}"))
                 .unwrap_or_default(),
         ));
+        if let Some(server) = peer["server"].as_str() {
+            out.push_str(&format!(
+                "  {:<24} on {server}{}\n",
+                "",
+                failovers(&peer["failovers"])
+            ));
+        }
     }
     out
+}
+
+/// `, N failovers` when a server change was seen.
+fn failovers(count: &serde_json::Value) -> String {
+    match count.as_u64() {
+        Some(n) if n > 0 => format!(", {n} failover{}", if n == 1 { "" } else { "s" }),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failovers_show_with_the_server_holding_the_data() {
+        let health = serde_json::json!({
+            "state": "Running", "ready": true, "healthy": true,
+            "sync_engine_accepting_writes": true, "sync_engine_circuit": "closed",
+            "sync_engine_server": "10.0.0.9:6379", "sync_engine_failovers": 1,
+            "peers_connected": 1, "peers_total": 1,
+            "peers": [{"node_id": "b", "connection_state": "connected", "circuit_open": false,
+                       "server": "10.0.0.2:6379", "failovers": 2}],
+        });
+        let text = render(&health);
+        assert!(
+            text.contains("store on 10.0.0.9:6379, 1 failover\n"),
+            "{text}"
+        );
+        assert!(text.contains("on 10.0.0.2:6379, 2 failovers"), "{text}");
+    }
 }

@@ -315,7 +315,7 @@ fn sighup_adds_a_peer_and_an_invalid_reload_is_ignored() {
     // An invalid file on SIGHUP is logged and ignored: the daemon keeps running.
     std::fs::write(&a.config, "local_node_id = \"a\"\nbroken = true\n").unwrap();
     daemon.signal("HUP");
-    std::thread::sleep(Duration::from_millis(300));
+    daemon.wait_until("the invalid reload is counted", rejected_reload_counted);
     assert_eq!(daemon.get("/ready").map(|r| r.0), Some(200));
 
     a.write_config(&[&b]);
@@ -337,6 +337,14 @@ fn sighup_adds_a_peer_and_an_invalid_reload_is_ignored() {
     assert!(stderr.contains("config reloaded"), "{stderr}");
 }
 
+/// True once `/metrics` counts a SIGHUP reload that was refused.
+fn rejected_reload_counted(daemon: &Daemon) -> bool {
+    daemon.get("/metrics").is_some_and(|(_, body)| {
+        body.lines()
+            .any(|l| l.starts_with("replication_config_reloads_total{outcome=\"rejected\"}"))
+    })
+}
+
 #[test]
 fn a_config_error_never_shows_the_password_in_check_config_or_a_reload_log() {
     let (a, b) = (Node::new("a"), Node::new("b"));
@@ -353,7 +361,8 @@ fn a_config_error_never_shows_the_password_in_check_config_or_a_reload_log() {
     assert!(err.contains("line"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
     daemon.signal("HUP");
-    // A valid reload after it: once it shows, the invalid one was handled (in order).
+    // Signals coalesce: the next file is written only once this one was read and refused.
+    daemon.wait_until("the invalid reload is counted", rejected_reload_counted);
     a.write_config(&[&b]);
     daemon.signal("HUP");
     daemon.wait_until("the valid reload shows in health", |d| {

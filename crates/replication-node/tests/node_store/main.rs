@@ -6,6 +6,7 @@ mod common;
 mod conflicts;
 mod cost;
 mod fixture;
+mod ha;
 mod health;
 mod id_limits;
 mod round_trip;

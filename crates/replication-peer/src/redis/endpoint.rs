@@ -1,25 +1,21 @@
-//! Turns a peer's `redis_url` and TLS settings into fred connection settings.
+//! Turns a peer's `redis_url` and TLS settings into fred connection settings: one server,
+//! a primary found through Sentinel, or a Redis Cluster (see `replication_core::RedisUrl`).
 //!
-//! The URL is parsed here rather than by fred so that every error we produce is ours and
-//! redacted: the password never appears in a message, not even for a malformed URL.
+//! The URL is parsed by core rather than by fred so that every error we produce is ours and
+//! redacted: no password appears in a message, not even for a malformed URL.
 
-use fred::types::config::{Config, ServerConfig, TlsConfig};
+use fred::types::config::{ClusterDiscoveryPolicy, Config, Server, ServerConfig, TlsConfig};
 use replication_core::config::redact_url;
-use replication_core::{PeerConfig, PeerTlsConfig};
-use replication_redis::percent_decode;
+use replication_core::{PeerConfig, PeerTlsConfig, RedisTopology, RedisUrl};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Where and how to connect, with the secret kept out of `Debug`.
+/// Where and how to connect, with the secrets kept out of `Debug`.
 #[derive(Clone)]
 pub(crate) struct Endpoint {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) username: Option<String>,
-    pub(crate) password: Option<String>,
-    pub(crate) database: Option<u8>,
+    pub(crate) url: RedisUrl,
     pub(crate) tls: Option<TlsConfig>,
-    /// The URL with the password masked, for logs and errors.
+    /// The URL with the passwords masked, for logs and errors.
     pub(crate) redacted: String,
 }
 
@@ -33,80 +29,64 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `redis://` / `rediss://` URLs with optional `user:password@` and `/db`.
+    /// Parses the peer's URL (any form `RedisUrl` accepts) and loads its TLS files.
     pub(crate) fn parse(peer: &PeerConfig) -> Result<Self, String> {
         let redacted = redact_url(&peer.redis_url);
         let url =
-            url::Url::parse(&peer.redis_url).map_err(|e| format!("redis_url {redacted}: {e}"))?;
-        let tls = match url.scheme() {
-            "redis" => {
-                if peer.tls.is_some() {
-                    return Err(format!(
-                        "redis_url {redacted}: TLS settings need a rediss:// URL"
-                    ));
-                }
-                false
-            }
-            "rediss" => true,
-            other => {
-                return Err(format!(
-                    "redis_url {redacted}: scheme {other:?} is not redis or rediss"
-                ))
-            }
-        };
-        let host = match url.host() {
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(host) => host.to_string(),
-            None => return Err(format!("redis_url {redacted}: no host")),
-        };
-        let port = url.port().unwrap_or(6379);
-        let username = match url.username() {
-            "" => None,
-            user => Some(
-                percent_decode(user)
-                    .ok_or_else(|| format!("redis_url {redacted}: bad user encoding"))?,
-            ),
-        };
-        let password = match url.password() {
-            None => None,
-            Some(p) => Some(
-                percent_decode(p)
-                    .ok_or_else(|| format!("redis_url {redacted}: bad password encoding"))?,
-            ),
-        };
-        let database = match url.path().trim_start_matches('/') {
-            "" => None,
-            db => Some(
-                db.parse::<u8>()
-                    .map_err(|_| format!("redis_url {redacted}: database {db:?} is not 0-255"))?,
-            ),
-        };
-        let tls = if tls {
+            RedisUrl::parse(&peer.redis_url).map_err(|e| format!("redis_url {redacted}: {e}"))?;
+        if peer.tls.is_some() && !url.tls {
+            return Err(format!(
+                "redis_url {redacted}: TLS settings need a rediss:// (or rediss-sentinel://, rediss-cluster://) URL"
+            ));
+        }
+        let tls = if url.tls {
             Some(tls_config(peer.tls.as_ref()).map_err(|e| format!("tls: {e}"))?)
         } else {
             None
         };
-        Ok(Self {
-            host,
-            port,
-            username,
-            password,
-            database,
-            tls,
-            redacted,
-        })
+        Ok(Self { url, tls, redacted })
+    }
+
+    /// The data servers' password, the one secret fred could echo in an error.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.url.password.as_deref()
     }
 
     /// The fred client configuration (reconnect and timeouts are set by the caller).
     pub(crate) fn fred_config(&self) -> Config {
+        let hosts = |list: &[(String, u16)]| -> Vec<Server> {
+            list.iter()
+                .map(|(host, port)| Server::new(host.as_str(), *port))
+                .collect()
+        };
+        let server = match &self.url.topology {
+            RedisTopology::Standalone { host, port } => {
+                ServerConfig::new_centralized(host.clone(), *port)
+            }
+            RedisTopology::Sentinel {
+                sentinels,
+                service_name,
+                username,
+                password,
+            } => ServerConfig::Sentinel {
+                hosts: hosts(sentinels),
+                service_name: service_name.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            },
+            RedisTopology::Cluster { nodes } => ServerConfig::Clustered {
+                hosts: hosts(nodes),
+                policy: ClusterDiscoveryPolicy::default(),
+            },
+        };
         Config {
             // Keep retrying the first connection in the background instead of failing:
             // an unreachable peer must not block engine start.
             fail_fast: false,
-            username: self.username.clone(),
-            password: self.password.clone(),
-            server: ServerConfig::new_centralized(self.host.clone(), self.port),
-            database: self.database,
+            username: self.url.username.clone(),
+            password: self.url.password.clone(),
+            server,
+            database: self.url.database,
             tls: self.tls.clone(),
             ..Config::default()
         }
@@ -174,32 +154,47 @@ mod tests {
     }
 
     #[test]
-    fn parses_all_url_forms() {
-        let e = parse("redis://127.0.0.1:7000").unwrap();
+    fn each_url_form_makes_its_server_config() {
+        let e = parse("redis://alice:s%40cret@127.0.0.1:7000/3").unwrap();
+        let config = e.fred_config();
         assert_eq!(
-            (e.host.as_str(), e.port, e.database),
-            ("127.0.0.1", 7000, None)
+            config.server,
+            ServerConfig::new_centralized("127.0.0.1", 7000)
         );
-        assert!(e.username.is_none() && e.password.is_none() && e.tls.is_none());
-        let e = parse("redis://alice:s%40cret@h/3").unwrap();
         assert_eq!(
             (
-                e.username.as_deref(),
-                e.password.as_deref(),
-                e.port,
-                e.database
+                config.username.as_deref(),
+                config.password.as_deref(),
+                config.database
             ),
-            (Some("alice"), Some("s@cret"), 6379, Some(3))
+            (Some("alice"), Some("s@cret"), Some(3))
         );
-        let e = parse("redis://:only-pass@h:1").unwrap();
-        assert_eq!(
-            (e.username, e.password.as_deref()),
-            (None, Some("only-pass"))
-        );
-        let e = parse("rediss://h:6380").unwrap();
-        assert!(e.tls.is_some());
-        let e = parse("redis://[::1]:6379").unwrap();
-        assert_eq!(e.host, "::1");
+        assert!(e.tls.is_none());
+        assert!(parse("rediss://h:6380").unwrap().tls.is_some());
+        let e = parse(
+            "redis-sentinel://:pw@s1:26379?sentinelServiceName=m&node=s2:26380&sentinelPassword=spw",
+        )
+        .unwrap();
+        match e.fred_config().server {
+            ServerConfig::Sentinel {
+                hosts,
+                service_name,
+                password,
+                ..
+            } => {
+                assert_eq!(
+                    hosts,
+                    vec![Server::new("s1", 26379), Server::new("s2", 26380)]
+                );
+                assert_eq!(service_name, "m");
+                assert_eq!(password.as_deref(), Some("spw"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.password(), Some("pw"));
+        let e = parse("redis-cluster://h1:7000?node=h2:7001").unwrap();
+        assert!(e.fred_config().server.is_clustered());
+        assert_eq!(e.fred_config().database, None);
     }
 
     #[test]
@@ -213,8 +208,13 @@ mod tests {
             let err = parse(bad).unwrap_err();
             assert!(!err.contains("hunter2"), "{err}");
         }
-        let e = parse("redis://u:hunter2@h:1/2").unwrap();
+        let e = parse(
+            "redis-sentinel://u:hunter2@h:1/2?sentinelServiceName=m&sentinelPassword=hunter2",
+        )
+        .unwrap();
         assert!(!format!("{e:?}").contains("hunter2"));
+        let err = parse("redis-sentinel://u:hunter2@h:1?sentinelPassword=hunter2").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]
@@ -230,5 +230,8 @@ mod tests {
         let mut plain = PeerConfig::new("b", "redis://h:1");
         plain.tls = Some(PeerTlsConfig::default());
         assert!(Endpoint::parse(&plain).is_err());
+        let mut cluster = PeerConfig::new("b", "rediss-cluster://h:1");
+        cluster.tls = Some(PeerTlsConfig::default());
+        assert!(Endpoint::parse(&cluster).is_ok());
     }
 }

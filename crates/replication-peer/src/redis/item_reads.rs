@@ -6,6 +6,7 @@
 //! transfer. RedisJSON documents (rare: sync-engine's JSON items) take two more round trips:
 //! `MEMORY USAGE` sizes them, and `JSON.GET` reads those within the cap.
 
+use super::keys::command_on;
 use super::query::{cmd, QueryService};
 use crate::items::{parse_item_json, parse_json_document};
 use fred::error::Error as FredError;
@@ -118,10 +119,12 @@ impl QueryService {
     ) -> Result<(), PeerError> {
         let pipeline = self.client.pipeline();
         for &i in json {
+            let key = self.keys.item(&keys[i]);
+            // Routed by the key: fred would hash `USAGE`, the first argument.
             let _: () = pipeline
                 .custom(
-                    cmd("MEMORY"),
-                    vec!["USAGE".to_owned(), self.keys.item(&keys[i])],
+                    command_on("MEMORY", &key, false),
+                    vec!["USAGE".to_owned(), key],
                 )
                 .await
                 .map_err(|e| self.fred_error(&e))?;

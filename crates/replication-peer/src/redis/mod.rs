@@ -53,6 +53,7 @@ pub struct RedisPeer {
     status: Arc<StatusTracker>,
     round_trips: Arc<AtomicU64>,
     command_timeout: Duration,
+    /// Connection supervisors and event watchers, aborted on drop.
     supervisors: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -90,20 +91,30 @@ impl RedisPeer {
             ));
         }
         let endpoint = Endpoint::parse(config).map_err(invalid)?;
-        let secret: Option<Arc<str>> = endpoint.password.as_deref().map(Arc::from);
-        let status = StatusTracker::new(&peer, endpoint.password.clone());
+        let secret: Option<Arc<str>> = endpoint.password().map(Arc::from);
+        let keys = Keys::new(&config.redis_prefix);
+        let stream_slot = endpoint
+            .url
+            .is_cluster()
+            .then(|| fred::util::redis_keyslot(keys.cdc().as_bytes()));
+        let status = StatusTracker::new(&peer, endpoint.password().map(str::to_owned), stream_slot);
         let query_client = build_client(&endpoint, settings)
             .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
         let stream_client = build_client(&endpoint, settings)
             .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
-        status.watch(&query_client, Link::Query);
-        status.watch(&stream_client, Link::Stream);
-        let supervisors = vec![
-            supervise(query_client.clone(), Arc::clone(&status), settings),
-            supervise(stream_client.clone(), Arc::clone(&status), settings),
-        ];
+        let mut supervisors = status.watch(&query_client, Link::Query);
+        supervisors.extend(status.watch(&stream_client, Link::Stream));
+        supervisors.push(supervise(
+            query_client.clone(),
+            Arc::clone(&status),
+            settings,
+        ));
+        supervisors.push(supervise(
+            stream_client.clone(),
+            Arc::clone(&status),
+            settings,
+        ));
 
-        let keys = Keys::new(&config.redis_prefix);
         let breaker = CircuitBreaker::new(
             settings.circuit_failure_threshold,
             settings.circuit_open_for,

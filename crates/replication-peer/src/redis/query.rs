@@ -3,7 +3,7 @@
 //! two only for RedisJSON documents (see `item_reads`).
 
 use super::errors::to_peer_error;
-use super::keys::Keys;
+use super::keys::{command_on, Keys};
 use super::limits::ReadLimits;
 use super::reply;
 use super::status::{Link, StatusTracker};
@@ -139,9 +139,13 @@ impl QueryService {
             }
             Query::StreamInfo => {
                 self.trip();
+                let cdc = self.keys.cdc();
                 let result: Result<Value, _> = self
                     .client
-                    .custom(cmd("XINFO"), vec!["STREAM".to_owned(), self.keys.cdc()])
+                    .custom(
+                        command_on("XINFO", &cdc, false),
+                        vec!["STREAM".to_owned(), cdc.clone()],
+                    )
                     .await;
                 match result {
                     Ok(v) => Ok(Reply::StreamInfo(Some(
@@ -218,9 +222,13 @@ impl QueryService {
         let cdc = self.keys.cdc();
         let tx = self.client.multi();
         let _: () = tx
-            .custom(cmd("XINFO"), vec!["STREAM".to_owned(), cdc.clone()])
+            .custom(
+                command_on("XINFO", &cdc, false),
+                vec!["STREAM".to_owned(), cdc.clone()],
+            )
             .await
             .map_err(|e| self.fred_error(&e))?;
+        let xread_command = command_on("XREAD", &cdc, false);
         let xread = vec![
             "COUNT".to_owned(),
             count.max(1).to_string(),
@@ -229,7 +237,7 @@ impl QueryService {
             after.to_string(),
         ];
         let _: () = tx
-            .custom(cmd("XREAD"), xread)
+            .custom(xread_command, xread)
             .await
             .map_err(|e| self.fred_error(&e))?;
         self.trip();

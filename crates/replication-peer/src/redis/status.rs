@@ -1,9 +1,12 @@
 //! Cached connection facts of a Redis peer, kept current from fred's connection events
-//! and from call outcomes, read by health checks without I/O.
+//! and from call outcomes, read by health checks without I/O: among them the server
+//! holding the peer's stream (the primary Sentinel named, or the Cluster primary owning
+//! the stream's slot) and how often it changed (failovers).
 
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, EventInterface};
-use replication_core::{ConnectionState, ConnectionStatus, PeerError};
+use fred::interfaces::{ClientLike, ClusterInterface, EventInterface};
+use fred::types::config::Server;
+use replication_core::{ConnectionState, ConnectionStatus, PeerError, ServingServer};
 use replication_redis::{scrub, Failure};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,6 +20,8 @@ struct Facts {
     reconnects: u64,
     /// Per client: connected at least once (so the next connect is a *re*connect).
     connected_once: [bool; 2],
+    /// The server holding the stream, and how often it changed.
+    serving: ServingServer,
 }
 
 /// Shared, cheaply readable connection state of one peer (both connections).
@@ -24,6 +29,8 @@ struct Facts {
 pub(crate) struct StatusTracker {
     peer: String,
     secret: Option<String>,
+    /// The stream key's hash slot, for a Cluster peer.
+    stream_slot: Option<u16>,
     closed: AtomicBool,
     facts: Mutex<Facts>,
 }
@@ -36,31 +43,58 @@ pub(crate) enum Link {
 }
 
 impl StatusTracker {
-    pub(crate) fn new(peer: &str, secret: Option<String>) -> Arc<Self> {
+    /// `stream_slot`: the hash slot of the peer's stream key when the peer is a Cluster.
+    pub(crate) fn new(peer: &str, secret: Option<String>, stream_slot: Option<u16>) -> Arc<Self> {
         Arc::new(Self {
             peer: peer.to_owned(),
             secret,
+            stream_slot,
             closed: AtomicBool::new(false),
             facts: Mutex::new(Facts::default()),
         })
     }
 
-    /// Follows a client's connection and error events until the client is dropped.
-    pub(crate) fn watch(self: &Arc<Self>, client: &Client, link: Link) {
+    /// Follows a client's connection and error events. The tasks hold the client (to read
+    /// its slot map), so the caller aborts the returned handles when it drops the peer.
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        client: &Client,
+        link: Link,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
         let this = Arc::clone(self);
         let mut reconnects = client.reconnect_rx();
-        tokio::spawn(async move {
-            while reconnects.recv().await.is_ok() {
+        let watched = client.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok(server) = reconnects.recv().await {
+                let serving = this.serving(&watched, &server);
                 let mut facts = this.facts();
                 if facts.connected_once[link as usize] {
                     facts.reconnects += 1;
                 }
                 facts.connected_once[link as usize] = true;
+                // The stream connection is the one whose server matters to the tailer.
+                if let (Link::Stream, Some(server)) = (link, serving) {
+                    facts.serving.observe(server);
+                }
             }
-        });
+        }));
+        if matches!(link, Link::Stream) && self.stream_slot.is_some() {
+            // A Cluster failover moves the slot without a reconnect of every connection.
+            let this = Arc::clone(self);
+            let mut changes = client.cluster_change_rx();
+            let watched = client.clone();
+            tasks.push(tokio::spawn(async move {
+                while changes.recv().await.is_ok() {
+                    if let Some(server) = this.cluster_owner(&watched) {
+                        this.facts().serving.observe(server);
+                    }
+                }
+            }));
+        }
         let this = Arc::clone(self);
         let mut errors = client.error_rx();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             while let Ok((error, _server)) = errors.recv().await {
                 let mut facts = this.facts();
                 facts.last_error_is_auth = Failure::of(&error) == Failure::Auth;
@@ -69,7 +103,23 @@ impl StatusTracker {
                     this.secret.as_deref(),
                 ));
             }
-        });
+        }));
+        tasks
+    }
+
+    /// The server holding the stream after `client` (re)connected to `server`.
+    fn serving(&self, client: &Client, server: &Server) -> Option<String> {
+        match self.stream_slot {
+            Some(_) => self.cluster_owner(client),
+            None => Some(server.to_string()),
+        }
+    }
+
+    /// The Cluster primary owning the stream's slot in `client`'s cached slot map.
+    fn cluster_owner(&self, client: &Client) -> Option<String> {
+        let slot = self.stream_slot?;
+        let routing = client.cached_cluster_state()?;
+        routing.get_server(slot).map(Server::to_string)
     }
 
     pub(crate) fn set_closed(&self) {
@@ -147,6 +197,8 @@ impl StatusTracker {
             last_success_ms: facts.last_success_ms,
             reconnects: facts.reconnects,
             circuit_open: false,
+            server: facts.serving.server.clone(),
+            failovers: facts.serving.failovers,
         }
     }
 

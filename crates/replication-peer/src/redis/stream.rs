@@ -2,11 +2,12 @@
 //! 5 s `BLOCK` never delays a ping or a Merkle read on the query connection.
 
 use super::errors::to_peer_error;
+use super::keys::command_on;
 use super::reply;
 use super::status::{Link, StatusTracker};
 use fred::clients::Client;
 use fred::interfaces::ClientLike;
-use fred::types::{ClusterHash, CustomCommand, Value};
+use fred::types::Value;
 use futures::future::BoxFuture;
 use replication_core::{PeerError, RawEntry, ReadRequest};
 use std::sync::Arc;
@@ -49,7 +50,7 @@ impl tower::Service<ReadRequest> for StreamService {
                 this.cdc_key.to_string(),
                 request.after.to_string(),
             ]);
-            let command = CustomCommand::new_static("XREAD", ClusterHash::FirstKey, blocking);
+            let command = command_on("XREAD", &this.cdc_key, blocking);
             // The time bound of a blocking read depends on the request, so it lives here
             // rather than in the fixed-duration timeout layer of the query stack.
             let bound = request.block.unwrap_or_default() + this.command_timeout;
