@@ -11,7 +11,7 @@ use crate::proxy::FaultProxy;
 use crate::scenario::Scenario;
 use replication_core::{LocalState, SyncEngineRef};
 use replication_cursor::MemoryCursorStore;
-use replication_engine::{PeerConfig, ReplicationEngine, ReplicationEngineConfig};
+use replication_engine::{PeerConfig, ReplicationEngine, ReplicationEngineConfig, Settings};
 use replication_node::{NodeStore, NodeStoreConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -208,21 +208,13 @@ impl Mesh {
             p.redis_prefix = peer.prefix.clone();
             config.peers.push(p);
         }
-        let s = &mut config.settings;
-        s.hot_path.block_timeout = Duration::from_millis(100);
-        s.hot_path.max_content_bytes = self.options.max_content_bytes;
-        s.cold_path.enabled = self.options.cold_path;
-        s.cold_path.interval = self.options.cold_interval;
-        s.tombstones.retention = self.options.tombstone_retention;
-        s.peer.connect_timeout = Duration::from_secs(1);
-        s.peer.command_timeout = Duration::from_secs(1);
-        s.peer.circuit_open_for = Duration::from_millis(500);
-        s.peer.reconnect_initial_delay = Duration::from_millis(50);
-        s.peer.reconnect_max_delay = Duration::from_millis(500);
-        s.sync_engine.circuit_open_for = Duration::from_millis(300);
-        s.sync_engine.retry_initial_delay = Duration::from_millis(20);
-        s.sync_engine.retry_max_delay = Duration::from_millis(300);
-        s.shutdown_timeout = Duration::from_secs(2);
+        fast_settings(
+            &mut config.settings,
+            self.options.cold_path,
+            self.options.cold_interval,
+        );
+        config.settings.hot_path.max_content_bytes = self.options.max_content_bytes;
+        config.settings.tombstones.retention = self.options.tombstone_retention;
         config
     }
 
@@ -365,6 +357,23 @@ impl Mesh {
     pub async fn check(&self, model: &Model) -> Result<(), String> {
         check_nodes(&self.nodes.iter().collect::<Vec<_>>(), &model.expected()).await
     }
+}
+
+/// Short block, timeout, backoff and circuit intervals so that a test mesh converges in
+/// seconds; the cold path on or off, at `cold_interval`.
+pub fn fast_settings(s: &mut Settings, cold_path: bool, cold_interval: Duration) {
+    s.hot_path.block_timeout = Duration::from_millis(100);
+    s.cold_path.enabled = cold_path;
+    s.cold_path.interval = cold_interval;
+    s.peer.connect_timeout = Duration::from_secs(1);
+    s.peer.command_timeout = Duration::from_secs(1);
+    s.peer.circuit_open_for = Duration::from_millis(500);
+    s.peer.reconnect_initial_delay = Duration::from_millis(50);
+    s.peer.reconnect_max_delay = Duration::from_millis(500);
+    s.sync_engine.circuit_open_for = Duration::from_millis(300);
+    s.sync_engine.retry_initial_delay = Duration::from_millis(20);
+    s.sync_engine.retry_max_delay = Duration::from_millis(300);
+    s.shutdown_timeout = Duration::from_secs(2);
 }
 
 /// Checks `nodes` against `expected` key by key (sorted), stopping at the first difference.

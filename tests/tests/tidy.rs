@@ -312,16 +312,15 @@ fn every_metric_is_documented_and_every_documented_metric_exists() {
     );
 }
 
-#[test]
-fn core_depends_on_no_io_crate() {
-    const FORBIDDEN: &[&str] = &["fred", "rusqlite", "tokio", "mio", "libsqlite3-sys", "sqlx"];
+/// `cargo tree` of `package`'s normal dependencies (default features), one crate per line.
+fn dependency_tree(package: &str) -> String {
     let output = Command::new(env!("CARGO"))
         .current_dir(root())
         .args([
             "tree",
             "--offline",
             "--package",
-            "replication-core",
+            package,
             "--edges",
             "normal",
             "--prefix",
@@ -336,18 +335,43 @@ fn core_depends_on_no_io_crate() {
         "cargo tree failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let tree = String::from_utf8_lossy(&output.stdout);
-    let offenders: BTreeSet<&str> = tree
-        .lines()
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| FORBIDDEN.contains(name))
-        .collect();
+    let tree = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
-        tree.contains("replication-core"),
+        tree.contains(package),
         "unexpected cargo tree output: {tree}"
     );
+    tree
+}
+
+/// The crates of `tree` named in `names`.
+fn named_in<'a>(tree: &'a str, names: &[&str]) -> BTreeSet<&'a str> {
+    tree.lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| names.contains(name))
+        .collect()
+}
+
+#[test]
+fn core_depends_on_no_io_crate() {
+    const FORBIDDEN: &[&str] = &["fred", "rusqlite", "tokio", "mio", "libsqlite3-sys", "sqlx"];
+    let tree = dependency_tree("replication-core");
+    let offenders = named_in(&tree, FORBIDDEN);
     assert!(
         offenders.is_empty(),
         "replication-core must stay free of I/O crates but depends on {offenders:?}"
     );
+}
+
+#[test]
+fn default_builds_of_the_facade_and_the_daemon_do_not_link_sync_engine() {
+    // sync-engine is AGPL-3.0: only replication-sync-engine and replicationd's
+    // `sync-engine` feature may bring it in.
+    for package in ["replication-engine", "replicationd"] {
+        let tree = dependency_tree(package);
+        let linked = named_in(&tree, &["sync-engine", "replication-sync-engine", "sqlx"]);
+        assert!(
+            linked.is_empty(),
+            "{package} links {linked:?} in its default build; sync-engine must stay opt-in"
+        );
+    }
 }

@@ -4,11 +4,22 @@ use crate::run::{cargo, run};
 use crate::tools::ensure_test_tools;
 use anyhow::Result;
 
+/// Tests and lints build the daemon's opt-in store too, so its code is checked and its tests
+/// run with the rest.
+const TEST_FEATURES: &str = "replicationd/sync-engine";
+
 /// Runs every test of the workspace against private redis-servers (the status page test
 /// also needs Chromium, the alert rules test promtool).
 pub(crate) fn test(extra: &[String]) -> Result<()> {
     ensure_test_tools()?;
-    let mut cmd = cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]);
+    let mut cmd = cargo(&[
+        "test",
+        "--workspace",
+        "--locked",
+        "--no-fail-fast",
+        "--features",
+        TEST_FEATURES,
+    ]);
     cmd.args(extra);
     run(&mut cmd)
 }
@@ -17,11 +28,16 @@ pub(crate) fn test(extra: &[String]) -> Result<()> {
 /// in `tests/tests/tidy.rs`), and the benchmarks' smoke runs.
 pub(crate) fn ci() -> Result<()> {
     run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
+    // Before clippy: a broken co-link fails every later build with cargo's own, less
+    // telling, error.
+    check_colinks_with_sync_engine()?;
     run(&mut cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
         "--locked",
+        "--features",
+        TEST_FEATURES,
         "--",
         "-D",
         "warnings",
@@ -37,4 +53,23 @@ pub(crate) fn ci() -> Result<()> {
         "--bench",
         "*",
     ]))
+}
+
+/// The facade and sync-engine 0.2.x build into one binary and both open SQLite in it: the
+/// `replication-colink-check` fixture depends on both and is built and run.
+fn check_colinks_with_sync_engine() -> Result<()> {
+    run(&mut cargo(&[
+        "run",
+        "--quiet",
+        "--locked",
+        "-p",
+        "replication-colink-check",
+    ]))
+    .map_err(|e| {
+        e.context(
+            "the facade and sync-engine 0.2.x no longer build into one binary: both link the \
+             native sqlite3 library, so rusqlite must stay on the libsqlite3-sys that sqlx 0.8 \
+             uses (rusqlite 0.32, libsqlite3-sys 0.30)",
+        )
+    })
 }

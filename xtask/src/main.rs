@@ -18,7 +18,7 @@ commands:
   demo    a live three-node mesh on loopback: concurrent writes, a crash, a trim, repair
           (--keep: leave it running, with its status pages, until Ctrl-C)
   test    make sure redis-server, chromium and promtool are available, then run every test
-  ci      cargo fmt --check, clippy -D warnings, the core dependency check, then test
+  ci      fmt --check, the sync-engine co-link check, clippy -D warnings, docs, test, bench smoke
   bench   release benchmarks; writes docs/BENCHMARKS.md
   soak    the mesh fault scenarios at scale: cargo xtask soak --minutes N
   fuzz    run each cargo-fuzz target briefly (installs cargo-fuzz; needs nightly)

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use replication_engine::ControlError;
+use replication_engine::{ControlError, SyncEngineRef};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,10 +25,19 @@ pub(crate) struct AdminAccess {
     pub(crate) token: Option<String>,
 }
 
-#[derive(Clone)]
-struct AdminState {
-    engine: Arc<EngineCell>,
+struct AdminState<S: SyncEngineRef> {
+    engine: Arc<EngineCell<S>>,
     access: Arc<AdminAccess>,
+}
+
+// Not derived: the derive would ask for `S: Clone`, and only the `Arc`s are cloned.
+impl<S: SyncEngineRef> Clone for AdminState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            access: self.access.clone(),
+        }
+    }
 }
 
 /// What a control request did, as JSON.
@@ -47,19 +56,19 @@ struct ErrorReply {
 }
 
 /// The admin routes, to be merged into the main router.
-pub(crate) fn routes(engine: Arc<EngineCell>, access: AdminAccess) -> Router {
+pub(crate) fn routes<S: SyncEngineRef>(engine: Arc<EngineCell<S>>, access: AdminAccess) -> Router {
     Router::new()
-        .route("/admin/peers/{peer}/pause", post(pause))
-        .route("/admin/peers/{peer}/resume", post(resume))
-        .route("/admin/peers/{peer}/repair", post(repair))
+        .route("/admin/peers/{peer}/pause", post(pause::<S>))
+        .route("/admin/peers/{peer}/resume", post(resume::<S>))
+        .route("/admin/peers/{peer}/repair", post(repair::<S>))
         .with_state(AdminState {
             engine,
             access: Arc::new(access),
         })
 }
 
-async fn pause(
-    state: State<AdminState>,
+async fn pause<S: SyncEngineRef>(
+    state: State<AdminState<S>>,
     client: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     peer: Path<String>,
@@ -67,8 +76,8 @@ async fn pause(
     control(state, client, headers, peer, Control::Pause).await
 }
 
-async fn resume(
-    state: State<AdminState>,
+async fn resume<S: SyncEngineRef>(
+    state: State<AdminState<S>>,
     client: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     peer: Path<String>,
@@ -76,8 +85,8 @@ async fn resume(
     control(state, client, headers, peer, Control::Resume).await
 }
 
-async fn repair(
-    state: State<AdminState>,
+async fn repair<S: SyncEngineRef>(
+    state: State<AdminState<S>>,
     client: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     peer: Path<String>,
@@ -85,8 +94,8 @@ async fn repair(
     control(state, client, headers, peer, Control::Repair).await
 }
 
-async fn control(
-    State(state): State<AdminState>,
+async fn control<S: SyncEngineRef>(
+    State(state): State<AdminState<S>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(peer): Path<String>,

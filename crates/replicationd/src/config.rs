@@ -1,10 +1,11 @@
-//! The daemon's config file: the engine config plus `[node]`, `[http]` and `[admin]`.
+//! The daemon's config file: the engine config plus the local store (`[node]`, or
+//! `[sync_engine]`), `[http]` and `[admin]`.
 //!
 //! serde cannot combine `flatten` with `deny_unknown_fields`, so the file is split by hand:
-//! `[node]` and `[http]` are taken out, and the rest must be exactly an engine config.
+//! the daemon's sections are taken out, and the rest must be exactly an engine config.
 //! Every error names the file and the offending field.
 
-use replication_engine::config::redact_urls_in;
+use replication_engine::config::{redact_url, redact_urls_in};
 use replication_engine::{ConfigError, ReplicationEngineConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ pub(crate) struct DaemonConfig {
     /// The engine's own configuration.
     pub(crate) engine: ReplicationEngineConfig,
     /// The local store.
-    pub(crate) node: NodeSection,
+    pub(crate) store: StoreSection,
     /// The HTTP endpoint.
     pub(crate) http: HttpSection,
     /// Who may use the admin routes.
@@ -54,6 +55,86 @@ impl std::fmt::Debug for NodeSection {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("cdc_maxlen", &self.cdc_maxlen)
             .finish()
+    }
+}
+
+/// The local store the engine replicates into: exactly one of the two sections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoreSection {
+    /// `[node]`: our node store over this node's Redis.
+    Node(NodeSection),
+    /// `[sync_engine]`: a sync-engine instance run in this process (the `sync-engine`
+    /// cargo feature; a build without it refuses the section at start).
+    SyncEngine(SyncEngineSection),
+}
+
+/// `[sync_engine]`: sync-engine 0.2.x as the local store, on its Redis and SQL database.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SyncEngineSection {
+    /// sync-engine's Redis (its L2 tier, CDC stream and Merkle copy), required.
+    pub(crate) redis_url: String,
+    /// sync-engine's key prefix. Default `""`.
+    #[serde(default)]
+    pub(crate) redis_prefix: String,
+    /// sync-engine's SQL database (`sqlite:PATH?mode=rwc` or `mysql://...`), required.
+    pub(crate) sql_url: String,
+    /// sync-engine's write-ahead log (a SQLite file it writes while SQL is down), required.
+    pub(crate) wal_path: PathBuf,
+    /// Size of sync-engine's memory tier, in bytes. Default 256 MiB.
+    #[serde(default = "default_l1_max_bytes")]
+    pub(crate) l1_max_bytes: usize,
+    /// Largest item content sync-engine accepts, in bytes. Default 16 MiB.
+    #[serde(default = "default_max_payload")]
+    pub(crate) max_payload_bytes: usize,
+    /// Approximate length sync-engine's CDC stream is trimmed to. Default 100000.
+    #[serde(default = "default_cdc_maxlen")]
+    pub(crate) cdc_maxlen: u64,
+}
+
+impl std::fmt::Debug for SyncEngineSection {
+    // Both URLs may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngineSection")
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("sql_url", &redact_url(&self.sql_url))
+            .field("wal_path", &self.wal_path)
+            .field("l1_max_bytes", &self.l1_max_bytes)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("cdc_maxlen", &self.cdc_maxlen)
+            .finish()
+    }
+}
+
+impl SyncEngineSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        replication_engine::config::validate_redis_url(&self.redis_url)
+            .map_err(|why| ConfigError::new("sync_engine.redis_url", why))?;
+        if !(self.sql_url.starts_with("sqlite:") || self.sql_url.starts_with("mysql://")) {
+            return Err(ConfigError::new(
+                "sync_engine.sql_url",
+                format!(
+                    "must start with sqlite: or mysql://, not {}",
+                    redact_url(&self.sql_url)
+                ),
+            ));
+        }
+        if self.wal_path.as_os_str().is_empty() {
+            return Err(ConfigError::new(
+                "sync_engine.wal_path",
+                "must not be empty",
+            ));
+        }
+        for (field, value) in [
+            ("sync_engine.l1_max_bytes", self.l1_max_bytes),
+            ("sync_engine.max_payload_bytes", self.max_payload_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(field, "must be positive"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -97,6 +178,9 @@ fn default_max_payload() -> usize {
 fn default_cdc_maxlen() -> u64 {
     100_000
 }
+fn default_l1_max_bytes() -> usize {
+    256 * 1024 * 1024
+}
 
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +223,8 @@ struct DaemonFile {
     settings: replication_engine::Settings,
     #[serde(default)]
     cursor: replication_engine::config::CursorConfig,
-    node: NodeSection,
+    node: Option<NodeSection>,
+    sync_engine: Option<SyncEngineSection>,
     #[serde(default)]
     http: HttpSection,
     #[serde(default)]
@@ -175,27 +260,49 @@ impl DaemonConfig {
             cursor: file.cursor,
         };
         engine.validate().map_err(ParseError::Invalid)?;
-        replication_engine::config::validate_redis_url(&file.node.redis_url)
-            .map_err(|why| ParseError::Invalid(ConfigError::new("node.redis_url", why)))?;
-        // The store's own rules (a Cluster needs a hash-tagged prefix), checked here too so
-        // that `check-config` reports them before anything connects.
-        let store = replication_node::NodeStoreConfig::new(file.node.redis_url.clone())
-            .with_prefix(file.node.redis_prefix.clone());
-        if let Err(replication_node::NodeError::Config { field, message }) = store.validate() {
-            return Err(ParseError::Invalid(ConfigError::new(
-                format!("node.{field}"),
-                message,
-            )));
-        }
-        if file.node.max_payload_bytes == 0 {
-            return Err(ParseError::Invalid(ConfigError::new(
-                "node.max_payload_bytes",
-                "must be positive",
-            )));
-        }
+        let store = match (file.node, file.sync_engine) {
+            (Some(node), None) => {
+                replication_engine::config::validate_redis_url(&node.redis_url)
+                    .map_err(|why| ParseError::Invalid(ConfigError::new("node.redis_url", why)))?;
+                // The store's own rules (a Cluster needs a hash-tagged prefix), checked here
+                // too so that `check-config` reports them before anything connects.
+                let checked = replication_node::NodeStoreConfig::new(node.redis_url.clone())
+                    .with_prefix(node.redis_prefix.clone());
+                if let Err(replication_node::NodeError::Config { field, message }) =
+                    checked.validate()
+                {
+                    return Err(ParseError::Invalid(ConfigError::new(
+                        format!("node.{field}"),
+                        message,
+                    )));
+                }
+                if node.max_payload_bytes == 0 {
+                    return Err(ParseError::Invalid(ConfigError::new(
+                        "node.max_payload_bytes",
+                        "must be positive",
+                    )));
+                }
+                StoreSection::Node(node)
+            }
+            (None, Some(sync_engine)) => {
+                sync_engine.validate().map_err(ParseError::Invalid)?;
+                StoreSection::SyncEngine(sync_engine)
+            }
+            (node, _) => {
+                return Err(ParseError::Invalid(ConfigError::new(
+                    if node.is_some() {
+                        "sync_engine"
+                    } else {
+                        "node"
+                    },
+                    "the local store is exactly one of [node] (this node's Redis) or \
+                     [sync_engine] (sync-engine in this process)",
+                )))
+            }
+        };
         Ok(Self {
             engine,
-            node: file.node,
+            store,
             http: file.http,
             admin: file.admin,
         })
@@ -257,7 +364,10 @@ sqlite_path = "/tmp/a.db"
     #[test]
     fn full_file_parses() {
         let config = DaemonConfig::parse(GOOD).unwrap_or_else(|_| panic!("good config"));
-        assert_eq!(config.node.redis_prefix, "a:");
+        let StoreSection::Node(node) = &config.store else {
+            panic!("[node] selects the node store");
+        };
+        assert_eq!(node.redis_prefix, "a:");
         assert_eq!(config.http.listen.port(), 9001);
         assert_eq!(config.engine.peers[0].node_id, "b");
     }
@@ -347,6 +457,54 @@ sqlite_path = "/tmp/a.db"
         let config = DaemonConfig::parse(&text).unwrap_or_else(|_| panic!("good config"));
         assert!(config.admin.allow_remote);
         assert_eq!(config.admin.token_file, Some(PathBuf::from("/etc/t")));
+    }
+
+    const SYNC_ENGINE: &str = r#"
+local_node_id = "a"
+[sync_engine]
+redis_url = "redis://:hunter2@127.0.0.1:7000"
+redis_prefix = "a:"
+sql_url = "mysql://app:s3cret@db.local/sync"
+wal_path = "/var/lib/a/wal.db"
+"#;
+
+    #[test]
+    fn sync_engine_section_selects_sync_engine_with_defaults() {
+        let config = DaemonConfig::parse(SYNC_ENGINE).unwrap_or_else(|_| panic!("good config"));
+        let StoreSection::SyncEngine(section) = &config.store else {
+            panic!("[sync_engine] selects sync-engine");
+        };
+        assert_eq!(section.redis_prefix, "a:");
+        assert_eq!(section.wal_path, PathBuf::from("/var/lib/a/wal.db"));
+        assert_eq!(section.l1_max_bytes, 256 * 1024 * 1024);
+        assert_eq!(section.cdc_maxlen, 100_000);
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn sync_engine_section_errors_name_the_field() {
+        assert!(parse_err(&SYNC_ENGINE.replace("mysql://", "postgres://"))
+            .contains("sync_engine.sql_url"));
+        assert!(!parse_err(&SYNC_ENGINE.replace("mysql://", "postgres://")).contains("s3cret"));
+        assert!(parse_err(&SYNC_ENGINE.replace("redis://", "http://"))
+            .contains("sync_engine.redis_url"));
+        assert!(
+            parse_err(&SYNC_ENGINE.replace("wal_path = \"/var/lib/a/wal.db\"", ""))
+                .contains("wal_path")
+        );
+        assert!(parse_err(&format!("{SYNC_ENGINE}l1_max_bytes = 0\n"))
+            .contains("sync_engine.l1_max_bytes"));
+        assert!(parse_err(&format!("{SYNC_ENGINE}bogus = 1\n")).contains("bogus"));
+        let both = format!("{SYNC_ENGINE}[node]\nredis_url = \"redis://127.0.0.1:1\"\n");
+        assert!(
+            parse_err(&both).contains("exactly one of [node]"),
+            "{}",
+            parse_err(&both)
+        );
     }
 
     #[test]

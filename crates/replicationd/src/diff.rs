@@ -5,7 +5,7 @@
 //! Exit status: 0 when nothing in scope differs, 1 when something does, 2 on error, so
 //! scripts can use it. The daemon need not run: `diff` reads both Redis servers itself.
 
-use crate::config::DaemonConfig;
+use crate::config::{DaemonConfig, StoreSection};
 use crate::node::connect_store;
 use anyhow::{bail, Context, Result};
 use replication_engine::preview::{
@@ -58,7 +58,13 @@ pub(crate) async fn diff(config_path: &Path, args: &DiffArgs) -> Result<DiffOutc
             }
         );
     };
-    let store = connect_store(&config).await?;
+    let StoreSection::Node(node) = &config.store else {
+        bail!(
+            "diff reads the node store ([node]); with [sync_engine] this daemon has no \
+             store of its own to compare"
+        );
+    };
+    let store = connect_store(&config, node).await?;
     // One attempt per read: an unreachable peer is reported, not retried for long.
     let mut settings = config.engine.settings.clone();
     settings.peer.retries = 0;

@@ -2,8 +2,9 @@
 //! (which read its health and apply the operator's controls).
 
 use crate::status_model::{now_ms, StatusReport};
-use replication_engine::{ControlError, HealthCheck, ReplicationEngine, SAMPLE_EVERY};
-use replication_node::NodeStore;
+use replication_engine::{
+    ControlError, HealthCheck, ReplicationEngine, SyncEngineRef, SAMPLE_EVERY,
+};
 use tokio::sync::RwLock;
 
 /// Gauges the daemon adds to the engine's metrics: peers connected, peers configured, ready.
@@ -14,8 +15,8 @@ pub(crate) const DAEMON_GAUGES: [&str; 3] = [
 ];
 
 /// The engine behind a lock: handlers take it shared, shutdown takes it exclusively.
-pub(crate) struct EngineCell {
-    engine: RwLock<ReplicationEngine<NodeStore>>,
+pub(crate) struct EngineCell<S: SyncEngineRef> {
+    engine: RwLock<ReplicationEngine<S>>,
     node_id: String,
 }
 
@@ -30,8 +31,8 @@ pub(crate) enum Control {
     Repair,
 }
 
-impl EngineCell {
-    pub(crate) fn new(engine: ReplicationEngine<NodeStore>) -> Self {
+impl<S: SyncEngineRef> EngineCell<S> {
+    pub(crate) fn new(engine: ReplicationEngine<S>) -> Self {
         let node_id = engine.config().local_node_id.clone();
         Self {
             engine: RwLock::new(engine),

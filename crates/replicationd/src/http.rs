@@ -12,29 +12,39 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use replication_engine::SyncEngineRef;
 use std::sync::Arc;
 
-#[derive(Clone)]
-struct AppState {
-    engine: Arc<EngineCell>,
+struct AppState<S: SyncEngineRef> {
+    engine: Arc<EngineCell<S>>,
     prometheus: PrometheusHandle,
+}
+
+// Not derived: the derive would ask for `S: Clone`, and only the `Arc` is cloned.
+impl<S: SyncEngineRef> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            prometheus: self.prometheus.clone(),
+        }
+    }
 }
 
 /// The router serving every endpoint. Serve it with connection info (`SocketAddr`): the
 /// admin routes look at the client's address.
-pub(crate) fn router(
-    engine: Arc<EngineCell>,
+pub(crate) fn router<S: SyncEngineRef>(
+    engine: Arc<EngineCell<S>>,
     prometheus: PrometheusHandle,
     admin: AdminAccess,
 ) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(index::<S>))
         .route("/assets/status.css", get(css))
         .route("/assets/status.js", get(js))
-        .route("/status.json", get(status_json))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/status.json", get(status_json::<S>))
+        .route("/health", get(health::<S>))
+        .route("/ready", get(ready::<S>))
+        .route("/metrics", get(metrics::<S>))
         .with_state(AppState {
             engine: engine.clone(),
             prometheus,
@@ -42,7 +52,7 @@ pub(crate) fn router(
         .merge(admin::routes(engine, admin))
 }
 
-async fn index(State(app): State<AppState>) -> Response {
+async fn index<S: SyncEngineRef>(State(app): State<AppState<S>>) -> Response {
     let report = app.engine.report().await;
     (
         [
@@ -74,7 +84,7 @@ async fn js() -> Response {
         .into_response()
 }
 
-async fn status_json(State(app): State<AppState>) -> Response {
+async fn status_json<S: SyncEngineRef>(State(app): State<AppState<S>>) -> Response {
     (
         [(header::CACHE_CONTROL, "no-store")],
         Json(app.engine.report().await),
@@ -82,7 +92,7 @@ async fn status_json(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn health(State(app): State<AppState>) -> Response {
+async fn health<S: SyncEngineRef>(State(app): State<AppState<S>>) -> Response {
     let health = app.engine.health().await;
     let status = if health.healthy {
         StatusCode::OK
@@ -92,7 +102,7 @@ async fn health(State(app): State<AppState>) -> Response {
     (status, Json(health)).into_response()
 }
 
-async fn ready(State(app): State<AppState>) -> Response {
+async fn ready<S: SyncEngineRef>(State(app): State<AppState<S>>) -> Response {
     let health = app.engine.health().await;
     if health.ready {
         (StatusCode::OK, "ready\n").into_response()
@@ -105,7 +115,7 @@ async fn ready(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics<S: SyncEngineRef>(State(app): State<AppState<S>>) -> Response {
     app.engine.publish_gauges().await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -14,11 +14,13 @@ pub(crate) enum LogFormat {
 /// The filter a verbosity gives: 0 warnings only, 1 progress (`info`), 2 or more `debug`.
 /// At 0 the Redis client's own warnings are left out too: a one-shot command closing its
 /// connections makes fred warn about the commands it dropped, which says nothing to a user.
+/// sync-engine logs its Redis and SQL URLs (passwords included) at info level when it
+/// connects, so its own target is held at `warn` whatever the verbosity.
 pub(crate) fn level(verbosity: u8) -> &'static str {
     match verbosity {
         0 => "warn,fred=error",
-        1 => "info",
-        _ => "debug",
+        1 => "info,sync_engine=warn",
+        _ => "debug,sync_engine=warn",
     }
 }
 
@@ -42,7 +44,7 @@ mod tests {
     #[test]
     fn quiet_by_default_louder_with_each_v() {
         assert_eq!(level(0), "warn,fred=error");
-        assert_eq!(level(1), "info");
-        assert_eq!(level(3), "debug");
+        assert_eq!(level(1), "info,sync_engine=warn");
+        assert_eq!(level(3), "debug,sync_engine=warn");
     }
 }

@@ -27,6 +27,8 @@ mod peer_cli;
 mod run;
 mod status;
 mod status_model;
+#[cfg(feature = "sync-engine")]
+mod sync_store;
 
 #[cfg(test)]
 mod dashboards;

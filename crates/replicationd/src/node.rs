@@ -1,6 +1,6 @@
 //! Local commands (`put`, `get`, `del`) that talk to this node's own store directly.
 
-use crate::config::DaemonConfig;
+use crate::config::{DaemonConfig, NodeSection, StoreSection};
 use anyhow::{bail, Context, Result};
 use replication_node::{NodeStore, NodeStoreConfig};
 use std::io::Read;
@@ -8,8 +8,7 @@ use std::path::Path;
 
 /// Connects to the node's own Redis, naming it (redacted) when that fails. Object ids are
 /// bounded by `[settings.limits]`, the same limits the engine applies to peers' ids.
-pub(crate) async fn connect_store(daemon: &DaemonConfig) -> Result<NodeStore> {
-    let node = &daemon.node;
+pub(crate) async fn connect_store(daemon: &DaemonConfig, node: &NodeSection) -> Result<NodeStore> {
     let config = NodeStoreConfig {
         redis_url: node.redis_url.clone(),
         redis_prefix: node.redis_prefix.clone(),
@@ -26,6 +25,17 @@ pub(crate) async fn connect_store(daemon: &DaemonConfig) -> Result<NodeStore> {
     })
 }
 
+/// The node store's section; the local commands write the node store only.
+fn node_section(config: &DaemonConfig) -> Result<&NodeSection> {
+    match &config.store {
+        StoreSection::Node(node) => Ok(node),
+        StoreSection::SyncEngine(_) => bail!(
+            "put, get and del work on the node store ([node]); with [sync_engine], write \
+             through your application's sync-engine, which this daemon replicates"
+        ),
+    }
+}
+
 /// `put KEY VALUE` (or `-` to read the value from stdin).
 pub(crate) async fn put(config_path: &Path, key: &str, value: Option<&str>) -> Result<()> {
     let config = DaemonConfig::load(config_path)?;
@@ -39,7 +49,7 @@ pub(crate) async fn put(config_path: &Path, key: &str, value: Option<&str>) -> R
         }
         Some(text) => text.as_bytes().to_vec(),
     };
-    let store = connect_store(&config).await?;
+    let store = connect_store(&config, node_section(&config)?).await?;
     let item = store.put(key, content).await?;
     println!(
         "put {} version {} ({} bytes)",
@@ -54,7 +64,7 @@ pub(crate) async fn put(config_path: &Path, key: &str, value: Option<&str>) -> R
 pub(crate) async fn get(config_path: &Path, key: &str) -> Result<()> {
     use std::io::Write;
     let config = DaemonConfig::load(config_path)?;
-    let store = connect_store(&config).await?;
+    let store = connect_store(&config, node_section(&config)?).await?;
     match store.get_item(key).await? {
         Some(item) => {
             let mut out = std::io::stdout().lock();
@@ -72,7 +82,7 @@ pub(crate) async fn get(config_path: &Path, key: &str) -> Result<()> {
 pub(crate) async fn del(config_path: &Path, key: &str) -> Result<()> {
     use replication_engine::SyncEngineRef;
     let config = DaemonConfig::load(config_path)?;
-    let store = connect_store(&config).await?;
+    let store = connect_store(&config, node_section(&config)?).await?;
     if store.delete(key.to_owned()).await? {
         println!("deleted {key}");
         Ok(())

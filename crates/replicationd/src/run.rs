@@ -5,12 +5,12 @@
 //! controls (a paused peer) are the engine's and survive the reload; a restart clears them.
 
 use crate::admin::AdminAccess;
-use crate::config::DaemonConfig;
+use crate::config::{DaemonConfig, StoreSection};
 use crate::engine_cell::EngineCell;
 use crate::node::connect_store;
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use replication_engine::ReplicationEngine;
+use replication_engine::{ReplicationEngine, SyncEngineRef};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
@@ -19,11 +19,36 @@ use tokio::sync::watch;
 /// Runs the daemon until a termination signal.
 pub(crate) async fn run(config_path: &Path) -> Result<()> {
     let config = DaemonConfig::load(config_path)?;
+    match &config.store {
+        StoreSection::Node(node) => {
+            let store = connect_store(&config, node).await?;
+            serve(config_path, config, Arc::new(store)).await
+        }
+        #[cfg(feature = "sync-engine")]
+        StoreSection::SyncEngine(section) => {
+            let section = section.clone();
+            crate::sync_store::run(config_path, config, &section).await
+        }
+        #[cfg(not(feature = "sync-engine"))]
+        StoreSection::SyncEngine(_) => anyhow::bail!(
+            "config file {}: [sync_engine] needs a replicationd built with the `sync-engine` \
+             feature (cargo build --release -p replicationd --features sync-engine)",
+            config_path.display()
+        ),
+    }
+}
+
+/// Runs the engine over `store`, with the HTTP endpoint and signals, until a termination
+/// signal; the engine is shut down (drained, cursors flushed) before this returns.
+pub(crate) async fn serve<S: SyncEngineRef>(
+    config_path: &Path,
+    config: DaemonConfig,
+    store: Arc<S>,
+) -> Result<()> {
     let admin = admin_access(&config)?;
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the Prometheus metrics recorder")?;
-    let store = connect_store(&config).await?;
     // Bind before starting the engine, so a port in use fails fast and clearly.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -35,8 +60,7 @@ pub(crate) async fn run(config_path: &Path) -> Result<()> {
         })?;
 
     let (config_tx, config_rx) = watch::channel(config.engine.clone());
-    let engine =
-        ReplicationEngine::with_sync_engine(config.engine.clone(), config_rx, Arc::new(store));
+    let engine = ReplicationEngine::with_sync_engine(config.engine.clone(), config_rx, store);
     let cell = Arc::new(EngineCell::new(engine));
     cell.start().await.context("engine failed to start")?;
     tracing::info!(
@@ -109,9 +133,10 @@ fn reload(
             tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays")
         }
         Ok(new) => {
-            if new.node != running.node || new.http != running.http || new.admin != running.admin {
+            if new.store != running.store || new.http != running.http || new.admin != running.admin
+            {
                 tracing::warn!(
-                    "SIGHUP: [node], [http] and [admin] changes take effect only after a restart"
+                    "SIGHUP: store ([node], [sync_engine]), [http] and [admin] changes take effect only after a restart"
                 );
             }
             metrics::counter!(CONFIG_RELOADS, "outcome" => "applied").increment(1);
