@@ -342,7 +342,10 @@ pub struct ColdPathSettings {
     /// Most items fetched per cycle and peer; the next cycle resumes. Default 1000.
     #[serde(default = "default_max_items_per_cycle")]
     pub max_items_per_cycle: usize,
-    /// Most content bytes fetched per cycle and peer. Default 64 MiB.
+    /// Most bytes of items fetched per cycle and peer. Default 64 MiB. Items are sized at
+    /// the peer first and only those that fit are fetched; the rest wait for the next
+    /// cycle. A cycle exceeds it only to read, alone, one item larger than the whole budget
+    /// (or, from a peer that cannot size its items, by its last item, read one at a time).
     #[serde(default = "default_max_bytes_per_cycle")]
     pub max_bytes_per_cycle: u64,
     /// Most paths or keys in one batched peer call. Default 500.

@@ -260,6 +260,18 @@ pub trait PeerBackend: Send + Sync + 'static {
     /// Items for many keys in one round trip; one result per key, in order.
     async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError>;
 
+    /// The size of each key's item at the peer without transferring it, so that a repair
+    /// can fetch only what fits its byte budget.
+    ///
+    /// `Ok(None)` says this backend cannot size items (the default, which makes no call):
+    /// a repair then reads its items one at a time. Otherwise one entry per key, in order,
+    /// in one round trip: the bytes the item's stored form takes (at least its content;
+    /// `0` for an absent key), or `None` for a key whose size the backend cannot tell.
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        let _ = keys;
+        Ok(None)
+    }
+
     /// Whether the peer holds each key in any form (an item, readable or not), in order,
     /// in one round trip. This default reads the items ([`PeerBackend::read_items`]);
     /// override it to ask without transferring them (Redis: `EXISTS` per key, pipelined),

@@ -5,14 +5,16 @@
 //! All reads of a cycle (both trees, local stamps, the peer's items and tombstones) happen
 //! before its first local write, so a peer that fails mid-cycle changes nothing locally:
 //! the cycle returns the error and the next one starts again from the roots. The changes
-//! held back meanwhile are bounded by the item and byte budgets.
+//! held back meanwhile are bounded by the item and byte budgets: items are sized before
+//! they are read, and only those that fit the byte budget are fetched (see `fit.rs`).
 
 use crate::error::RepairError;
+use crate::fit::fitting;
 use crate::report::{Budget, CycleReport};
 use crate::resolve::resolve;
 use crate::settings::RepairSettings;
 use crate::source::{LocalStore, PeerSource, RepairPeer, RepairTarget};
-use crate::state::{NodePair, RepairState};
+use crate::state::{Candidate, NodePair, RepairState};
 use crate::walk::expand;
 use crate::ReadStage;
 use futures::future::try_join;
@@ -106,13 +108,8 @@ async fn run<L: RepairTarget, P: RepairPeer>(
     let changes = collect_changes(local, peer, settings, state, report).await?;
     if state.frontier.is_empty() && state.candidates.is_empty() {
         state.walking = false;
-    } else {
-        let over_bytes = report.bytes_fetched >= settings.max_bytes();
-        report.budget_exhausted = Some(if over_bytes {
-            Budget::Bytes
-        } else {
-            Budget::Items
-        });
+    } else if report.budget_exhausted.is_none() {
+        report.budget_exhausted = Some(Budget::Items);
     }
     report.completed =
         fresh && report.budget_exhausted.is_none() && report.deletes_pending_on_peer == 0;
@@ -139,13 +136,30 @@ async fn collect_changes<L: RepairTarget, P: RepairPeer>(
             state.frontier.extend(found.nodes);
             state.candidates.extend(found.candidates);
         }
-        if state.candidates.is_empty()
-            || items_left == 0
-            || report.bytes_fetched >= settings.max_bytes()
-        {
+        if state.candidates.is_empty() || items_left == 0 {
             return Ok(changes);
         }
+        if report.bytes_fetched >= settings.max_bytes() {
+            report.budget_exhausted = Some(Budget::Bytes);
+            return Ok(changes);
+        }
+        let remaining = settings.max_bytes() - report.bytes_fetched;
         let take = state.candidates.len().min(items_left).min(settings.step());
+        let next: Vec<Candidate> = state.candidates.range(..take).cloned().collect();
+        let fetched_any = report.bytes_fetched > 0;
+        let take = fitting(
+            peer,
+            &next,
+            remaining,
+            fetched_any,
+            settings.batch(),
+            report,
+        )
+        .await?;
+        if take == 0 {
+            report.budget_exhausted = Some(Budget::Bytes);
+            return Ok(changes);
+        }
         let group = state.candidates.drain(..take).collect();
         changes.extend(resolve(local, peer, group, settings.batch(), report).await?);
         items_left -= take;

@@ -73,6 +73,17 @@ pub trait RepairPeer: TreeSource<Error = PeerError> {
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<Option<Tombstone>>, PeerError>> + Send;
+
+    /// Sizes of the items at keys without transferring them, as
+    /// [`PeerBackend::item_sizes`] says. This default cannot size any (no call), so the
+    /// cycle reads such a peer's items one at a time; override it where the peer can.
+    fn item_sizes(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Option<Vec<Option<u64>>>, PeerError>> + Send {
+        let _ = keys;
+        std::future::ready(Ok(None))
+    }
 }
 
 /// Any `SyncEngineRef` as the local side of a repair.
@@ -149,5 +160,9 @@ impl RepairPeer for PeerSource<'_> {
 
     async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
         self.0.read_tombstones(keys).await
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        self.0.item_sizes(keys).await
     }
 }

@@ -345,6 +345,13 @@ impl PeerBackend for RedisPeer {
         }
     }
 
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        match self.query(Query::ItemSizes(Arc::from(keys))).await? {
+            Reply::ItemSizes(sizes) => Ok(Some(sizes)),
+            _ => Err(self.unexpected("item_sizes")),
+        }
+    }
+
     async fn exists_many(&self, keys: &[String]) -> Result<Vec<bool>, PeerError> {
         match self.query(Query::Exists(Arc::from(keys))).await? {
             Reply::Exists(exists) => Ok(exists),

@@ -28,6 +28,7 @@ pub(crate) enum Query {
     MerkleRoot,
     MerkleChildren(Arc<[String]>),
     Items(Arc<[String]>),
+    ItemSizes(Arc<[String]>),
     Exists(Arc<[String]>),
     Tombstones(Arc<[String]>),
     Ping,
@@ -42,6 +43,7 @@ impl Query {
             Query::MerkleRoot => "merkle_root",
             Query::MerkleChildren(_) => "merkle_children",
             Query::Items(_) => "read_items",
+            Query::ItemSizes(_) => "item_sizes",
             Query::Exists(_) => "exists_many",
             Query::Tombstones(_) => "read_tombstones",
             Query::Ping => "ping",
@@ -57,6 +59,7 @@ pub(crate) enum Reply {
     MerkleRoot(Option<Hash>),
     MerkleChildren(Vec<Vec<(String, Hash)>>),
     Items(Vec<ItemRead>),
+    ItemSizes(Vec<Option<u64>>),
     Exists(Vec<bool>),
     Tombstones(Vec<Option<Tombstone>>),
     Ping(Duration),
@@ -206,6 +209,7 @@ impl QueryService {
                 Ok(Reply::MerkleChildren(out))
             }
             Query::Items(keys) => self.read_items(&keys).await.map(Reply::Items),
+            Query::ItemSizes(keys) => self.item_sizes(&keys).await.map(Reply::ItemSizes),
             Query::Exists(keys) => self.exists_many(&keys).await.map(Reply::Exists),
             Query::Tombstones(keys) => {
                 if keys.is_empty() {
