@@ -28,7 +28,7 @@ mod tombstone_json;
 #[cfg(test)]
 mod test_fixtures;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, Jitter, Next, NoJitter, RetryError, RetryPolicy, SeededJitter};
 pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
 pub use config::{
     ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, LimitSettings, PeerConfig,

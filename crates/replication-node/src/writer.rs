@@ -23,7 +23,7 @@ use fred::prelude::{Client, ClientLike, KeysInterface, LuaInterface, Transaction
 use fred::types::CustomCommand;
 use replication_core::cdc::CdcEncoder;
 use replication_core::merkle::{encode_member, Hash};
-use replication_core::{encode_item_json, encode_tombstone_json, Backoff, SyncItem};
+use replication_core::{encode_item_json, encode_tombstone_json, RetryPolicy, SyncItem};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -115,7 +115,8 @@ impl Writer {
             .filter(|k| seen.insert(*k))
             .map(str::to_owned)
             .collect();
-        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
+        let mut backoff =
+            RetryPolicy::new(Duration::from_millis(2), Duration::from_millis(100)).backoff();
         for _ in 0..MAX_ATTEMPTS {
             let mut snapshot = self.snapshot(&ids, &mut state.cache).await?;
             let mut outcomes = Vec::with_capacity(ops.len());
@@ -184,7 +185,8 @@ impl Writer {
             // (pipelining is only for replicated changes, which apply idempotently).
             state.cache.clear();
             tracing::debug!("node store write conflicted with another writer; planning again");
-            tokio::time::sleep(backoff.next_delay(rand::random())).await;
+            let delay = backoff.next_delay().unwrap_or(Duration::from_millis(100));
+            tokio::time::sleep(delay).await;
         }
         Err(NodeError::Contended {
             attempts: MAX_ATTEMPTS,

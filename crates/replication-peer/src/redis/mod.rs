@@ -262,10 +262,12 @@ fn supervise(
     status: Arc<StatusTracker>,
     settings: &PeerSettings,
 ) -> tokio::task::JoinHandle<()> {
-    let mut backoff = replication_core::Backoff::new(
+    let mut backoff = replication_core::RetryPolicy::new(
         settings.reconnect_initial_delay,
         settings.reconnect_max_delay,
-    );
+    )
+    .backoff();
+    let backoff_cap = settings.reconnect_max_delay;
     tokio::spawn(async move {
         loop {
             let task = client.connect();
@@ -274,7 +276,9 @@ fn supervise(
                 return;
             }
             tracing::warn!(outcome = ?ended.map(|r| r.map_err(|e| e.kind().to_str())), "peer connection task ended; restarting");
-            tokio::time::sleep(backoff.next_delay(rand::random::<f64>())).await;
+            // Unbounded policy: a delay always comes.
+            let delay = backoff.next_delay().unwrap_or(backoff_cap);
+            tokio::time::sleep(delay).await;
         }
     })
 }

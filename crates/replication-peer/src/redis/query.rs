@@ -51,6 +51,19 @@ impl Query {
     }
 }
 
+impl crate::resilience::RetriedInStack for Query {
+    /// The stack retries every read except those a caller retries already: the tailer
+    /// re-issues its checked reads and stream facts with its own backoff, and the hot path
+    /// retries its delete-evidence reads (existence, tombstones) until they succeed. A
+    /// repair's tombstone read that fails fails its cycle, which the cold path runs again.
+    fn retried_in_stack(&self) -> bool {
+        !matches!(
+            self,
+            Query::ReadChecked { .. } | Query::StreamInfo | Query::Exists(_) | Query::Tombstones(_)
+        )
+    }
+}
+
 /// The answer to a [`Query`], same variant.
 #[derive(Debug)]
 pub(crate) enum Reply {

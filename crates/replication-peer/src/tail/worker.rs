@@ -24,7 +24,7 @@ use super::gap::{detect_gap, GapCheck};
 use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
 use replication_core::{
-    Backoff, CdcDecoder, CdcEvent, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest,
+    CdcDecoder, CdcEvent, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest, RetryPolicy,
     StreamInfo,
 };
 use std::sync::Arc;
@@ -85,7 +85,7 @@ impl Worker {
     async fn tail(&mut self, stages: &mpsc::Sender<Stage>) -> Result<(), Stopped> {
         let options = self.options.borrow_and_update().clone();
         let mut size = BatchSize::new(options.batch_size, options.max_batch_size);
-        let mut backoff = Backoff::new(options.retry_initial, options.retry_max);
+        let mut backoff = RetryPolicy::new(options.retry_initial, options.retry_max).backoff();
         let mut seen_added: Option<u64> = None;
         let mut checked = true;
         let mut last_check = Instant::now();
@@ -125,7 +125,9 @@ impl Worker {
                 Err(error) => {
                     self.failed(error)?;
                     checked = true;
-                    let delay = backoff.next_delay(rand::random::<f64>());
+                    // Tailing never ends on an error, even a permanent one (the peer may be
+                    // repaired): the policy only spaces the reads out, and is unbounded.
+                    let delay = backoff.next_delay().unwrap_or(options.retry_max);
                     tokio::time::sleep(delay).await;
                     continue;
                 }
