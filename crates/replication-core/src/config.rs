@@ -380,7 +380,8 @@ pub struct PeerSettings {
     /// Timeout of one non-blocking command attempt. Default `"5s"`.
     #[serde(default = "default_command_timeout", with = "humantime_serde")]
     pub command_timeout: Duration,
-    /// Extra attempts for a failed idempotent read. Default 2.
+    /// Extra attempts of a failed repair read (tree, items, sizes) or ping; stream reads
+    /// and the hot path's reads are retried by their callers instead. Default 2.
     #[serde(default = "default_retries")]
     pub retries: u32,
     /// Consecutive failures that open a peer's circuit. Default 5.
