@@ -126,6 +126,9 @@ async fn collect_changes<L: RepairTarget, P: RepairPeer>(
 ) -> Result<Vec<Change>, RepairError> {
     let mut changes = Vec::new();
     let mut items_left = settings.max_items();
+    // Bytes of the budget spent: the peer's sizes of the items admitted (what travels),
+    // or the content fetched where that is more (an item the peer could not size).
+    let mut spent: u64 = 0;
     loop {
         // Walk only as far as the remaining budget can resolve: a huge difference is then
         // walked across several cycles instead of listed whole in one.
@@ -139,30 +142,25 @@ async fn collect_changes<L: RepairTarget, P: RepairPeer>(
         if state.candidates.is_empty() || items_left == 0 {
             return Ok(changes);
         }
-        if report.bytes_fetched >= settings.max_bytes() {
+        if spent >= settings.max_bytes() {
             report.budget_exhausted = Some(Budget::Bytes);
             return Ok(changes);
         }
-        let remaining = settings.max_bytes() - report.bytes_fetched;
+        let remaining = settings.max_bytes() - spent;
         let take = state.candidates.len().min(items_left).min(settings.step());
         let next: Vec<Candidate> = state.candidates.range(..take).cloned().collect();
-        let fetched_any = report.bytes_fetched > 0;
-        let take = fitting(
-            peer,
-            &next,
-            remaining,
-            fetched_any,
-            settings.batch(),
-            report,
-        )
-        .await?;
-        if take == 0 {
+        let batch = settings.batch();
+        let fit = fitting(peer, &next, remaining, spent > 0, batch, report).await?;
+        if fit.keys == 0 {
             report.budget_exhausted = Some(Budget::Bytes);
             return Ok(changes);
         }
-        let group = state.candidates.drain(..take).collect();
-        changes.extend(resolve(local, peer, group, settings.batch(), report).await?);
-        items_left -= take;
+        let group = state.candidates.drain(..fit.keys).collect();
+        let fetched_before = report.bytes_fetched;
+        changes.extend(resolve(local, peer, group, batch, report).await?);
+        let fetched = report.bytes_fetched - fetched_before;
+        spent = spent.saturating_add(fit.sized_bytes.max(fetched));
+        items_left -= fit.keys;
     }
 }
 

@@ -15,9 +15,17 @@ use crate::state::Candidate;
 use crate::ReadStage;
 use futures::future::try_join_all;
 
+/// What of the next candidates fits the budget.
+pub(crate) struct Fit {
+    /// How many candidates (a prefix) to resolve now; zero when the first item does not
+    /// fit: the byte budget is spent.
+    pub(crate) keys: usize,
+    /// The peer's sizes of the admitted items it could size.
+    pub(crate) sized_bytes: u64,
+}
+
 /// How many of `candidates` (a prefix) to resolve now with `remaining` bytes of budget
-/// left; `fetched_any` says whether this cycle has fetched anything yet. Zero when the
-/// first item does not fit: the byte budget is spent.
+/// left; `fetched_any` says whether this cycle has spent any of its budget yet.
 pub(crate) async fn fitting<P: RepairPeer>(
     peer: &P,
     candidates: &[Candidate],
@@ -25,7 +33,7 @@ pub(crate) async fn fitting<P: RepairPeer>(
     fetched_any: bool,
     batch: usize,
     report: &mut CycleReport,
-) -> Result<usize, RepairError> {
+) -> Result<Fit, RepairError> {
     let on_peer: Vec<String> = candidates
         .iter()
         .filter(|c| c.on_peer)
@@ -33,7 +41,10 @@ pub(crate) async fn fitting<P: RepairPeer>(
         .collect();
     if on_peer.is_empty() {
         // Only tombstones to read: no item content at stake.
-        return Ok(candidates.len());
+        return Ok(Fit {
+            keys: candidates.len(),
+            sized_bytes: 0,
+        });
     }
     let sizes = sizes(peer, &on_peer, batch, report).await?;
     let mut sizes = sizes.into_iter();
@@ -45,17 +56,29 @@ pub(crate) async fn fitting<P: RepairPeer>(
         }
         let size = sizes.next().flatten();
         let first = items == 0;
-        match size {
+        let keys = match size {
             Some(size) if planned.saturating_add(size) <= remaining => {
                 planned += size;
                 items += 1;
+                continue;
             }
             // Larger than the whole budget, or of unknown size: read it alone.
-            _ if first && (size.is_none() || !fetched_any) => return Ok(admitted + 1),
-            _ => return Ok(admitted),
-        }
+            Some(size) if first && !fetched_any => {
+                planned = size;
+                admitted + 1
+            }
+            None if first => admitted + 1,
+            _ => admitted,
+        };
+        return Ok(Fit {
+            keys,
+            sized_bytes: planned,
+        });
     }
-    Ok(candidates.len())
+    Ok(Fit {
+        keys: candidates.len(),
+        sized_bytes: planned,
+    })
 }
 
 /// One size per key, `None` where the peer cannot tell; batched like item reads, all

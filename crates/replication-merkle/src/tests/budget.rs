@@ -237,3 +237,68 @@ async fn a_peer_that_cannot_size_its_items_is_read_one_item_at_a_time() {
     let unsized_peer = Unsized(PeerSource(&peer));
     converge_within_budget(&local, &remote, &peer, &unsized_peer, &settings, 1000).await;
 }
+
+/// A peer whose items are stored in a form three times their content (as a node store's
+/// byte arrays are): what travels is the stored form.
+struct Inflated<'a>(PeerSource<'a>);
+
+impl TreeSource for Inflated<'_> {
+    type Error = PeerError;
+
+    async fn root(&self) -> Result<Option<Hash>, PeerError> {
+        self.0.root().await
+    }
+
+    async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
+        self.0.children(paths).await
+    }
+}
+
+impl RepairPeer for Inflated<'_> {
+    fn node_id(&self) -> &str {
+        self.0.node_id()
+    }
+
+    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
+        self.0.read_items(keys).await
+    }
+
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
+        self.0.read_tombstones(keys).await
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        let sizes = self.0.item_sizes(keys).await?;
+        Ok(sizes.map(|sizes| sizes.into_iter().map(|s| s.map(|s| s * 3)).collect()))
+    }
+}
+
+#[tokio::test]
+async fn the_budget_counts_the_stored_size_of_the_items_it_admits() {
+    let content = vec![7u8; 1000];
+    let (local, remote) = fixture(12, &content);
+    let peer = MemoryPeer::new("remote", remote.clone());
+    // Steps of two items of 3 000 stored bytes against 7 000: two fit, a third does not.
+    let settings = RepairSettings {
+        batch_size: 2,
+        concurrency: 1,
+        max_items_per_cycle: 1000,
+        max_bytes_per_cycle: 7000,
+    };
+    let inflated = Inflated(PeerSource(&peer));
+    let mut state = RepairState::new();
+    loop {
+        let report = repair_cycle_with(&LocalStore(&local), &inflated, &settings, &mut state)
+            .await
+            .unwrap();
+        assert!(
+            report.items_fetched * 3000 <= settings.max_bytes_per_cycle,
+            "{} items of 3 000 stored bytes in one cycle",
+            report.items_fetched
+        );
+        if !state.is_resuming() {
+            break;
+        }
+    }
+    assert_eq!(local.root(), remote.root());
+}
