@@ -15,7 +15,6 @@ pub mod gate;
 pub mod mesh;
 pub mod model;
 pub mod proxy;
-pub mod resp;
 pub mod scenario;
 pub mod workload;
 

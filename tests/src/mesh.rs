@@ -94,19 +94,14 @@ impl Node {
     pub fn item_ids(&self) -> Result<Vec<String>, String> {
         let pattern = format!("{}*", self.prefix);
         let holder = self.redis.holder().map_err(|e| e.to_string())?;
-        let reply = crate::resp::command_str(holder.addr(), &["KEYS", &pattern])
+        let reply = replication_testkit::resp::command_str(holder.addr(), &["KEYS", &pattern])
             .map_err(|e| e.to_string())?;
         let mut ids: Vec<String> = reply
             .items()
             .iter()
-            .filter_map(crate::resp::Reply::text)
+            .filter_map(replication_testkit::resp::Reply::text)
             .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned))
-            .filter(|id| {
-                !(id == "cdc"
-                    || id == "tombstones"
-                    || id.starts_with("merkle:")
-                    || id.starts_with("store:"))
-            })
+            .filter(|id| replication_core::wire_keys::reserved_by(id).is_none())
             .collect();
         ids.sort();
         Ok(ids)

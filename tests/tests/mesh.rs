@@ -227,7 +227,7 @@ async fn stream_trimmed_past_a_lagging_cursor_is_repaired_by_the_cold_path() {
         .await
         .unwrap();
     }
-    let stream = format!("{}cdc", mesh.nodes[1].prefix);
+    let stream = replication_core::WireKeys::new(&mesh.nodes[1].prefix).cdc();
     let trimmed = mesh.nodes[1]
         .redis
         .command(&["XTRIM", &stream, "MAXLEN", "2"])

@@ -11,8 +11,8 @@
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use rand::RngCore;
 use replication_core::content_hash_hex;
+use replication_testkit::resp::{self, Reply};
 use replication_tests::mesh::eventually;
-use replication_tests::resp::{self, Reply};
 use replication_tests::workload::{self, join_all};
 use replication_tests::{Mesh, MeshOptions, Model, Scenario, Workload};
 use std::net::SocketAddr;
@@ -161,7 +161,7 @@ async fn poisoned_entries_are_counted_and_skipped_while_good_ones_apply() {
     let mut mesh = Mesh::start(&s, options).await;
     let model = Model::new();
     let w = Workload::new("", 8, 15 * usize::try_from(s.scale).unwrap());
-    let stream = format!("{}cdc", mesh.nodes[1].prefix);
+    let stream = replication_core::WireKeys::new(&mesh.nodes[1].prefix).cdc();
     let addr = mesh.nodes[1].redis.addr();
     let mut rng = s.rng(99);
     let mut poisoned = 0u64;

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use replication_engine::PeerConfig;
+use replication_testkit::resp::{command_str, Reply};
 use replication_tests::mesh::eventually;
-use replication_tests::resp::{command_str, Reply};
 use replication_tests::{Mesh, MeshOptions, Observed, Scenario};
 use std::time::Duration;
 

@@ -2,7 +2,8 @@
 //! loopback ports (one per test, killed on drop), alone, as a Sentinel-watched primary and
 //! replica ([`SentinelSet`]) or as a Redis Cluster ([`RedisCluster`]); plus in-memory
 //! implementations of the core traits for algorithm tests that need no network, and
-//! [`MinimalStore`], a store with only the required `SyncEngineRef` methods.
+//! [`MinimalStore`], a store with only the required `SyncEngineRef` methods; and [`resp`], the
+//! one hand-written RESP client tests (and xtask's demo) probe Redis with.
 
 mod cluster;
 mod lazy_tree;
@@ -10,6 +11,7 @@ mod memory_peer;
 mod memory_store;
 mod minimal_store;
 mod redis_server;
+pub mod resp;
 mod sentinel;
 mod store_clock;
 mod wait;

@@ -25,10 +25,10 @@ use fred::interfaces::ClientLike;
 use fred::types::config::ReconnectPolicy;
 use fred::types::Builder;
 use futures::future::BoxFuture;
-use keys::Keys;
 use limits::ReadLimits;
 use query::{Query, QueryService, Reply};
 use replication_core::merkle::Hash;
+use replication_core::WireKeys;
 use replication_core::{
     CheckedRead, ConnectionStatus, ItemRead, PeerBackend, PeerConfig, PeerError, PeerSettings,
     RawEntry, ReadRequest, Settings, StreamId, StreamInfo, Tombstone,
@@ -92,7 +92,7 @@ impl RedisPeer {
         }
         let endpoint = Endpoint::parse(config).map_err(invalid)?;
         let secret: Option<Arc<str>> = endpoint.password().map(Arc::from);
-        let keys = Keys::new(&config.redis_prefix);
+        let keys = WireKeys::new(&config.redis_prefix);
         let stream_slot = endpoint
             .url
             .is_cluster()

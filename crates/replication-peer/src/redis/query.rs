@@ -3,7 +3,7 @@
 //! two only for RedisJSON documents (see `item_reads`).
 
 use super::errors::to_peer_error;
-use super::keys::{command_on, Keys};
+use super::keys::command_on;
 use super::limits::ReadLimits;
 use super::reply;
 use super::status::{Link, StatusTracker};
@@ -12,6 +12,7 @@ use fred::interfaces::{ClientLike, TransactionInterface};
 use fred::types::{ClusterHash, CustomCommand, Value};
 use futures::future::BoxFuture;
 use replication_core::merkle::Hash;
+use replication_core::WireKeys;
 use replication_core::{CheckedRead, ItemRead, PeerError, StreamId, StreamInfo, Tombstone};
 use replication_redis::Failure;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,7 +87,7 @@ pub(super) fn cmd(name: &'static str) -> CustomCommand {
 #[derive(Clone)]
 pub(crate) struct QueryService {
     pub(crate) client: Client,
-    pub(crate) keys: Keys,
+    pub(crate) keys: WireKeys,
     pub(crate) peer: Arc<str>,
     pub(crate) secret: Option<Arc<str>>,
     pub(crate) status: Arc<StatusTracker>,
