@@ -3,12 +3,12 @@
 //! expected winner per key, and a checker that compares every node against the model.
 //!
 //! The scenarios live in `tests/`; docs/RELIABILITY.md maps each fault to its test.
-//! Real daemons (`daemon`, `daemon_node`) and a headless browser (`browser`) serve the
-//! operator's tests: the status page, `diff` and the runtime controls.
+//! Nodes run by real daemons (`daemon_node`, over the testkit's `Daemon`) and a headless
+//! browser (`browser`) serve the operator's tests: the status page, `diff` and the runtime
+//! controls.
 
 pub mod backend;
 pub mod browser;
-pub mod daemon;
 pub mod daemon_node;
 pub mod fuzz_checks;
 pub mod gate;

@@ -449,21 +449,3 @@ fn quiet_roots(quiet: &Quiet) -> Result<(), String> {
         )),
     }
 }
-
-/// Polls `check` every 50 ms until it holds; false when `deadline` passes first.
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}

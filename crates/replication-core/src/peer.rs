@@ -249,7 +249,7 @@ pub trait PeerBackend: Send + Sync + 'static {
     }
 
     /// Root of the peer's Merkle tree; `None` when it has none.
-    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError>;
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError>;
 
     /// Children of many nodes in one round trip; one list per path, in order.
     async fn merkle_children(

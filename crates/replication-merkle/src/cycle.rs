@@ -66,7 +66,7 @@ async fn run<L: RepairTarget, P: RepairPeer>(
     report: &mut CycleReport,
 ) -> Result<(), RepairError> {
     let node_id = peer.node_id();
-    if !local.accepting_writes() {
+    if !local.should_accept_writes() {
         return Err(RepairError::Backpressure {
             peer: node_id.to_owned(),
         });
@@ -75,18 +75,23 @@ async fn run<L: RepairTarget, P: RepairPeer>(
     report.resumed = !fresh;
     if fresh {
         let local_root = async {
-            local.root().await.map_err(|source| RepairError::LocalRead {
-                peer: node_id.to_owned(),
-                stage: ReadStage::Root,
-                source,
-            })
+            local
+                .get_merkle_root()
+                .await
+                .map_err(|source| RepairError::LocalRead {
+                    peer: node_id.to_owned(),
+                    stage: ReadStage::Root,
+                    source,
+                })
         };
         let peer_root = async {
-            peer.root().await.map_err(|source| RepairError::Peer {
-                peer: node_id.to_owned(),
-                stage: ReadStage::Root,
-                source,
-            })
+            peer.get_merkle_root()
+                .await
+                .map_err(|source| RepairError::Peer {
+                    peer: node_id.to_owned(),
+                    stage: ReadStage::Root,
+                    source,
+                })
         };
         let (local_root, peer_root) = try_join(local_root, peer_root).await?;
         report.local_round_trips += 1;

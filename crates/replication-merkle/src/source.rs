@@ -18,7 +18,7 @@ pub trait TreeSource: Send + Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The root hash; `None` for an empty tree.
-    fn root(&self) -> impl Future<Output = Result<Option<Hash>, Self::Error>> + Send;
+    fn get_merkle_root(&self) -> impl Future<Output = Result<Option<Hash>, Self::Error>> + Send;
 
     /// Children `(segment, hash)` of each path, one list per path in order; empty for
     /// leaves and unknown paths. One call is one round trip.
@@ -51,7 +51,7 @@ pub trait LocalView: TreeSource<Error = SyncError> {
 /// The local side of a repair: a view plus the writes.
 pub trait RepairTarget: LocalView {
     /// False while the store wants no replicated writes (backpressure).
-    fn accepting_writes(&self) -> bool;
+    fn should_accept_writes(&self) -> bool;
 
     /// Applies changes; the store itself keeps the newer stamp when a change loses.
     fn apply(&self, changes: Vec<Change>) -> impl Future<Output = Result<(), SyncError>> + Send;
@@ -93,7 +93,7 @@ pub struct LocalStore<'a, S>(pub &'a S);
 impl<S: SyncEngineRef> TreeSource for LocalStore<'_, S> {
     type Error = SyncError;
 
-    async fn root(&self) -> Result<Option<Hash>, SyncError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, SyncError> {
         self.0.get_merkle_root().await
     }
 
@@ -117,7 +117,7 @@ impl<S: SyncEngineRef> LocalView for LocalStore<'_, S> {
 }
 
 impl<S: SyncEngineRef> RepairTarget for LocalStore<'_, S> {
-    fn accepting_writes(&self) -> bool {
+    fn should_accept_writes(&self) -> bool {
         self.0.should_accept_writes()
     }
 
@@ -140,8 +140,8 @@ impl std::fmt::Debug for PeerSource<'_> {
 impl TreeSource for PeerSource<'_> {
     type Error = PeerError;
 
-    async fn root(&self) -> Result<Option<Hash>, PeerError> {
-        self.0.merkle_root().await
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.0.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {

@@ -108,7 +108,7 @@ async fn reads_a_sync_engine_node_as_it_left_its_redis() {
     let entries = load_fixture(&client, &prefix, &dump).await;
     let peer = connected_peer(&peer_config(&server.url(), &prefix)).await;
 
-    let root = peer.merkle_root().await.unwrap().expect("root present");
+    let root = peer.get_merkle_root().await.unwrap().expect("root present");
     assert_eq!(
         hex(&root),
         dump["merkle_root_reported_by_node"].as_str().unwrap()
@@ -302,7 +302,7 @@ async fn a_failed_read_is_an_error_never_empty() {
     let err = peer.merkle_children(&["a".into()]).await.unwrap_err();
     assert!(err.is_retriable(), "{err}");
     assert!(peer.read_items(&["a".into()]).await.is_err());
-    assert!(peer.merkle_root().await.is_err());
+    assert!(peer.get_merkle_root().await.is_err());
     assert_ne!(
         peer.connection().state,
         replication_core::ConnectionState::Connected

@@ -2,14 +2,23 @@
 //! loopback ports (one per test, killed on drop), alone, as a Sentinel-watched primary and
 //! replica ([`SentinelSet`]) or as a Redis Cluster ([`RedisCluster`]); plus in-memory
 //! implementations of the core traits for algorithm tests that need no network, and
-//! [`MinimalStore`], a store with only the required `SyncEngineRef` methods; and [`resp`], the
-//! one hand-written RESP client tests (and xtask's demo) probe Redis with.
+//! [`MinimalStore`], a store with only the required `SyncEngineRef` methods, and
+//! [`MemoryMesh`], a peer connector over in-memory stores. Around them, one home for
+//! what tests repeat: [`free_port`], waiting on a condition instead of sleeping
+//! ([`eventually`] and its kin), the `replicationd` process harness ([`Daemon`]), a
+//! plain [`http_get`], metrics read back from a debugging recorder ([`Recorded`]), and
+//! [`resp`], the one hand-written RESP client tests (and xtask's demo) probe Redis with.
 
 mod cluster;
+mod daemon;
+mod http;
 mod lazy_tree;
+mod memory_mesh;
 mod memory_peer;
 mod memory_store;
+mod metrics;
 mod minimal_store;
+mod port;
 mod redis_server;
 pub mod resp;
 mod sentinel;
@@ -17,8 +26,17 @@ mod store_clock;
 mod wait;
 
 pub use cluster::RedisCluster;
+pub use daemon::{replicationd_binary, wait_ready, Daemon};
+pub use http::{http_get, http_get_at};
+pub use memory_mesh::MemoryMesh;
 pub use memory_peer::{MemoryPeer, PeerCounters};
 pub use memory_store::{MemoryStore, StoreCounters};
+pub use metrics::Recorded;
 pub use minimal_store::MinimalStore;
+pub use port::free_port;
 pub use redis_server::{RedisServer, RedisServerBuilder, TestkitError};
 pub use sentinel::SentinelSet;
+pub use wait::{
+    eventually, eventually_async, eventually_some, eventually_some_async, wait_blocking, within,
+    WAIT_LIMIT,
+};

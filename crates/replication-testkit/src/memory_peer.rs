@@ -115,7 +115,7 @@ impl CdcLog {
 pub struct PeerCounters {
     /// Every call that reaches the peer (one round trip each), failed ones included.
     pub calls: u64,
-    /// `merkle_root` calls.
+    /// `get_merkle_root` calls.
     pub root_calls: u64,
     /// `merkle_children` calls.
     pub children_calls: u64,
@@ -337,7 +337,7 @@ impl PeerBackend for MemoryPeer {
         Ok(self.store.read_stream(CdcLog::info))
     }
 
-    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
         self.call(|c| c.root_calls += 1)?;
         Ok(self.store.root())
     }
@@ -551,7 +551,7 @@ mod tests {
         peer.store().put_local("a", b"12345".to_vec());
         peer.set_unreadable("a");
         peer.fail_after_calls(2);
-        assert!(peer.merkle_root().await.unwrap().is_some());
+        assert!(peer.get_merkle_root().await.unwrap().is_some());
         assert!(matches!(
             peer.read_items(&["a".into(), "b".into()]).await.unwrap()[..],
             [ItemRead::Unreadable { .. }, ItemRead::Absent]

@@ -1,7 +1,8 @@
 //! A private `redis-server` for one test: free loopback port, own temp dir, no persistence
 //! unless asked, killed (SIGKILL) on drop so parallel tests never share state.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use crate::port::free_port;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -316,12 +317,6 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A port nothing listens on right now (a parallel test may still take it first).
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]

@@ -139,9 +139,9 @@ impl<P> Counting<P> {
 impl<P: RepairPeer> TreeSource for Counting<P> {
     type Error = PeerError;
 
-    async fn root(&self) -> Result<Option<Hash>, PeerError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.root().await
+        self.inner.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {

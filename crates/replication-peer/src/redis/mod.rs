@@ -325,10 +325,10 @@ impl PeerBackend for RedisPeer {
         }
     }
 
-    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
         match self.query(Query::MerkleRoot).await? {
             Reply::MerkleRoot(root) => Ok(root),
-            _ => Err(self.unexpected("merkle_root")),
+            _ => Err(self.unexpected("get_merkle_root")),
         }
     }
 

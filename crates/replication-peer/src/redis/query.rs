@@ -41,7 +41,7 @@ impl Query {
         match self {
             Query::StreamInfo => "stream_info",
             Query::ReadChecked { .. } => "read_stream_checked",
-            Query::MerkleRoot => "merkle_root",
+            Query::MerkleRoot => "get_merkle_root",
             Query::MerkleChildren(_) => "merkle_children",
             Query::Items(_) => "read_items",
             Query::ItemSizes(_) => "item_sizes",
