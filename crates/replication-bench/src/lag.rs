@@ -20,7 +20,7 @@ pub(crate) async fn steady_load(rate: u64, seconds: u64) -> Result<Vec<u64>> {
     let peer = RedisServer::start().context("peer redis-server")?;
     let node = RedisServer::start().context("node redis-server")?;
     let prefix = "peer:";
-    let stream = replication_core::WireKeys::new(&prefix).cdc();
+    let stream = replication_core::WireKeys::new(prefix).cdc();
     let local = Arc::new(
         NodeStore::connect(NodeStoreConfig::new(node.url()).with_prefix("local:"))
             .await

@@ -127,7 +127,7 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
     let peer = RedisServer::start().context("peer redis-server")?;
     let node = RedisServer::start().context("node redis-server")?;
     let prefix = "peer:";
-    let stream = replication_core::WireKeys::new(&prefix).cdc();
+    let stream = replication_core::WireKeys::new(prefix).cdc();
     let writer = client(&peer.url()).await?;
     fill(&writer, &stream, 0, n)
         .await
@@ -478,7 +478,7 @@ async fn memory_section(options: &Options, report: &mut Report) -> Result<()> {
     let writer = client(&peer.url()).await?;
     fill(
         &writer,
-        &replication_core::WireKeys::new(&prefix).cdc(),
+        &replication_core::WireKeys::new(prefix).cdc(),
         0,
         n,
     )

@@ -52,7 +52,7 @@ async fn load_fixture(
     let stream = dump["cdc_stream"].as_array().unwrap();
     for entry in stream {
         let mut args: Vec<Value> = vec![
-            replication_core::WireKeys::new(&prefix).cdc().into(),
+            replication_core::WireKeys::new(prefix).cdc().into(),
             entry["id"].as_str().unwrap().into(),
         ];
         for pair in entry["fields"].as_array().unwrap() {
@@ -66,8 +66,8 @@ async fn load_fixture(
             client,
             "SET",
             vec![
-                replication_core::WireKeys::new(&prefix)
-                    .merkle_hash(&path)
+                replication_core::WireKeys::new(prefix)
+                    .merkle_hash(path)
                     .into(),
                 hash.as_str().unwrap().into(),
             ],
@@ -76,7 +76,7 @@ async fn load_fixture(
     }
     for (path, members) in dump["merkle_children"].as_object().unwrap() {
         for member in members.as_array().unwrap() {
-            let key = replication_core::WireKeys::new(&prefix).merkle_children(&path);
+            let key = replication_core::WireKeys::new(prefix).merkle_children(path);
             raw(
                 client,
                 "ZADD",

@@ -240,7 +240,7 @@ async fn entries_added(url: &str, prefix: &str) -> u64 {
         .expect("connecting");
     let info: redis::Value = redis::cmd("XINFO")
         .arg("STREAM")
-        .arg(replication_core::WireKeys::new(&prefix).cdc())
+        .arg(replication_core::WireKeys::new(prefix).cdc())
         .query_async(&mut conn)
         .await
         .expect("XINFO STREAM");
@@ -271,7 +271,7 @@ async fn trim(url: &str, prefix: &str, keep: u64) {
         .await
         .expect("connecting");
     let _: u64 = redis::cmd("XTRIM")
-        .arg(replication_core::WireKeys::new(&prefix).cdc())
+        .arg(replication_core::WireKeys::new(prefix).cdc())
         .arg("MAXLEN")
         .arg(keep)
         .query_async(&mut conn)

@@ -58,7 +58,7 @@ pub async fn cdc_entries(client: &Client, prefix: &str) -> Vec<(StreamId, Vec<(S
         .custom(
             fred::cmd!("XRANGE"),
             vec![
-                replication_core::WireKeys::new(&prefix).cdc(),
+                replication_core::WireKeys::new(prefix).cdc(),
                 "-".into(),
                 "+".into(),
             ],
@@ -122,7 +122,7 @@ pub async fn stored_items(client: &Client, prefix: &str) -> Vec<SyncItem> {
 async fn members(client: &Client, prefix: &str, path: &str) -> BTreeMap<String, Hash> {
     let raw: Vec<Bytes> = client
         .zrange(
-            replication_core::WireKeys::new(&prefix).merkle_children(&path),
+            replication_core::WireKeys::new(prefix).merkle_children(path),
             0,
             -1,
             None,
@@ -137,7 +137,7 @@ async fn members(client: &Client, prefix: &str, path: &str) -> BTreeMap<String, 
 
 async fn hash_key(client: &Client, prefix: &str, path: &str) -> Option<Hash> {
     let raw: Option<String> = client
-        .get(replication_core::WireKeys::new(&prefix).merkle_hash(&path))
+        .get(replication_core::WireKeys::new(prefix).merkle_hash(path))
         .await
         .unwrap();
     raw.map(|h| parse_hash_hex(&h).unwrap())

@@ -85,7 +85,7 @@ async fn sync_engine_items_give_the_root_and_children_it_reported() {
             server
                 .command(&[
                     "EXISTS",
-                    &replication_core::WireKeys::new(&prefix).merkle_hash("uk.nhs.patient.3")
+                    &replication_core::WireKeys::new(prefix).merkle_hash("uk.nhs.patient.3")
                 ])
                 .unwrap()
                 .trim(),
