@@ -2,13 +2,15 @@
 //! loopback ports (one per test, killed on drop), alone, as a Sentinel-watched primary and
 //! replica ([`SentinelSet`]) or as a Redis Cluster ([`RedisCluster`]); plus in-memory
 //! implementations of the core traits for algorithm tests that need no network, and
-//! [`MinimalStore`], a store with only the required `SyncEngineRef` methods.
+//! [`MinimalStore`], a store with only the required `SyncEngineRef` methods; and
+//! [`FaultProxy`], a TCP proxy that injects faults and WAN latency into one link.
 
 mod cluster;
 mod lazy_tree;
 mod memory_peer;
 mod memory_store;
 mod minimal_store;
+mod proxy;
 mod redis_server;
 mod sentinel;
 mod store_clock;
@@ -18,5 +20,6 @@ pub use cluster::RedisCluster;
 pub use memory_peer::{MemoryPeer, PeerCounters};
 pub use memory_store::{MemoryStore, StoreCounters};
 pub use minimal_store::MinimalStore;
+pub use proxy::{FaultProxy, LinkMode};
 pub use redis_server::{RedisServer, RedisServerBuilder, TestkitError};
 pub use sentinel::SentinelSet;
