@@ -14,7 +14,6 @@ pub mod fuzz_checks;
 pub mod gate;
 pub mod mesh;
 pub mod model;
-pub mod proxy;
 pub mod scenario;
 pub mod workload;
 
@@ -22,6 +21,6 @@ pub use backend::{Backend, NodeRedis};
 pub use gate::Gate;
 pub use mesh::{Mesh, MeshOptions, Node};
 pub use model::{Model, Observed};
-pub use proxy::{FaultProxy, LinkMode};
+pub use replication_testkit::{FaultProxy, LinkMode};
 pub use scenario::Scenario;
 pub use workload::Workload;

@@ -7,12 +7,12 @@
 use crate::backend::{Backend, NodeRedis};
 use crate::gate::Gate;
 use crate::model::{show, Model, Observed};
-use crate::proxy::FaultProxy;
 use crate::scenario::Scenario;
 use replication_core::{LocalState, SyncEngineRef};
 use replication_cursor::MemoryCursorStore;
 use replication_engine::{PeerConfig, ReplicationEngine, ReplicationEngineConfig, Settings};
 use replication_node::{NodeStore, NodeStoreConfig};
+use replication_testkit::FaultProxy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -228,6 +228,23 @@ pub trait PeerBackend: Send + Sync + 'static {
     /// Stream facts for gap detection; `None` when the stream does not exist.
     async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError>;
 
+    /// Reads like [`PeerBackend::read_stream`], then the stream facts, observed after the
+    /// read (never before it: they may be newer than the entries). The facts are `None`
+    /// when nothing was read or the stream does not exist. This default makes the two
+    /// calls one after the other; override it to send both at once (Redis: pipelined on
+    /// one connection, so the facts cost no round trip of their own).
+    async fn read_stream_with_info(
+        &self,
+        request: ReadRequest,
+    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
+        let entries = self.read_stream(request).await?;
+        if entries.is_empty() {
+            return Ok((entries, None));
+        }
+        let info = self.stream_info().await?;
+        Ok((entries, info))
+    }
+
     /// Reads up to `count` entries after `after` without blocking, together with the stream
     /// facts, so that gap detection compares the cursor with the same state the entries came
     /// from. Backends that can (Redis: `MULTI`/`EXEC`) observe both atomically; this default
@@ -246,6 +263,24 @@ pub trait PeerBackend: Send + Sync + 'static {
             })
             .await?;
         Ok(CheckedRead { info, entries })
+    }
+
+    /// Reads up to `count` entries with ids in `(after, until]` without blocking, together
+    /// with the stream facts, as one observation like [`PeerBackend::read_stream_checked`].
+    /// A tailer that is far behind runs several of these at once over disjoint ranges, so
+    /// catch-up is not bound to one round trip per read. This default reads after `after`
+    /// with `read_stream_checked` and drops what lies beyond `until`: correct (a short
+    /// answer still means the range is complete), but it may transfer entries twice;
+    /// override it where the backend can bound the read by id (Redis: `XRANGE`).
+    async fn read_range_checked(
+        &self,
+        after: StreamId,
+        until: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        let mut read = self.read_stream_checked(after, count).await?;
+        read.entries.retain(|entry| entry.id <= until);
+        Ok(read)
     }
 
     /// Root of the peer's Merkle tree; `None` when it has none.

@@ -6,7 +6,8 @@
 //! [`MemoryMesh`], a peer connector over in-memory stores. Around them, one home for
 //! what tests repeat: [`free_port`], waiting on a condition instead of sleeping
 //! ([`eventually`] and its kin), the `replicationd` process harness ([`Daemon`]), a
-//! plain [`http_get`], metrics read back from a debugging recorder ([`Recorded`]), and
+//! plain [`http_get`], [`FaultProxy`] (a TCP proxy that injects faults and WAN latency
+//! into one link), metrics read back from a debugging recorder ([`Recorded`]), and
 //! [`resp`], the one hand-written RESP client tests (and xtask's demo) probe Redis with.
 
 mod cluster;
@@ -19,6 +20,7 @@ mod memory_store;
 mod metrics;
 mod minimal_store;
 mod port;
+mod proxy;
 mod redis_server;
 pub mod resp;
 mod sentinel;
@@ -34,6 +36,7 @@ pub use memory_store::{MemoryStore, StoreCounters};
 pub use metrics::Recorded;
 pub use minimal_store::MinimalStore;
 pub use port::free_port;
+pub use proxy::{FaultProxy, LinkMode};
 pub use redis_server::{RedisServer, RedisServerBuilder, TestkitError};
 pub use sentinel::SentinelSet;
 pub use wait::{

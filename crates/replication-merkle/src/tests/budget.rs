@@ -200,8 +200,8 @@ struct Unsized<'a>(PeerSource<'a>);
 impl TreeSource for Unsized<'_> {
     type Error = PeerError;
 
-    async fn root(&self) -> Result<Option<Hash>, PeerError> {
-        self.0.root().await
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.0.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
@@ -245,8 +245,8 @@ struct Inflated<'a>(PeerSource<'a>);
 impl TreeSource for Inflated<'_> {
     type Error = PeerError;
 
-    async fn root(&self) -> Result<Option<Hash>, PeerError> {
-        self.0.root().await
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.0.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {

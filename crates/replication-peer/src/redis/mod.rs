@@ -1,6 +1,7 @@
 //! [`RedisPeer`]: the `PeerBackend` over a peer's Redis, with fred 10.
 //!
-//! Two connections per peer: the *stream* connection only ever runs `XREAD BLOCK`, the
+//! Two connections per peer: the *stream* connection only ever runs `XREAD BLOCK` (with the
+//! `XINFO` that follows it in the same pipeline), the
 //! *query* connection runs everything else, so a long block never delays a ping or a
 //! Merkle read. Both reconnect by themselves (fred's reconnect policy: exponential from
 //! `reconnect_initial_delay` to `reconnect_max_delay`, with jitter, forever); a supervisor
@@ -38,7 +39,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stream::StreamService;
+use stream::{StreamRead, StreamReply, StreamService};
 use tower::ServiceExt;
 
 /// A peer reached through its Redis.
@@ -219,6 +220,15 @@ impl RedisPeer {
         Box::pin(stack.oneshot(query))
     }
 
+    async fn stream_read(&self, read: StreamRead) -> Result<StreamReply, PeerError> {
+        let bound = read.request.block.unwrap_or_default() + self.command_timeout;
+        self.stream
+            .clone()
+            .oneshot(read)
+            .await
+            .map_err(|e| resilience::to_peer_error(&self.node_id, "read_stream", bound, e))
+    }
+
     fn unexpected(&self, operation: &str) -> PeerError {
         PeerError::Protocol {
             peer: self.node_id.to_string(),
@@ -299,12 +309,28 @@ impl PeerBackend for RedisPeer {
     }
 
     async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {
-        let bound = request.block.unwrap_or_default() + self.command_timeout;
-        self.stream
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| resilience::to_peer_error(&self.node_id, "read_stream", bound, e))
+        let read = StreamRead {
+            request,
+            with_info: false,
+        };
+        Ok(self.stream_read(read).await?.0)
+    }
+
+    async fn read_stream_with_info(
+        &self,
+        request: ReadRequest,
+    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
+        let (entries, info) = self
+            .stream_read(StreamRead {
+                request,
+                with_info: true,
+            })
+            .await?;
+        // Nothing read: the facts say nothing the caller needs (see the trait).
+        Ok(match entries.is_empty() {
+            true => (entries, None),
+            false => (entries, info),
+        })
     }
 
     async fn read_stream_checked(
@@ -315,6 +341,25 @@ impl PeerBackend for RedisPeer {
         match self.query(Query::ReadChecked { after, count }).await? {
             Reply::Checked(read) => Ok(read),
             _ => Err(self.unexpected("read_stream_checked")),
+        }
+    }
+
+    async fn read_range_checked(
+        &self,
+        after: StreamId,
+        until: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        match self
+            .query(Query::ReadRange {
+                after,
+                until,
+                count,
+            })
+            .await?
+        {
+            Reply::Checked(read) => Ok(read),
+            _ => Err(self.unexpected("read_range_checked")),
         }
     }
 

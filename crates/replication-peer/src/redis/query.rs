@@ -25,7 +25,15 @@ use tokio::time::Instant;
 #[derive(Clone, Debug)]
 pub(crate) enum Query {
     StreamInfo,
-    ReadChecked { after: StreamId, count: usize },
+    ReadChecked {
+        after: StreamId,
+        count: usize,
+    },
+    ReadRange {
+        after: StreamId,
+        until: StreamId,
+        count: usize,
+    },
     MerkleRoot,
     MerkleChildren(Arc<[String]>),
     Items(Arc<[String]>),
@@ -41,6 +49,7 @@ impl Query {
         match self {
             Query::StreamInfo => "stream_info",
             Query::ReadChecked { .. } => "read_stream_checked",
+            Query::ReadRange { .. } => "read_range_checked",
             Query::MerkleRoot => "get_merkle_root",
             Query::MerkleChildren(_) => "merkle_children",
             Query::Items(_) => "read_items",
@@ -81,6 +90,15 @@ pub(crate) enum Reply {
 
 pub(super) fn cmd(name: &'static str) -> CustomCommand {
     CustomCommand::new_static(name, ClusterHash::FirstKey, false)
+}
+
+/// What a checked read reads after its cursor.
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    /// The next entries (`XREAD`).
+    After,
+    /// The next entries up to this id, inclusive (`XRANGE`).
+    Until(StreamId),
 }
 
 /// Executes queries on the query connection.
@@ -172,9 +190,18 @@ impl QueryService {
                     Err(e) => Err(self.fred_error(&e)),
                 }
             }
-            Query::ReadChecked { after, count } => {
-                self.read_checked(after, count).await.map(Reply::Checked)
-            }
+            Query::ReadChecked { after, count } => self
+                .read_checked(after, Read::After, count)
+                .await
+                .map(Reply::Checked),
+            Query::ReadRange {
+                after,
+                until,
+                count,
+            } => self
+                .read_checked(after, Read::Until(until), count)
+                .await
+                .map(Reply::Checked),
             Query::MerkleRoot => {
                 self.trip();
                 let v: Value = self
@@ -234,9 +261,15 @@ impl QueryService {
         }
     }
 
-    /// `MULTI; XINFO STREAM; XREAD COUNT n STREAMS cdc after; EXEC`: both observe the same
-    /// stream state, so no trim can fall between the gap check and the read.
-    async fn read_checked(&self, after: StreamId, count: usize) -> Result<CheckedRead, PeerError> {
+    /// `MULTI; XINFO STREAM; XREAD COUNT n STREAMS cdc after; EXEC` (or `XRANGE cdc
+    /// after+1 until COUNT n` for a bounded range): both observe the same stream state, so
+    /// no trim can fall between the gap check and the read.
+    async fn read_checked(
+        &self,
+        after: StreamId,
+        read: Read,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
         let cdc = self.keys.cdc();
         let tx = self.client.multi();
         let _: () = tx
@@ -246,25 +279,48 @@ impl QueryService {
             )
             .await
             .map_err(|e| self.fred_error(&e))?;
-        let xread_command = command_on("XREAD", &cdc, false);
-        let xread = vec![
-            "COUNT".to_owned(),
-            count.max(1).to_string(),
-            "STREAMS".to_owned(),
-            cdc,
-            after.to_string(),
-        ];
+        let count = count.max(1).to_string();
+        let (command, args) = match read {
+            Read::After => (
+                command_on("XREAD", &cdc, false),
+                vec![
+                    "COUNT".to_owned(),
+                    count,
+                    "STREAMS".to_owned(),
+                    cdc,
+                    after.to_string(),
+                ],
+            ),
+            // The successor as an inclusive start: `(id` needs Redis 6.2.
+            Read::Until(until) => {
+                let start = after.next().unwrap_or(StreamId::MAX);
+                (
+                    command_on("XRANGE", &cdc, false),
+                    vec![
+                        cdc.clone(),
+                        start.to_string(),
+                        until.to_string(),
+                        "COUNT".to_owned(),
+                        count,
+                    ],
+                )
+            }
+        };
         let _: () = tx
-            .custom(xread_command, xread)
+            .custom(command, args)
             .await
             .map_err(|e| self.fred_error(&e))?;
         self.trip();
         match tx.exec::<Value>(false).await {
             Ok(Value::Array(mut results)) if results.len() == 2 => {
-                let read = results.pop().unwrap_or(Value::Null);
+                let entries = results.pop().unwrap_or(Value::Null);
                 let info = results.pop().unwrap_or(Value::Null);
                 let info = reply::xinfo_stream(info).map_err(|m| self.protocol(m))?;
-                let entries = reply::xread(read).map_err(|m| self.protocol(m))?;
+                let entries = match read {
+                    Read::After => reply::xread(entries),
+                    Read::Until(_) => reply::xrange(entries),
+                }
+                .map_err(|m| self.protocol(m))?;
                 Ok(CheckedRead {
                     info: Some(info),
                     entries,
