@@ -220,7 +220,8 @@ impl Worker {
                 checked = true;
                 if let CatchUp::Failed(error) = outcome {
                     self.failed(error)?;
-                    tokio::time::sleep(backoff.next_delay(rand::random::<f64>())).await;
+                    let delay = backoff.next_delay().unwrap_or(options.retry_max);
+                    tokio::time::sleep(delay).await;
                 }
             }
         }
