@@ -28,7 +28,7 @@ mod tombstone_json;
 #[cfg(test)]
 mod test_fixtures;
 
-pub use backoff::Backoff;
+pub use backoff::{jitter, seed_jitter, Backoff};
 pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
 pub use config::{
     ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, LimitSettings, PeerConfig,

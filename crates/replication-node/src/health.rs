@@ -70,7 +70,7 @@ impl Health {
                     health.record_success();
                     break;
                 }
-                tokio::time::sleep(backoff.next_delay(rand::random())).await;
+                tokio::time::sleep(backoff.next_delay(replication_core::jitter())).await;
             }
             health.probing.store(false, Ordering::Release);
         });

@@ -184,7 +184,7 @@ impl Writer {
             // (pipelining is only for replicated changes, which apply idempotently).
             state.cache.clear();
             tracing::debug!("node store write conflicted with another writer; planning again");
-            tokio::time::sleep(backoff.next_delay(rand::random())).await;
+            tokio::time::sleep(backoff.next_delay(replication_core::jitter())).await;
         }
         Err(NodeError::Contended {
             attempts: MAX_ATTEMPTS,

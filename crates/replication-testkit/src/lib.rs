@@ -2,9 +2,11 @@
 //! loopback ports (one per test, killed on drop), alone, as a Sentinel-watched primary and
 //! replica ([`SentinelSet`]) or as a Redis Cluster ([`RedisCluster`]); plus in-memory
 //! implementations of the core traits for algorithm tests that need no network, and
-//! [`MinimalStore`], a store with only the required `SyncEngineRef` methods.
+//! [`MinimalStore`], a store with only the required `SyncEngineRef` methods, and
+//! [`CrashCursorStore`], cursors that a simulated crash loses unless flushed.
 
 mod cluster;
+mod crash_cursors;
 mod lazy_tree;
 mod memory_peer;
 mod memory_store;
@@ -15,6 +17,7 @@ mod store_clock;
 mod wait;
 
 pub use cluster::RedisCluster;
+pub use crash_cursors::CrashCursorStore;
 pub use memory_peer::{MemoryPeer, PeerCounters};
 pub use memory_store::{MemoryStore, StoreCounters};
 pub use minimal_store::MinimalStore;

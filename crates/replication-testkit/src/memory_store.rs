@@ -20,8 +20,8 @@ use crate::store_clock::Clock;
 mod switches;
 use replication_core::merkle::{leaf_hash, validate_object_id, Hash};
 use replication_core::{
-    content_hash, incoming_wins, CdcEvent, Change, LocalState, StreamId, SyncEngineRef, SyncError,
-    SyncItem, Tombstone,
+    content_hash, incoming_wins, CdcEvent, Change, LocalState, Stamp, StreamId, SyncEngineRef,
+    SyncError, SyncItem, Tombstone,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -82,6 +82,11 @@ struct StoreState {
     /// Every local write's version is above it: the highest version of a collected
     /// tombstone (docs/PROTOCOL.md "Versions never go backwards").
     version_floor: u64,
+    /// The greatest stamp each key has ever held (item or tombstone, collected or
+    /// replaced since): what the store has applied, for checks of causality.
+    highest: HashMap<String, Stamp>,
+    /// Changes of replicated writes that failed by injection, while recording is on.
+    failed_writes: Option<Vec<(String, Stamp)>>,
     counters: StoreCounters,
     stream: CdcLog,
 }
@@ -118,7 +123,28 @@ impl StoreState {
         Ok(())
     }
 
+    /// Notes the changes of a write that failed by injection (when recording).
+    fn note_failed<'a>(&mut self, changes: impl Iterator<Item = &'a Change>) {
+        if let Some(failed) = &mut self.failed_writes {
+            failed.extend(changes.map(|change| match change {
+                Change::Put(item) => (item.key.clone(), item.stamp()),
+                Change::Delete { key, tombstone } => (key.clone(), tombstone.stamp()),
+            }));
+        }
+    }
+
+    fn raise_highest(&mut self, key: &str, stamp: Stamp) {
+        match self.highest.get_mut(key) {
+            Some(highest) if *highest >= stamp => {}
+            Some(highest) => *highest = stamp,
+            None => {
+                self.highest.insert(key.to_owned(), stamp);
+            }
+        }
+    }
+
     fn store_item(&mut self, item: SyncItem) -> bool {
+        self.raise_highest(&item.key, item.stamp());
         let leaf = leaf_hash(&item.key, item.version, &content_hash(&item.content));
         self.tree.insert(&item.key, leaf);
         self.tombstones.remove(&item.key);
@@ -127,6 +153,7 @@ impl StoreState {
     }
 
     fn store_tombstone(&mut self, key: &str, tombstone: Tombstone) -> bool {
+        self.raise_highest(key, tombstone.stamp());
         self.tree.remove(key);
         if !self.like_sync_engine {
             self.tombstones.insert(key.to_owned(), tombstone);
@@ -238,6 +265,8 @@ impl MemoryStore {
             like_sync_engine: false,
             refused: BTreeSet::new(),
             version_floor: 0,
+            highest: HashMap::new(),
+            failed_writes: None,
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
         };
@@ -362,6 +391,12 @@ impl MemoryStore {
         self.lock().tree.children_of(path)
     }
 
+    /// The greatest stamp `key` has ever held here, item or tombstone, even one collected
+    /// or replaced since: every write the store applied to the key is at or below it.
+    pub fn highest_held(&self, key: &str) -> Option<Stamp> {
+        self.lock().highest.get(key).cloned()
+    }
+
     /// The version floor: the highest version of a tombstone collected so far.
     pub fn version_floor(&self) -> u64 {
         self.lock().version_floor
@@ -412,8 +447,12 @@ impl SyncEngineRef for MemoryStore {
         {
             let mut state = self.lock();
             state.counters.submits += 1;
-            state.check(true)?;
-            state.apply(Change::Put(item))?;
+            let change = Change::Put(item);
+            if let Err(e) = state.check(true) {
+                state.note_failed(std::iter::once(&change));
+                return Err(e);
+            }
+            state.apply(change)?;
         }
         self.reply().await;
         Ok(())
@@ -493,7 +532,10 @@ impl SyncEngineRef for MemoryStore {
         {
             let mut state = self.lock();
             state.counters.applied_batches += 1;
-            state.check(true)?;
+            if let Err(e) = state.check(true) {
+                state.note_failed(changes.iter());
+                return Err(e);
+            }
             // Validate the whole batch first so that a rejected batch changes nothing.
             for change in &changes {
                 state.admit(change.key())?;
@@ -695,6 +737,11 @@ mod tests {
         let again = store.put_local("k", b"two".to_vec());
         assert!(again.stamp().beats(&tombstone.stamp()), "{again:?}");
         assert_eq!(store.put_local("other", b"x".to_vec()).version, 3);
+        assert_eq!(
+            store.highest_held("k"),
+            Some(again.stamp()),
+            "the highest stamp held outlives the collected tombstone it replaced"
+        );
     }
 
     #[tokio::test]

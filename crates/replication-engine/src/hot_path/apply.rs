@@ -79,11 +79,11 @@ async fn write_with_retry<S: SyncEngineRef>(
             Err(CircuitCallError::Store(e)) if !e.is_retriable() => return Ok(Err(e)),
             Err(CircuitCallError::Store(e)) => {
                 tracing::warn!(error = %e, attempt = backoff.attempts() + 1, "local store write failed; retrying");
-                backoff.next_delay(rand::random())
+                backoff.next_delay(replication_core::jitter())
             }
             // Wait out the open period rather than spinning on rejections.
             Err(CircuitCallError::Open(retry_after)) => {
-                retry_after.max(backoff.next_delay(rand::random()))
+                retry_after.max(backoff.next_delay(replication_core::jitter()))
             }
         };
         metrics.apply_retries.increment(1);

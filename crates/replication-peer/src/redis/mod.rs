@@ -274,7 +274,7 @@ fn supervise(
                 return;
             }
             tracing::warn!(outcome = ?ended.map(|r| r.map_err(|e| e.kind().to_str())), "peer connection task ended; restarting");
-            tokio::time::sleep(backoff.next_delay(rand::random::<f64>())).await;
+            tokio::time::sleep(backoff.next_delay(replication_core::jitter())).await;
         }
     })
 }

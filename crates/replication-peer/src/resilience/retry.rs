@@ -35,7 +35,7 @@ impl<Req: Clone, Res> Policy<Req, Res, BoxError> for RetryReads {
             Err(e) if self.remaining > 0 && is_peer_failure(e) => {
                 self.remaining -= 1;
                 Some(tokio::time::sleep(
-                    self.backoff.next_delay(rand::random::<f64>()),
+                    self.backoff.next_delay(replication_core::jitter()),
                 ))
             }
             _ => None,

@@ -125,7 +125,7 @@ impl Worker {
                 Err(error) => {
                     self.failed(error)?;
                     checked = true;
-                    let delay = backoff.next_delay(rand::random::<f64>());
+                    let delay = backoff.next_delay(replication_core::jitter());
                     tokio::time::sleep(delay).await;
                     continue;
                 }
