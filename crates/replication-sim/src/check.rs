@@ -19,6 +19,10 @@ impl Sim {
             Default::default()
         };
         let mut found = Vec::new();
+        let mut known = Vec::new();
+        // Keys whose outcome a documented limit or the open defect explains: their trees
+        // differ, so the roots are not compared either.
+        let mut explained = false;
         for (key, why) in &self.model.causality {
             if !exempt.contains(key) {
                 found.push(why.clone());
@@ -31,29 +35,40 @@ impl Sim {
             let Some(winner) = self.model.winner(key) else {
                 continue;
             };
+            let mut wrong = Vec::new();
             for node in &self.nodes {
                 let held = node.store.item(key);
                 let i = node.index;
                 match (winner.stamp.is_delete(), held) {
-                    (true, Some(item)) => found.push(format!(
+                    (true, Some(item)) => wrong.push(format!(
                         "deleted key came back: {key}: n{i} holds {}, but the winner is {winner}",
                         self.model.describe(key, &item.stamp())
                     )),
-                    (false, None) => found.push(format!(
+                    (false, None) => wrong.push(format!(
                         "acknowledged write lost: {key}: n{i} holds nothing, but the winner is {winner}"
                     )),
-                    (false, Some(item)) if item.stamp() != winner.stamp => found.push(format!(
+                    (false, Some(item)) if item.stamp() != winner.stamp => wrong.push(format!(
                         "wrong winner: {key}: n{i} holds {}, but the winner is {winner}",
                         self.model.describe(key, &item.stamp())
                     )),
                     _ => {}
                 }
             }
+            if wrong.is_empty() {
+                continue;
+            }
+            match self.excuse(key) {
+                Some(why) => {
+                    explained = true;
+                    known.extend(wrong.into_iter().map(|w| format!("{w} ({why})")));
+                }
+                None => found.extend(wrong),
+            }
         }
-        let known: std::collections::BTreeSet<&String> = self.model.keys().collect();
+        let modelled: std::collections::BTreeSet<&String> = self.model.keys().collect();
         for node in &self.nodes {
             for item in node.store.items() {
-                if !known.contains(&item.key) {
+                if !modelled.contains(&item.key) {
                     found.push(format!(
                         "hostile input applied: n{} holds {} (no workload write)",
                         node.index,
@@ -68,7 +83,7 @@ impl Sim {
             .map(|r| r.map_or("-".to_owned(), |r| hex4(&r)))
             .collect();
         self.event(format!("roots {}", root_line.join(" ")));
-        if exempt.is_empty() && roots.windows(2).any(|w| w[0] != w[1]) {
+        if exempt.is_empty() && !explained && roots.windows(2).any(|w| w[0] != w[1]) {
             found.push(format!("Merkle roots differ: {}", root_line.join(" ")));
         }
         self.check_caught_up(&mut found).await;
@@ -82,7 +97,30 @@ impl Sim {
         for why in &found {
             self.event(format!("VIOLATION {why}"));
         }
+        for why in &known {
+            self.event(format!("EXPLAINED {why}"));
+        }
         self.violations.extend(found);
+        self.known.extend(known);
+    }
+
+    /// Why a wrong outcome at `key` is not a new defect, if it is not: one of its deletes
+    /// went without tombstone evidence, by a malformed tombstone (the documented
+    /// bare-delete rule, judged by wall clocks) or by its writer collecting it (the open
+    /// defect of docs/RELIABILITY.md, "Found by the simulator").
+    fn excuse(&self, key: &str) -> Option<&'static str> {
+        let mut collected = false;
+        for delete in self.model.deletes_of(key) {
+            if delete.evidence_doubtful {
+                return Some("documented: a delete read without its malformed tombstone follows the bare-delete rule");
+            }
+            let kept = self.nodes[delete.node].store.tombstone(key).map(|t| t.stamp());
+            collected |= kept.as_ref() != Some(&delete.stamp)
+                && self.nodes[delete.node].store.version_floor() >= delete.stamp.version;
+        }
+        collected.then_some(
+            "known defect: a delete's writer collected its tombstone while a peer still had writes of the key to read",
+        )
     }
 
     /// No stall: once healed, every hot path has read its peer's stream to the end.

@@ -105,7 +105,10 @@ impl Sim {
             }
             Fault::Reload { node, peer, change } => self.reload(*node, *peer, Some(*change)),
             Fault::Hostile { peer, kind } => self.hostile(*peer, *kind),
-            Fault::MalformedTombstones { peer } => world.set_malformed_tombstones(*peer, true),
+            Fault::MalformedTombstones { peer } => {
+                world.set_malformed_tombstones(*peer, true);
+                self.model.doubt_deletes(*peer);
+            }
         }
     }
 
@@ -154,6 +157,16 @@ impl Sim {
             self.heal(active).await;
         }
         self.world.heal_network();
+        for node in &self.nodes {
+            let store = &node.store;
+            store.set_failing(false);
+            store.set_failing_writes(false);
+            store.set_accepting_writes(true);
+            store.set_reply_latency(std::time::Duration::ZERO);
+            for key in &self.model.refused[node.index] {
+                store.allow_key(key);
+            }
+        }
         for i in 0..self.nodes.len() {
             if !self.nodes[i].is_running() {
                 self.start_node(i).await;
@@ -166,10 +179,14 @@ impl Sim {
     /// budget outlasts any retry delay), not be dropped with its cursor.
     async fn stop_after_hiccup(&mut self, node: usize) {
         let store = self.nodes[node].store.clone();
-        let other_store_fault = self.active.iter().any(|a| {
-            matches!(a.fault,
-                Fault::StoreWritesFail { node: n } | Fault::StoreDown { node: n } if n == node)
-        });
+        let failing_writes = self.active.iter().any(
+            |a| matches!(a.fault, Fault::StoreWritesFail { node: n } if n == node),
+        );
+        let other_store_fault = failing_writes
+            || self
+                .active
+                .iter()
+                .any(|a| matches!(a.fault, Fault::StoreDown { node: n } if n == node));
         let s = &self.scenario.settings;
         let longest_wait = s.sync_engine.retry_max_delay.max(s.sync_engine.circuit_open_for);
         let drain = s.shutdown_timeout;
@@ -185,7 +202,7 @@ impl Sim {
         }
         let hiccup = self.faults.between(20, 300);
         tokio::time::sleep(std::time::Duration::from_millis(hiccup)).await;
-        if !other_store_fault {
+        if !failing_writes {
             store.set_failing_writes(false);
         }
         self.nodes[node].shutdown().await;
@@ -290,8 +307,15 @@ impl Sim {
             let Some(peer) = self.world.index_of(&cursor.peer_id) else {
                 continue;
             };
-            for write in self.model.entries_up_to(peer, cursor.stream_id) {
-                if write.stamp.is_delete()
+            let covered = self.model.entries_up_to(peer, cursor.stream_id);
+            for write in &covered {
+                // A later write of the key in the same stretch of stream supersedes it: the
+                // engine folds a key's events and may apply only the last.
+                let superseded = covered
+                    .iter()
+                    .any(|w| w.key == write.key && w.stamp > write.stamp);
+                if superseded
+                    || write.stamp.is_delete()
                     || self.model.refused[node].contains(&write.key)
                     || exempt.contains(&write.key)
                 {

@@ -23,6 +23,9 @@ pub(crate) struct Write {
     pub(crate) entry: StreamId,
     /// Its entry was trimmed away or its stream recreated before the check that names it.
     pub(crate) entry_gone: bool,
+    /// A delete whose tombstone its readers may have found malformed: they then follow
+    /// the bare-delete rule (docs/PROTOCOL.md, "How a delete travels").
+    pub(crate) evidence_doubtful: bool,
 }
 
 impl fmt::Display for Write {
@@ -108,6 +111,25 @@ impl Model {
                 write.entry_gone = true;
             }
         }
+    }
+
+    /// Every delete `node` made so far may be read without its tombstone.
+    pub(crate) fn doubt_deletes(&mut self, node: usize) {
+        for write in self.writes.iter_mut() {
+            if write.node == node && write.stamp.is_delete() {
+                write.evidence_doubtful = true;
+            }
+        }
+    }
+
+    /// Deletes of `key`.
+    pub(crate) fn deletes_of(&self, key: &str) -> impl Iterator<Item = &Write> {
+        self.by_key
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.writes[i])
+            .filter(|w| w.stamp.is_delete())
     }
 
     /// The write every node must end with for `key`: the greatest in the conflict order.

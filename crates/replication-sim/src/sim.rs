@@ -32,6 +32,8 @@ pub(crate) struct Sim {
     pub(crate) model: Model,
     pub(crate) trace: Trace,
     pub(crate) violations: Vec<String>,
+    /// Outcomes of open engine defects (see `check.rs`), reported apart.
+    pub(crate) known: Vec<String>,
     pub(crate) active: Vec<Active>,
     pub(crate) next_fault_id: u64,
     /// URL generation of every (node, peer) config entry: a re-point bumps it.
@@ -82,6 +84,7 @@ impl Sim {
             model: Model::new(scenario.nodes),
             trace: Trace::new(options.trace),
             violations: Vec::new(),
+            known: Vec::new(),
             active: Vec::new(),
             next_fault_id: 0,
             generations: BTreeMap::new(),
@@ -198,6 +201,7 @@ impl Sim {
             stamp,
             entry: store.last_stream_id(),
             entry_gone: false,
+            evidence_doubtful: delete && self.world.malformed(node),
         };
         self.event(&write);
         self.model.record(write, prior);
@@ -223,6 +227,7 @@ impl Sim {
         SimReport {
             digest,
             violations: self.violations,
+            known_defects: self.known,
             writes: self.model.writes.len(),
             faults: self.faults_injected.into_iter().collect(),
             virtual_ms: self.world.now_ms(),

@@ -10,6 +10,8 @@ pub(crate) struct Trace {
     /// FNV-1a over every line, kept as lines arrive so a run without `--trace` keeps none.
     digest: u64,
     keep: bool,
+    /// Print each line as it happens (with `SIM_LOG`, between the engines' log lines).
+    live: bool,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -21,6 +23,7 @@ impl Trace {
             lines: Vec::new(),
             digest: FNV_OFFSET,
             keep,
+            live: keep && std::env::var_os("SIM_LOG").is_some(),
         }
     }
 
@@ -30,6 +33,9 @@ impl Trace {
         for byte in line.bytes().chain(std::iter::once(b'\n')) {
             self.digest ^= u64::from(byte);
             self.digest = self.digest.wrapping_mul(FNV_PRIME);
+        }
+        if self.live {
+            eprintln!("SIM {line}");
         }
         if self.keep {
             self.lines.push(line);

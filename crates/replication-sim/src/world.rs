@@ -129,7 +129,7 @@ impl World {
             .and_then(|link| link.slow.map(|(_, d)| d))
     }
 
-    fn malformed(&self, peer: usize) -> bool {
+    pub(crate) fn malformed(&self, peer: usize) -> bool {
         self.net().malformed_tombstones.contains(&peer)
     }
 
