@@ -102,10 +102,12 @@ about 69k entries/s):
   update changes the batch's children sets in place instead of cloning and comparing
   thousand-member sets.
 - **Pipelined parts.** A batch is prepared (planned, hashed, encoded) and then run by
-  Redis, one after the other. Batches of 256+ replicated changes are now committed as up to
-  four atomic parts of whole keys, each sent as soon as it is built and expecting the token
-  the previous one installs, so Redis runs one part while the next is prepared: about 60k
-  to 69k entries/s. (Two or eight parts measured the same or worse, within the noise.)
+  Redis, one after the other. Large batches of replicated changes are now committed as a
+  few atomic parts of whole keys (the rule: `PIPELINING` in
+  `crates/replication-node/src/writer/planning.rs`), each sent as soon as it is built and
+  expecting the token the previous one installs, so Redis runs one part while the next is
+  prepared: with four parts, about 60k to 69k entries/s. (Two or eight parts measured the
+  same or worse, within the noise.)
 
 ### Targets: missed, or met only narrowly, and why
 

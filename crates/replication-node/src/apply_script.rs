@@ -74,41 +74,6 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 "#;
 
-/// Drops tombstones whose value is still the one the purge read, so a tombstone replaced
-/// meanwhile (a newer delete) survives, and raises the version floor to the highest version
-/// dropped, in the same step (local writes then take versions above every collected
-/// tombstone). When it drops any, it installs a fresh write token: states read before (kept
-/// for a write, or cached) must not outlive the tombstones they saw.
-/// KEYS: tombstones hash, version floor, write token. ARGV: the new token, then (field,
-/// value, version as decimal text) per tombstone. Returns how many it dropped.
-/// Versions are compared as decimal text (longer is larger, then byte order), exact for
-/// every u64, which Lua's double-precision numbers are not.
-pub(crate) const PURGE_SOURCE: &str = r#"
-local function larger(a, b)
-  return #a > #b or (#a == #b and a > b)
-end
-local dropped = 0
-local top = nil
-for i = 2, #ARGV, 3 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    dropped = dropped + redis.call('HDEL', KEYS[1], ARGV[i])
-    if top == nil or larger(ARGV[i + 2], top) then
-      top = ARGV[i + 2]
-    end
-  end
-end
-if top ~= nil then
-  local floor = redis.call('GET', KEYS[2])
-  if not floor or larger(top, floor) then
-    redis.call('SET', KEYS[2], top)
-  end
-end
-if dropped > 0 then
-  redis.call('SET', KEYS[3], ARGV[1])
-end
-return dropped
-"#;
-
 /// Most arguments one command of the script carries (Lua's `unpack` limit is about 8000).
 const MAX_COMMAND_ARGS: usize = 1_000;
 

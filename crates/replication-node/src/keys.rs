@@ -17,7 +17,7 @@ use replication_core::ObjectIdLimits;
 const RESERVED_EXACT: [&str; 3] = ["cdc", "tombstones", EPOCH];
 /// Store key families (without prefix) no object id may start with.
 const RESERVED_PREFIXES: [&str; 2] = ["merkle:", "store:"];
-/// The write-token key every write replaces (see `write`).
+/// The write-token key every write replaces (see `writer`).
 const EPOCH: &str = "store:epoch";
 
 /// Key names under one prefix.

@@ -7,12 +7,12 @@
 //! `delete_replicated*`, `apply_batch`), is one batch that, in one atomic step, stores or
 //! removes the items, records or drops tombstones, updates the Merkle tree (the changed
 //! leaves' ancestors only) and, for local writes only, appends the CDC entries. The one
-//! exception: a batch of 256 or more replicated changes is committed as up to four atomic
-//! parts of whole keys, sent back to back so that Redis runs one while the next is planned
-//! (`writer::split_by_key`). Each part leaves the store consistent; a failure may leave
-//! some parts applied, and applying the batch again (the engine retries it whole, and
-//! replicated changes apply idempotently) completes it. Replicated
-//! writes follow the conflict order of docs/PROTOCOL.md: a change that does not beat the
+//! exception: a large batch of replicated changes is committed as a few atomic parts of
+//! whole keys (how large and how many: `writer::planning::PIPELINING`), sent back to back
+//! so that Redis runs one while the next is planned. Each part leaves the store consistent;
+//! a failure may leave some parts applied, and applying the batch again (the engine retries
+//! it whole, and replicated changes apply idempotently) completes it. Replicated writes
+//! follow the conflict order of docs/PROTOCOL.md: a change that does not beat the
 //! stored item or tombstone is a no-op, and they never append to the CDC stream (no echo).
 //!
 //! Local puts take `version = max(item, tombstone version) + 1` and `updated_at = now`, but
@@ -23,11 +23,12 @@
 //! key still records its tombstone when it beats any tombstone already kept.
 //!
 //! # Consistency
-//! Redis has no SHA-256 in Lua, so hashes are computed here. A batch (`writer`):
+//! Redis has no SHA-256 in Lua, so hashes are computed here. A batch (`writer`, reading in
+//! `writer::snapshot`, planning in `writer::planning`, committing in `writer::commit`):
 //! 1. reads, in one pipeline, the write token `{prefix}store:epoch`, the batch's items and
 //!    tombstones, and the children sets of the affected tree nodes. When `local_states` has
 //!    just read the same ids at the token the writer last saw (the engine asks it before
-//!    every apply), those states are used instead (`prepared`), and the tree cache usually
+//!    every apply), those states are used instead (`read_ahead`), and the tree cache usually
 //!    holds every set, so the write reads nothing at all;
 //! 2. plans the batch (`plan`: conflict order, versions, CDC) and recomputes the affected
 //!    nodes bottom-up (`merkle_update`);
@@ -39,9 +40,10 @@
 //!
 //! If another writer (another task, or the `replicationd put` CLI in another process)
 //! committed in between, the token differs, the script writes nothing, and the batch is
-//! planned again from fresh reads (the parts of a pipelined batch each expect the token the
-//! previous part installs, so once one part does not land none after it does) (capped, jittered backoff; after
-//! `writer::MAX_ATTEMPTS` attempts, a retriable [`NodeError::Contended`]). The same check
+//! planned again from fresh reads, with capped, jittered backoff; after
+//! `writer::MAX_ATTEMPTS` attempts, a retriable [`NodeError::Contended`]. The parts of a
+//! pipelined batch each expect the token the previous part installs, so once one part does
+//! not land none after it does. The same check
 //! makes states read ahead (step 1) safe: the token is read before them, so they are never
 //! older than it, and any write after it fails the commit.
 //!
@@ -86,6 +88,7 @@
 //! [`NodeStore::connection`] shows the server change.
 
 mod apply_script;
+mod batch_read;
 mod config;
 mod connect;
 mod error;
@@ -93,13 +96,13 @@ mod health;
 mod keys;
 mod merkle_update;
 mod plan;
-mod prepared;
-mod reads;
+mod read_ahead;
+mod reader;
 mod server_watch;
-mod state_read;
+mod state;
 mod store;
-mod stored;
 mod tree_cache;
+mod value_codec;
 mod writer;
 
 pub use config::NodeStoreConfig;

@@ -3,11 +3,13 @@
 //! versions to local writes, and list the item, tombstone, leaf and CDC changes.
 //!
 //! The planner sees a snapshot read at one write token; the commit only lands if the token
-//! is unchanged, so the decisions made here hold at commit time (see `write`).
+//! is unchanged, so the decisions made here hold at commit time (see `writer`). The state
+//! types it reads ([`Stored`], [`ItemMeta`]) live in `state`, shared with the reads.
 
+use crate::state::{ItemMeta, Stored};
 use replication_core::cdc::{encode_delete, CdcEncoder, EncodedEntry};
-use replication_core::merkle::{leaf_hash, Hash};
-use replication_core::{parse_hash_hex, Stamp, SyncItem, Tombstone};
+use replication_core::merkle::Hash;
+use replication_core::{Stamp, SyncItem, Tombstone};
 use std::collections::HashMap;
 
 /// One change in a batch.
@@ -40,42 +42,6 @@ pub(crate) enum Outcome {
     Put(bool),
     /// A delete removed an existing item (`true`) or found none / lost (`false`).
     Delete(bool),
-}
-
-/// What the store holds for an item, as far as conflicts and the tree are concerned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ItemMeta {
-    pub(crate) version: u64,
-    pub(crate) updated_at: i64,
-    /// Lowercase hex content hash.
-    pub(crate) content_hash: String,
-}
-
-impl ItemMeta {
-    pub(crate) fn of(item: &SyncItem) -> Self {
-        Self {
-            version: item.version,
-            updated_at: item.updated_at,
-            content_hash: item.content_hash.to_ascii_lowercase(),
-        }
-    }
-
-    pub(crate) fn stamp(&self) -> Stamp {
-        Stamp::put(self.version, self.updated_at, &self.content_hash)
-    }
-
-    fn leaf(&self, id: &str) -> Hash {
-        // Stored hashes were validated when read; items built here come from SyncItem::new.
-        let content = parse_hash_hex(&self.content_hash).unwrap_or_default();
-        leaf_hash(id, self.version, &content)
-    }
-}
-
-/// The stored state of one key before the batch.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Stored {
-    pub(crate) item: Option<ItemMeta>,
-    pub(crate) tombstone: Option<Tombstone>,
 }
 
 /// The state of one key as the batch goes along.

@@ -4,8 +4,8 @@ use crate::connect::connect;
 use crate::health::Health;
 use crate::keys::KeySpace;
 use crate::plan::{Outcome, WriteOp};
-use crate::prepared::PreparedReads;
-use crate::reads::Reader;
+use crate::read_ahead::ReadAhead;
+use crate::reader::Reader;
 use crate::server_watch::ServerWatch;
 use crate::writer::{committed_item, Writer};
 use crate::{NodeError, NodeStoreConfig};
@@ -55,15 +55,15 @@ impl NodeStore {
         let write_client = connect(&config).await?;
         let watch = ServerWatch::new(&write_client, cluster_slot);
         watch.seed();
-        let prepared = Arc::new(PreparedReads::default());
+        let read_ahead = Arc::new(ReadAhead::default());
         let writer = Writer::new(
             write_client,
             keys.clone(),
             config.cdc_maxlen,
-            Arc::clone(&prepared),
+            Arc::clone(&read_ahead),
         )
         .await?;
-        let reader = Reader::new(read_client, keys, prepared);
+        let reader = Reader::new(read_client, keys, read_ahead);
         tracing::info!(url = %config.redacted_url(), prefix = %config.redis_prefix, "node store connected");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -116,10 +116,10 @@ impl NodeStore {
 
     /// Applies replicated changes, without CDC: each applies only if it beats what the store
     /// holds for its key. Every change is validated first; if any is invalid (bad id, payload
-    /// over the limit) nothing is written. A batch is one atomic commit, or from 256 changes
-    /// on a few atomic parts of whole keys committed back to back (`writer::split_by_key`):
-    /// a failure may then leave some parts applied, each consistent, and applying the batch
-    /// again (as the engine does) completes it.
+    /// over the limit) nothing is written. A batch is one atomic commit, or, when large
+    /// (`writer::planning::PIPELINING`), a few atomic parts of whole keys committed back to
+    /// back: a failure may then leave some parts applied, each consistent, and applying the
+    /// batch again (as the engine does) completes it.
     pub async fn apply(&self, changes: Vec<Change>) -> Result<(), NodeError> {
         let mut ops = Vec::with_capacity(changes.len());
         for change in changes {
@@ -135,7 +135,7 @@ impl NodeStore {
             });
         }
         // Outcomes are not reported, so a large batch may be committed in pipelined parts.
-        self.execute_with(&mut ops, true).await.map(drop)
+        self.execute_in_parts(&mut ops).await.map(drop)
     }
 
     /// The item at `key`, if any.
@@ -195,24 +195,35 @@ impl NodeStore {
         Ok(())
     }
 
+    /// Applies `ops` as one atomic batch.
     async fn execute(&self, ops: &mut [WriteOp]) -> Result<Vec<Outcome>, NodeError> {
-        self.execute_with(ops, false).await
+        if !self.writable(ops)? {
+            return Ok(Vec::new());
+        }
+        let result = self.inner.writer.execute(ops).await;
+        self.record(result)
     }
 
     /// [`execute`](Self::execute), committing a large replicated batch in pipelined parts
-    /// when `pipelined` (`writer::split_by_key`).
-    async fn execute_with(
-        &self,
-        ops: &mut [WriteOp],
-        pipelined: bool,
-    ) -> Result<Vec<Outcome>, NodeError> {
+    /// (`writer::planning::PIPELINING`); the ops are regrouped by key.
+    async fn execute_in_parts(&self, ops: &mut [WriteOp]) -> Result<Vec<Outcome>, NodeError> {
+        if !self.writable(ops)? {
+            return Ok(Vec::new());
+        }
+        let result = self.inner.writer.execute_in_parts(ops).await;
+        self.record(result)
+    }
+
+    /// Whether `ops` go to the writer: not on a closed store, not when there are none.
+    fn writable(&self, ops: &[WriteOp]) -> Result<bool, NodeError> {
         if self.inner.health.is_closed() {
             return Err(NodeError::Closed);
         }
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
-        let result = self.inner.writer.execute(ops, pipelined).await;
+        Ok(!ops.is_empty())
+    }
+
+    /// Tells the health what a write's `result` says about the server.
+    fn record(&self, result: Result<Vec<Outcome>, NodeError>) -> Result<Vec<Outcome>, NodeError> {
         match &result {
             Ok(_) => self.inner.health.record_success(),
             Err(e) if e.refuses_writes() => {

@@ -1,11 +1,12 @@
-//! Reading the stored state of a batch's ids (write token, items, tombstones) and Merkle
-//! children sets in pipelines: shared by the reader (`local_states`, `children_many`) and
-//! the writer's snapshot.
+//! Batched reads: the pipelines that read the stored state of a batch's ids (write token,
+//! items, tombstones, version floor) and Merkle children sets, queued and parsed here and
+//! sent by their caller: the reader (`local_states`, `children_many`) and the writer's
+//! snapshot.
 
 use crate::keys::KeySpace;
 use crate::merkle_update::ChildSet;
-use crate::plan::Stored;
-use crate::stored::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
+use crate::state::Stored;
+use crate::value_codec::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
 use crate::NodeError;
 use bytes::Bytes;
 use fred::clients::{Client, Pipeline};

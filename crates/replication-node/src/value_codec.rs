@@ -1,7 +1,8 @@
-//! Codecs for what the store keeps in Redis values: item stamps, tombstones, and the
-//! conversion of raw replies into bytes.
+//! Value codecs: decoding what the store keeps in Redis values (item stamps, tombstones)
+//! and raw replies into bytes or arrays, every failure a [`NodeError::Corrupt`] naming the
+//! key. No I/O.
 
-use crate::plan::ItemMeta;
+use crate::state::ItemMeta;
 use crate::NodeError;
 use bytes::Bytes;
 use fred::types::Value;

@@ -1,4 +1,5 @@
-//! States that `local_states` read, kept for the write that usually follows.
+//! Read-ahead: states that `local_states` read, kept for the write that usually follows
+//! (the reads themselves are `batch_read`'s; this module only keeps and hands them over).
 //!
 //! The engine asks `local_states` of a batch's keys and then applies the changes that win;
 //! without this hand-off the write would read the same items and tombstones again. Each
@@ -8,7 +9,7 @@
 //! commit writes nothing and the batch is planned again from fresh reads. States can only be
 //! newer than their token, never older, because the token is read first.
 
-use crate::plan::Stored;
+use crate::state::Stored;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -24,12 +25,13 @@ struct Read {
     floor: u64,
 }
 
+/// The reads kept, newest last.
 #[derive(Default)]
-pub(crate) struct PreparedReads {
+pub(crate) struct ReadAhead {
     reads: Mutex<VecDeque<Read>>,
 }
 
-impl PreparedReads {
+impl ReadAhead {
     /// Keeps the states of `ids` read at `token` (the oldest read goes past [`KEPT`]).
     pub(crate) fn keep(&self, token: Bytes, ids: &[String], stored: &[Stored], floor: u64) {
         let states = ids.iter().cloned().zip(stored.iter().cloned()).collect();
@@ -79,7 +81,7 @@ mod tests {
 
     #[test]
     fn a_read_serves_a_write_at_its_token_that_it_covers() {
-        let prepared = PreparedReads::default();
+        let read_ahead = ReadAhead::default();
         let t1 = Bytes::from_static(b"t1");
         let deleted = Stored {
             item: None,
@@ -88,35 +90,35 @@ mod tests {
                 deleted_at: 5,
             }),
         };
-        prepared.keep(
+        read_ahead.keep(
             t1.clone(),
             &ids(&["a", "b"]),
             &[Stored::default(), deleted.clone()],
             7,
         );
         // Not covering, or another token: nothing.
-        assert!(prepared.take(&t1, &ids(&["a", "c"])).is_none());
-        let (taken, floor) = prepared.take(&t1, &ids(&["b"])).unwrap();
+        assert!(read_ahead.take(&t1, &ids(&["a", "c"])).is_none());
+        let (taken, floor) = read_ahead.take(&t1, &ids(&["b"])).unwrap();
         assert_eq!(taken.get("b"), Some(&deleted));
         assert_eq!(floor, 7, "the floor read with the states comes with them");
         // Taken once only.
-        assert!(prepared.take(&t1, &ids(&["b"])).is_none());
-        prepared.keep(t1.clone(), &ids(&["a"]), &[Stored::default()], 0);
-        assert!(prepared
+        assert!(read_ahead.take(&t1, &ids(&["b"])).is_none());
+        read_ahead.keep(t1.clone(), &ids(&["a"]), &[Stored::default()], 0);
+        assert!(read_ahead
             .take(&Bytes::from_static(b"t2"), &ids(&["a"]))
             .is_none());
         // The token moved on: the old read was dropped.
-        assert!(prepared.take(&t1, &ids(&["a"])).is_none());
+        assert!(read_ahead.take(&t1, &ids(&["a"])).is_none());
     }
 
     #[test]
     fn keeps_a_bounded_number_of_reads() {
-        let prepared = PreparedReads::default();
+        let read_ahead = ReadAhead::default();
         let t = Bytes::from_static(b"t");
         for i in 0..=KEPT {
-            prepared.keep(t.clone(), &ids(&[&i.to_string()]), &[Stored::default()], 0);
+            read_ahead.keep(t.clone(), &ids(&[&i.to_string()]), &[Stored::default()], 0);
         }
-        assert!(prepared.take(&t, &ids(&["0"])).is_none());
-        assert!(prepared.take(&t, &ids(&[&KEPT.to_string()])).is_some());
+        assert!(read_ahead.take(&t, &ids(&["0"])).is_none());
+        assert!(read_ahead.take(&t, &ids(&[&KEPT.to_string()])).is_some());
     }
 }

@@ -1,10 +1,12 @@
-//! The read side of the store: items, local states, tombstones and the Merkle tree, each
-//! answered in one round trip however many keys or paths are asked for.
+//! The reader: the store's read operations (items, local states, tombstones, the Merkle
+//! tree) on the read connection, each answered in one round trip however many keys or paths
+//! are asked for. The pipelines it shares with the writer's snapshot are `batch_read`'s; the
+//! value codecs are `value_codec`'s.
 
+use crate::batch_read;
 use crate::keys::KeySpace;
-use crate::prepared::PreparedReads;
-use crate::state_read;
-use crate::stored::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
+use crate::read_ahead::ReadAhead;
+use crate::value_codec::{corrupt, decode_tombstone, parse_item_meta, reply_array, reply_bytes};
 use crate::NodeError;
 use bytes::Bytes;
 use fred::prelude::{Client, HashesInterface, KeysInterface, Value};
@@ -16,15 +18,15 @@ use std::sync::Arc;
 pub(crate) struct Reader {
     client: Client,
     keys: KeySpace,
-    prepared: Arc<PreparedReads>,
+    read_ahead: Arc<ReadAhead>,
 }
 
 impl Reader {
-    pub(crate) fn new(client: Client, keys: KeySpace, prepared: Arc<PreparedReads>) -> Self {
+    pub(crate) fn new(client: Client, keys: KeySpace, read_ahead: Arc<ReadAhead>) -> Self {
         Self {
             client,
             keys,
-            prepared,
+            read_ahead,
         }
     }
 
@@ -62,18 +64,18 @@ impl Reader {
 
     /// Item stamp or tombstone of every id, in order: one pipeline of the write token,
     /// `MGET`, `HMGET` and the version floor. The states are kept for the write that usually follows
-    /// (see `prepared`).
+    /// (see `read_ahead`).
     pub(crate) async fn local_states(&self, ids: &[String]) -> Result<Vec<LocalState>, NodeError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let pipeline = self.client.pipeline();
-        state_read::queue(&pipeline, &self.keys, ids).await?;
+        batch_read::queue(&pipeline, &self.keys, ids).await?;
         let replies: Vec<Value> = pipeline
             .all()
             .await
             .map_err(|e| NodeError::redis("local states", e))?;
-        let read = state_read::parse(&self.keys, ids, &mut replies.into_iter())?;
+        let read = batch_read::parse(&self.keys, ids, &mut replies.into_iter())?;
         let states = read
             .stored
             .iter()
@@ -88,7 +90,7 @@ impl Reader {
                 (Some(item), Some(_)) => LocalState::Present(item.stamp()),
             })
             .collect();
-        self.prepared
+        self.read_ahead
             .keep(read.token, ids, &read.stored, read.floor);
         Ok(states)
     }
@@ -148,14 +150,14 @@ impl Reader {
         }
         let pipeline = self.client.pipeline();
         let paths_ref: Vec<&str> = paths.iter().map(String::as_str).collect();
-        state_read::queue_children(&pipeline, &self.keys, &paths_ref).await?;
-        let replies = state_read::replies(&pipeline, paths.len(), "Merkle children").await?;
+        batch_read::queue_children(&pipeline, &self.keys, &paths_ref).await?;
+        let replies = batch_read::replies(&pipeline, paths.len(), "Merkle children").await?;
         paths
             .iter()
             .zip(replies)
             .map(|(path, reply)| {
                 // The set is ordered by segment bytes, the contract's order.
-                Ok(state_read::parse_children(&self.keys, path, reply)?
+                Ok(batch_read::parse_children(&self.keys, path, reply)?
                     .into_iter()
                     .collect())
             })
