@@ -139,7 +139,12 @@ impl<S: SyncEngineRef> ColdPath<S> {
                     }
                     let completed = report.in_sync || report.completed;
                     self.status.set_repair(
-                        RepairHealth::finished(&report, trigger, started_ms, self.shared.clock.now_ms()),
+                        RepairHealth::finished(
+                            &report,
+                            trigger,
+                            started_ms,
+                            self.shared.clock.now_ms(),
+                        ),
                         completed.then_some(started_ms),
                     );
                     if completed {
@@ -153,7 +158,12 @@ impl<S: SyncEngineRef> ColdPath<S> {
                     self.metrics.repair("failed").increment(1);
                     tracing::warn!(peer = %self.peer.node_id(), error = %error, "repair cycle failed; nothing was changed locally");
                     self.status.set_repair(
-                        RepairHealth::failed(error.to_string(), trigger, started_ms, self.shared.clock.now_ms()),
+                        RepairHealth::failed(
+                            error.to_string(),
+                            trigger,
+                            started_ms,
+                            self.shared.clock.now_ms(),
+                        ),
                         None,
                     );
                     let backoff = failures.get_or_insert_with(|| {
@@ -171,9 +181,11 @@ impl<S: SyncEngineRef> ColdPath<S> {
             return;
         };
         let synced = manager.synced_since_all();
-        let Some(horizon) =
-            replication_merkle::gc_horizon(self.shared.clock.now_ms(), settings.tombstones.retention, &synced)
-        else {
+        let Some(horizon) = replication_merkle::gc_horizon(
+            self.shared.clock.now_ms(),
+            settings.tombstones.retention,
+            &synced,
+        ) else {
             return;
         };
         match self.shared.store.purge_tombstones(horizon).await {

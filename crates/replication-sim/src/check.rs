@@ -114,7 +114,10 @@ impl Sim {
             if delete.evidence_doubtful {
                 return Some("documented: a delete read without its malformed tombstone follows the bare-delete rule");
             }
-            let kept = self.nodes[delete.node].store.tombstone(key).map(|t| t.stamp());
+            let kept = self.nodes[delete.node]
+                .store
+                .tombstone(key)
+                .map(|t| t.stamp());
             collected |= kept.as_ref() != Some(&delete.stamp)
                 && self.nodes[delete.node].store.version_floor() >= delete.stamp.version;
         }

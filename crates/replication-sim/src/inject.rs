@@ -179,16 +179,20 @@ impl Sim {
     /// budget outlasts any retry delay), not be dropped with its cursor.
     async fn stop_after_hiccup(&mut self, node: usize) {
         let store = self.nodes[node].store.clone();
-        let failing_writes = self.active.iter().any(
-            |a| matches!(a.fault, Fault::StoreWritesFail { node: n } if n == node),
-        );
+        let failing_writes = self
+            .active
+            .iter()
+            .any(|a| matches!(a.fault, Fault::StoreWritesFail { node: n } if n == node));
         let other_store_fault = failing_writes
             || self
                 .active
                 .iter()
                 .any(|a| matches!(a.fault, Fault::StoreDown { node: n } if n == node));
         let s = &self.scenario.settings;
-        let longest_wait = s.sync_engine.retry_max_delay.max(s.sync_engine.circuit_open_for);
+        let longest_wait = s
+            .sync_engine
+            .retry_max_delay
+            .max(s.sync_engine.circuit_open_for);
         let drain = s.shutdown_timeout;
         // Repair writes that fail are given up with their cycle (by design); judge only
         // meshes where the hot path is the one writer.
@@ -256,7 +260,10 @@ impl Sim {
     fn hostile(&mut self, peer: usize, kind: Hostile) {
         let stream = MemoryPeer::new("sim", self.world.stores[peer].clone());
         let field = |name: &'static str, value: &[u8]| {
-            (Bytes::from_static(name.as_bytes()), Bytes::from(value.to_vec()))
+            (
+                Bytes::from_static(name.as_bytes()),
+                Bytes::from(value.to_vec()),
+            )
         };
         let now = (self.nodes[peer].clock)();
         match kind {

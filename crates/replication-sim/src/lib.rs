@@ -115,7 +115,9 @@ pub fn run(options: &SimOptions) -> SimReport {
     drop(runtime);
     let panics = PANICS.with(Cell::get);
     if panics > 0 {
-        let first = FIRST_PANIC.with(|first| first.borrow().clone()).unwrap_or_default();
+        let first = FIRST_PANIC
+            .with(|first| first.borrow().clone())
+            .unwrap_or_default();
         report
             .violations
             .push(format!("panic: {panics} panic(s), the first: {first}"));
@@ -128,7 +130,11 @@ pub(crate) fn short(key: &str) -> String {
     if key.len() <= 40 {
         key.to_owned()
     } else {
-        format!("{}... ({} bytes)", &key[..key.floor_char_boundary_compat(40)], key.len())
+        format!(
+            "{}... ({} bytes)",
+            &key[..key.floor_char_boundary_compat(40)],
+            key.len()
+        )
     }
 }
 

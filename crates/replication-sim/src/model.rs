@@ -79,7 +79,11 @@ impl Model {
             Some(write) => write.to_string(),
             None => format!(
                 "{} {key} v{} t{} (made by a store, no workload write)",
-                if stamp.is_delete() { "tombstone" } else { "item" },
+                if stamp.is_delete() {
+                    "tombstone"
+                } else {
+                    "item"
+                },
                 stamp.version,
                 stamp.updated_at
             ),

@@ -143,9 +143,11 @@ impl World {
     pub(crate) fn connector(self: &Arc<Self>, reader: usize) -> Arc<dyn PeerConnector> {
         let world = self.clone();
         Arc::new(move |peer: &PeerConfig, _: &Settings| {
-            let index = world.index_of(&peer.node_id).ok_or_else(|| PeerError::Closed {
-                peer: peer.node_id.clone(),
-            })?;
+            let index = world
+                .index_of(&peer.node_id)
+                .ok_or_else(|| PeerError::Closed {
+                    peer: peer.node_id.clone(),
+                })?;
             let inner = MemoryPeer::new(peer.node_id.clone(), world.stores[index].clone());
             Ok(Arc::new(SimPeer {
                 reader,

@@ -151,7 +151,11 @@ mod tests {
         store.flush_now();
         store.set(cursor("a", 2)).await.unwrap();
         store.set(cursor("b", 3)).await.unwrap();
-        assert_eq!(store.load_all().await.unwrap().len(), 2, "unflushed cursors load");
+        assert_eq!(
+            store.load_all().await.unwrap().len(),
+            2,
+            "unflushed cursors load"
+        );
         store.crash();
         assert!(store.set(cursor("a", 4)).await.is_err(), "a dead handle");
         let again = store.reopen();
