@@ -47,7 +47,7 @@ impl NodeRedis {
             Backend::Sentinel => Self::Sentinel(SentinelSet::start()?),
             Backend::Cluster => Self::Cluster {
                 cluster: RedisCluster::start()?,
-                slot_key: format!("{prefix}store:epoch"),
+                slot_key: replication_core::WireKeys::new(prefix).write_token(),
             },
         })
     }

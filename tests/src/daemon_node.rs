@@ -2,15 +2,14 @@
 //! file, its daemon (started and SIGKILLed at will) and the CLI pointed at its config.
 //! Nodes peer with each other through [`DaemonNode::write_config`].
 
-use crate::daemon::{binary, free_port, Daemon};
 use replication_engine::HealthCheck;
-use replication_testkit::RedisServer;
+use replication_testkit::{
+    free_port, http_get, replicationd_binary, wait_blocking, Daemon, RedisServer,
+};
 use serde::Deserialize;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The part of the daemon's status report (`/status.json`) tests read, typed.
 #[derive(Debug, Deserialize)]
@@ -168,7 +167,7 @@ impl DaemonNode {
     /// When the binary cannot be run.
     pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let (command, rest) = args.split_first().expect("a command");
-        let mut cmd = Command::new(binary().expect("replicationd is built"));
+        let mut cmd = Command::new(replicationd_binary().expect("replicationd is built"));
         cmd.arg(command)
             .arg("--config")
             .arg(&self.config)
@@ -216,15 +215,11 @@ impl DaemonNode {
 
     /// Polls `check` until it holds, for up to a minute; false when it never did.
     pub fn wait_until(&self, what: &str, mut check: impl FnMut(&Self) -> bool) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !check(self) {
-            if Instant::now() >= deadline {
-                eprintln!("{}: timed out waiting until {what}", self.name);
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let held = wait_blocking(Duration::from_secs(60), || check(self));
+        if !held {
+            eprintln!("{}: timed out waiting until {what}", self.name);
         }
-        true
+        held
     }
 }
 
@@ -236,21 +231,4 @@ pub fn stderr(out: &Output) -> String {
 /// A command's stdout, as text.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `GET path` on `127.0.0.1:port`: `(status, body)`, or `None` when nothing answers.
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((code, body))
 }

@@ -3,19 +3,17 @@
 //! expected winner per key, and a checker that compares every node against the model.
 //!
 //! The scenarios live in `tests/`; docs/RELIABILITY.md maps each fault to its test.
-//! Real daemons (`daemon`, `daemon_node`) and a headless browser (`browser`) serve the
-//! operator's tests: the status page, `diff` and the runtime controls.
+//! Nodes run by real daemons (`daemon_node`, over the testkit's `Daemon`) and a headless
+//! browser (`browser`) serve the operator's tests: the status page, `diff` and the runtime
+//! controls.
 
 pub mod backend;
 pub mod browser;
-pub mod daemon;
 pub mod daemon_node;
 pub mod fuzz_checks;
 pub mod gate;
 pub mod mesh;
 pub mod model;
-pub mod proxy;
-pub mod resp;
 pub mod scenario;
 pub mod workload;
 
@@ -23,6 +21,6 @@ pub use backend::{Backend, NodeRedis};
 pub use gate::Gate;
 pub use mesh::{Mesh, MeshOptions, Node};
 pub use model::{Model, Observed};
-pub use proxy::{FaultProxy, LinkMode};
+pub use replication_testkit::{FaultProxy, LinkMode};
 pub use scenario::Scenario;
 pub use workload::Workload;

@@ -7,12 +7,12 @@
 use crate::backend::{Backend, NodeRedis};
 use crate::gate::Gate;
 use crate::model::{show, Model, Observed};
-use crate::proxy::FaultProxy;
 use crate::scenario::Scenario;
 use replication_core::{LocalState, SyncEngineRef};
 use replication_cursor::MemoryCursorStore;
 use replication_engine::{PeerConfig, ReplicationEngine, ReplicationEngineConfig, Settings};
 use replication_node::{NodeStore, NodeStoreConfig};
+use replication_testkit::FaultProxy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,19 +94,14 @@ impl Node {
     pub fn item_ids(&self) -> Result<Vec<String>, String> {
         let pattern = format!("{}*", self.prefix);
         let holder = self.redis.holder().map_err(|e| e.to_string())?;
-        let reply = crate::resp::command_str(holder.addr(), &["KEYS", &pattern])
+        let reply = replication_testkit::resp::command_str(holder.addr(), &["KEYS", &pattern])
             .map_err(|e| e.to_string())?;
         let mut ids: Vec<String> = reply
             .items()
             .iter()
-            .filter_map(crate::resp::Reply::text)
+            .filter_map(replication_testkit::resp::Reply::text)
             .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned))
-            .filter(|id| {
-                !(id == "cdc"
-                    || id == "tombstones"
-                    || id.starts_with("merkle:")
-                    || id.starts_with("store:"))
-            })
+            .filter(|id| replication_core::wire_keys::reserved_by(id).is_none())
             .collect();
         ids.sort();
         Ok(ids)
@@ -452,23 +447,5 @@ fn quiet_roots(quiet: &Quiet) -> Result<(), String> {
         Quiet::TimedOut(_) => Err(format!(
             "every modelled key matches, but {quiet} (a key outside the model?)"
         )),
-    }
-}
-
-/// Polls `check` every 50 ms until it holds; false when `deadline` passes first.
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -10,10 +10,9 @@ use replication_core::cdc::{CdcDecoder, CdcEvent, DecodeLimits};
 use replication_core::{CursorStore, Stamp, StreamId};
 use replication_cursor::{SqliteCursorStore, SqliteOptions};
 use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::RedisServer;
-use replication_tests::daemon::{free_port, wait_ready, Daemon};
-use replication_tests::mesh::{check_store, eventually, observe};
-use replication_tests::resp::xrange_all;
+use replication_testkit::resp::xrange_all;
+use replication_testkit::{free_port, wait_ready, within, Daemon, RedisServer};
+use replication_tests::mesh::{check_store, observe};
 use replication_tests::workload::join_all;
 use replication_tests::{Model, Observed, Scenario, Workload};
 use std::path::Path;
@@ -77,7 +76,12 @@ async fn cursors_not_ahead(s: &Scenario, dir: &Path, peers: &[&Peer], victim: &N
     let mut decoder = CdcDecoder::new(DecodeLimits::default());
     for cursor in loaded {
         let p = peers.iter().find(|p| p.id == cursor.peer_id).unwrap();
-        for (id, fields) in xrange_all(p.redis.addr(), &format!("{}cdc", p.prefix)).unwrap() {
+        for (id, fields) in xrange_all(
+            p.redis.addr(),
+            &replication_core::WireKeys::new(&p.prefix).cdc(),
+        )
+        .unwrap()
+        {
             let id: StreamId = id.parse().unwrap();
             if id > cursor.stream_id {
                 break;
@@ -167,7 +171,7 @@ async fn sigkilled_daemon_loses_no_event_and_never_checkpoints_ahead() {
     join_all(writers, &s.context("peer writes")).await;
     let expected = model.expected();
     let mut last = Ok(());
-    let done = eventually(Duration::from_secs(60), || {
+    let done = within(Duration::from_secs(60), || {
         let (victim, expected) = (&victim, &expected);
         async move { check_store("crash-v", victim, expected).await.is_ok() }
     })

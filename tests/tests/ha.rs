@@ -6,7 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
+use replication_testkit::Recorded;
 use replication_tests::workload::join_all;
 use replication_tests::{Backend, Mesh, MeshOptions, Model, Scenario, Workload};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,36 +68,10 @@ fn write_until(
     })
 }
 
-/// The total of counter `name` whose labels include `labels`, as recorded so far.
-fn counter(recorder: &DebuggingRecorder, name: &str, labels: &[(&str, &str)]) -> u64 {
-    recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, _, _, _)| {
-            let key = key.key();
-            key.name() == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
-        })
-        .map(|(_, _, _, value)| match value {
-            DebugValue::Counter(n) => n,
-            _ => 0,
-        })
-        .sum()
-}
-
 /// Checks that every other node's engine saw node `failed`'s Redis fail over to a
 /// server other than `before` (health and the failover counter), and that node
 /// `failed`'s own engine saw its store move.
-async fn assert_failover_shows(
-    mesh: &Mesh,
-    recorder: &DebuggingRecorder,
-    failed: usize,
-    before: &str,
-) {
+async fn assert_failover_shows(mesh: &Mesh, recorded: &Recorded, failed: usize, before: &str) {
     let failed_id = mesh.nodes[failed].id.clone();
     for (i, node) in mesh.nodes.iter().enumerate() {
         let health = node.engine().unwrap().health_check().await;
@@ -124,11 +99,7 @@ async fn assert_failover_shows(
         );
     }
     assert!(
-        counter(
-            recorder,
-            "replication_peer_failovers_total",
-            &[("peer", &failed_id)]
-        ) >= 1,
+        recorded.counter("replication_peer_failovers_total", &[("peer", &failed_id)]) >= 1,
         "{}",
         mesh.scenario.context("the failover counter must show it")
     );
@@ -137,6 +108,7 @@ async fn assert_failover_shows(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_primary_killed_mid_workload_is_followed_and_the_mesh_converges() {
     let recorder = DebuggingRecorder::new();
+    let recorded = Recorded::new(recorder.snapshotter());
     let _guard = metrics::set_default_local_recorder(&recorder);
     let s = Scenario::new("sentinel");
     let mut options = MeshOptions::new(3);
@@ -182,13 +154,14 @@ async fn a_sentinel_primary_killed_mid_workload_is_followed_and_the_mesh_converg
     .await;
     mesh.assert_converged(&model, CONVERGE).await;
     assert_ne!(before, format!("127.0.0.1:{promoted}"));
-    assert_failover_shows(&mesh, &recorder, 1, &before).await;
+    assert_failover_shows(&mesh, &recorded, 1, &before).await;
     mesh.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_failover_mid_workload_loses_nothing_and_the_mesh_converges() {
     let recorder = DebuggingRecorder::new();
+    let recorded = Recorded::new(recorder.snapshotter());
     let _guard = metrics::set_default_local_recorder(&recorder);
     let s = Scenario::new("cluster");
     let mut options = MeshOptions::new(3);
@@ -234,6 +207,6 @@ async fn a_cluster_failover_mid_workload_loses_nothing_and_the_mesh_converges() 
     .await;
     mesh.assert_converged(&model, CONVERGE).await;
     assert_ne!(old, new);
-    assert_failover_shows(&mesh, &recorder, 1, &before).await;
+    assert_failover_shows(&mesh, &recorded, 1, &before).await;
     mesh.shutdown().await;
 }

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use replication_tests::mesh::eventually;
+use replication_testkit::within;
 use replication_tests::workload::{self, join_all};
 use replication_tests::{Mesh, MeshOptions, Model, Scenario, Workload};
 use std::time::Duration;
@@ -54,7 +54,7 @@ async fn partitioned_node_keeps_writing_and_converges_after_heal() {
     write_everywhere(&mesh, &w, &model, 1).await;
     // Keep the partition until every link to or from node 2 has noticed (peer disconnected),
     // so the heal exercises reconnection, not just a slow read.
-    let saw_it = eventually(CONVERGE, || async {
+    let saw_it = within(CONVERGE, || async {
         let mut all = true;
         for (i, node) in mesh.nodes.iter().enumerate() {
             let health = node.engine().unwrap().health_check().await;
@@ -127,7 +127,7 @@ async fn delete_put_races_never_resurrect_a_winning_delete() {
     // No later resurrection: after every engine has completed a repair cycle with every
     // peer since convergence, the state still matches the model.
     let since = now_ms();
-    let repaired = eventually(CONVERGE, || async {
+    let repaired = within(CONVERGE, || async {
         let mut all = true;
         for node in &mesh.nodes {
             let health = node.engine().unwrap().health_check().await;
@@ -227,7 +227,7 @@ async fn stream_trimmed_past_a_lagging_cursor_is_repaired_by_the_cold_path() {
         .await
         .unwrap();
     }
-    let stream = format!("{}cdc", mesh.nodes[1].prefix);
+    let stream = replication_core::WireKeys::new(&mesh.nodes[1].prefix).cdc();
     let trimmed = mesh.nodes[1]
         .redis
         .command(&["XTRIM", &stream, "MAXLEN", "2"])
@@ -270,7 +270,7 @@ async fn local_store_refusing_writes_loses_nothing_and_resumes() {
     mesh.nodes[0].store.set_open(false);
     write_everywhere(&mesh, &w, &model, 1).await;
     let engine = mesh.nodes[0].engine().unwrap();
-    let noticed = eventually(CONVERGE, || async { !engine.health_check().await.ready }).await;
+    let noticed = within(CONVERGE, || async { !engine.health_check().await.ready }).await;
     assert!(
         noticed,
         "{}",
@@ -280,7 +280,7 @@ async fn local_store_refusing_writes_loses_nothing_and_resumes() {
     // Nothing replicated gets in while the gate is closed (the gate refuses every write).
     assert_eq!(before, mesh.nodes[0].root().await.unwrap());
     mesh.nodes[0].store.set_open(true);
-    let ready = eventually(CONVERGE, || async { engine.health_check().await.ready }).await;
+    let ready = within(CONVERGE, || async { engine.health_check().await.ready }).await;
     assert!(
         ready,
         "{}",

@@ -291,7 +291,7 @@ fn one_shot_commands_are_quiet_unless_asked() {
 
 #[test]
 fn shell_completions_cover_every_command() {
-    let binary = replication_tests::daemon::binary().unwrap();
+    let binary = replication_testkit::replicationd_binary().unwrap();
     for shell in ["bash", "zsh", "fish"] {
         let out = std::process::Command::new(&binary)
             .args(["completions", shell])

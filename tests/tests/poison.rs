@@ -8,11 +8,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::DebuggingRecorder;
 use rand::RngCore;
 use replication_core::content_hash_hex;
-use replication_tests::mesh::eventually;
-use replication_tests::resp::{self, Reply};
+use replication_testkit::resp::{self, Reply};
+use replication_testkit::{within, Recorded};
 use replication_tests::workload::{self, join_all};
 use replication_tests::{Mesh, MeshOptions, Model, Scenario, Workload};
 use std::net::SocketAddr;
@@ -128,30 +128,10 @@ fn xadd(addr: SocketAddr, stream: &str, fields: &[(Vec<u8>, Vec<u8>)]) {
     );
 }
 
-/// Sum of `replication_events_rejected_total{peer}` (snapshots reset counters, so the
-/// caller accumulates).
-fn rejected(snapshotter: &Snapshotter, peer: &str) -> u64 {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(k, ..)| {
-            k.key().name() == "replication_events_rejected_total"
-                && k.key()
-                    .labels()
-                    .any(|l| l.key() == "peer" && l.value() == peer)
-        })
-        .map(|(.., v)| match v {
-            DebugValue::Counter(n) => n,
-            _ => 0,
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poisoned_entries_are_counted_and_skipped_while_good_ones_apply() {
     let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
+    let recorded = Recorded::new(recorder.snapshotter());
     recorder.install().unwrap();
 
     let s = Scenario::new("poison");
@@ -161,7 +141,7 @@ async fn poisoned_entries_are_counted_and_skipped_while_good_ones_apply() {
     let mut mesh = Mesh::start(&s, options).await;
     let model = Model::new();
     let w = Workload::new("", 8, 15 * usize::try_from(s.scale).unwrap());
-    let stream = format!("{}cdc", mesh.nodes[1].prefix);
+    let stream = replication_core::WireKeys::new(&mesh.nodes[1].prefix).cdc();
     let addr = mesh.nodes[1].redis.addr();
     let mut rng = s.rng(99);
     let mut poisoned = 0u64;
@@ -197,10 +177,9 @@ async fn poisoned_entries_are_counted_and_skipped_while_good_ones_apply() {
         );
     }
     let peer = mesh.nodes[1].id.clone();
-    let mut counted = 0;
-    let all_counted = eventually(Duration::from_secs(30), || {
-        counted += rejected(&snapshotter, &peer);
-        let done = counted >= poisoned;
+    let counted = || recorded.counter("replication_events_rejected_total", &[("peer", &peer)]);
+    let all_counted = within(Duration::from_secs(30), || {
+        let done = counted() >= poisoned;
         async move { done }
     })
     .await;
@@ -208,7 +187,8 @@ async fn poisoned_entries_are_counted_and_skipped_while_good_ones_apply() {
         all_counted,
         "{}",
         s.context(&format!(
-            "{counted} of {poisoned} poisoned entries counted as rejected"
+            "{} of {poisoned} poisoned entries counted as rejected",
+            counted()
         ))
     );
     let health = mesh.nodes[0].engine().unwrap().health_check().await;

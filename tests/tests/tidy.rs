@@ -2,8 +2,9 @@
 //!
 //! Each test reads the repository's own files: docs name only paths that exist, every
 //! metric the engine emits is documented (and nothing documented is missing), core stays
-//! free of I/O crates, every Rust file opens with a module doc, and no source comment
-//! cites an issue number or a document outside the repository.
+//! free of I/O crates, every Rust file opens with a module doc, no file outside tests is
+//! over 600 lines, and no source comment cites an issue number or a document outside the
+//! repository.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,53 @@ fn every_rust_file_opens_with_a_module_doc() {
         missing.is_empty(),
         "these files do not open with a `//!` line saying what they are for: {missing:?}"
     );
+}
+
+/// The longest a non-test `.rs` file may be: past it a file holds several concerns and
+/// is split by them (tests are exempt: a table of cases reads fine at any length).
+const MAX_LINES: usize = 600;
+
+/// True for test code: files under a `tests/` directory (integration tests, the workspace
+/// tests crate, `src/**/tests/`) and `tests.rs` files (`#[cfg(test)]` modules moved out).
+fn is_test_file(relative: &str) -> bool {
+    relative.starts_with("tests/")
+        || relative.contains("/tests/")
+        || relative == "tests.rs"
+        || relative.ends_with("/tests.rs")
+}
+
+#[test]
+fn no_rust_file_outside_tests_is_over_the_line_limit() {
+    let long: Vec<String> = rust_files()
+        .into_iter()
+        .filter(|f| !is_test_file(f))
+        .filter_map(|f| {
+            let lines = read(&f).lines().count();
+            (lines > MAX_LINES).then(|| format!("{f}: {lines} lines"))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these files by concern (at most {MAX_LINES} lines outside tests):\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_line_limit_exempts_tests_only() {
+    assert!(is_test_file("tests/src/mesh.rs"));
+    assert!(is_test_file("crates/replication-engine/tests/lifecycle.rs"));
+    assert!(is_test_file("crates/replication-core/src/cdc/tests.rs"));
+    assert!(is_test_file(
+        "crates/replication-core/src/config/tests/cases.rs"
+    ));
+    assert!(!is_test_file("crates/replication-core/src/config.rs"));
+    assert!(!is_test_file(
+        "crates/replication-testkit/src/memory_store.rs"
+    ));
+    assert!(!is_test_file(
+        "crates/replication-core/src/test_fixtures.rs"
+    ));
 }
 
 /// The comment part of a line of Rust, approximately: from `//` outside a string literal.

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use replication_engine::PeerConfig;
-use replication_tests::mesh::eventually;
-use replication_tests::resp::{command_str, Reply};
+use replication_testkit::resp::{command_str, Reply};
+use replication_testkit::within;
 use replication_tests::{Mesh, MeshOptions, Observed, Scenario};
 use std::time::Duration;
 
@@ -17,6 +17,24 @@ async fn observed(mesh: &Mesh, key: &str) -> Vec<Observed> {
     let mut all = Vec::new();
     for node in &mesh.nodes {
         all.push(node.observe(key).await.unwrap());
+    }
+    all
+}
+
+/// Per engine and enabled peer, the repair cycles run so far.
+async fn repairs_run(mesh: &Mesh) -> Vec<u64> {
+    let mut all = Vec::new();
+    for node in &mesh.nodes {
+        if let Some(engine) = node.engine() {
+            let health = engine.health_check().await;
+            all.extend(
+                health
+                    .peers
+                    .iter()
+                    .filter(|p| p.enabled)
+                    .map(|p| p.repairs_run),
+            );
+        }
     }
     all
 }
@@ -38,7 +56,7 @@ async fn a_key_written_again_after_its_tombstone_was_collected_survives_everywhe
     let writer = mesh.nodes[0].local();
     let first = writer.put("k", b"first".to_vec()).await.unwrap();
     assert!(
-        eventually(WAIT, || async {
+        within(WAIT, || async {
             observed(&mesh, "k")
                 .await
                 .iter()
@@ -59,7 +77,7 @@ async fn a_key_written_again_after_its_tombstone_was_collected_survives_everywhe
         !matches!(reply, Ok(Reply::Int(0)))
     };
     assert!(
-        eventually(WAIT, || async {
+        within(WAIT, || async {
             let kept = mesh.nodes[2].observe("k").await.unwrap();
             !writer_holds_tombstone() && matches!(kept, Observed::Tombstone(_))
         })
@@ -76,15 +94,28 @@ async fn a_key_written_again_after_its_tombstone_was_collected_survives_everywhe
             .all(|o| *o == Observed::Item(again.stamp()))
     };
     assert!(
-        eventually(WAIT, everywhere).await,
+        within(WAIT, everywhere).await,
         "{}",
         s.context(&format!(
             "the new write did not reach every node: {:?}",
             observed(&mesh, "k").await
         ))
     );
-    // Several repair cycles later (interval 1 s), it is still there.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Several repair cycles later, it is still there: wait for every engine to run three
+    // more cycles with every enabled peer (counted, not guessed from the interval).
+    let ran_before = repairs_run(&mesh).await;
+    assert!(
+        within(WAIT, || async {
+            repairs_run(&mesh)
+                .await
+                .iter()
+                .zip(&ran_before)
+                .all(|(now, before)| *now >= before + 3)
+        })
+        .await,
+        "{}",
+        s.context("the engines stopped running repair cycles")
+    );
     assert!(
         everywhere().await,
         "{}",

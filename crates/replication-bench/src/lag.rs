@@ -10,24 +10,36 @@ use replication_core::CdcEncoder;
 use replication_cursor::MemoryCursorStore;
 use replication_engine::ReplicationEngine;
 use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::RedisServer;
+use replication_testkit::{FaultProxy, LinkMode, RedisServer};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Lags (µs) of every entry appended at `rate` entries/s for `seconds`, replicated by the
 /// engine into a real node store. Each entry carries its append time in the payload.
-pub(crate) async fn steady_load(rate: u64, seconds: u64) -> Result<Vec<u64>> {
+/// With `link`, the engine reaches the peer through a proxy in that mode (WAN latency).
+pub(crate) async fn steady_load(
+    rate: u64,
+    seconds: u64,
+    link: Option<LinkMode>,
+) -> Result<Vec<u64>> {
     let peer = RedisServer::start().context("peer redis-server")?;
+    let proxy = match link {
+        Some(mode) => Some(FaultProxy::start_with(peer.addr(), mode).await?),
+        None => None,
+    };
+    let peer_url = proxy
+        .as_ref()
+        .map_or_else(|| peer.url(), FaultProxy::redis_url);
     let node = RedisServer::start().context("node redis-server")?;
     let prefix = "peer:";
-    let stream = format!("{prefix}cdc");
+    let stream = replication_core::WireKeys::new(prefix).cdc();
     let local = Arc::new(
         NodeStore::connect(NodeStoreConfig::new(node.url()).with_prefix("local:"))
             .await
             .context("node store")?,
     );
     let store = Arc::new(Counting::with_lag(Arc::clone(&local)));
-    let config = engine_config(&[(peer.url(), prefix.to_owned())]);
+    let config = engine_config(&[(peer_url, prefix.to_owned())]);
     let (_config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
     let mut engine = ReplicationEngine::builder(config, config_rx)
         .sync_engine(Arc::clone(&store))

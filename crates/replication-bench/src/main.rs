@@ -2,7 +2,7 @@
 //! against the physical limit of this machine. Run through `cargo xtask bench`.
 //!
 //! ```text
-//! replication-bench [--quick] [--sections 1,2,3,4,5,6] [--markdown FILE]
+//! replication-bench [--quick] [--sections 1,2,3,4,5,6,7,8] [--markdown FILE]
 //! ```
 //! Every section starts its own private redis-servers on loopback (replication-testkit).
 //! `--quick` uses small sizes and one run per figure (a smoke check, not a measurement).
@@ -20,6 +20,7 @@ mod payload;
 mod repair;
 mod report;
 mod throughput;
+mod wan;
 
 use anyhow::{bail, Context, Result};
 use payload::{client, fill};
@@ -30,8 +31,8 @@ use throughput::Drain;
 
 /// Command-line options.
 #[derive(Debug)]
-struct Options {
-    quick: bool,
+pub(crate) struct Options {
+    pub(crate) quick: bool,
     sections: Vec<u32>,
     markdown: Option<PathBuf>,
 }
@@ -40,7 +41,7 @@ impl Options {
     fn parse(args: &[String]) -> Result<Self> {
         let mut options = Options {
             quick: false,
-            sections: (1..=6).collect(),
+            sections: (1..=8).collect(),
             markdown: None,
         };
         let mut args = args.iter();
@@ -63,7 +64,7 @@ impl Options {
         Ok(options)
     }
 
-    fn runs(&self) -> usize {
+    pub(crate) fn runs(&self) -> usize {
         if self.quick {
             1
         } else {
@@ -103,6 +104,12 @@ async fn run(options: Options) -> Result<()> {
     if options.sections.contains(&6) {
         memory_section(&options, &mut report).await?;
     }
+    if options.sections.contains(&7) {
+        wan::catch_up_section(&options, &mut report).await?;
+    }
+    if options.sections.contains(&8) {
+        wan::lag_section(&options, &mut report).await?;
+    }
     if let Some(path) = &options.markdown {
         let mut text = format!(
             "Run {} on {}{}.\n\n",
@@ -127,7 +134,7 @@ async fn throughput_sections(options: &Options, report: &mut Report) -> Result<(
     let peer = RedisServer::start().context("peer redis-server")?;
     let node = RedisServer::start().context("node redis-server")?;
     let prefix = "peer:";
-    let stream = format!("{prefix}cdc");
+    let stream = replication_core::WireKeys::new(prefix).cdc();
     let writer = client(&peer.url()).await?;
     fill(&writer, &stream, 0, n)
         .await
@@ -324,7 +331,7 @@ async fn lag_section(options: &Options, report: &mut Report) -> Result<()> {
     let seconds = if options.quick { 3 } else { 30 };
     let (mut p50, mut p99, mut max) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..options.runs() {
-        let lags = lag::steady_load(rate, seconds).await?;
+        let lags = lag::steady_load(rate, seconds, None).await?;
         let ms = |us: u64| us as f64 / 1000.0;
         let (a, b, c) = (
             ms(report::quantile(&lags, 0.5)),
@@ -476,9 +483,14 @@ async fn memory_section(options: &Options, report: &mut Report) -> Result<()> {
     let peer = RedisServer::start().context("peer redis-server")?;
     let prefix = "peer:";
     let writer = client(&peer.url()).await?;
-    fill(&writer, &format!("{prefix}cdc"), 0, n)
-        .await
-        .context("filling the backlog")?;
+    fill(
+        &writer,
+        &replication_core::WireKeys::new(prefix).cdc(),
+        0,
+        n,
+    )
+    .await
+    .context("filling the backlog")?;
     let url = peer.url();
     let catchup_args = vec![
         "rss-catchup".to_owned(),

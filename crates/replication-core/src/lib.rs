@@ -24,11 +24,14 @@ mod state;
 mod stream_id;
 mod sync_engine;
 mod tombstone_json;
+pub mod wire_keys;
 
 #[cfg(test)]
 mod test_fixtures;
 
-pub use backoff::{jitter, seed_jitter, Backoff};
+pub use backoff::{
+    seed_jitter, Backoff, Jitter, Next, NoJitter, RetryError, RetryPolicy, SeededJitter,
+};
 pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
 pub use config::{
     ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, LimitSettings, PeerConfig,
@@ -46,7 +49,7 @@ pub use peer::{
     CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
     ReadRequest, ServingServer, StreamInfo,
 };
-pub use redis_url::{RedisTopology, RedisUrl};
+pub use redis_url::{percent_decode, RedisTopology, RedisUrl};
 pub use retriable::Retriable;
 pub use stamp::{incoming_wins, LocalState, Stamp, StampKind, Tombstone};
 pub use state::{EngineState, InvalidTransition};
@@ -56,6 +59,7 @@ pub use tombstone_json::{
     decode_recorded_tombstone_json, decode_tombstone_json, encode_tombstone_json,
     TombstoneJsonError,
 };
+pub use wire_keys::WireKeys;
 
 /// mockall mocks of the core traits (feature `mocks`), for other crates' unit tests.
 #[cfg(any(test, feature = "mocks"))]

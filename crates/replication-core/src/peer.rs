@@ -228,6 +228,23 @@ pub trait PeerBackend: Send + Sync + 'static {
     /// Stream facts for gap detection; `None` when the stream does not exist.
     async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError>;
 
+    /// Reads like [`PeerBackend::read_stream`], then the stream facts, observed after the
+    /// read (never before it: they may be newer than the entries). The facts are `None`
+    /// when nothing was read or the stream does not exist. This default makes the two
+    /// calls one after the other; override it to send both at once (Redis: pipelined on
+    /// one connection, so the facts cost no round trip of their own).
+    async fn read_stream_with_info(
+        &self,
+        request: ReadRequest,
+    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
+        let entries = self.read_stream(request).await?;
+        if entries.is_empty() {
+            return Ok((entries, None));
+        }
+        let info = self.stream_info().await?;
+        Ok((entries, info))
+    }
+
     /// Reads up to `count` entries after `after` without blocking, together with the stream
     /// facts, so that gap detection compares the cursor with the same state the entries came
     /// from. Backends that can (Redis: `MULTI`/`EXEC`) observe both atomically; this default
@@ -248,8 +265,26 @@ pub trait PeerBackend: Send + Sync + 'static {
         Ok(CheckedRead { info, entries })
     }
 
+    /// Reads up to `count` entries with ids in `(after, until]` without blocking, together
+    /// with the stream facts, as one observation like [`PeerBackend::read_stream_checked`].
+    /// A tailer that is far behind runs several of these at once over disjoint ranges, so
+    /// catch-up is not bound to one round trip per read. This default reads after `after`
+    /// with `read_stream_checked` and drops what lies beyond `until`: correct (a short
+    /// answer still means the range is complete), but it may transfer entries twice;
+    /// override it where the backend can bound the read by id (Redis: `XRANGE`).
+    async fn read_range_checked(
+        &self,
+        after: StreamId,
+        until: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        let mut read = self.read_stream_checked(after, count).await?;
+        read.entries.retain(|entry| entry.id <= until);
+        Ok(read)
+    }
+
     /// Root of the peer's Merkle tree; `None` when it has none.
-    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError>;
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError>;
 
     /// Children of many nodes in one round trip; one list per path, in order.
     async fn merkle_children(
@@ -259,6 +294,18 @@ pub trait PeerBackend: Send + Sync + 'static {
 
     /// Items for many keys in one round trip; one result per key, in order.
     async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError>;
+
+    /// The size of each key's item at the peer without transferring it, so that a repair
+    /// can fetch only what fits its byte budget.
+    ///
+    /// `Ok(None)` says this backend cannot size items (the default, which makes no call):
+    /// a repair then reads its items one at a time. Otherwise one entry per key, in order,
+    /// in one round trip: the bytes the item's stored form takes (at least its content;
+    /// `0` for an absent key), or `None` for a key whose size the backend cannot tell.
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        let _ = keys;
+        Ok(None)
+    }
 
     /// Whether the peer holds each key in any form (an item, readable or not), in order,
     /// in one round trip. This default reads the items ([`PeerBackend::read_items`]);

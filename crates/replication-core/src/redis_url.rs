@@ -263,7 +263,8 @@ fn host_port(text: &str) -> Result<(String, u16), String> {
 }
 
 /// Percent-decodes a URL user-info part (RFC 3986); `None` for bad escapes or non-UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
+/// Also what secret scrubbing uses to find a password in its decoded form.
+pub fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -377,6 +378,15 @@ fn mask_parameter(text: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("s%40cret").as_deref(), Some("s@cret"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%4"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
 
     fn parse(raw: &str) -> RedisUrl {
         RedisUrl::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))

@@ -9,6 +9,12 @@ use crate::{CursorError, PeerError, SyncError};
 pub trait Retriable {
     /// Whether retrying (later) may succeed.
     fn is_retriable(&self) -> bool;
+
+    /// The shortest wait before a retry can succeed, when the error knows one (an open
+    /// circuit knows when it half-opens); the retry policy waits at least this long.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl Retriable for PeerError {

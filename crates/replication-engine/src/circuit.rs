@@ -28,6 +28,23 @@ pub(crate) enum CircuitCallError {
     Store(#[from] SyncError),
 }
 
+impl replication_core::Retriable for CircuitCallError {
+    fn is_retriable(&self) -> bool {
+        match self {
+            CircuitCallError::Open(_) => true,
+            CircuitCallError::Store(e) => e.is_retriable(),
+        }
+    }
+
+    /// An open circuit is waited out rather than spun on.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CircuitCallError::Open(after) => Some(*after),
+            CircuitCallError::Store(_) => None,
+        }
+    }
+}
+
 impl SyncEngineCircuit {
     /// A closed circuit with the given thresholds.
     pub fn new(settings: &SyncEngineSettings) -> Self {

@@ -18,7 +18,7 @@ use crate::peer_manager::PeerManager;
 use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
-use replication_core::{Backoff, PeerBackend, SyncEngineRef};
+use replication_core::{Backoff, PeerBackend, RetryPolicy, SyncEngineRef};
 use replication_merkle::{repair_cycle_with, PeerSource, RepairSettings, RepairState};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -166,10 +166,13 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         ),
                         None,
                     );
+                    // Cycles are periodic whatever failed: the policy spaces them out
+                    // (unbounded, so a delay always comes) and the interval caps it.
                     let backoff = failures.get_or_insert_with(|| {
-                        Backoff::new(Duration::from_secs(1).min(cold.interval), cold.interval)
+                        RetryPolicy::new(Duration::from_secs(1).min(cold.interval), cold.interval)
+                            .backoff()
                     });
-                    next = Instant::now() + backoff.next_delay(replication_core::jitter());
+                    next = Instant::now() + backoff.next_delay().unwrap_or(cold.interval);
                 }
             }
         }

@@ -24,8 +24,8 @@ impl<'a, S: SyncEngineRef> GuardedStore<'a, S> {
 impl<S: SyncEngineRef> TreeSource for GuardedStore<'_, S> {
     type Error = SyncError;
 
-    async fn root(&self) -> Result<Option<Hash>, SyncError> {
-        self.store.root().await
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, SyncError> {
+        self.store.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, SyncError> {
@@ -49,8 +49,8 @@ impl<S: SyncEngineRef> LocalView for GuardedStore<'_, S> {
 
 impl<S: SyncEngineRef> RepairTarget for GuardedStore<'_, S> {
     /// An open circuit counts as backpressure: the cycle stops before reading the peer.
-    fn accepting_writes(&self) -> bool {
-        self.store.accepting_writes() && !self.circuit.is_open()
+    fn should_accept_writes(&self) -> bool {
+        self.store.should_accept_writes() && !self.circuit.is_open()
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<(), SyncError> {

@@ -136,6 +136,23 @@ pub enum RepairTrigger {
     Operator,
 }
 
+impl RepairTrigger {
+    /// The trigger's name as the status report's JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Gap => "gap",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+impl std::fmt::Display for RepairTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Outcome of the last cold-path cycle of a peer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairHealth {
@@ -301,5 +318,17 @@ mod tests {
         assert!(json.contains("\"trigger\":\"operator\""), "{json}");
         let back: HealthCheck = serde_json::from_str(&json).unwrap();
         assert_eq!(back, health);
+    }
+
+    #[test]
+    fn a_trigger_displays_as_its_json_spells_it() {
+        for trigger in [
+            RepairTrigger::Scheduled,
+            RepairTrigger::Gap,
+            RepairTrigger::Operator,
+        ] {
+            let json = serde_json::to_string(&trigger).unwrap();
+            assert_eq!(json, format!("\"{trigger}\""));
+        }
     }
 }

@@ -8,13 +8,13 @@
 
 mod common;
 
-use common::{config, eventually, Mesh, Recorded};
+use common::config;
 use metrics_util::debugging::DebuggingRecorder;
 use replication_engine::metrics as names;
 use replication_engine::{
     CursorStore, MemoryCursorStore, ReplicationEngine, ReplicationEngineConfig, SyncEngineRef,
 };
-use replication_testkit::{MemoryStore, MinimalStore};
+use replication_testkit::{eventually, MemoryMesh, MemoryStore, MinimalStore, Recorded};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -28,13 +28,13 @@ fn recorder() -> (DebuggingRecorder, Recorded) {
 fn engine<S: SyncEngineRef>(
     store: S,
     config: ReplicationEngineConfig,
-    mesh: &Mesh,
+    mesh: &MemoryMesh,
     cursors: Arc<dyn CursorStore>,
 ) -> (ReplicationEngine<S>, watch::Sender<ReplicationEngineConfig>) {
     let (tx, rx) = watch::channel(config.clone());
     let engine = ReplicationEngine::builder(config, rx)
         .sync_engine(Arc::new(store))
-        .peer_connector(mesh.connector())
+        .peer_connector(Arc::new(mesh.connector()))
         .cursor_store(cursors)
         .build();
     (engine, tx)
@@ -46,7 +46,7 @@ fn engine<S: SyncEngineRef>(
 #[tokio::test(start_paused = true)]
 async fn clean_shutdown_right_after_the_last_write_keeps_its_checkpoint() {
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     for i in 0..500 {
         a.put_local(&format!("k.{i}"), format!("v{i}"));
     }
@@ -93,7 +93,7 @@ async fn clean_shutdown_right_after_the_last_write_keeps_its_checkpoint() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_retries_the_in_flight_batch_within_its_budget_and_records_its_cursor() {
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     for i in 0..100 {
         a.put_local(&format!("k.{i}"), format!("v{i}"));
     }
@@ -129,7 +129,7 @@ async fn shutdown_retries_the_in_flight_batch_within_its_budget_and_records_its_
 #[tokio::test(start_paused = true)]
 async fn a_permanent_read_error_is_not_retried_and_the_stream_goes_on() {
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let mut cfg = config("me", &["a"]);
     cfg.settings.cold_path.enabled = false;
     let (recorder, recorded) = recorder();
@@ -199,7 +199,7 @@ async fn a_key_the_store_refuses_to_read_is_isolated_from_its_batch() {
             .extend(changes.iter().map(|c: &Change| c.key().to_owned()));
         Box::pin(async { Ok(()) })
     });
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let mut cfg = config("me", &["a"]);
     cfg.settings.cold_path.enabled = false;
     let (recorder, recorded) = recorder();
@@ -221,7 +221,7 @@ async fn a_key_the_store_refuses_to_read_is_isolated_from_its_batch() {
 /// The final state of one stream read with `batch_size` entries per batch.
 async fn replay_with_batch_size(a: &MemoryStore, batch_size: usize) -> MemoryStore {
     let me = MemoryStore::new();
-    let mesh = Mesh::new(&[("a", a)]);
+    let mesh = MemoryMesh::new(&[("a", a)]);
     let mut cfg = config("me", &["a"]);
     cfg.settings.hot_path.batch_size = batch_size;
     cfg.settings.hot_path.max_batch_size = batch_size;
@@ -281,7 +281,7 @@ async fn the_outcome_of_a_stream_does_not_depend_on_where_batches_split() {
 async fn a_version_bump_with_unchanged_content_reaches_a_minimal_store() {
     let a = MemoryStore::new();
     let me = MinimalStore::like_sync_engine();
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let mut cfg = config("me", &["a"]);
     cfg.settings.cold_path.enabled = false;
     let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
@@ -312,7 +312,7 @@ async fn an_older_version_never_overwrites_a_newer_one_in_a_minimal_store() {
 
     let a = MemoryStore::new();
     let me = MinimalStore::like_sync_engine();
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let mut cfg = config("me", &["a"]);
     cfg.settings.cold_path.enabled = false;
     let (mut engine, _tx) = engine(me.clone(), cfg, &mesh, Arc::new(MemoryCursorStore::new()));
@@ -359,7 +359,7 @@ async fn the_cold_path_keeps_a_minimal_stores_newer_versions() {
     peer.delete_local("kept");
     peer.put_local("deleted.there", "old");
     peer.delete_local("deleted.there");
-    let mesh = Mesh::new(&[("p", &peer)]);
+    let mesh = MemoryMesh::new(&[("p", &peer)]);
     let mut cfg = config("me", &["p"]);
     cfg.settings.hot_path.enabled = false;
     cfg.settings.cold_path.interval = Duration::from_secs(1);
@@ -397,7 +397,7 @@ async fn the_cold_path_keeps_a_minimal_stores_newer_versions() {
 async fn a_mesh_with_a_minimal_store_converges_on_hot_and_cold_paths() {
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
     let m = MinimalStore::like_sync_engine();
-    let mesh = Mesh::new(&[("a", &a), ("b", &b), ("m", m.inner())]);
+    let mesh = MemoryMesh::new(&[("a", &a), ("b", &b), ("m", m.inner())]);
     let cfg = |me: &str, peers: &[&str]| {
         let mut c = config(me, peers);
         c.settings.cold_path.interval = Duration::from_secs(1);
@@ -468,7 +468,7 @@ async fn a_gap_is_repaired_once_even_with_the_cold_path_disabled() {
     use replication_testkit::MemoryPeer;
 
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let cursors = Arc::new(MemoryCursorStore::new());
     let mut cfg = config("me", &["a"]);
     cfg.settings.cold_path.enabled = false;
@@ -514,7 +514,7 @@ async fn an_item_the_store_refuses_does_not_stop_repair_or_tombstone_collection(
     me.put_local("gone", "x");
     me.delete_local("gone");
     me.refuse_key("bad");
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let mut cfg = config("me", &["a"]);
     cfg.settings.hot_path.enabled = false;
     cfg.settings.cold_path.interval = Duration::from_secs(1);
@@ -560,7 +560,7 @@ async fn a_delete_that_arrives_late_is_not_collected_before_the_peer_has_seen_it
     let item = SyncItem::new("k", b"old".to_vec(), 1, 1);
     me.apply_change(Change::Put(item.clone())).unwrap();
     peer.apply_change(Change::Put(item)).unwrap();
-    let mesh = Mesh::new(&[("p", &peer)]);
+    let mesh = MemoryMesh::new(&[("p", &peer)]);
     let mut cfg = config("me", &["p"]);
     cfg.settings.hot_path.enabled = false;
     cfg.settings.cold_path.interval = Duration::from_secs(1);
@@ -628,16 +628,13 @@ impl replication_engine::PeerBackend for Hanging {
     ) -> Result<Option<replication_core::StreamInfo>, replication_engine::PeerError> {
         self.inner.stream_info().await
     }
-    async fn merkle_root(
-        &self,
-    ) -> Result<Option<replication_engine::merkle::Hash>, replication_engine::PeerError> {
-        self.inner.merkle_root().await
+    async fn get_merkle_root(&self) -> Result<Option<[u8; 32]>, replication_engine::PeerError> {
+        self.inner.get_merkle_root().await
     }
     async fn merkle_children(
         &self,
         paths: &[String],
-    ) -> Result<Vec<Vec<(String, replication_engine::merkle::Hash)>>, replication_engine::PeerError>
-    {
+    ) -> Result<Vec<Vec<(String, [u8; 32])>>, replication_engine::PeerError> {
         self.inner.merkle_children(paths).await
     }
     async fn read_items(
@@ -682,9 +679,7 @@ fn repaired_since(
 
 /// Waits until the wall clock has passed `ms`.
 async fn wall_past(ms: i64) {
-    while wall_ms() <= ms {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    eventually("the wall clock passes the mark", || wall_ms() > ms).await;
 }
 
 /// A peer whose settings are reloaded keeps counting for tombstone collection while its

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{config, Recorded};
+use common::config;
 use metrics_util::debugging::DebuggingRecorder;
 use replication_core::merkle::Hash;
 use replication_core::mocks::MockPeerBackend;
@@ -13,6 +13,7 @@ use replication_core::{ConnectionState, ConnectionStatus, SyncError, SyncItem};
 use replication_cursor::MemoryCursorStore;
 use replication_engine::metrics as names;
 use replication_engine::{PeerBackend, PeerConfig, ReplicationEngine, Settings, SyncEngineRef};
+use replication_testkit::Recorded;
 use std::sync::Arc;
 use tokio::sync::watch;
 

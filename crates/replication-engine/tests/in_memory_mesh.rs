@@ -3,57 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use replication_engine::{
-    EngineState, MemoryCursorStore, PeerBackend, PeerConfig, PeerConnector, ReplicationEngine,
-    ReplicationEngineConfig, Settings,
+    EngineState, MemoryCursorStore, PeerConfig, ReplicationEngine, ReplicationEngineConfig,
 };
-use replication_testkit::{MemoryPeer, MemoryStore};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use replication_testkit::{eventually, MemoryMesh, MemoryStore};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Node stores by id; each connect makes a fresh in-memory peer over the store (as a
-/// Redis connector makes a fresh connection), recorded so tests can read its counters.
-#[derive(Clone, Default)]
-struct Mesh {
-    stores: HashMap<String, MemoryStore>,
-    connected: Arc<Mutex<Vec<Arc<MemoryPeer>>>>,
-}
-
-impl Mesh {
-    fn new(stores: &[(&str, &MemoryStore)]) -> Self {
-        Self {
-            stores: stores
-                .iter()
-                .map(|(id, s)| (id.to_string(), (*s).clone()))
-                .collect(),
-            connected: Arc::default(),
-        }
-    }
-
-    fn connector(&self) -> Arc<dyn PeerConnector> {
-        let mesh = self.clone();
-        Arc::new(move |peer: &PeerConfig, _: &Settings| {
-            let store = mesh.stores.get(&peer.node_id).cloned().ok_or_else(|| {
-                replication_engine::PeerError::Closed {
-                    peer: peer.node_id.clone(),
-                }
-            })?;
-            let backend = Arc::new(MemoryPeer::new(peer.node_id.clone(), store));
-            mesh.connected.lock().unwrap().push(backend.clone());
-            Ok(backend as Arc<dyn PeerBackend>)
-        })
-    }
-
-    /// Stream entries served by the most recent connection.
-    fn last_entries_returned(&self) -> u64 {
-        self.connected
-            .lock()
-            .unwrap()
-            .last()
-            .map_or(0, |p| p.counters().entries_returned)
-    }
-}
 
 fn config(me: &str, peers: &[&str]) -> ReplicationEngineConfig {
     let mut c = ReplicationEngineConfig::new(me);
@@ -70,7 +25,7 @@ fn config(me: &str, peers: &[&str]) -> ReplicationEngineConfig {
 fn engine(
     store: &MemoryStore,
     config: ReplicationEngineConfig,
-    mesh: &Mesh,
+    mesh: &MemoryMesh,
     cursors: Option<Arc<MemoryCursorStore>>,
 ) -> (
     ReplicationEngine<MemoryStore>,
@@ -79,22 +34,11 @@ fn engine(
     let (tx, rx) = watch::channel(config.clone());
     let mut builder = ReplicationEngine::builder(config, rx)
         .sync_engine(Arc::new(store.clone()))
-        .peer_connector(mesh.connector());
+        .peer_connector(Arc::new(mesh.connector()));
     if let Some(cursors) = cursors {
         builder = builder.cursor_store(cursors);
     }
     (builder.build(), tx)
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn same(a: &MemoryStore, b: &MemoryStore) -> bool {
@@ -104,7 +48,7 @@ fn same(a: &MemoryStore, b: &MemoryStore) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_converge_under_concurrent_writes_and_deletes() {
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a), ("b", &b)]);
+    let mesh = MemoryMesh::new(&[("a", &a), ("b", &b)]);
     let (mut engine_a, _ta) = engine(
         &a,
         config("a", &["b"]),
@@ -152,7 +96,7 @@ async fn two_nodes_converge_under_concurrent_writes_and_deletes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_resumes_from_the_checkpointed_cursor() {
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config("b", &["a"]);
     cfg.settings.cold_path.enabled = false;
@@ -174,6 +118,10 @@ async fn restart_resumes_from_the_checkpointed_cursor() {
     eventually("the next 100 arrive", || b.len() == 300).await;
     second.shutdown().await;
     // Only the 100 new entries were read and applied: nothing checkpointed was replayed.
-    assert_eq!(mesh.last_entries_returned(), 100);
+    assert_eq!(
+        mesh.latest_peer()
+            .map_or(0, |p| p.counters().entries_returned),
+        100
+    );
     assert_eq!(b.counters().changes_applied, 100, "{:?}", b.counters());
 }

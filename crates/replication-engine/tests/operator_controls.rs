@@ -7,14 +7,14 @@
 mod common;
 
 use bytes::Bytes;
-use common::{config, eventually, Mesh};
+use common::config;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use replication_engine::metrics as names;
 use replication_engine::{
     ControlError, MemoryCursorStore, PeerBackend, PeerHealth, RepairTrigger, ReplicationEngine,
     ReplicationEngineConfig, SAMPLE_EVERY,
 };
-use replication_testkit::{MemoryPeer, MemoryStore};
+use replication_testkit::{eventually, eventually_some_async, MemoryMesh, MemoryPeer, MemoryStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,12 +25,12 @@ type Engine = ReplicationEngine<MemoryStore>;
 fn engine(
     store: &MemoryStore,
     config: ReplicationEngineConfig,
-    mesh: &Mesh,
+    mesh: &MemoryMesh,
 ) -> (Engine, watch::Sender<ReplicationEngineConfig>) {
     let (tx, rx) = watch::channel(config.clone());
     let engine = ReplicationEngine::builder(config, rx)
         .sync_engine(Arc::new(store.clone()))
-        .peer_connector(mesh.connector())
+        .peer_connector(Arc::new(mesh.connector()))
         .cursor_store(Arc::new(MemoryCursorStore::new()))
         .build();
     (engine, tx)
@@ -41,35 +41,29 @@ async fn peer(engine: &Engine, id: &str) -> PeerHealth {
     health.peers.into_iter().find(|p| p.node_id == id).unwrap()
 }
 
-/// Polls the health of peer `id` until `check` holds; fails after 20 s (of tokio time).
+/// Polls the health of peer `id` until `check` holds, and returns it.
 async fn peer_until(
     engine: &Engine,
     id: &str,
     what: &str,
     check: impl Fn(&PeerHealth) -> bool,
 ) -> PeerHealth {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let check = &check;
+    eventually_some_async(what, move || async move {
         let health = peer(engine, id).await;
-        if check(&health) {
-            return health;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}: {health:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        check(&health).then_some(health)
+    })
+    .await
 }
 
-fn stream_reads(mesh: &Mesh, id: &str) -> u64 {
+fn stream_reads(mesh: &MemoryMesh, id: &str) -> u64 {
     mesh.last_peer(id).unwrap().counters().stream_reads
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_paused_peer_is_not_read_until_resumed_and_a_reload_keeps_the_pause() {
     let (a, b, me) = (MemoryStore::new(), MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a), ("b", &b)]);
+    let mesh = MemoryMesh::new(&[("a", &a), ("b", &b)]);
     let cfg = config("me", &["a", "b"]);
     let (mut engine, tx) = engine(&me, cfg.clone(), &mesh);
     engine.start().await.unwrap();
@@ -139,7 +133,7 @@ async fn a_paused_peer_is_not_read_until_resumed_and_a_reload_keeps_the_pause() 
 #[tokio::test]
 async fn an_operator_repair_runs_at_once_even_with_periodic_repair_off() {
     let (a, b, me) = (MemoryStore::new(), MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a), ("b", &b)]);
+    let mesh = MemoryMesh::new(&[("a", &a), ("b", &b)]);
     let mut cfg = config("me", &["a", "b"]);
     cfg.settings.cold_path.enabled = false;
     cfg.settings.hot_path.enabled = false; // only a repair can bring anything
@@ -182,13 +176,13 @@ async fn an_operator_repair_runs_at_once_even_with_periodic_repair_off() {
 #[tokio::test]
 async fn health_counts_applied_rejected_gaps_and_bytes_read() {
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let cursors = Arc::new(MemoryCursorStore::new());
     let start = |cursors: Arc<MemoryCursorStore>| {
         let (_tx, rx) = watch::channel(config("me", &["a"]));
         ReplicationEngine::builder(config("me", &["a"]), rx)
             .sync_engine(Arc::new(me.clone()))
-            .peer_connector(mesh.connector())
+            .peer_connector(Arc::new(mesh.connector()))
             .cursor_store(cursors)
             .build()
     };
@@ -264,7 +258,7 @@ async fn the_sampler_keeps_history_and_gauges_without_health_checks() {
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     let (mut engine, _tx) = engine(&me, config("me", &["a"]), &mesh);
     engine.start().await.unwrap();
     a.put_local("k", "v");
@@ -316,10 +310,10 @@ impl PeerBackend for SlowClose {
     ) -> Result<Option<replication_core::StreamInfo>, replication_engine::PeerError> {
         self.inner.stream_info().await
     }
-    async fn merkle_root(
+    async fn get_merkle_root(
         &self,
     ) -> Result<Option<replication_core::merkle::Hash>, replication_engine::PeerError> {
-        self.inner.merkle_root().await
+        self.inner.get_merkle_root().await
     }
     async fn merkle_children(
         &self,

@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{eventually, Mesh};
 use replication_engine::{
     MemoryCursorStore, PeerConfig, ReplicationEngine, ReplicationEngineConfig,
 };
 use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::{MemoryStore, RedisServer};
+use replication_testkit::{eventually, MemoryMesh, MemoryStore, RedisServer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -78,7 +77,7 @@ async fn delete_evidence_asks_whether_keys_exist_without_fetching_them() {
     // the writer holds the key again.
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
     a.set_like_sync_engine(true);
-    let mesh = Mesh::new(&[("a", &a)]);
+    let mesh = MemoryMesh::new(&[("a", &a)]);
     a.put_local("gone", vec![1; 1 << 20]);
     a.put_local("back", vec![2; 1 << 20]);
     a.delete_local("gone");
@@ -88,7 +87,7 @@ async fn delete_evidence_asks_whether_keys_exist_without_fetching_them() {
     let (_tx, rx) = watch::channel(cfg.clone());
     let mut engine = ReplicationEngine::builder(cfg, rx)
         .sync_engine(Arc::new(me.clone()))
-        .peer_connector(mesh.connector())
+        .peer_connector(Arc::new(mesh.connector()))
         .cursor_store(Arc::new(MemoryCursorStore::new()))
         .build();
     engine.start().await.unwrap();

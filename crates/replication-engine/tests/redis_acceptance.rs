@@ -3,9 +3,6 @@
 //! recording `MemoryStore`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{eventually, Recorded};
 use futures::StreamExt;
 use metrics_util::debugging::DebuggingRecorder;
 use replication_engine::metrics as names;
@@ -14,7 +11,7 @@ use replication_engine::{
     ReplicationEngineConfig, SqliteCursorStore,
 };
 use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::{MemoryStore, RedisServer};
+use replication_testkit::{eventually, MemoryStore, Recorded, RedisServer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;

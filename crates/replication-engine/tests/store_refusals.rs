@@ -5,17 +5,13 @@
 //! only the hot path can have delivered the writes.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::Recorded;
 use metrics_util::debugging::DebuggingRecorder;
 use replication_engine::metrics as names;
 use replication_engine::{
     MemoryCursorStore, PeerConfig, ReplicationEngine, ReplicationEngineConfig,
 };
 use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::RedisServer;
-use std::future::Future;
+use replication_testkit::{eventually_async, Recorded, RedisServer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -43,22 +39,6 @@ fn config(peer_url: String) -> ReplicationEngineConfig {
     c
 }
 
-/// Polls the async `check` until it holds; fails after 30 s.
-async fn until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn command(server: &RedisServer, args: &[&str]) {
     let reply = server.command(args).unwrap();
     assert!(!reply.starts_with("ERR"), "{args:?}: {reply}");
@@ -81,7 +61,7 @@ async fn refused_writes_are_held_back_and_land_after(refuse: &[&[&str]], reset: 
         .build();
     engine.start().await.unwrap();
     peer.put("before", b"flowing".to_vec()).await.unwrap();
-    until("the first write arrives", || async {
+    eventually_async("the first write arrives", || async {
         local.get_item("before").await.unwrap().is_some()
     })
     .await;
@@ -95,7 +75,7 @@ async fn refused_writes_are_held_back_and_land_after(refuse: &[&[&str]], reset: 
     }
     // The engine meets the refusal (a retry today's code would not make, or a change it
     // would wrongly skip) before the refusal is lifted.
-    until("the engine meets the refusal", || async {
+    eventually_async("the engine meets the refusal", || async {
         recorded.counter(names::APPLY_RETRIES, &[("peer", "p")]) > 0
             || recorded.counter(names::EVENTS_REJECTED, &[("reason", "store_refused")]) > 0
     })
@@ -108,7 +88,7 @@ async fn refused_writes_are_held_back_and_land_after(refuse: &[&[&str]], reset: 
     for args in reset {
         command(&local_redis, args);
     }
-    until("every write made during the refusal arrives", || async {
+    eventually_async("every write made during the refusal arrives", || async {
         for key in &keys {
             if local.get_item(key).await.unwrap().is_none() {
                 return false;

@@ -5,14 +5,16 @@
 //! All reads of a cycle (both trees, local stamps, the peer's items and tombstones) happen
 //! before its first local write, so a peer that fails mid-cycle changes nothing locally:
 //! the cycle returns the error and the next one starts again from the roots. The changes
-//! held back meanwhile are bounded by the item and byte budgets.
+//! held back meanwhile are bounded by the item and byte budgets: items are sized before
+//! they are read, and only those that fit the byte budget are fetched (see `fit.rs`).
 
 use crate::error::RepairError;
+use crate::fit::fitting;
 use crate::report::{Budget, CycleReport};
 use crate::resolve::resolve;
 use crate::settings::RepairSettings;
 use crate::source::{LocalStore, PeerSource, RepairPeer, RepairTarget};
-use crate::state::{NodePair, RepairState};
+use crate::state::{Candidate, NodePair, RepairState};
 use crate::walk::expand;
 use crate::ReadStage;
 use futures::future::try_join;
@@ -64,7 +66,7 @@ async fn run<L: RepairTarget, P: RepairPeer>(
     report: &mut CycleReport,
 ) -> Result<(), RepairError> {
     let node_id = peer.node_id();
-    if !local.accepting_writes() {
+    if !local.should_accept_writes() {
         return Err(RepairError::Backpressure {
             peer: node_id.to_owned(),
         });
@@ -73,18 +75,23 @@ async fn run<L: RepairTarget, P: RepairPeer>(
     report.resumed = !fresh;
     if fresh {
         let local_root = async {
-            local.root().await.map_err(|source| RepairError::LocalRead {
-                peer: node_id.to_owned(),
-                stage: ReadStage::Root,
-                source,
-            })
+            local
+                .get_merkle_root()
+                .await
+                .map_err(|source| RepairError::LocalRead {
+                    peer: node_id.to_owned(),
+                    stage: ReadStage::Root,
+                    source,
+                })
         };
         let peer_root = async {
-            peer.root().await.map_err(|source| RepairError::Peer {
-                peer: node_id.to_owned(),
-                stage: ReadStage::Root,
-                source,
-            })
+            peer.get_merkle_root()
+                .await
+                .map_err(|source| RepairError::Peer {
+                    peer: node_id.to_owned(),
+                    stage: ReadStage::Root,
+                    source,
+                })
         };
         let (local_root, peer_root) = try_join(local_root, peer_root).await?;
         report.local_round_trips += 1;
@@ -106,13 +113,8 @@ async fn run<L: RepairTarget, P: RepairPeer>(
     let changes = collect_changes(local, peer, settings, state, report).await?;
     if state.frontier.is_empty() && state.candidates.is_empty() {
         state.walking = false;
-    } else {
-        let over_bytes = report.bytes_fetched >= settings.max_bytes();
-        report.budget_exhausted = Some(if over_bytes {
-            Budget::Bytes
-        } else {
-            Budget::Items
-        });
+    } else if report.budget_exhausted.is_none() {
+        report.budget_exhausted = Some(Budget::Items);
     }
     report.completed =
         fresh && report.budget_exhausted.is_none() && report.deletes_pending_on_peer == 0;
@@ -129,6 +131,9 @@ async fn collect_changes<L: RepairTarget, P: RepairPeer>(
 ) -> Result<Vec<Change>, RepairError> {
     let mut changes = Vec::new();
     let mut items_left = settings.max_items();
+    // Bytes of the budget spent: the peer's sizes of the items admitted (what travels),
+    // or the content fetched where that is more (an item the peer could not size).
+    let mut spent: u64 = 0;
     loop {
         // Walk only as far as the remaining budget can resolve: a huge difference is then
         // walked across several cycles instead of listed whole in one.
@@ -139,16 +144,28 @@ async fn collect_changes<L: RepairTarget, P: RepairPeer>(
             state.frontier.extend(found.nodes);
             state.candidates.extend(found.candidates);
         }
-        if state.candidates.is_empty()
-            || items_left == 0
-            || report.bytes_fetched >= settings.max_bytes()
-        {
+        if state.candidates.is_empty() || items_left == 0 {
             return Ok(changes);
         }
+        if spent >= settings.max_bytes() {
+            report.budget_exhausted = Some(Budget::Bytes);
+            return Ok(changes);
+        }
+        let remaining = settings.max_bytes() - spent;
         let take = state.candidates.len().min(items_left).min(settings.step());
-        let group = state.candidates.drain(..take).collect();
-        changes.extend(resolve(local, peer, group, settings.batch(), report).await?);
-        items_left -= take;
+        let next: Vec<Candidate> = state.candidates.range(..take).cloned().collect();
+        let batch = settings.batch();
+        let fit = fitting(peer, &next, remaining, spent > 0, batch, report).await?;
+        if fit.keys == 0 {
+            report.budget_exhausted = Some(Budget::Bytes);
+            return Ok(changes);
+        }
+        let group = state.candidates.drain(..fit.keys).collect();
+        let fetched_before = report.bytes_fetched;
+        changes.extend(resolve(local, peer, group, batch, report).await?);
+        let fetched = report.bytes_fetched - fetched_before;
+        spent = spent.saturating_add(fit.sized_bytes.max(fetched));
+        items_left -= fit.keys;
     }
 }
 

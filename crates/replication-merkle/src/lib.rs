@@ -23,6 +23,7 @@
 mod cycle;
 mod derive;
 mod error;
+mod fit;
 mod gc;
 mod plan;
 mod report;

@@ -114,18 +114,23 @@ pub async fn plan_repair<L: LocalView, P: RepairPeer>(
     let node_id = peer.node_id();
     let mut plan = RepairPlan::default();
     let local_root = async {
-        local.root().await.map_err(|source| RepairError::LocalRead {
-            peer: node_id.to_owned(),
-            stage: ReadStage::Root,
-            source,
-        })
+        local
+            .get_merkle_root()
+            .await
+            .map_err(|source| RepairError::LocalRead {
+                peer: node_id.to_owned(),
+                stage: ReadStage::Root,
+                source,
+            })
     };
     let peer_root = async {
-        peer.root().await.map_err(|source| RepairError::Peer {
-            peer: node_id.to_owned(),
-            stage: ReadStage::Root,
-            source,
-        })
+        peer.get_merkle_root()
+            .await
+            .map_err(|source| RepairError::Peer {
+                peer: node_id.to_owned(),
+                stage: ReadStage::Root,
+                source,
+            })
     };
     let (local_root, peer_root) = try_join(local_root, peer_root).await?;
     plan.report.local_round_trips += 1;

@@ -14,8 +14,11 @@ pub struct RepairSettings {
     /// Most differing keys resolved per cycle (each costs one item or tombstone read from
     /// the peer); the rest waits in [`crate::RepairState`] for the next cycle.
     pub max_items_per_cycle: usize,
-    /// Content bytes after which a cycle stops fetching items. Checked after each group of
-    /// batched reads, so a cycle may overshoot by at most one group.
+    /// Most bytes of items one cycle fetches. The peer sizes the items before they are
+    /// read and only those that fit what is left are fetched, so a cycle stays within it,
+    /// except to read, alone, one item larger than the whole budget (else that key would
+    /// never be repaired). Items a peer cannot size are read one at a time: such a cycle
+    /// overshoots by at most its last item.
     pub max_bytes_per_cycle: u64,
 }
 

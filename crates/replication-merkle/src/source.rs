@@ -18,7 +18,7 @@ pub trait TreeSource: Send + Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The root hash; `None` for an empty tree.
-    fn root(&self) -> impl Future<Output = Result<Option<Hash>, Self::Error>> + Send;
+    fn get_merkle_root(&self) -> impl Future<Output = Result<Option<Hash>, Self::Error>> + Send;
 
     /// Children `(segment, hash)` of each path, one list per path in order; empty for
     /// leaves and unknown paths. One call is one round trip.
@@ -51,7 +51,7 @@ pub trait LocalView: TreeSource<Error = SyncError> {
 /// The local side of a repair: a view plus the writes.
 pub trait RepairTarget: LocalView {
     /// False while the store wants no replicated writes (backpressure).
-    fn accepting_writes(&self) -> bool;
+    fn should_accept_writes(&self) -> bool;
 
     /// Applies changes; the store itself keeps the newer stamp when a change loses.
     fn apply(&self, changes: Vec<Change>) -> impl Future<Output = Result<(), SyncError>> + Send;
@@ -73,6 +73,17 @@ pub trait RepairPeer: TreeSource<Error = PeerError> {
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<Option<Tombstone>>, PeerError>> + Send;
+
+    /// Sizes of the items at keys without transferring them, as
+    /// [`PeerBackend::item_sizes`] says. This default cannot size any (no call), so the
+    /// cycle reads such a peer's items one at a time; override it where the peer can.
+    fn item_sizes(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Option<Vec<Option<u64>>>, PeerError>> + Send {
+        let _ = keys;
+        std::future::ready(Ok(None))
+    }
 }
 
 /// Any `SyncEngineRef` as the local side of a repair.
@@ -82,7 +93,7 @@ pub struct LocalStore<'a, S>(pub &'a S);
 impl<S: SyncEngineRef> TreeSource for LocalStore<'_, S> {
     type Error = SyncError;
 
-    async fn root(&self) -> Result<Option<Hash>, SyncError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, SyncError> {
         self.0.get_merkle_root().await
     }
 
@@ -106,7 +117,7 @@ impl<S: SyncEngineRef> LocalView for LocalStore<'_, S> {
 }
 
 impl<S: SyncEngineRef> RepairTarget for LocalStore<'_, S> {
-    fn accepting_writes(&self) -> bool {
+    fn should_accept_writes(&self) -> bool {
         self.0.should_accept_writes()
     }
 
@@ -129,8 +140,8 @@ impl std::fmt::Debug for PeerSource<'_> {
 impl TreeSource for PeerSource<'_> {
     type Error = PeerError;
 
-    async fn root(&self) -> Result<Option<Hash>, PeerError> {
-        self.0.merkle_root().await
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.0.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
@@ -149,5 +160,9 @@ impl RepairPeer for PeerSource<'_> {
 
     async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
         self.0.read_tombstones(keys).await
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        self.0.item_sizes(keys).await
     }
 }

@@ -12,7 +12,7 @@
 
 use fred::prelude::{Client, KeysInterface};
 use fred::types::SetOptions;
-use replication_core::Backoff;
+use replication_core::RetryPolicy;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +61,8 @@ impl Health {
         let client = client.clone();
         let probe_key = probe_key.to_owned();
         tokio::spawn(async move {
-            let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+            let mut backoff =
+                RetryPolicy::new(Duration::from_millis(50), Duration::from_secs(5)).backoff();
             while !health.is_closed() && !health.accepting() {
                 let probe: Result<(), _> = client
                     .set(&probe_key, 1, None, Some(SetOptions::XX), false)
@@ -70,7 +71,9 @@ impl Health {
                     health.record_success();
                     break;
                 }
-                tokio::time::sleep(backoff.next_delay(replication_core::jitter())).await;
+                // Unbounded policy: a delay always comes.
+                let delay = backoff.next_delay().unwrap_or(Duration::from_secs(5));
+                tokio::time::sleep(delay).await;
             }
             health.probing.store(false, Ordering::Release);
         });

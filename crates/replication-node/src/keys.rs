@@ -1,8 +1,7 @@
-//! The Redis key layout of docs/PROTOCOL.md "Keys", under one node's prefix.
-//!
-//! Items live at `{prefix}{object_id}`, beside the store's own keys, so an object id that
-//! spells one of those keys would overwrite it (sync-engine has the same layout and the
-//! same hazard). [`KeySpace::check_id`] refuses such ids.
+//! The Redis key layout of docs/PROTOCOL.md "Keys" under one node's prefix, as the store
+//! uses it: the names are core's ([`WireKeys`]), and so is the rule that refuses object ids
+//! spelling one of the store's own keys ([`reserved_by`]; items live beside those keys, so
+//! such an id would overwrite one).
 //!
 //! On a Redis Cluster every key of a node must live in one hash slot, since a write is one
 //! `MULTI`/`EXEC` block running a script over all of them: the prefix must carry a hash tag
@@ -11,84 +10,69 @@
 
 use crate::NodeError;
 use fred::types::ClusterHash;
+use replication_core::wire_keys::{reserved_by, WireKeys};
 use replication_core::ObjectIdLimits;
-
-/// Store keys (without prefix) that no object id may spell.
-const RESERVED_EXACT: [&str; 3] = ["cdc", "tombstones", EPOCH];
-/// Store key families (without prefix) no object id may start with.
-const RESERVED_PREFIXES: [&str; 2] = ["merkle:", "store:"];
-/// The write-token key every write replaces (see `writer`).
-const EPOCH: &str = "store:epoch";
 
 /// Key names under one prefix.
 #[derive(Clone, Debug)]
 pub(crate) struct KeySpace {
-    prefix: String,
+    wire: WireKeys,
 }
 
 impl KeySpace {
     pub(crate) fn new(prefix: &str) -> Self {
         Self {
-            prefix: prefix.to_owned(),
+            wire: WireKeys::new(prefix),
         }
     }
 
     /// `{prefix}{object_id}`.
     pub(crate) fn item(&self, id: &str) -> String {
-        self.join(&[id])
+        self.wire.item(id)
     }
 
     /// `{prefix}cdc`.
     pub(crate) fn cdc(&self) -> String {
-        self.join(&["cdc"])
+        self.wire.cdc()
     }
 
     /// `{prefix}tombstones`.
     pub(crate) fn tombstones(&self) -> String {
-        self.join(&["tombstones"])
+        self.wire.tombstones()
     }
 
-    /// `{prefix}store:epoch`: replaced by every write, compared by the next one.
+    /// `{prefix}store:epoch`: replaced by every write, compared by the next one (see
+    /// `writer`).
     pub(crate) fn epoch(&self) -> String {
-        self.join(&[EPOCH])
+        self.wire.write_token()
     }
 
     /// `{prefix}store:version_floor`: every local write's version is above it (raised by
-    /// each collected tombstone; see `Writer::purge_tombstones`).
+    /// each collected tombstone; see `writer::tombstone_collection`).
     pub(crate) fn version_floor(&self) -> String {
-        self.join(&["store:version_floor"])
+        self.wire.version_floor()
     }
 
     /// `{prefix}store:probe`: written (as a no-op, it never exists) to learn whether the
     /// server takes writes again (see `health`).
     pub(crate) fn probe(&self) -> String {
-        self.join(&["store:probe"])
+        self.wire.probe()
     }
 
     /// `{prefix}store:staging:{n}`: where a commit stages its `n`-th item body (see
     /// `apply_script`; never visible outside the commit).
     pub(crate) fn staging(&self, n: usize) -> String {
-        self.join(&["store:staging:", &n.to_string()])
+        self.wire.staging(n)
     }
 
     /// `{prefix}merkle:children:{path}`.
     pub(crate) fn children(&self, path: &str) -> String {
-        self.join(&["merkle:children:", path])
+        self.wire.merkle_children(path)
     }
 
     /// `{prefix}merkle:hash:{path}`.
     pub(crate) fn hash(&self, path: &str) -> String {
-        self.join(&["merkle:hash:", path])
-    }
-
-    fn join(&self, parts: &[&str]) -> String {
-        let len = self.prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>();
-        let mut out = String::with_capacity(len);
-        out.push_str(&self.prefix);
-        for part in parts {
-            out.push_str(part);
-        }
-        out
+        self.wire.merkle_hash(path)
     }
 
     /// Where every command of this store goes on a Cluster: the slot of its keys (one slot
@@ -101,11 +85,7 @@ impl KeySpace {
     /// store key. The bounds come first: they cost at most `limits.max_bytes` steps.
     pub(crate) fn check_id(id: &str, limits: &ObjectIdLimits) -> Result<(), NodeError> {
         limits.check(id)?;
-        let reserved = RESERVED_EXACT
-            .iter()
-            .find(|r| id == **r)
-            .or_else(|| RESERVED_PREFIXES.iter().find(|r| id.starts_with(**r)));
-        match reserved {
+        match reserved_by(id) {
             Some(reserved) => Err(NodeError::ReservedKey {
                 key: id.to_owned(),
                 reserved,

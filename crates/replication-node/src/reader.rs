@@ -34,26 +34,27 @@ impl Reader {
         &self.client
     }
 
-    /// The item at `id`, decoded and hash-checked.
-    pub(crate) async fn item(&self, id: &str) -> Result<Option<SyncItem>, NodeError> {
+    /// The item JSON stored for `id`, with its Redis key (for errors).
+    async fn raw_item(&self, id: &str) -> Result<(String, Option<Bytes>), NodeError> {
         let key = self.keys.item(id);
         let raw: Option<Bytes> = self
             .client
             .get(&key)
             .await
             .map_err(|e| NodeError::redis("GET item", e))?;
+        Ok((key, raw))
+    }
+
+    /// The item at `id`, decoded and hash-checked.
+    pub(crate) async fn item(&self, id: &str) -> Result<Option<SyncItem>, NodeError> {
+        let (key, raw) = self.raw_item(id).await?;
         raw.map(|bytes| decode_item_json(id, &bytes).map_err(|e| corrupt(&key, e.reason)))
             .transpose()
     }
 
     /// True when `id` holds an item whose content hash is `content_hash`.
     pub(crate) async fn is_current(&self, id: &str, content_hash: &str) -> Result<bool, NodeError> {
-        let key = self.keys.item(id);
-        let raw: Option<Bytes> = self
-            .client
-            .get(&key)
-            .await
-            .map_err(|e| NodeError::redis("GET item", e))?;
+        let (key, raw) = self.raw_item(id).await?;
         match raw {
             None => Ok(false),
             Some(bytes) => Ok(parse_item_meta(&key, &bytes)?

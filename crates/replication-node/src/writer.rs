@@ -25,7 +25,7 @@ use crate::NodeError;
 use bytes::Bytes;
 use fred::prelude::Client;
 use replication_core::cdc::CdcEncoder;
-use replication_core::{Backoff, SyncItem};
+use replication_core::{RetryPolicy, SyncItem};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -118,7 +118,8 @@ impl Writer {
             .filter(|k| seen.insert(*k))
             .map(str::to_owned)
             .collect();
-        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
+        let mut backoff =
+            RetryPolicy::new(Duration::from_millis(2), Duration::from_millis(100)).backoff();
         for _ in 0..MAX_ATTEMPTS {
             let mut snapshot = self.snapshot(&ids, &mut state.cache).await?;
             let mut outcomes = Vec::with_capacity(ops.len());
@@ -187,7 +188,8 @@ impl Writer {
             // (pipelining is only for replicated changes, which apply idempotently).
             state.cache.clear();
             tracing::debug!("node store write conflicted with another writer; planning again");
-            tokio::time::sleep(backoff.next_delay(replication_core::jitter())).await;
+            let delay = backoff.next_delay().unwrap_or(Duration::from_millis(100));
+            tokio::time::sleep(delay).await;
         }
         Err(NodeError::Contended {
             attempts: MAX_ATTEMPTS,

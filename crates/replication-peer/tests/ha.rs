@@ -13,7 +13,7 @@ use replication_core::{
     encode_item_json, ItemRead, PeerBackend, ReadRequest, StreamId, SyncItem, Tombstone,
 };
 use replication_peer::{GapKind, StreamTailer, TailEvent, TailOptions, TailStart};
-use replication_testkit::{RedisCluster, SentinelSet};
+use replication_testkit::{eventually_some, RedisCluster, SentinelSet};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +110,7 @@ async fn a_peer_without_a_hash_tag_is_read_across_a_cluster() {
             None
         ]
     );
-    assert_eq!(peer.merkle_root().await.unwrap(), Some(hash));
+    assert_eq!(peer.get_merkle_root().await.unwrap(), Some(hash));
     let paths: Vec<String> = ["", "uk", "uk.k1", "uk.none"].map(String::from).to_vec();
     let children = peer.merkle_children(&paths).await.unwrap();
     assert_eq!(children[0], vec![("uk".to_owned(), hash)]);
@@ -168,7 +168,7 @@ async fn the_tailer_follows_a_cluster_failover_and_loses_nothing() {
     ids.sort();
     assert_eq!(record_ids(&got), ids);
     assert_eq!(before.server, Some(format!("127.0.0.1:{old}")));
-    let after = wait_for(|| {
+    let after = eventually_some("the peer follows the new primary", || {
         let status = peer.connection();
         (status.server == Some(format!("127.0.0.1:{new}"))).then_some(status)
     })
@@ -260,16 +260,4 @@ async fn a_stream_rewound_by_a_sentinel_promotion_is_a_gap_and_reread() {
     assert_eq!(status.server, Some(format!("127.0.0.1:{promoted}")));
     assert_ne!(status.server, first_primary);
     assert!(status.failovers >= 1, "{status:?}");
-}
-
-/// Polls `probe` until it yields a value (bounded by the common deadline).
-async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < end, "condition never held");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -261,3 +261,45 @@ async fn exists_many_says_which_keys_the_peer_holds_in_any_form() {
     assert_eq!(peer.round_trips() - before, 1, "one pipeline");
     assert!(peer.exists_many(&[]).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn item_sizes_are_learned_without_transferring_the_items() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let big = SyncItem::new("big", vec![200; 256 * 1024], 1, 1);
+    set_item(&client, &big).await;
+    raw(
+        &client,
+        "HSET",
+        vec!["p:odd".into(), "f".into(), "v".into()],
+    )
+    .await;
+    let peer = connected_peer(&peer_config(&server.url(), "p:")).await;
+    let sent_before = net_output_bytes(&server);
+    let before = peer.round_trips();
+    let long = "a.".repeat(8 * 1024) + "a";
+    let keys: Vec<String> = vec!["big".into(), "odd".into(), "absent".into(), long];
+    let sizes = peer.item_sizes(&keys).await.unwrap().unwrap();
+    assert_eq!(peer.round_trips() - before, 1, "one pipeline");
+    let stored = encode_item_json(&big).len() as u64;
+    assert!(
+        stored >= big.content.len() as u64,
+        "the stored form holds the content"
+    );
+    // A hash cannot be sized by STRLEN: unknown, so a repair reads it alone.
+    assert_eq!(sizes, vec![Some(stored), None, Some(0), Some(0)]);
+    let sent = net_output_bytes(&server) - sent_before;
+    assert!(sent < 16 * 1024, "the peer sent {sent} bytes");
+}
+
+fn net_output_bytes(server: &RedisServer) -> u64 {
+    server
+        .command(&["INFO", "stats"])
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}

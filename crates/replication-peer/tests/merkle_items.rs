@@ -52,7 +52,7 @@ async fn load_fixture(
     let stream = dump["cdc_stream"].as_array().unwrap();
     for entry in stream {
         let mut args: Vec<Value> = vec![
-            format!("{prefix}cdc").into(),
+            replication_core::WireKeys::new(prefix).cdc().into(),
             entry["id"].as_str().unwrap().into(),
         ];
         for pair in entry["fields"].as_array().unwrap() {
@@ -66,7 +66,9 @@ async fn load_fixture(
             client,
             "SET",
             vec![
-                format!("{prefix}merkle:hash:{path}").into(),
+                replication_core::WireKeys::new(prefix)
+                    .merkle_hash(path)
+                    .into(),
                 hash.as_str().unwrap().into(),
             ],
         )
@@ -74,7 +76,7 @@ async fn load_fixture(
     }
     for (path, members) in dump["merkle_children"].as_object().unwrap() {
         for member in members.as_array().unwrap() {
-            let key = format!("{prefix}merkle:children:{path}");
+            let key = replication_core::WireKeys::new(prefix).merkle_children(path);
             raw(
                 client,
                 "ZADD",
@@ -106,7 +108,7 @@ async fn reads_a_sync_engine_node_as_it_left_its_redis() {
     let entries = load_fixture(&client, &prefix, &dump).await;
     let peer = connected_peer(&peer_config(&server.url(), &prefix)).await;
 
-    let root = peer.merkle_root().await.unwrap().expect("root present");
+    let root = peer.get_merkle_root().await.unwrap().expect("root present");
     assert_eq!(
         hex(&root),
         dump["merkle_root_reported_by_node"].as_str().unwrap()
@@ -300,7 +302,7 @@ async fn a_failed_read_is_an_error_never_empty() {
     let err = peer.merkle_children(&["a".into()]).await.unwrap_err();
     assert!(err.is_retriable(), "{err}");
     assert!(peer.read_items(&["a".into()]).await.is_err());
-    assert!(peer.merkle_root().await.is_err());
+    assert!(peer.get_merkle_root().await.is_err());
     assert_ne!(
         peer.connection().state,
         replication_core::ConnectionState::Connected

@@ -5,8 +5,8 @@
 //!   allow-list (our own configuration, a key of the wrong type, arguments the server
 //!   refuses for their content); everything else, server-side refusals included (`OOM`,
 //!   `READONLY`, `NOREPLICAS`, `LOADING`, ...), may succeed later.
-//! - [`scrub`], [`scrub_url_password`], [`percent_decode`]: keeping passwords out of
-//!   messages.
+//! - [`scrub`], [`scrub_url_password`]: keeping passwords out of messages (percent-decoding
+//!   is core's `percent_decode`, beside the URL parser).
 //! - [`into_bytes`], [`into_array`]: raw replies (`fred::types::Value`) as bytes or
 //!   elements, with a typed error the caller wraps with its context.
 
@@ -16,4 +16,4 @@ mod secrets;
 
 pub use failure::Failure;
 pub use reply::{into_array, into_bytes, ReplyError};
-pub use secrets::{percent_decode, scrub, scrub_url_password};
+pub use secrets::{scrub, scrub_url_password};

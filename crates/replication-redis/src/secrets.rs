@@ -1,6 +1,8 @@
 //! Keeping passwords out of messages: fred and Redis should never echo one, but a message
 //! built from a URL or a config dump could.
 
+use replication_core::percent_decode;
+
 /// `text` with every occurrence of `secret` replaced by `***`.
 pub fn scrub(text: &str, secret: Option<&str>) -> String {
     match secret {
@@ -31,24 +33,6 @@ fn url_password(raw_url: &str) -> Option<&str> {
     (!password.is_empty()).then_some(password)
 }
 
-/// Percent-decodes a URL user-info part (RFC 3986); `None` for invalid escapes or UTF-8.
-pub fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,14 +56,5 @@ mod tests {
         );
         assert_eq!(scrub_url_password("refused", "redis://h:1"), "refused");
         assert_eq!(scrub_url_password("refused", "not a url"), "refused");
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("s%40cret").as_deref(), Some("s@cret"));
-        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
-        assert_eq!(percent_decode("bad%4"), None);
-        assert_eq!(percent_decode("bad%zz"), None);
-        assert_eq!(percent_decode("%ff"), None);
     }
 }

@@ -223,9 +223,9 @@ impl PeerBackend for SimPeer {
         self.inner.read_stream_checked(after, count).await
     }
 
-    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
         self.cross().await?;
-        self.inner.merkle_root().await
+        self.inner.get_merkle_root().await
     }
 
     async fn merkle_children(
@@ -239,6 +239,11 @@ impl PeerBackend for SimPeer {
     async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
         self.cross().await?;
         self.inner.read_items(keys).await
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        self.cross().await?;
+        self.inner.item_sizes(keys).await
     }
 
     async fn exists_many(&self, keys: &[String]) -> Result<Vec<bool>, PeerError> {

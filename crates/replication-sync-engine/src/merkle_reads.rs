@@ -6,7 +6,7 @@
 use crate::error;
 use redis::aio::ConnectionManager;
 use replication_core::merkle::{decode_member, Hash};
-use replication_core::SyncError;
+use replication_core::{SyncError, WireKeys};
 use std::collections::BTreeMap;
 use sync_engine::SyncEngine;
 
@@ -39,10 +39,11 @@ pub(crate) async fn children_many(
         }
         return Ok(out);
     }
+    let keys = WireKeys::new(prefix);
     let mut pipe = redis::pipe();
     for path in paths {
         pipe.cmd("ZRANGE")
-            .arg(format!("{prefix}merkle:children:{path}"))
+            .arg(keys.merkle_children(path))
             .arg(0)
             .arg(-1);
     }

@@ -7,7 +7,7 @@
 use crate::error;
 use redis::aio::ConnectionManager;
 use replication_core::{
-    decode_recorded_tombstone_json, encode_tombstone_json, SyncError, Tombstone,
+    decode_recorded_tombstone_json, encode_tombstone_json, SyncError, Tombstone, WireKeys,
 };
 
 /// The tombstones hash (and version floor) of one sync-engine node.
@@ -23,8 +23,8 @@ impl Tombstones {
     pub(crate) fn new(conn: ConnectionManager, prefix: &str) -> Self {
         Self {
             conn,
-            key: format!("{prefix}tombstones"),
-            floor_key: format!("{prefix}store:version_floor"),
+            key: WireKeys::new(prefix).tombstones(),
+            floor_key: WireKeys::new(prefix).version_floor(),
         }
     }
 

@@ -15,7 +15,7 @@ use replication_engine::{
 };
 use replication_node::{NodeStore, NodeStoreConfig};
 use replication_sync_engine::SyncEngineStore;
-use replication_testkit::RedisServer;
+use replication_testkit::{eventually_async, RedisServer};
 use replication_tests::mesh::{fast_settings, observe};
 use replication_tests::model::show;
 use replication_tests::{workload, Model};
@@ -87,6 +87,17 @@ impl Local {
 
 fn hex(hash: [u8; 32]) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The repair cycles `engine` has run with its least repaired peer.
+async fn repairs_run<S: SyncEngineRef>(engine: &ReplicationEngine<S>) -> u64 {
+    let health = engine.health_check().await;
+    health
+        .peers
+        .iter()
+        .map(|p| p.repairs_run)
+        .min()
+        .unwrap_or(0)
 }
 
 /// Retries a local write while it fails with a retriable error, for up to 10 s.
@@ -229,7 +240,7 @@ async fn entries_added(url: &str, prefix: &str) -> u64 {
         .expect("connecting");
     let info: redis::Value = redis::cmd("XINFO")
         .arg("STREAM")
-        .arg(format!("{prefix}cdc"))
+        .arg(replication_core::WireKeys::new(prefix).cdc())
         .query_async(&mut conn)
         .await
         .expect("XINFO STREAM");
@@ -260,7 +271,7 @@ async fn trim(url: &str, prefix: &str, keep: u64) {
         .await
         .expect("connecting");
     let _: u64 = redis::cmd("XTRIM")
-        .arg(format!("{prefix}cdc"))
+        .arg(replication_core::WireKeys::new(prefix).cdc())
         .arg("MAXLEN")
         .arg(keep)
         .query_async(&mut conn)
@@ -433,9 +444,19 @@ async fn two_sync_engine_nodes_and_a_node_store_converge_on_the_conflict_order()
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(converged, "seed {SEED:#x}: not converged: {last}");
-    // Stable: one more second of repair cycles changes nothing.
+    // Stable: two more repair cycles on every engine change nothing (counted, not timed).
     let before = roots(&named).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ran = [
+        repairs_run(&e0.engine).await,
+        repairs_run(&e1.engine).await,
+        repairs_run(&e2.engine).await,
+    ];
+    eventually_async("two more repair cycles on every engine", || async {
+        repairs_run(&e0.engine).await >= ran[0] + 2
+            && repairs_run(&e1.engine).await >= ran[1] + 2
+            && repairs_run(&e2.engine).await >= ran[2] + 2
+    })
+    .await;
     assert_eq!(
         roots(&named).await,
         before,

@@ -3,7 +3,8 @@
 //! process on free loopback ports (client and bus), killed on drop. Tuned so that a dead
 //! primary's replica takes over within a few seconds.
 
-use crate::redis_server::{free_port, RedisServer, TestkitError};
+use crate::port::free_port;
+use crate::redis_server::{RedisServer, TestkitError};
 use crate::wait::wait_until;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -115,7 +115,7 @@ impl CdcLog {
 pub struct PeerCounters {
     /// Every call that reaches the peer (one round trip each), failed ones included.
     pub calls: u64,
-    /// `merkle_root` calls.
+    /// `get_merkle_root` calls.
     pub root_calls: u64,
     /// `merkle_children` calls.
     pub children_calls: u64,
@@ -129,6 +129,8 @@ pub struct PeerCounters {
     pub items_returned: u64,
     /// Content bytes in the returned items.
     pub content_bytes_returned: u64,
+    /// `item_sizes` calls.
+    pub size_calls: u64,
     /// `exists_many` calls.
     pub exists_calls: u64,
     /// Keys asked for through `exists_many`.
@@ -335,7 +337,7 @@ impl PeerBackend for MemoryPeer {
         Ok(self.store.read_stream(CdcLog::info))
     }
 
-    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
         self.call(|c| c.root_calls += 1)?;
         Ok(self.store.root())
     }
@@ -374,6 +376,23 @@ impl PeerBackend for MemoryPeer {
             }
         }
         Ok(reads)
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        self.call(|c| c.size_calls += 1)?;
+        // The content's length stands for the stored form's size: a memory peer stores
+        // nothing else, and the content is what its reads return.
+        Ok(Some(
+            keys.iter()
+                .map(|key| {
+                    Some(
+                        self.store
+                            .item(key)
+                            .map_or(0, |item| item.content.len() as u64),
+                    )
+                })
+                .collect(),
+        ))
     }
 
     async fn exists_many(&self, keys: &[String]) -> Result<Vec<bool>, PeerError> {
@@ -532,7 +551,7 @@ mod tests {
         peer.store().put_local("a", b"12345".to_vec());
         peer.set_unreadable("a");
         peer.fail_after_calls(2);
-        assert!(peer.merkle_root().await.unwrap().is_some());
+        assert!(peer.get_merkle_root().await.unwrap().is_some());
         assert!(matches!(
             peer.read_items(&["a".into(), "b".into()]).await.unwrap()[..],
             [ItemRead::Unreadable { .. }, ItemRead::Absent]

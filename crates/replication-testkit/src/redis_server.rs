@@ -1,8 +1,8 @@
 //! A private `redis-server` for one test: free loopback port, own temp dir, no persistence
 //! unless asked, killed (SIGKILL) on drop so parallel tests never share state.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use crate::port::free_port;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -196,20 +196,11 @@ impl RedisServer {
         }
     }
 
-    /// Sends one command in RESP over plain TCP and returns the raw reply (tests' own probe,
-    /// independent of the client under test). Not for TLS servers.
+    /// Sends one command over plain TCP and returns its reply as text
+    /// ([`crate::resp::Reply::to_lines`]; tests' own probe, independent of the client under
+    /// test). Not for TLS servers.
     pub fn command(&self, args: &[&str]) -> Result<String, TestkitError> {
-        let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        stream.write_all(request.as_bytes())?;
-        let mut reader = BufReader::new(stream);
-        let mut out = String::new();
-        read_reply(&mut reader, &mut out)?;
-        Ok(out)
+        Ok(crate::resp::command_str(self.addr(), args)?.to_lines())
     }
 
     /// One field of `INFO section` (`role`, `master_link_status`…), if the server has it.
@@ -328,51 +319,10 @@ impl Drop for RedisServer {
     }
 }
 
-/// A port nothing listens on right now (a parallel test may still take it first).
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Reads one RESP reply into a readable text form (arrays as lines).
-fn read_reply(reader: &mut impl BufRead, out: &mut String) -> std::io::Result<()> {
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let line = line.trim_end_matches("\r\n");
-    let (kind, rest) = line.split_at(line.len().min(1));
-    match kind {
-        "+" | "-" | ":" => {
-            out.push_str(line);
-            out.push('\n');
-        }
-        "$" => {
-            let len: i64 = rest.parse().unwrap_or(-1);
-            if len >= 0 {
-                let mut buf = vec![0; usize::try_from(len).unwrap_or(0) + 2];
-                reader.read_exact(&mut buf)?;
-                out.push_str(&String::from_utf8_lossy(&buf[..buf.len() - 2]));
-            } else {
-                out.push_str("(nil)");
-            }
-            out.push('\n');
-        }
-        "*" => {
-            let n: i64 = rest.parse().unwrap_or(-1);
-            for _ in 0..n.max(0) {
-                read_reply(reader, out)?;
-            }
-        }
-        _ => {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpStream;
 
     #[test]
     fn starts_answers_and_is_killed_on_drop() {

@@ -5,7 +5,7 @@
 //! the daemon's sections are taken out, and the rest must be exactly an engine config.
 //! Every error names the file and the offending field.
 
-use replication_engine::config::{redact_url, redact_urls_in};
+use replication_engine::{redact_url, redact_urls_in};
 use replication_engine::{ConfigError, ReplicationEngineConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -49,7 +49,7 @@ impl std::fmt::Debug for NodeSection {
         f.debug_struct("NodeSection")
             .field(
                 "redis_url",
-                &replication_engine::config::redact_url(&self.redis_url),
+                &replication_engine::redact_url(&self.redis_url),
             )
             .field("redis_prefix", &self.redis_prefix)
             .field("max_payload_bytes", &self.max_payload_bytes)
@@ -109,7 +109,7 @@ impl std::fmt::Debug for SyncEngineSection {
 
 impl SyncEngineSection {
     fn validate(&self) -> Result<(), ConfigError> {
-        replication_engine::config::validate_redis_url(&self.redis_url)
+        replication_engine::validate_redis_url(&self.redis_url)
             .map_err(|why| ConfigError::new("sync_engine.redis_url", why))?;
         if !(self.sql_url.starts_with("sqlite:") || self.sql_url.starts_with("mysql://")) {
             return Err(ConfigError::new(
@@ -222,7 +222,7 @@ struct DaemonFile {
     #[serde(default)]
     settings: replication_engine::Settings,
     #[serde(default)]
-    cursor: replication_engine::config::CursorConfig,
+    cursor: replication_engine::CursorConfig,
     node: Option<NodeSection>,
     sync_engine: Option<SyncEngineSection>,
     #[serde(default)]
@@ -262,7 +262,7 @@ impl DaemonConfig {
         engine.validate().map_err(ParseError::Invalid)?;
         let store = match (file.node, file.sync_engine) {
             (Some(node), None) => {
-                replication_engine::config::validate_redis_url(&node.redis_url)
+                replication_engine::validate_redis_url(&node.redis_url)
                     .map_err(|why| ParseError::Invalid(ConfigError::new("node.redis_url", why)))?;
                 // The store's own rules (a Cluster needs a hash-tagged prefix), checked here
                 // too so that `check-config` reports them before anything connects.

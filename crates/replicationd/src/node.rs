@@ -20,7 +20,7 @@ pub(crate) async fn connect_store(daemon: &DaemonConfig, node: &NodeSection) -> 
     NodeStore::connect(config).await.with_context(|| {
         format!(
             "cannot reach this node's Redis at {}",
-            replication_engine::config::redact_url(&node.redis_url)
+            replication_engine::redact_url(&node.redis_url)
         )
     })
 }

@@ -6,7 +6,7 @@
 use crate::admin_token;
 use crate::client::{self, Reply};
 use crate::config::DaemonConfig;
-use crate::status::{bytes, trigger_name};
+use crate::status::bytes;
 use anyhow::{bail, Context, Result};
 use replication_engine::{RepairHealth, RepairTrigger};
 use std::path::Path;
@@ -143,9 +143,7 @@ fn describe(peer: &str, r: &RepairHealth) -> String {
     };
     format!(
         "repair with {peer}: cycle {} ({}) took {} ms: {what}",
-        r.cycle,
-        trigger_name(r.trigger),
-        r.duration_ms
+        r.cycle, r.trigger, r.duration_ms
     )
 }
 

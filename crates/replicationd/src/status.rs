@@ -149,20 +149,9 @@ fn repair_line(repair: Option<&replication_engine::RepairHealth>, now_ms: i64) -
             };
             format!(
                 "{ago} s ago ({}, cycle {}, {} ms): {what}",
-                trigger_name(r.trigger),
-                r.cycle,
-                r.duration_ms
+                r.trigger, r.cycle, r.duration_ms
             )
         }
-    }
-}
-
-/// The trigger's name as the JSON spells it.
-pub(crate) fn trigger_name(trigger: replication_engine::RepairTrigger) -> &'static str {
-    match trigger {
-        replication_engine::RepairTrigger::Scheduled => "scheduled",
-        replication_engine::RepairTrigger::Gap => "gap",
-        replication_engine::RepairTrigger::Operator => "operator",
     }
 }
 

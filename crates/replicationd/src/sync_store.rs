@@ -7,7 +7,7 @@
 
 use crate::config::{DaemonConfig, SyncEngineSection};
 use anyhow::{Context, Result};
-use replication_engine::config::{redact_url, redact_urls_in};
+use replication_engine::{redact_url, redact_urls_in};
 use replication_sync_engine::sync_engine::{SyncEngine, SyncEngineConfig};
 use replication_sync_engine::SyncEngineStore;
 use std::path::Path;

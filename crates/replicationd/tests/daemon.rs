@@ -4,25 +4,13 @@
 // Test helpers outside #[test] fns: a panic is the failure report here too.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
-use replication_testkit::RedisServer;
-use std::io::Read;
+use replication_testkit::{free_port, http_get_at, wait_blocking, Daemon, RedisServer};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-use support::http_get;
+use std::process::{Command, Output};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_replicationd");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One node: its Redis, its config file, its HTTP address.
 struct Node {
@@ -39,7 +27,7 @@ impl Node {
         let node = Self {
             name: name.to_owned(),
             redis: RedisServer::start().unwrap(),
-            http: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            http: SocketAddr::from(([127, 0, 0, 1], free_port().unwrap())),
             config: dir.path().join(format!("{name}.toml")),
             _dir: dir,
         };
@@ -78,20 +66,14 @@ impl Node {
         std::fs::write(&self.config, text).unwrap();
     }
 
-    fn spawn(&self) -> Daemon {
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            child,
+    /// Starts its daemon (stdout and stderr to `{name}.log`) and waits until it serves.
+    fn spawn(&self) -> Running {
+        let running = Running {
+            process: Daemon::spawn(Path::new(BIN), &self.config, &[]).unwrap(),
             http: self.http,
         };
-        daemon.wait_until("it serves /health", |d| d.get("/health").is_some());
-        daemon
+        running.wait_until("it serves /health", |d| d.get("/health").is_some());
+        running
     }
 
     fn cli(&self, args: &[&str]) -> Output {
@@ -106,57 +88,36 @@ impl Node {
     }
 }
 
-struct Daemon {
-    child: Child,
+/// A node's running daemon; SIGKILLed on drop.
+struct Running {
+    process: Daemon,
     http: SocketAddr,
 }
 
-impl Daemon {
+impl Running {
     /// `(status, body)` of a GET, or None when nothing answers.
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.http, path)
+        http_get_at(self.http, path)
     }
 
     fn wait_until(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !check(self) {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            wait_blocking(Duration::from_secs(30), || check(self)),
+            "timed out waiting until {what}"
+        );
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.process.signal(name).unwrap();
     }
 
-    /// Waits for exit; returns (success, stderr).
+    /// Waits for exit; returns (success, what it logged).
     fn wait_exit(mut self) -> (bool, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
-                return (status.success(), stderr);
-            }
-            assert!(Instant::now() < deadline, "daemon did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let ok = self
+            .process
+            .wait_exit(Duration::from_secs(30))
+            .expect("the daemon exits");
+        (ok, self.process.log())
     }
 }
 
@@ -338,7 +299,7 @@ fn sighup_adds_a_peer_and_an_invalid_reload_is_ignored() {
 }
 
 /// True once `/metrics` counts a SIGHUP reload that was refused.
-fn rejected_reload_counted(daemon: &Daemon) -> bool {
+fn rejected_reload_counted(daemon: &Running) -> bool {
     daemon.get("/metrics").is_some_and(|(_, body)| {
         body.lines()
             .any(|l| l.starts_with("replication_config_reloads_total{outcome=\"rejected\"}"))

@@ -6,31 +6,14 @@
 // Test helpers outside #[test] fns: a panic is the failure report here too.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::RedisServer;
+use replication_testkit::{eventually_async, eventually_some, free_port, http_get_at, RedisServer};
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use support::http_get;
 
 const BIN: &str = env!("CARGO_BIN_EXE_replicationd");
 const PASSWORD: &str = "hunter2-sync";
-
-/// Polls `check` every 50 ms for up to 30 s.
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn replicates_a_peer_into_sync_engine_and_stops_cleanly() {
@@ -47,14 +30,7 @@ async fn replicates_a_peer_into_sync_engine_and_stops_cleanly() {
     let first = peer.put("doc.1", b"hello".to_vec()).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let http = SocketAddr::from((
-        [127, 0, 0, 1],
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port(),
-    ));
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let config = dir.path().join("a.toml");
     std::fs::write(
         &config,
@@ -97,8 +73,8 @@ async fn replicates_a_peer_into_sync_engine_and_stops_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("it is ready", || async {
-        http_get(http, "/ready").is_some_and(|(status, _)| status == 200)
+    eventually_async("it is ready", || async {
+        http_get_at(http, "/ready").is_some_and(|(status, _)| status == 200)
     })
     .await;
 
@@ -106,12 +82,12 @@ async fn replicates_a_peer_into_sync_engine_and_stops_cleanly() {
     let mine = NodeStore::connect(NodeStoreConfig::new(own_url.clone()).with_prefix("a:"))
         .await
         .unwrap();
-    wait_until("the peer's item is in sync-engine", || async {
+    eventually_async("the peer's item is in sync-engine", || async {
         mine.get_item("doc.1").await.unwrap().map(|i| i.stamp()) == Some(first.stamp())
     })
     .await;
     let second = peer.put("doc.2", b"world".to_vec()).await.unwrap();
-    wait_until("a later write follows", || async {
+    eventually_async("a later write follows", || async {
         mine.get_item("doc.2").await.unwrap().map(|i| i.stamp()) == Some(second.stamp())
     })
     .await;
@@ -121,14 +97,7 @@ async fn replicates_a_peer_into_sync_engine_and_stops_cleanly() {
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the daemon did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = eventually_some("the daemon stops", || child.try_wait().unwrap()).await;
     let mut log = String::new();
     child
         .stderr

@@ -78,7 +78,7 @@ pub(crate) fn start_redis(port: u16, dir: &Path) -> Result<Guard> {
     wait_for(
         &format!("redis-server on port {port}"),
         Duration::from_secs(10),
-        || matches!(super::resp::command(port, &["PING"]), Ok(super::resp::Reply::Text(t)) if t == "PONG"),
+        || matches!(super::resp::command(port, &["PING"]), Ok(super::resp::Reply::Simple(t)) if t == "PONG"),
     )?;
     Ok(guard)
 }

@@ -52,7 +52,7 @@ impl Node {
             self.redis_port,
             &["GET", &format!("{}merkle:hash:", self.prefix())],
         ) {
-            Ok(Reply::Text(hex)) => Some(hex),
+            Ok(reply @ Reply::Bulk(_)) => reply.text(),
             _ => None,
         }
     }

@@ -5,9 +5,11 @@
 //! another writer, a lock upgrade that would deadlock). The whole transaction is then
 //! rolled back and retried here, a bounded number of times with a doubling backoff.
 
+use std::fmt;
 use std::thread;
 use std::time::Duration;
 
+use replication_core::{NoJitter, Retriable, RetryError, RetryPolicy};
 use rusqlite::ErrorCode;
 
 /// First pause between attempts.
@@ -23,37 +25,55 @@ pub(super) fn is_busy(error: &rusqlite::Error) -> bool {
     )
 }
 
+/// A SQLite error, retriable exactly when the database was busy.
+struct Sqlite(rusqlite::Error);
+
+impl Retriable for Sqlite {
+    fn is_retriable(&self) -> bool {
+        is_busy(&self.0)
+    }
+}
+
+impl fmt::Display for Sqlite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The policy of the busy loop: `retries` retries, doubling from 10 ms up to 500 ms. No
+/// jitter: the contenders are this process's own connections, not a crowd.
+fn policy(retries: u32) -> RetryPolicy {
+    RetryPolicy::new(FIRST_BACKOFF, MAX_BACKOFF)
+        .with_max_retries(retries)
+        .with_jitter(std::sync::Arc::new(NoJitter))
+}
+
 /// Runs `attempt` until it succeeds, fails for another reason than a busy database, or
 /// has been retried `retries` times. Sleeps between attempts, so it must only run on the
 /// store's own thread, never on an async executor thread.
 pub(super) fn retry_busy<T>(
     retries: u32,
     what: &str,
-    attempt: impl FnMut() -> rusqlite::Result<T>,
+    mut attempt: impl FnMut() -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
-    retry_while(retries, what, is_busy, attempt)
+    retry_retriable(retries, what, || attempt().map_err(Sqlite)).map_err(|Sqlite(e)| e)
 }
 
-/// [`retry_busy`] for any error type: `busy` tells which errors are worth a retry.
-pub(super) fn retry_while<T, E: std::fmt::Display>(
+/// [`retry_busy`] for any error that says whether it is worth a retry.
+pub(super) fn retry_retriable<T, E: Retriable + fmt::Display>(
     retries: u32,
     what: &str,
-    busy: impl Fn(&E) -> bool,
-    mut attempt: impl FnMut() -> Result<T, E>,
+    attempt: impl FnMut() -> Result<T, E>,
 ) -> Result<T, E> {
-    let mut backoff = FIRST_BACKOFF;
-    let mut retried = 0;
-    loop {
-        match attempt() {
-            Err(error) if busy(&error) && retried < retries => {
-                retried += 1;
-                tracing::debug!(what, retried, ?backoff, %error, "cursor database busy; retrying");
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            result => return result,
-        }
-    }
+    policy(retries)
+        .retry_blocking(
+            attempt,
+            |error, backoff| {
+                tracing::debug!(what, ?backoff, %error, "cursor database busy; retrying");
+            },
+            thread::sleep,
+        )
+        .map_err(RetryError::into_inner)
 }
 
 #[cfg(test)]

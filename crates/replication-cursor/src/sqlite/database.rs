@@ -9,7 +9,7 @@ use replication_core::{Cursor, CursorError};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-use super::busy::{is_busy, retry_busy, retry_while};
+use super::busy::{is_busy, retry_busy, retry_retriable};
 use super::recovery;
 use super::row::CursorRow;
 use super::schema::{self, SchemaError, SCHEMA_VERSION};
@@ -41,6 +41,13 @@ enum OpenFailure {
     /// Anything else, reported as is (I/O and permission errors included: a file we cannot
     /// read for those reasons may hold good cursors, so it is never moved aside).
     Fatal(CursorError),
+}
+
+impl replication_core::Retriable for OpenFailure {
+    /// Only a lock another connection holds goes away by itself.
+    fn is_retriable(&self) -> bool {
+        matches!(self, OpenFailure::Busy(_))
+    }
 }
 
 impl std::fmt::Display for OpenFailure {
@@ -184,12 +191,9 @@ fn open_retrying(
     location: &str,
     options: &SqliteOptions,
 ) -> Result<Database, OpenFailure> {
-    retry_while(
-        options.busy_retries,
-        "opening",
-        |failure: &OpenFailure| matches!(failure, OpenFailure::Busy(_)),
-        || open_once(path, location, options),
-    )
+    retry_retriable(options.busy_retries, "opening", || {
+        open_once(path, location, options)
+    })
 }
 
 /// Sorts a SQLite error raised while opening.

@@ -7,7 +7,7 @@
 use crate::circuit::{CircuitCallError, SyncEngineCircuit};
 use crate::metrics::PeerMetrics;
 use crate::stop::Stop;
-use replication_core::{Backoff, Change, SyncEngineRef, SyncEngineSettings, SyncError};
+use replication_core::{Change, Next, RetryPolicy, SyncEngineRef, SyncEngineSettings, SyncError};
 
 /// The engine is stopping; the batch was not (fully) applied.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,8 +60,8 @@ pub(crate) async fn apply_changes<S: SyncEngineRef>(
     }
 }
 
-/// One batch write, retried while the failure is retriable. `Ok(Err(e))` is a permanent
-/// refusal.
+/// One batch write, retried while the failure is retriable (an open circuit is waited
+/// out); the policy is `settings.sync_engine`'s. `Ok(Err(e))` is a permanent refusal.
 async fn write_with_retry<S: SyncEngineRef>(
     store: &S,
     circuit: &SyncEngineCircuit,
@@ -70,20 +70,25 @@ async fn write_with_retry<S: SyncEngineRef>(
     changes: &[Change],
     stop: &mut Stop,
 ) -> Result<Result<(), SyncError>, Stopped> {
-    let mut backoff = Backoff::new(settings.retry_initial_delay, settings.retry_max_delay);
+    let mut backoff = retry_policy(settings).backoff();
     loop {
         // No stop check before the attempt: a batch in flight when shutdown begins gets its
         // write, and its retries, until the drain deadline (`settings.shutdown_timeout`).
-        let delay = match circuit.call(store.apply_batch(changes.to_vec())).await {
+        let error = match circuit.call(store.apply_batch(changes.to_vec())).await {
             Ok(()) => return Ok(Ok(())),
-            Err(CircuitCallError::Store(e)) if !e.is_retriable() => return Ok(Err(e)),
-            Err(CircuitCallError::Store(e)) => {
-                tracing::warn!(error = %e, attempt = backoff.attempts() + 1, "local store write failed; retrying");
-                backoff.next_delay(replication_core::jitter())
+            Err(error) => error,
+        };
+        let delay = match (backoff.next(&error), error) {
+            (Next::Retry(delay), CircuitCallError::Store(e)) => {
+                tracing::warn!(error = %e, attempt = backoff.attempts(), "local store write failed; retrying");
+                delay
             }
-            // Wait out the open period rather than spinning on rejections.
-            Err(CircuitCallError::Open(retry_after)) => {
-                retry_after.max(backoff.next_delay(replication_core::jitter()))
+            (Next::Retry(delay), CircuitCallError::Open(_)) => delay,
+            (Next::Permanent | Next::Exhausted, CircuitCallError::Store(e)) => return Ok(Err(e)),
+            (Next::Permanent | Next::Exhausted, CircuitCallError::Open(after)) => {
+                return Ok(Err(SyncError::new(format!(
+                    "local store circuit is open (retry in {after:?})"
+                ))))
             }
         };
         metrics.apply_retries.increment(1);
@@ -91,6 +96,12 @@ async fn write_with_retry<S: SyncEngineRef>(
             return Err(Stopped);
         }
     }
+}
+
+/// The retry policy of local-store calls: `settings.sync_engine`'s delays, unbounded (the
+/// caller's drain deadline ends it).
+pub(crate) fn retry_policy(settings: &SyncEngineSettings) -> RetryPolicy {
+    RetryPolicy::new(settings.retry_initial_delay, settings.retry_max_delay)
 }
 
 #[cfg(test)]

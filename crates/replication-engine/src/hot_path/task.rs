@@ -8,8 +8,7 @@ use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
 use replication_core::{
-    Backoff, CdcEvent, Cursor, HeldState, LocalState, PeerBackend, Retriable, StreamId,
-    SyncEngineRef,
+    CdcEvent, Cursor, HeldState, LocalState, Next, PeerBackend, Retriable, StreamId, SyncEngineRef,
 };
 use replication_peer::{GapKind, StreamTailer, TailBatch, TailEvent, TailStart, TailerHandle};
 use std::collections::HashMap;
@@ -436,29 +435,23 @@ impl<S: SyncEngineRef> HotPath<S> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let settings = self.shared.settings();
-        let mut backoff = Backoff::new(
-            settings.sync_engine.retry_initial_delay,
-            settings.sync_engine.retry_max_delay,
-        );
+        let mut backoff = super::apply::retry_policy(&self.shared.settings().sync_engine).backoff();
         loop {
-            match call().await {
+            let e = match call().await {
                 Ok(value) => return Ok(Ok(value)),
-                Err(e) if !e.is_retriable() => {
-                    tracing::error!(peer = %self.peer.node_id(), error = %e, "cannot {what}; the error is permanent, not retried");
-                    self.status.set_error(format!("cannot {what}: {e}"));
-                    return Ok(Err(e));
-                }
-                Err(e) => {
+                Err(e) => e,
+            };
+            self.status.set_error(format!("cannot {what}: {e}"));
+            match backoff.next(&e) {
+                Next::Retry(delay) => {
                     tracing::warn!(peer = %self.peer.node_id(), error = %e, "cannot {what}; retrying");
-                    self.status.set_error(format!("cannot {what}: {e}"));
-                    if !self
-                        .stop
-                        .sleep_in_flight(backoff.next_delay(replication_core::jitter()))
-                        .await
-                    {
+                    if !self.stop.sleep_in_flight(delay).await {
                         return Err(Stopped);
                     }
+                }
+                Next::Permanent | Next::Exhausted => {
+                    tracing::error!(peer = %self.peer.node_id(), error = %e, "cannot {what}; the error is permanent, not retried");
+                    return Ok(Err(e));
                 }
             }
         }

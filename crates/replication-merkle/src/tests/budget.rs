@@ -1,8 +1,14 @@
 //! Budgets: a cycle that runs out of items or bytes says so, and the following cycles
-//! resume its walk and converge, fetching each differing item exactly once.
+//! resume its walk and converge, fetching each differing item exactly once; no cycle reads
+//! more bytes than its budget (but for one item larger than the whole budget, read alone).
 
 use super::{put, seeded};
-use crate::{repair_cycle, Budget, RepairSettings, RepairState};
+use crate::{
+    repair_cycle, repair_cycle_with, Budget, LocalStore, PeerSource, RepairPeer, RepairSettings,
+    RepairState, TreeSource,
+};
+use replication_core::merkle::Hash;
+use replication_core::{ItemRead, PeerError, Tombstone};
 use replication_testkit::{MemoryPeer, MemoryStore};
 
 fn fixture(differing: usize, content: &[u8]) -> (MemoryStore, MemoryStore) {
@@ -120,4 +126,179 @@ async fn a_resumed_walk_tolerates_changes_made_between_cycles() {
     assert_eq!(local.item("late.key").unwrap().content, b"late");
     assert_eq!(local.item("p1.k3").unwrap().content, b"local is now newest");
     assert!(!state.is_resuming());
+}
+
+/// Runs cycles until the walk is done, checking each against the byte budget: the peer's
+/// own counters say what it returned, whatever the report says. `slack` is what one cycle
+/// may read beyond the budget. Returns the cycles run.
+async fn converge_within_budget<P: RepairPeer>(
+    local: &MemoryStore,
+    remote: &MemoryStore,
+    counted: &MemoryPeer,
+    peer: &P,
+    settings: &RepairSettings,
+    slack: u64,
+) -> usize {
+    let mut state = RepairState::new();
+    let mut cycles = 0;
+    loop {
+        counted.reset_counters();
+        let report = repair_cycle_with(&LocalStore(local), peer, settings, &mut state)
+            .await
+            .unwrap();
+        cycles += 1;
+        let read = counted.counters().content_bytes_returned;
+        assert!(
+            read <= settings.max_bytes_per_cycle + slack,
+            "cycle {cycles} read {read} bytes against a budget of {}",
+            settings.max_bytes_per_cycle
+        );
+        assert_eq!(read, report.bytes_fetched);
+        if !state.is_resuming() {
+            break;
+        }
+        assert!(cycles < 200, "no progress");
+    }
+    assert_eq!(local.root(), remote.root(), "repair completes over cycles");
+    cycles
+}
+
+#[tokio::test]
+async fn the_byte_budget_bounds_what_a_cycle_reads_not_just_when_it_stops() {
+    let content = vec![7u8; 1000];
+    let (local, remote) = fixture(40, &content);
+    let peer = MemoryPeer::new("remote", remote.clone());
+    // A step of 16 items (16 000 bytes) against a budget of two and a half items.
+    let settings = RepairSettings {
+        batch_size: 8,
+        concurrency: 2,
+        max_items_per_cycle: 1000,
+        max_bytes_per_cycle: 2500,
+    };
+    let cycles =
+        converge_within_budget(&local, &remote, &peer, &PeerSource(&peer), &settings, 0).await;
+    assert_eq!(cycles, 20, "two items fit each cycle");
+}
+
+#[tokio::test]
+async fn an_item_larger_than_the_whole_budget_is_read_alone() {
+    let (local, remote) = fixture(6, &[1u8; 100]);
+    put(&remote, "p0.k1", &[2u8; 5000], 2, 2);
+    let peer = MemoryPeer::new("remote", remote.clone());
+    let settings = RepairSettings {
+        batch_size: 8,
+        concurrency: 1,
+        max_items_per_cycle: 1000,
+        max_bytes_per_cycle: 1000,
+    };
+    converge_within_budget(&local, &remote, &peer, &PeerSource(&peer), &settings, 5000).await;
+}
+
+/// A peer that cannot tell its items' sizes (the trait's default).
+struct Unsized<'a>(PeerSource<'a>);
+
+impl TreeSource for Unsized<'_> {
+    type Error = PeerError;
+
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.0.get_merkle_root().await
+    }
+
+    async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
+        self.0.children(paths).await
+    }
+}
+
+impl RepairPeer for Unsized<'_> {
+    fn node_id(&self) -> &str {
+        self.0.node_id()
+    }
+
+    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
+        self.0.read_items(keys).await
+    }
+
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
+        self.0.read_tombstones(keys).await
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_cannot_size_its_items_is_read_one_item_at_a_time() {
+    let content = vec![7u8; 1000];
+    let (local, remote) = fixture(40, &content);
+    let peer = MemoryPeer::new("remote", remote.clone());
+    let settings = RepairSettings {
+        batch_size: 8,
+        concurrency: 2,
+        max_items_per_cycle: 1000,
+        max_bytes_per_cycle: 2500,
+    };
+    let unsized_peer = Unsized(PeerSource(&peer));
+    converge_within_budget(&local, &remote, &peer, &unsized_peer, &settings, 1000).await;
+}
+
+/// A peer whose items are stored in a form three times their content (as a node store's
+/// byte arrays are): what travels is the stored form.
+struct Inflated<'a>(PeerSource<'a>);
+
+impl TreeSource for Inflated<'_> {
+    type Error = PeerError;
+
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.0.get_merkle_root().await
+    }
+
+    async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
+        self.0.children(paths).await
+    }
+}
+
+impl RepairPeer for Inflated<'_> {
+    fn node_id(&self) -> &str {
+        self.0.node_id()
+    }
+
+    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
+        self.0.read_items(keys).await
+    }
+
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
+        self.0.read_tombstones(keys).await
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        let sizes = self.0.item_sizes(keys).await?;
+        Ok(sizes.map(|sizes| sizes.into_iter().map(|s| s.map(|s| s * 3)).collect()))
+    }
+}
+
+#[tokio::test]
+async fn the_budget_counts_the_stored_size_of_the_items_it_admits() {
+    let content = vec![7u8; 1000];
+    let (local, remote) = fixture(12, &content);
+    let peer = MemoryPeer::new("remote", remote.clone());
+    // Steps of two items of 3 000 stored bytes against 7 000: two fit, a third does not.
+    let settings = RepairSettings {
+        batch_size: 2,
+        concurrency: 1,
+        max_items_per_cycle: 1000,
+        max_bytes_per_cycle: 7000,
+    };
+    let inflated = Inflated(PeerSource(&peer));
+    let mut state = RepairState::new();
+    loop {
+        let report = repair_cycle_with(&LocalStore(&local), &inflated, &settings, &mut state)
+            .await
+            .unwrap();
+        assert!(
+            report.items_fetched * 3000 <= settings.max_bytes_per_cycle,
+            "{} items of 3 000 stored bytes in one cycle",
+            report.items_fetched
+        );
+        if !state.is_resuming() {
+            break;
+        }
+    }
+    assert_eq!(local.root(), remote.root());
 }

@@ -1,5 +1,6 @@
 //! Cost: with 100 000 keys of which 100 differ, round trips follow the tree depth and only
-//! the differing items are fetched. Counted by a counting source and the peer's counters.
+//! the differing items are sized and fetched. Counted by a counting source and the peer's
+//! counters.
 
 use super::{seeded, Counting};
 use crate::{repair_cycle_with, LocalStore, PeerSource, RepairSettings, RepairState};
@@ -58,19 +59,21 @@ async fn default_batches_take_one_call_per_level(
         .unwrap();
 
     // Tree depth 3 (root, tN, tN.kM): the roots, one children call per level (each level
-    // fits one batch), one item read. Nothing is local-only, so no tombstone read.
-    assert_eq!(counting.calls(), 1 + 3 + 1);
+    // fits one batch), one sizing of the items (for the byte budget), one item read.
+    // Nothing is local-only, so no tombstone read.
+    assert_eq!(counting.calls(), 1 + 3 + 1 + 1);
     assert_eq!(counting.paths(), (1 + parents + DIFFERING) as u64);
+    assert_eq!(counting.sized_keys(), DIFFERING as u64);
     assert_eq!(counting.item_keys(), DIFFERING as u64);
     assert_eq!(counting.tombstone_keys(), 0);
     let served = peer.counters();
-    assert_eq!((served.calls, served.items_returned), (5, DIFFERING as u64));
+    assert_eq!((served.calls, served.items_returned), (6, DIFFERING as u64));
     assert_eq!(
         served.content_bytes_returned,
         (DIFFERING * b"changed".len()) as u64
     );
 
-    assert_eq!(report.peer_round_trips, 5);
+    assert_eq!(report.peer_round_trips, 6);
     // Local: root, three children levels, one stamp read, one applied batch.
     assert_eq!(report.local_round_trips, 6);
     assert_eq!(local.counters().applied_batches, 1);
@@ -126,6 +129,7 @@ async fn small_batches_split_each_level_into_batch_sized_calls(
         served.children_calls
     );
     assert_eq!(served.item_calls, calls(DIFFERING));
+    assert_eq!(served.size_calls, calls(DIFFERING));
     assert_eq!(served.keys_requested, DIFFERING as u64);
     assert_eq!(report.items_fetched, DIFFERING as u64);
     assert_eq!(local.root(), remote.root());

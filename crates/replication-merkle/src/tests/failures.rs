@@ -175,8 +175,8 @@ struct Racing<'a> {
 impl TreeSource for Racing<'_> {
     type Error = PeerError;
 
-    async fn root(&self) -> Result<Option<Hash>, PeerError> {
-        self.inner.root().await
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.inner.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {

@@ -95,6 +95,7 @@ struct Counting<P> {
     paths: AtomicU64,
     item_keys: AtomicU64,
     tombstone_keys: AtomicU64,
+    sized_keys: AtomicU64,
 }
 
 impl<P> Counting<P> {
@@ -105,6 +106,7 @@ impl<P> Counting<P> {
             paths: AtomicU64::new(0),
             item_keys: AtomicU64::new(0),
             tombstone_keys: AtomicU64::new(0),
+            sized_keys: AtomicU64::new(0),
         }
     }
 
@@ -128,14 +130,18 @@ impl<P> Counting<P> {
     fn tombstone_keys(&self) -> u64 {
         self.tombstone_keys.load(Ordering::Relaxed)
     }
+
+    fn sized_keys(&self) -> u64 {
+        self.sized_keys.load(Ordering::Relaxed)
+    }
 }
 
 impl<P: RepairPeer> TreeSource for Counting<P> {
     type Error = PeerError;
 
-    async fn root(&self) -> Result<Option<Hash>, PeerError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.root().await
+        self.inner.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
@@ -157,6 +163,11 @@ impl<P: RepairPeer> RepairPeer for Counting<P> {
     async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
         self.count(&self.tombstone_keys, keys.len());
         self.inner.read_tombstones(keys).await
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        self.count(&self.sized_keys, keys.len());
+        self.inner.item_sizes(keys).await
     }
 }
 

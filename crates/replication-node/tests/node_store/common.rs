@@ -57,7 +57,11 @@ pub async fn cdc_entries(client: &Client, prefix: &str) -> Vec<(StreamId, Vec<(S
     let reply: Value = client
         .custom(
             fred::cmd!("XRANGE"),
-            vec![format!("{prefix}cdc"), "-".into(), "+".into()],
+            vec![
+                replication_core::WireKeys::new(prefix).cdc(),
+                "-".into(),
+                "+".into(),
+            ],
         )
         .await
         .unwrap();
@@ -98,10 +102,7 @@ pub async fn keys(client: &Client, prefix: &str) -> Vec<String> {
 }
 
 fn is_store_key(rest: &str) -> bool {
-    rest == "cdc"
-        || rest == "tombstones"
-        || rest.starts_with("merkle:")
-        || rest.starts_with("store:")
+    replication_core::wire_keys::reserved_by(rest).is_some()
 }
 
 /// The items stored under `prefix`, read raw.
@@ -121,7 +122,7 @@ pub async fn stored_items(client: &Client, prefix: &str) -> Vec<SyncItem> {
 async fn members(client: &Client, prefix: &str, path: &str) -> BTreeMap<String, Hash> {
     let raw: Vec<Bytes> = client
         .zrange(
-            format!("{prefix}merkle:children:{path}"),
+            replication_core::WireKeys::new(prefix).merkle_children(path),
             0,
             -1,
             None,
@@ -136,7 +137,7 @@ async fn members(client: &Client, prefix: &str, path: &str) -> BTreeMap<String, 
 
 async fn hash_key(client: &Client, prefix: &str, path: &str) -> Option<Hash> {
     let raw: Option<String> = client
-        .get(format!("{prefix}merkle:hash:{path}"))
+        .get(replication_core::WireKeys::new(prefix).merkle_hash(path))
         .await
         .unwrap();
     raw.map(|h| parse_hash_hex(&h).unwrap())
@@ -205,12 +206,12 @@ pub async fn check_tree(client: &Client, prefix: &str) -> MerkleTree {
     // Nothing stale: every tree key names a node reached by the walk.
     for key in keys(client, prefix).await {
         let rest = &key[prefix.len()..];
-        if let Some(path) = rest.strip_prefix("merkle:hash:") {
+        if let Some(path) = rest.strip_prefix(replication_core::wire_keys::MERKLE_HASH) {
             assert!(
                 visited.contains(path) && tree.node_hash(path).is_some(),
                 "stale hash key {key:?}"
             );
-        } else if let Some(path) = rest.strip_prefix("merkle:children:") {
+        } else if let Some(path) = rest.strip_prefix(replication_core::wire_keys::MERKLE_CHILDREN) {
             assert!(
                 tree.interior_paths().any(|p| p == path),
                 "stale children key {key:?}"

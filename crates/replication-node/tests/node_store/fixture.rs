@@ -83,7 +83,10 @@ async fn sync_engine_items_give_the_root_and_children_it_reported() {
         // Unlike the dump, no stale hash key of the deleted item.
         assert_eq!(
             server
-                .command(&["EXISTS", &format!("{prefix}merkle:hash:uk.nhs.patient.3")])
+                .command(&[
+                    "EXISTS",
+                    &replication_core::WireKeys::new(prefix).merkle_hash("uk.nhs.patient.3")
+                ])
                 .unwrap()
                 .trim(),
             ":0"

@@ -5,6 +5,9 @@
 //! item costs one round trip however large it is at the peer, and at most the cap in
 //! transfer. RedisJSON documents (rare: sync-engine's JSON items) take two more round trips:
 //! `MEMORY USAGE` sizes them, and `JSON.GET` reads those within the cap.
+//!
+//! Sizes (repair's byte budget): one pipeline of `STRLEN` per batch, read before the items,
+//! so that a repair cycle fetches only the items that fit what is left of its budget.
 
 use super::keys::command_on;
 use super::query::{cmd, QueryService};
@@ -168,6 +171,48 @@ impl QueryService {
             });
         }
         Ok(())
+    }
+
+    /// The stored size of each key's item: one pipeline of `STRLEN`, no item transferred
+    /// (`0` for an absent key). A key that is not a string (a RedisJSON document, a wrong
+    /// type) cannot be sized this way: `None`, and the repair reads it on its own. Ids over
+    /// the limits are never asked for (their read is refused without asking): `0`.
+    pub(super) async fn item_sizes(&self, keys: &[String]) -> Result<Vec<Option<u64>>, PeerError> {
+        let asked: Vec<usize> = (0..keys.len())
+            .filter(|&i| self.limits.object_ids.check_bounds(&keys[i]).is_ok())
+            .collect();
+        let mut out = vec![Some(0); keys.len()];
+        if asked.is_empty() {
+            return Ok(out);
+        }
+        let pipeline = self.client.pipeline();
+        for &i in &asked {
+            let _: () = pipeline
+                .custom(cmd("STRLEN"), vec![self.keys.item(&keys[i])])
+                .await
+                .map_err(|e| self.fred_error(&e))?;
+        }
+        self.trip();
+        let replies = pipeline.try_all::<Value>().await;
+        if replies.len() != asked.len() {
+            return Err(self.protocol("pipeline returned fewer replies than commands".into()));
+        }
+        for (&i, reply) in asked.iter().zip(replies) {
+            out[i] = match reply {
+                Ok(len) => Some(len.as_u64().ok_or_else(|| {
+                    self.protocol(format!("STRLEN of {:?}: not an integer", keys[i]))
+                })?),
+                Err(e) => {
+                    let error = self.fred_error(&e);
+                    if error.is_retriable() {
+                        return Err(error);
+                    }
+                    // `WRONGTYPE`: the server answered, about this key alone.
+                    None
+                }
+            };
+        }
+        Ok(out)
     }
 
     /// Whether the peer holds each key in any form: one pipeline of `EXISTS`, no item

@@ -1,6 +1,7 @@
 //! [`RedisPeer`]: the `PeerBackend` over a peer's Redis, with fred 10.
 //!
-//! Two connections per peer: the *stream* connection only ever runs `XREAD BLOCK`, the
+//! Two connections per peer: the *stream* connection only ever runs `XREAD BLOCK` (with the
+//! `XINFO` that follows it in the same pipeline), the
 //! *query* connection runs everything else, so a long block never delays a ping or a
 //! Merkle read. Both reconnect by themselves (fred's reconnect policy: exponential from
 //! `reconnect_initial_delay` to `reconnect_max_delay`, with jitter, forever); a supervisor
@@ -25,10 +26,10 @@ use fred::interfaces::ClientLike;
 use fred::types::config::ReconnectPolicy;
 use fred::types::Builder;
 use futures::future::BoxFuture;
-use keys::Keys;
 use limits::ReadLimits;
 use query::{Query, QueryService, Reply};
 use replication_core::merkle::Hash;
+use replication_core::WireKeys;
 use replication_core::{
     CheckedRead, ConnectionStatus, ItemRead, PeerBackend, PeerConfig, PeerError, PeerSettings,
     RawEntry, ReadRequest, Settings, StreamId, StreamInfo, Tombstone,
@@ -38,7 +39,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stream::StreamService;
+use stream::{StreamRead, StreamReply, StreamService};
 use tower::ServiceExt;
 
 /// A peer reached through its Redis.
@@ -92,7 +93,7 @@ impl RedisPeer {
         }
         let endpoint = Endpoint::parse(config).map_err(invalid)?;
         let secret: Option<Arc<str>> = endpoint.password().map(Arc::from);
-        let keys = Keys::new(&config.redis_prefix);
+        let keys = WireKeys::new(&config.redis_prefix);
         let stream_slot = endpoint
             .url
             .is_cluster()
@@ -219,6 +220,15 @@ impl RedisPeer {
         Box::pin(stack.oneshot(query))
     }
 
+    async fn stream_read(&self, read: StreamRead) -> Result<StreamReply, PeerError> {
+        let bound = read.request.block.unwrap_or_default() + self.command_timeout;
+        self.stream
+            .clone()
+            .oneshot(read)
+            .await
+            .map_err(|e| resilience::to_peer_error(&self.node_id, "read_stream", bound, e))
+    }
+
     fn unexpected(&self, operation: &str) -> PeerError {
         PeerError::Protocol {
             peer: self.node_id.to_string(),
@@ -262,10 +272,12 @@ fn supervise(
     status: Arc<StatusTracker>,
     settings: &PeerSettings,
 ) -> tokio::task::JoinHandle<()> {
-    let mut backoff = replication_core::Backoff::new(
+    let mut backoff = replication_core::RetryPolicy::new(
         settings.reconnect_initial_delay,
         settings.reconnect_max_delay,
-    );
+    )
+    .backoff();
+    let backoff_cap = settings.reconnect_max_delay;
     tokio::spawn(async move {
         loop {
             let task = client.connect();
@@ -274,7 +286,9 @@ fn supervise(
                 return;
             }
             tracing::warn!(outcome = ?ended.map(|r| r.map_err(|e| e.kind().to_str())), "peer connection task ended; restarting");
-            tokio::time::sleep(backoff.next_delay(replication_core::jitter())).await;
+            // Unbounded policy: a delay always comes.
+            let delay = backoff.next_delay().unwrap_or(backoff_cap);
+            tokio::time::sleep(delay).await;
         }
     })
 }
@@ -295,12 +309,28 @@ impl PeerBackend for RedisPeer {
     }
 
     async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {
-        let bound = request.block.unwrap_or_default() + self.command_timeout;
-        self.stream
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| resilience::to_peer_error(&self.node_id, "read_stream", bound, e))
+        let read = StreamRead {
+            request,
+            with_info: false,
+        };
+        Ok(self.stream_read(read).await?.0)
+    }
+
+    async fn read_stream_with_info(
+        &self,
+        request: ReadRequest,
+    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
+        let (entries, info) = self
+            .stream_read(StreamRead {
+                request,
+                with_info: true,
+            })
+            .await?;
+        // Nothing read: the facts say nothing the caller needs (see the trait).
+        Ok(match entries.is_empty() {
+            true => (entries, None),
+            false => (entries, info),
+        })
     }
 
     async fn read_stream_checked(
@@ -314,6 +344,25 @@ impl PeerBackend for RedisPeer {
         }
     }
 
+    async fn read_range_checked(
+        &self,
+        after: StreamId,
+        until: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        match self
+            .query(Query::ReadRange {
+                after,
+                until,
+                count,
+            })
+            .await?
+        {
+            Reply::Checked(read) => Ok(read),
+            _ => Err(self.unexpected("read_range_checked")),
+        }
+    }
+
     async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError> {
         match self.query(Query::StreamInfo).await? {
             Reply::StreamInfo(info) => Ok(info),
@@ -321,10 +370,10 @@ impl PeerBackend for RedisPeer {
         }
     }
 
-    async fn merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
         match self.query(Query::MerkleRoot).await? {
             Reply::MerkleRoot(root) => Ok(root),
-            _ => Err(self.unexpected("merkle_root")),
+            _ => Err(self.unexpected("get_merkle_root")),
         }
     }
 
@@ -342,6 +391,13 @@ impl PeerBackend for RedisPeer {
         match self.query(Query::Items(Arc::from(keys))).await? {
             Reply::Items(items) => Ok(items),
             _ => Err(self.unexpected("read_items")),
+        }
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        match self.query(Query::ItemSizes(Arc::from(keys))).await? {
+            Reply::ItemSizes(sizes) => Ok(Some(sizes)),
+            _ => Err(self.unexpected("item_sizes")),
         }
     }
 

@@ -3,7 +3,7 @@
 //! two only for RedisJSON documents (see `item_reads`).
 
 use super::errors::to_peer_error;
-use super::keys::{command_on, Keys};
+use super::keys::command_on;
 use super::limits::ReadLimits;
 use super::reply;
 use super::status::{Link, StatusTracker};
@@ -12,6 +12,7 @@ use fred::interfaces::{ClientLike, TransactionInterface};
 use fred::types::{ClusterHash, CustomCommand, Value};
 use futures::future::BoxFuture;
 use replication_core::merkle::Hash;
+use replication_core::WireKeys;
 use replication_core::{CheckedRead, ItemRead, PeerError, StreamId, StreamInfo, Tombstone};
 use replication_redis::Failure;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,10 +25,19 @@ use tokio::time::Instant;
 #[derive(Clone, Debug)]
 pub(crate) enum Query {
     StreamInfo,
-    ReadChecked { after: StreamId, count: usize },
+    ReadChecked {
+        after: StreamId,
+        count: usize,
+    },
+    ReadRange {
+        after: StreamId,
+        until: StreamId,
+        count: usize,
+    },
     MerkleRoot,
     MerkleChildren(Arc<[String]>),
     Items(Arc<[String]>),
+    ItemSizes(Arc<[String]>),
     Exists(Arc<[String]>),
     Tombstones(Arc<[String]>),
     Ping,
@@ -39,13 +49,28 @@ impl Query {
         match self {
             Query::StreamInfo => "stream_info",
             Query::ReadChecked { .. } => "read_stream_checked",
-            Query::MerkleRoot => "merkle_root",
+            Query::ReadRange { .. } => "read_range_checked",
+            Query::MerkleRoot => "get_merkle_root",
             Query::MerkleChildren(_) => "merkle_children",
             Query::Items(_) => "read_items",
+            Query::ItemSizes(_) => "item_sizes",
             Query::Exists(_) => "exists_many",
             Query::Tombstones(_) => "read_tombstones",
             Query::Ping => "ping",
         }
+    }
+}
+
+impl crate::resilience::RetriedInStack for Query {
+    /// The stack retries every read except those a caller retries already: the tailer
+    /// re-issues its checked reads and stream facts with its own backoff, and the hot path
+    /// retries its delete-evidence reads (existence, tombstones) until they succeed. A
+    /// repair's tombstone read that fails fails its cycle, which the cold path runs again.
+    fn retried_in_stack(&self) -> bool {
+        !matches!(
+            self,
+            Query::ReadChecked { .. } | Query::StreamInfo | Query::Exists(_) | Query::Tombstones(_)
+        )
     }
 }
 
@@ -57,6 +82,7 @@ pub(crate) enum Reply {
     MerkleRoot(Option<Hash>),
     MerkleChildren(Vec<Vec<(String, Hash)>>),
     Items(Vec<ItemRead>),
+    ItemSizes(Vec<Option<u64>>),
     Exists(Vec<bool>),
     Tombstones(Vec<Option<Tombstone>>),
     Ping(Duration),
@@ -66,11 +92,20 @@ pub(super) fn cmd(name: &'static str) -> CustomCommand {
     CustomCommand::new_static(name, ClusterHash::FirstKey, false)
 }
 
+/// What a checked read reads after its cursor.
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    /// The next entries (`XREAD`).
+    After,
+    /// The next entries up to this id, inclusive (`XRANGE`).
+    Until(StreamId),
+}
+
 /// Executes queries on the query connection.
 #[derive(Clone)]
 pub(crate) struct QueryService {
     pub(crate) client: Client,
-    pub(crate) keys: Keys,
+    pub(crate) keys: WireKeys,
     pub(crate) peer: Arc<str>,
     pub(crate) secret: Option<Arc<str>>,
     pub(crate) status: Arc<StatusTracker>,
@@ -155,9 +190,18 @@ impl QueryService {
                     Err(e) => Err(self.fred_error(&e)),
                 }
             }
-            Query::ReadChecked { after, count } => {
-                self.read_checked(after, count).await.map(Reply::Checked)
-            }
+            Query::ReadChecked { after, count } => self
+                .read_checked(after, Read::After, count)
+                .await
+                .map(Reply::Checked),
+            Query::ReadRange {
+                after,
+                until,
+                count,
+            } => self
+                .read_checked(after, Read::Until(until), count)
+                .await
+                .map(Reply::Checked),
             Query::MerkleRoot => {
                 self.trip();
                 let v: Value = self
@@ -206,6 +250,7 @@ impl QueryService {
                 Ok(Reply::MerkleChildren(out))
             }
             Query::Items(keys) => self.read_items(&keys).await.map(Reply::Items),
+            Query::ItemSizes(keys) => self.item_sizes(&keys).await.map(Reply::ItemSizes),
             Query::Exists(keys) => self.exists_many(&keys).await.map(Reply::Exists),
             Query::Tombstones(keys) => {
                 if keys.is_empty() {
@@ -216,9 +261,15 @@ impl QueryService {
         }
     }
 
-    /// `MULTI; XINFO STREAM; XREAD COUNT n STREAMS cdc after; EXEC`: both observe the same
-    /// stream state, so no trim can fall between the gap check and the read.
-    async fn read_checked(&self, after: StreamId, count: usize) -> Result<CheckedRead, PeerError> {
+    /// `MULTI; XINFO STREAM; XREAD COUNT n STREAMS cdc after; EXEC` (or `XRANGE cdc
+    /// after+1 until COUNT n` for a bounded range): both observe the same stream state, so
+    /// no trim can fall between the gap check and the read.
+    async fn read_checked(
+        &self,
+        after: StreamId,
+        read: Read,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
         let cdc = self.keys.cdc();
         let tx = self.client.multi();
         let _: () = tx
@@ -228,25 +279,48 @@ impl QueryService {
             )
             .await
             .map_err(|e| self.fred_error(&e))?;
-        let xread_command = command_on("XREAD", &cdc, false);
-        let xread = vec![
-            "COUNT".to_owned(),
-            count.max(1).to_string(),
-            "STREAMS".to_owned(),
-            cdc,
-            after.to_string(),
-        ];
+        let count = count.max(1).to_string();
+        let (command, args) = match read {
+            Read::After => (
+                command_on("XREAD", &cdc, false),
+                vec![
+                    "COUNT".to_owned(),
+                    count,
+                    "STREAMS".to_owned(),
+                    cdc,
+                    after.to_string(),
+                ],
+            ),
+            // The successor as an inclusive start: `(id` needs Redis 6.2.
+            Read::Until(until) => {
+                let start = after.next().unwrap_or(StreamId::MAX);
+                (
+                    command_on("XRANGE", &cdc, false),
+                    vec![
+                        cdc.clone(),
+                        start.to_string(),
+                        until.to_string(),
+                        "COUNT".to_owned(),
+                        count,
+                    ],
+                )
+            }
+        };
         let _: () = tx
-            .custom(xread_command, xread)
+            .custom(command, args)
             .await
             .map_err(|e| self.fred_error(&e))?;
         self.trip();
         match tx.exec::<Value>(false).await {
             Ok(Value::Array(mut results)) if results.len() == 2 => {
-                let read = results.pop().unwrap_or(Value::Null);
+                let entries = results.pop().unwrap_or(Value::Null);
                 let info = results.pop().unwrap_or(Value::Null);
                 let info = reply::xinfo_stream(info).map_err(|m| self.protocol(m))?;
-                let entries = reply::xread(read).map_err(|m| self.protocol(m))?;
+                let entries = match read {
+                    Read::After => reply::xread(entries),
+                    Read::Until(_) => reply::xrange(entries),
+                }
+                .map_err(|m| self.protocol(m))?;
                 Ok(CheckedRead {
                     info: Some(info),
                     entries,

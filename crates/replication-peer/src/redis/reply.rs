@@ -74,6 +74,17 @@ pub(crate) fn xread(value: Value) -> Result<Vec<RawEntry>, String> {
     Ok(out)
 }
 
+/// An `XRANGE` reply: the entries, oldest first.
+pub(crate) fn xrange(value: Value) -> Result<Vec<RawEntry>, String> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        value => array_of(value, "XRANGE entries")?
+            .into_iter()
+            .map(entry)
+            .collect(),
+    }
+}
+
 /// Whether a Redis error says the stream key does not exist (`XINFO` on a missing key).
 pub(crate) fn is_no_such_key(details: &str) -> bool {
     details.contains("no such key")

@@ -6,8 +6,11 @@
 //!    circuit is open; one *logical* call (after retries) counts as one success or failure;
 //! 2. rate limit (`settings.peer.max_requests_per_second`, optional): bounds what the cold
 //!    path can ask of one peer; retries are not counted against it;
-//! 3. retry (`RetryReads`): the ONE place that retries commands, `settings.peer.retries`
-//!    extra attempts for transient errors, backoff with jitter;
+//! 3. retry (`RetryReads`): `settings.peer.retries` extra attempts of the reads no caller
+//!    retries itself (repair's tree, item and size reads, pings), under the one
+//!    `RetryPolicy`, only for errors that say they are retriable. Reads whose caller owns a
+//!    retry loop pass through once: the tailer's checked reads and stream facts, the hot
+//!    path's delete evidence (existence, tombstones; see `Query::retried_in_stack`);
 //! 4. timeout (`settings.peer.command_timeout`): innermost, so each attempt is bounded.
 //!
 //! The stack is wrapped in a `Buffer` so all callers of one peer share it (rate-limit
@@ -26,7 +29,7 @@
 pub mod circuit;
 mod retry;
 
-pub(crate) use retry::RetryReads;
+pub(crate) use retry::{RetriedInStack, RetryReads};
 
 use circuit::{CircuitBreaker, CircuitBreakerLayer, CircuitOpenError};
 use futures::future::BoxFuture;
@@ -62,7 +65,7 @@ where
     S: Service<Req, Error = PeerError> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
-    Req: Clone + Send + 'static,
+    Req: Clone + RetriedInStack + Send + 'static,
 {
     let rate_limit = settings
         .max_requests_per_second

@@ -6,6 +6,7 @@
 mod batch_size;
 mod events;
 mod gap;
+mod ranges;
 mod screen;
 mod worker;
 
@@ -45,7 +46,15 @@ pub struct TailOptions {
     pub retry_initial: Duration,
     /// Cap of the retry delay.
     pub retry_max: Duration,
+    /// Most id ranges read at once while catching up a long backlog (each of at most the
+    /// current read size); 1 reads one range at a time.
+    pub catch_up_ranges: usize,
 }
+
+/// Default of [`TailOptions::catch_up_ranges`]: enough ranges of 1 000 entries to keep a
+/// 150 ms round trip busy at over 100 000 entries/s; only a peer far behind across a slow
+/// link holds that many (see `ranges`).
+const DEFAULT_CATCH_UP_RANGES: usize = 24;
 
 impl TailOptions {
     /// Options from the engine settings.
@@ -62,6 +71,7 @@ impl TailOptions {
             check_interval: Duration::from_secs(30),
             retry_initial: peer.reconnect_initial_delay,
             retry_max: peer.reconnect_max_delay,
+            catch_up_ranges: DEFAULT_CATCH_UP_RANGES,
         }
     }
 }

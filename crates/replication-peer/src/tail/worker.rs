@@ -1,6 +1,7 @@
 //! The tailing loop of one peer (runs in its own task, see `StreamTailer::spawn`).
 //!
-//! Soundness of gap detection: a blocking `XREAD` is followed by `XINFO` (`stream_info`);
+//! Soundness of gap detection: a blocking `XREAD` is followed by `XINFO`
+//! (`read_stream_with_info`: on Redis both are sent at once, so the facts cost no round trip);
 //! since `max-deleted-entry-id` only grows, `max-deleted <= cursor` *after* the read proves
 //! nothing after the cursor had been deleted *before* it, so the batch is contiguous. When
 //! the facts look suspicious the batch is dropped and re-read with `read_stream_checked`
@@ -12,6 +13,10 @@
 //! An entry over the entry cap is rejected as soon as it is read (`screen`), and the read
 //! size shrinks to a byte budget when entries are large, so what a read holds is bounded.
 //!
+//! Far behind (a full checked read with a long backlog after it), the tailer catches up
+//! by reading disjoint id ranges concurrently (`ranges`), with the same order, cursor and
+//! gap rules, then comes back to this loop.
+//!
 //! Decoding (zstd, SHA-256, meta JSON) runs in a second task fed through a channel of
 //! capacity 1, so the next read is on the wire while the previous batch is decoded: on a
 //! backlog the tailer is then bounded by the slower of the two stages instead of their sum
@@ -21,10 +26,11 @@
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 use super::gap::{detect_gap, GapCheck};
+use super::ranges::{far_behind, CatchUp};
 use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
 use replication_core::{
-    Backoff, CdcDecoder, CdcEvent, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest,
+    CdcDecoder, CdcEvent, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest, RetryPolicy,
     StreamInfo,
 };
 use std::sync::Arc;
@@ -40,25 +46,25 @@ pub(super) struct Worker {
 }
 
 /// The tailer stops when the handle is gone.
-struct Stopped;
+pub(super) struct Stopped;
 
 /// What the reading task hands to the decoding task, in stream order.
-enum Stage {
+pub(super) enum Stage {
     /// Entries read, still encoded.
     Batch(RawBatch),
     /// Anything else for the engine (gaps), passed on as is.
     Event(TailEvent),
 }
 
-struct RawBatch {
-    entries: Vec<Screened>,
-    position: TailPosition,
-    lag: Lag,
-    limits: DecodeLimits,
+pub(super) struct RawBatch {
+    pub(super) entries: Vec<Screened>,
+    pub(super) position: TailPosition,
+    pub(super) lag: Lag,
+    pub(super) limits: DecodeLimits,
     /// The adaptive read size after this read, for the status.
-    batch_size: usize,
+    pub(super) batch_size: usize,
     /// Bytes of the entries as read (every field name and value).
-    wire_bytes: u64,
+    pub(super) wire_bytes: u64,
 }
 
 /// Aborts the decoding task when the reading task ends or is aborted.
@@ -85,7 +91,7 @@ impl Worker {
     async fn tail(&mut self, stages: &mpsc::Sender<Stage>) -> Result<(), Stopped> {
         let options = self.options.borrow_and_update().clone();
         let mut size = BatchSize::new(options.batch_size, options.max_batch_size);
-        let mut backoff = Backoff::new(options.retry_initial, options.retry_max);
+        let mut backoff = RetryPolicy::new(options.retry_initial, options.retry_max).backoff();
         let mut seen_added: Option<u64> = None;
         let mut checked = true;
         let mut last_check = Instant::now();
@@ -102,30 +108,26 @@ impl Worker {
                     .await
                     .map(|read| (read.entries, read.info, true))
             } else {
-                match self
-                    .peer
-                    .read_stream(ReadRequest {
+                self.peer
+                    .read_stream_with_info(ReadRequest {
                         after: cursor,
                         count,
                         block: Some(options.block_timeout),
                     })
                     .await
-                {
-                    Ok(entries) if entries.is_empty() => Ok((entries, None, false)),
-                    Ok(entries) => self
-                        .peer
-                        .stream_info()
-                        .await
-                        .map(|info| (entries, info, false)),
-                    Err(e) => Err(e),
-                }
+                    .map(|(entries, info)| match entries.is_empty() {
+                        true => (entries, None, false),
+                        false => (entries, info, false),
+                    })
             };
             let (entries, info, was_checked) = match outcome {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     self.failed(error)?;
                     checked = true;
-                    let delay = backoff.next_delay(replication_core::jitter());
+                    // Tailing never ends on an error, even a permanent one (the peer may be
+                    // repaired): the policy only spaces the reads out, and is unbounded.
+                    let delay = backoff.next_delay().unwrap_or(options.retry_max);
                     tokio::time::sleep(delay).await;
                     continue;
                 }
@@ -192,6 +194,12 @@ impl Worker {
             let lag = lag(position, info.as_ref());
             self.position = position;
             let returned = entries.len();
+            let behind = match (&info, full && was_checked) {
+                (Some(info), true) if far_behind(position, info, count) => {
+                    Some((*info, entries.iter().map(|e| e.id).collect::<Vec<_>>()))
+                }
+                _ => None,
+            };
             let (entries, read_bytes) = screen(entries, &options.limits);
             size.fit_bytes(returned, read_bytes, read_budget(&options.limits));
             let batch = RawBatch {
@@ -203,6 +211,19 @@ impl Worker {
                 wire_bytes: read_bytes as u64,
             };
             send(stages, Stage::Batch(batch)).await?;
+            if let Some((info, ids)) = behind {
+                let outcome = self
+                    .catch_up(stages, &options, &mut size, &mut seen_added, &info, &ids)
+                    .await?;
+                // Back to one read at a time, checked: it finds what is left (or the gap
+                // a suspicious range hinted at) from the cursor, exactly as before.
+                checked = true;
+                if let CatchUp::Failed(error) = outcome {
+                    self.failed(error)?;
+                    let delay = backoff.next_delay().unwrap_or(options.retry_max);
+                    tokio::time::sleep(delay).await;
+                }
+            }
         }
     }
 
@@ -239,7 +260,7 @@ impl Worker {
     }
 }
 
-async fn send(stages: &mpsc::Sender<Stage>, stage: Stage) -> Result<(), Stopped> {
+pub(super) async fn send(stages: &mpsc::Sender<Stage>, stage: Stage) -> Result<(), Stopped> {
     stages.send(stage).await.map_err(|_| Stopped)
 }
 
@@ -313,11 +334,11 @@ impl Decoding {
 
 /// Bytes one read should stay within: room for a few entries at the entry cap, so the
 /// read size shrinks when a peer writes large entries (see `BatchSize::fit_bytes`).
-fn read_budget(limits: &DecodeLimits) -> usize {
+pub(super) fn read_budget(limits: &DecodeLimits) -> usize {
     limits.max_entry_bytes().saturating_mul(4)
 }
 
-fn lag(position: TailPosition, info: Option<&StreamInfo>) -> Lag {
+pub(super) fn lag(position: TailPosition, info: Option<&StreamInfo>) -> Lag {
     let Some(info) = info else {
         return Lag::default();
     };

@@ -97,7 +97,7 @@ impl SyncNode {
     pub async fn cdc_len(&self) -> u64 {
         let mut conn = self.redis_conn().await;
         redis::cmd("XLEN")
-            .arg(format!("{}cdc", self.prefix()))
+            .arg(replication_core::WireKeys::new(self.prefix()).cdc())
             .query_async(&mut conn)
             .await
             .expect("XLEN")
@@ -107,7 +107,7 @@ impl SyncNode {
     pub async fn cdc_entries(&self) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
         let mut conn = self.redis_conn().await;
         redis::cmd("XRANGE")
-            .arg(format!("{}cdc", self.prefix()))
+            .arg(replication_core::WireKeys::new(self.prefix()).cdc())
             .arg("-")
             .arg("+")
             .query_async(&mut conn)

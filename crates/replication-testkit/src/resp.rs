@@ -1,9 +1,16 @@
-//! A minimal binary-safe RESP client for probes the tests make behind the product's back
-//! (raw `XADD`s of poisoned entries, `XTRIM`, `XRANGE`): independent of the client under test.
+//! A minimal binary-safe RESP client over std TCP, for probes made behind the product's back
+//! (raw `XADD`s of poisoned entries, `XTRIM`, `XRANGE`, `KEYS`): independent of the client
+//! under test, and of everything but std, so that xtask's demo can compile the same file
+//! without depending on the testkit.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+/// How long a probe waits to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a probe waits for its reply.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +28,7 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// The bulk string as UTF-8 (lossy), if this is one.
+    /// The bulk or simple string as UTF-8 (lossy), if this is one.
     pub fn text(&self) -> Option<String> {
         match self {
             Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -37,20 +44,52 @@ impl Reply {
             _ => &[],
         }
     }
+
+    /// A readable text form, one line per value: `+OK`, `-ERR ...` and `:n` as sent, bulk
+    /// strings as their text, `(nil)` for the null bulk string, arrays as their elements'
+    /// lines (nothing for an empty or null one).
+    pub fn to_lines(&self) -> String {
+        let mut out = String::new();
+        self.push_lines(&mut out);
+        out
+    }
+
+    fn push_lines(&self, out: &mut String) {
+        match self {
+            Reply::Simple(s) => out.push_str(&format!("+{s}\n")),
+            Reply::Error(e) => out.push_str(&format!("-{e}\n")),
+            Reply::Int(n) => out.push_str(&format!(":{n}\n")),
+            Reply::Bulk(Some(b)) => {
+                out.push_str(&String::from_utf8_lossy(b));
+                out.push('\n');
+            }
+            Reply::Bulk(None) => out.push_str("(nil)\n"),
+            Reply::Array(items) => {
+                for item in items.iter().flatten() {
+                    item.push_lines(out);
+                }
+            }
+        }
+    }
 }
 
-/// Sends one command with binary arguments and reads its reply (an `-ERR` reply is
-/// `Ok(Reply::Error)`; only I/O and protocol failures are errors).
-pub fn command(addr: SocketAddr, args: &[&[u8]]) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+/// One command as RESP: an array of bulk strings.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     let mut request = format!("*{}\r\n", args.len()).into_bytes();
     for arg in args {
         request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
         request.extend_from_slice(arg);
         request.extend_from_slice(b"\r\n");
     }
-    stream.write_all(&request)?;
+    request
+}
+
+/// Sends one command with binary arguments and reads its reply (an `-ERR` reply is
+/// `Ok(Reply::Error)`; only I/O and protocol failures are errors). Not for TLS servers.
+pub fn command(addr: SocketAddr, args: &[&[u8]]) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.write_all(&encode(args))?;
     read_reply(&mut BufReader::new(stream))
 }
 
@@ -64,7 +103,8 @@ fn bad(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
 }
 
-fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
+/// Reads one reply.
+pub fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line)?;
     if line.len() < 3 || !line.ends_with(b"\r\n") {
@@ -125,4 +165,39 @@ pub fn xrange_all(addr: SocketAddr, stream: &str) -> std::io::Result<Vec<Entry>>
         out.push((id, fields));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(wire: &[u8]) -> Reply {
+        read_reply(&mut std::io::Cursor::new(wire)).unwrap()
+    }
+
+    #[test]
+    fn encodes_binary_arguments_as_bulk_strings() {
+        assert_eq!(
+            encode(&[b"SET", b"k", b"a\r\nb"]),
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn parses_every_kind_of_reply_and_renders_it_as_lines() {
+        let reply = parse(b"*5\r\n+OK\r\n:7\r\n$3\r\na\nb\r\n$-1\r\n*-1\r\n");
+        assert_eq!(
+            reply,
+            Reply::Array(Some(vec![
+                Reply::Simple("OK".into()),
+                Reply::Int(7),
+                Reply::Bulk(Some(b"a\nb".to_vec())),
+                Reply::Bulk(None),
+                Reply::Array(None),
+            ]))
+        );
+        assert_eq!(reply.to_lines(), "+OK\n:7\na\nb\n(nil)\n");
+        assert_eq!(parse(b"-ERR no\r\n").to_lines(), "-ERR no\n");
+        assert!(read_reply(&mut std::io::Cursor::new(b"$3\r\nab")).is_err());
+    }
 }

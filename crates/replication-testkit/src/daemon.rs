@@ -1,8 +1,9 @@
-//! `replicationd` as a real process: find (or build) the binary, write its config, start it,
-//! SIGKILL it. Binaries of other packages are not built for this crate's tests, so the
-//! harness builds it with the same cargo and profile when it is missing or stale.
+//! `replicationd` as a real process: find (or build) the binary, start it with a config
+//! file, signal it, wait for its exit, SIGKILL it. Binaries of other packages are not built
+//! for a crate's tests, so [`replicationd_binary`] builds it with the same cargo and
+//! profile when it is missing.
 
-use std::net::TcpListener;
+use crate::wait::wait_blocking;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -26,7 +27,7 @@ fn profile_dir() -> Result<PathBuf, String> {
 ///
 /// # Errors
 /// When cargo cannot build it.
-pub fn binary() -> Result<PathBuf, String> {
+pub fn replicationd_binary() -> Result<PathBuf, String> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY.get_or_init(build).clone()
 }
@@ -44,9 +45,11 @@ fn build() -> Result<PathBuf, String> {
     }
     let release = profile.file_name().is_some_and(|n| n == "release");
     let target_dir = profile.join("replicationd-for-tests");
+    // This crate lives in crates/replication-testkit.
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("tests crate has no parent directory")?
+        .ancestors()
+        .nth(2)
+        .ok_or("the testkit crate is not two levels below the workspace")?
         .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -83,14 +86,6 @@ fn build() -> Result<PathBuf, String> {
     }
 }
 
-/// A free loopback port for the daemon's HTTP endpoint.
-///
-/// # Errors
-/// When no port can be bound.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
 /// A `replicationd run` process; SIGKILLed on drop.
 #[derive(Debug)]
 pub struct Daemon {
@@ -113,7 +108,17 @@ impl Daemon {
     /// # Errors
     /// When the binary cannot be built or started.
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
-        let binary = binary()?;
+        let mut env = env.to_vec();
+        env.insert(0, ("RUST_LOG", "warn"));
+        Self::spawn(&replicationd_binary()?, config, &env)
+    }
+
+    /// Starts `{binary} run --config {config}` with `env` added to its environment (and
+    /// nothing else: its log level is its own), stdout and stderr to `{config}.log`.
+    ///
+    /// # Errors
+    /// When the binary cannot be started.
+    pub fn spawn(binary: &Path, config: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
         let log = config.with_extension("log");
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -121,11 +126,10 @@ impl Daemon {
             .open(&log)
             .map_err(|e| format!("opening {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&binary)
+        let child = Command::new(binary)
             .arg("run")
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
@@ -157,6 +161,41 @@ impl Daemon {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
+    /// Sends signal `name` (`TERM`, `HUP`) to the process.
+    ///
+    /// # Errors
+    /// When it has been killed already or `kill` fails.
+    pub fn signal(&self, name: &str) -> Result<(), String> {
+        let child = self.child.as_ref().ok_or("the daemon was killed")?;
+        let status = Command::new("kill")
+            .args([format!("-{name}"), child.id().to_string()])
+            .status()
+            .map_err(|e| format!("running kill: {e}"))?;
+        status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("kill -{name} failed: {status}"))
+    }
+
+    /// Waits (wall time, the process needs it) up to `deadline` for the process to exit;
+    /// whether it exited successfully, or `None` when it still runs.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<bool> {
+        let child = self.child.as_mut()?;
+        let mut exit = None;
+        wait_blocking(deadline, || {
+            exit = child.try_wait().ok().flatten();
+            exit.is_some()
+        });
+        let success = exit?.success();
+        self.child = None;
+        Some(success)
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
     /// The last `bytes` of its log (for failure messages).
     pub fn log_tail(&self, bytes: usize) -> String {
         let text = std::fs::read(&self.log).unwrap_or_default();
@@ -175,20 +214,12 @@ impl Drop for Daemon {
     }
 }
 
-/// Polls `GET /ready` on `port` until it answers 200 or `deadline` passes.
+/// Polls `GET /ready` on `127.0.0.1:{port}` until it answers 200 (`true`) or `deadline`
+/// passes (`false`). The daemon is a real process, so this polls on wall time.
 pub async fn wait_ready(port: u16, deadline: Duration) -> bool {
-    crate::mesh::eventually(deadline, || async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-            return false;
-        };
-        let req = "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        if s.write_all(req.as_bytes()).await.is_err() {
-            return false;
-        }
-        let mut buf = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
-        buf.starts_with(b"HTTP/1.1 200")
+    crate::wait::within(deadline, || async move {
+        let answer = tokio::task::spawn_blocking(move || crate::http_get(port, "/ready")).await;
+        matches!(answer, Ok(Some((200, _))))
     })
     .await
 }

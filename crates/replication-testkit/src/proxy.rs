@@ -1,26 +1,36 @@
-//! A fault-injecting TCP proxy for one link (engine → peer Redis): pass, delay, blackhole,
-//! refuse, and cut (close every open connection), switchable at any moment by a test.
+//! A fault-injecting TCP proxy for one link (engine → peer Redis): pass, one-way latency,
+//! blackhole, refuse, and cut (close every open connection), switchable at any moment.
+//! The tests' mesh harness puts one on every link; the benchmarks use it for WAN latency.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// What the link does to traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkMode {
     /// Forward everything.
     Pass,
-    /// Forward each chunk after this delay.
+    /// One-way latency in each direction: bytes read at `t` are written at `t + d`. Bytes
+    /// keep flowing meanwhile (a long pipe, not a slow one), so a round trip costs `2d`
+    /// however many requests are in flight, as on a WAN link.
     Delay(Duration),
     /// Accept connections and bytes but forward nothing (a partition that times out).
     Blackhole,
     /// Refuse new connections (close them at once); open ones keep working.
     Refuse,
 }
+
+/// Chunks in flight per direction before the reading side waits: with 64 KB chunks,
+/// up to 16 MB on the wire per direction, more than any bandwidth-delay product the
+/// benchmarks need, still bounded.
+const CHUNKS_IN_FLIGHT: usize = 256;
 
 /// A running proxy from a loopback port to `upstream`.
 pub struct FaultProxy {
@@ -33,9 +43,15 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts forwarding from a free loopback port to `upstream`.
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+        Self::start_with(upstream, LinkMode::Pass).await
+    }
+
+    /// Starts forwarding to `upstream` in `mode` from the first byte (a WAN link exists
+    /// before anyone connects through it).
+    pub async fn start_with(upstream: SocketAddr, mode: LinkMode) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let (mode, mode_rx) = watch::channel(LinkMode::Pass);
+        let (mode, mode_rx) = watch::channel(mode);
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let conns = connections.clone();
         let accept_task = tokio::spawn(async move {
@@ -123,24 +139,45 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Copies bytes one way, applying the link mode to each chunk.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut mode: watch::Receiver<LinkMode>,
-) {
+/// Copies bytes one way. A reading half stamps each chunk with the time it arrived and
+/// hands it on; the writing half holds it until the link mode lets it go (its latency
+/// after the stamp, or the end of a blackhole), so latency does not serialise chunks.
+async fn pump(from: OwnedReadHalf, to: OwnedWriteHalf, mode: watch::Receiver<LinkMode>) {
+    let (chunks, chunks_rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    // Both halves run to their end: what was read before the end of the input is still
+    // delivered, and a failed write ends the reading half at its next chunk.
+    tokio::join!(read_side(from, chunks), write_side(chunks_rx, to, mode));
+}
+
+async fn read_side(mut from: OwnedReadHalf, chunks: mpsc::Sender<(Instant, Vec<u8>)>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        if chunks
+            .send((Instant::now(), buf[..n].to_vec()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+async fn write_side(
+    mut chunks: mpsc::Receiver<(Instant, Vec<u8>)>,
+    mut to: OwnedWriteHalf,
+    mut mode: watch::Receiver<LinkMode>,
+) {
+    while let Some((read_at, chunk)) = chunks.recv().await {
         loop {
             let current = *mode.borrow_and_update();
             match current {
                 LinkMode::Pass | LinkMode::Refuse => break,
                 LinkMode::Delay(d) => {
-                    tokio::time::sleep(d).await;
+                    tokio::time::sleep_until(read_at + d).await;
                     break;
                 }
                 // Hold the bytes until the link heals (or the connection is cut).
@@ -151,7 +188,7 @@ async fn pump(
                 }
             }
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+        if to.write_all(&chunk).await.is_err() {
             return;
         }
     }
@@ -159,6 +196,7 @@ async fn pump(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
     use super::*;
 
     async fn echo_server() -> SocketAddr {
@@ -226,5 +264,35 @@ mod tests {
             round_trip(&mut fresh, b"again").await.as_deref(),
             Some(&b"again"[..])
         );
+    }
+
+    /// Latency applies in both directions (a round trip takes at least twice the one-way
+    /// delay) and keeps every byte in order while many writes are in flight at once.
+    #[tokio::test]
+    async fn latency_delays_both_ways_and_keeps_pipelined_bytes_in_order() {
+        let one_way = Duration::from_millis(30);
+        let proxy = FaultProxy::start_with(echo_server().await, LinkMode::Delay(one_way))
+            .await
+            .unwrap();
+        let conn = TcpStream::connect(proxy.addr()).await.unwrap();
+        let (mut r, mut w) = conn.into_split();
+        let expected: Vec<u8> = (0..200u32).flat_map(|i| i.to_le_bytes()).collect();
+        let sent = expected.clone();
+        let started = Instant::now();
+        let writer = tokio::spawn(async move {
+            for chunk in sent.chunks(4) {
+                w.write_all(chunk).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            w
+        });
+        let mut got = vec![0u8; expected.len()];
+        r.read_exact(&mut got).await.unwrap();
+        assert!(
+            started.elapsed() >= one_way * 2,
+            "a round trip is 2 × one way"
+        );
+        assert_eq!(got, expected);
+        drop(writer.await.unwrap());
     }
 }

@@ -1,0 +1,261 @@
+//! Catch-up by concurrent id ranges against a real redis-server behind a latency proxy:
+//! stream order across ranges, poison entries skipped in place, the bound on ranges in
+//! flight, and trims during catch-up reported as gaps with the exact count.
+#![allow(clippy::unwrap_used)] // Tests and their helpers: a panic is the failure report.
+
+mod common;
+
+use async_trait::async_trait;
+use common::*;
+use fred::prelude::*;
+use fred::types::{ClusterHash, CustomCommand};
+use replication_core::merkle::Hash;
+use replication_core::{
+    CdcEncoder, CheckedRead, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
+    ReadRequest, StreamId, StreamInfo, Tombstone,
+};
+use replication_peer::{StreamTailer, TailEvent, TailOptions, TailStart};
+use replication_testkit::{FaultProxy, LinkMode, RedisServer};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A real peer whose range reads are counted: how many, and how many at once.
+struct Observed {
+    inner: Arc<replication_peer::RedisPeer>,
+    ranges: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
+#[async_trait]
+impl PeerBackend for Observed {
+    fn node_id(&self) -> &str {
+        self.inner.node_id()
+    }
+    fn connection(&self) -> ConnectionStatus {
+        self.inner.connection()
+    }
+    async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {
+        self.inner.read_stream(request).await
+    }
+    async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError> {
+        self.inner.stream_info().await
+    }
+    async fn read_stream_checked(
+        &self,
+        after: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        self.inner.read_stream_checked(after, count).await
+    }
+    async fn read_range_checked(
+        &self,
+        after: StreamId,
+        until: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        self.ranges.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        // Counted down even when the read is aborted.
+        struct Done<'a>(&'a AtomicUsize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&self.in_flight);
+        self.inner.read_range_checked(after, until, count).await
+    }
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.inner.get_merkle_root().await
+    }
+    async fn merkle_children(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
+        self.inner.merkle_children(paths).await
+    }
+    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
+        self.inner.read_items(keys).await
+    }
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
+        self.inner.read_tombstones(keys).await
+    }
+    async fn ping(&self) -> Result<Duration, PeerError> {
+        self.inner.ping().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+/// `n` entries with explicit ids spread over time (five per millisecond, as a busy
+/// writer's would be); every `poison_every`-th entry from the first (if any; a multiple of
+/// 3, so a put) carries a wrong hash.
+async fn backlog(client: &Client, n: usize, poison_every: Option<usize>) -> Vec<StreamId> {
+    let events = mixed_events(n);
+    let mut encoder = CdcEncoder::new();
+    let mut ids = Vec::with_capacity(n);
+    for (chunk_start, chunk) in (0..n).step_by(500).zip(events.chunks(500)) {
+        let pipeline = client.pipeline();
+        for (offset, event) in chunk.iter().enumerate() {
+            let i = chunk_start + offset;
+            let id = StreamId::new(1_000 + (i / 5) as u64, (i % 5) as u64);
+            let mut fields = encoder.encode(event);
+            if poison_every.is_some_and(|every| i % every == 0) {
+                fields[2].1 = "0".repeat(64).into_bytes();
+            }
+            let mut args: Vec<Value> = vec!["cdc".into(), id.to_string().into()];
+            for (name, value) in fields {
+                args.push(name.into());
+                args.push(Value::Bytes(value.into()));
+            }
+            let _: () = pipeline
+                .custom(
+                    CustomCommand::new_static("XADD", ClusterHash::FirstKey, false),
+                    args,
+                )
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        let _: Vec<Value> = pipeline.all().await.unwrap();
+    }
+    ids
+}
+
+async fn observed_peer(server: &RedisServer, one_way: Duration) -> (FaultProxy, Arc<Observed>) {
+    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(one_way))
+        .await
+        .unwrap();
+    let inner = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let peer = Arc::new(Observed {
+        inner,
+        ranges: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        most_in_flight: AtomicUsize::new(0),
+    });
+    (proxy, peer)
+}
+
+fn options(ranges: usize) -> TailOptions {
+    TailOptions {
+        batch_size: 100,
+        max_batch_size: 100,
+        catch_up_ranges: ranges,
+        ..TailOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_ranges_hand_on_the_backlog_in_stream_order_with_poison_skipped() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let ids = backlog(&client, 6_000, Some(999)).await;
+    let (_proxy, peer) = observed_peer(&server, Duration::from_millis(10)).await;
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(4),
+    );
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= 6_000).await;
+    assert_eq!(record_ids(&got), ids, "every entry once, in stream order");
+    let rejected: Vec<StreamId> = got
+        .iter()
+        .flat_map(|e| match e {
+            TailEvent::Batch(b) => b
+                .records
+                .iter()
+                .filter(|(_, r)| r.is_err())
+                .map(|(id, _)| *id)
+                .collect::<Vec<_>>(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    let poisoned: Vec<StreamId> = (0..6_000).step_by(999).map(|i| ids[i]).collect();
+    assert_eq!(rejected, poisoned, "poison entries rejected in place");
+    assert_eq!(handle.position().after, ids[5_999]);
+    assert_eq!(handle.position().entries_added, Some(6_000));
+    assert!(
+        peer.ranges.load(Ordering::SeqCst) > 10,
+        "caught up by ranges"
+    );
+    let most = peer.most_in_flight.load(Ordering::SeqCst);
+    assert!(most >= 2, "ranges were read concurrently ({most})");
+    assert!(
+        most <= 4,
+        "never more than catch_up_ranges in flight ({most})"
+    );
+    // Caught up: new writes come through the one blocking read as before.
+    let more = write_events(&client, "cdc", &mixed_events(3)).await;
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= 3).await;
+    assert_eq!(record_ids(&got), more);
+}
+
+#[tokio::test]
+async fn one_range_at_a_time_is_the_bound_when_so_configured() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let ids = backlog(&client, 2_000, None).await;
+    let (_proxy, peer) = observed_peer(&server, Duration::from_millis(5)).await;
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(1),
+    );
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= 2_000).await;
+    assert_eq!(record_ids(&got), ids);
+    assert!(peer.ranges.load(Ordering::SeqCst) > 0);
+    assert_eq!(peer.most_in_flight.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_trim_during_catch_up_is_a_gap_with_the_exact_count() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let n = 10_000;
+    let ids = backlog(&client, n, None).await;
+    let (_proxy, peer) = observed_peer(&server, Duration::from_millis(5)).await;
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(4),
+    );
+    // Take part of the backlog, then stop taking: the tailer holds ranges already read
+    // and waits. Trim most of what it has not handed on yet.
+    let mut got = collect_until(&mut handle, |ev| record_count(ev) >= 1_500).await;
+    assert!(peer.ranges.load(Ordering::SeqCst) > 0, "in catch-up");
+    raw(
+        &client,
+        "XTRIM",
+        vec!["cdc".into(), "MAXLEN".into(), "3000".into()],
+    )
+    .await;
+    got.extend(collect_until(&mut handle, |ev| record_ids(ev).last() == Some(&ids[n - 1])).await);
+    let delivered = record_ids(&got);
+    assert!(
+        delivered.windows(2).all(|w| w[0] < w[1]),
+        "in order, no duplicates"
+    );
+    assert!(delivered.iter().all(|id| ids.binary_search(id).is_ok()));
+    let lost: Vec<u64> = got
+        .iter()
+        .filter_map(|e| match e {
+            TailEvent::Gap(gap) => Some(match gap.kind {
+                replication_peer::GapKind::Trimmed { lost } => lost.unwrap(),
+                other => panic!("{other:?}"),
+            }),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost.len(), 1, "one gap: {lost:?}");
+    assert_eq!(
+        delivered.len() as u64 + lost[0],
+        n as u64,
+        "every entry delivered or counted lost"
+    );
+    // Everything that survived the trim is delivered.
+    assert!(delivered.ends_with(&ids[n - 3_000..]));
+}
