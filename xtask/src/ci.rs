@@ -25,7 +25,7 @@ pub(crate) fn test(extra: &[String]) -> Result<()> {
 }
 
 /// Formatting, lints, docs, then the tests (the architecture checks are tests of their own,
-/// in `tests/tests/tidy.rs`), and the benchmarks' smoke runs.
+/// in `tests/tests/tidy.rs`), the simulation's seed budget, and the benchmarks' smoke runs.
 pub(crate) fn ci() -> Result<()> {
     run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
     // Before clippy: a broken co-link fails every later build with cargo's own, less
@@ -44,6 +44,8 @@ pub(crate) fn ci() -> Result<()> {
     ]))?;
     run(cargo(&["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     test(&[])?;
+    // A fixed budget of simulation seeds (the soak runs as many as time allows).
+    crate::sim::ci_budget()?;
     // Benchmarks built in test mode run a few iterations and check their results, so a
     // benchmark cannot rot unnoticed.
     run(&mut cargo(&[

@@ -6,7 +6,8 @@
 //! call, which answers each failure with [`Next`]; the runners ([`RetryPolicy::retry`],
 //! [`RetryPolicy::retry_blocking`]) take the sleep from their caller, so tokio's paused time,
 //! an engine's drain deadline or a blocking thread can drive them alike. The jitter source
-//! is a [`Jitter`], so that a simulator can seed it ([`SeededJitter::new`]).
+//! is a [`Jitter`], so that a simulator can seed it ([`SeededJitter::new`]), or seed every
+//! default policy created on its thread at once ([`seed_jitter`]).
 
 use crate::Retriable;
 use std::fmt;
@@ -37,24 +38,56 @@ impl SeededJitter {
     }
 
     /// A generator seeded from the standard library's per-process random keys, so that
-    /// processes (and policies) retrying together spread out.
+    /// processes (and policies) retrying together spread out. On a thread seeded with
+    /// [`seed_jitter`] the seed comes from that thread's sequence instead, so that a
+    /// deterministic simulation on one thread replays every default policy's delays.
     pub fn from_entropy() -> Self {
+        if let Some(seed) = next_thread_seed() {
+            return Self::new(seed);
+        }
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u8(0);
         Self::new(hasher.finish())
     }
 }
 
+/// Seeds this thread: from now on every [`SeededJitter::from_entropy`] on it (and so every
+/// [`RetryPolicy::new`]) takes its seed from one sequence fixed by `seed`. A run confined to
+/// one thread (a current-thread runtime) that creates its policies in the same order then
+/// draws the same jitter; other threads keep entropy.
+pub fn seed_jitter(seed: u64) {
+    THREAD_SEED.with(|state| state.set(Some(seed)));
+}
+
+thread_local! {
+    /// The state of this thread's seed sequence, once [`seed_jitter`] has set it.
+    static THREAD_SEED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The next seed of this thread's sequence, if it was seeded.
+fn next_thread_seed() -> Option<u64> {
+    THREAD_SEED.with(|state| {
+        let current = state.get()?;
+        let (next, output) = splitmix64(current);
+        state.set(Some(next));
+        Some(output)
+    })
+}
+
+/// One step of SplitMix64: the next state and its output.
+fn splitmix64(state: u64) -> (u64, u64) {
+    let state = state.wrapping_add(GAMMA);
+    let mut z = state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (state, z ^ (z >> 31))
+}
+
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 impl Jitter for SeededJitter {
     fn sample(&self) -> f64 {
-        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut z = self
-            .state
-            .fetch_add(GAMMA, Ordering::Relaxed)
-            .wrapping_add(GAMMA);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let (_, z) = splitmix64(self.state.fetch_add(GAMMA, Ordering::Relaxed));
         // The top 53 bits as a fraction in [0, 1).
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
@@ -336,6 +369,28 @@ mod tests {
         assert!((0..1000)
             .map(|_| jitter.sample())
             .all(|j| (0.0..=1.0).contains(&j)));
+    }
+
+    #[test]
+    fn a_seeded_thread_replays_the_default_policies_jitter() {
+        let delays = || {
+            let policy = RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(10));
+            let mut b = policy.backoff();
+            (0..8).map(|_| b.next_delay().unwrap()).collect::<Vec<_>>()
+        };
+        // On a fresh thread: unseeded, so no other test's seeding can leak in.
+        std::thread::spawn(move || {
+            seed_jitter(7);
+            let first = (delays(), delays());
+            seed_jitter(7);
+            let again = (delays(), delays());
+            assert_eq!(first, again);
+            assert_ne!(first.0, first.1, "each policy gets its own seed");
+            seed_jitter(8);
+            assert_ne!(delays(), first.0);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub mod wire_keys;
 #[cfg(test)]
 mod test_fixtures;
 
-pub use backoff::{Backoff, Jitter, Next, NoJitter, RetryError, RetryPolicy, SeededJitter};
+pub use backoff::{
+    seed_jitter, Backoff, Jitter, Next, NoJitter, RetryError, RetryPolicy, SeededJitter,
+};
 pub use cdc::{CdcDecodeError, CdcDecoder, CdcEncoder, CdcEvent, DecodeLimits, RejectReason};
 pub use config::{
     ColdPathSettings, ConfigError, CursorConfig, HotPathSettings, LimitSettings, PeerConfig,

@@ -10,7 +10,6 @@
 //! An operator's request runs a cycle at once even when periodic repair is disabled or the
 //! tailer is behind; while the peer is paused, no cycle runs at all.
 
-use crate::clock::now_ms;
 use crate::controls::PeerControls;
 use crate::guarded_store::GuardedStore;
 use crate::health::{RepairHealth, RepairTrigger};
@@ -100,7 +99,7 @@ impl<S: SyncEngineRef> ColdPath<S> {
                 self.metrics.repair("skipped").increment(1);
                 continue;
             }
-            let started_ms = now_ms();
+            let started_ms = self.shared.clock.now_ms();
             let repair_settings = RepairSettings::from(cold);
             let target = GuardedStore::new(&*self.shared.store, &self.shared.circuit);
             let source = PeerSource(&*self.peer);
@@ -140,7 +139,12 @@ impl<S: SyncEngineRef> ColdPath<S> {
                     }
                     let completed = report.in_sync || report.completed;
                     self.status.set_repair(
-                        RepairHealth::finished(&report, trigger, started_ms, now_ms()),
+                        RepairHealth::finished(
+                            &report,
+                            trigger,
+                            started_ms,
+                            self.shared.clock.now_ms(),
+                        ),
                         completed.then_some(started_ms),
                     );
                     if completed {
@@ -154,7 +158,12 @@ impl<S: SyncEngineRef> ColdPath<S> {
                     self.metrics.repair("failed").increment(1);
                     tracing::warn!(peer = %self.peer.node_id(), error = %error, "repair cycle failed; nothing was changed locally");
                     self.status.set_repair(
-                        RepairHealth::failed(error.to_string(), trigger, started_ms, now_ms()),
+                        RepairHealth::failed(
+                            error.to_string(),
+                            trigger,
+                            started_ms,
+                            self.shared.clock.now_ms(),
+                        ),
                         None,
                     );
                     // Cycles are periodic whatever failed: the policy spaces them out
@@ -175,9 +184,11 @@ impl<S: SyncEngineRef> ColdPath<S> {
             return;
         };
         let synced = manager.synced_since_all();
-        let Some(horizon) =
-            replication_merkle::gc_horizon(now_ms(), settings.tombstones.retention, &synced)
-        else {
+        let Some(horizon) = replication_merkle::gc_horizon(
+            self.shared.clock.now_ms(),
+            settings.tombstones.retention,
+            &synced,
+        ) else {
             return;
         };
         match self.shared.store.purge_tombstones(horizon).await {

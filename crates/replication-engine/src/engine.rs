@@ -1,6 +1,7 @@
 //! `ReplicationEngine`: lifecycle, wiring and health of the whole engine.
 
 use crate::circuit::SyncEngineCircuit;
+use crate::clock::WallClock;
 use crate::connector::{PeerConnector, RedisConnector};
 use crate::error::{EngineError, Result};
 use crate::health::{HealthCheck, PeerHistory};
@@ -28,6 +29,7 @@ pub struct ReplicationEngine<S: SyncEngineRef = NoOpSyncEngine> {
     peer_manager: Arc<PeerManager>,
     cursor_store: Option<Arc<dyn CursorStore>>,
     connector: Arc<dyn PeerConnector>,
+    clock: WallClock,
     running: Option<Running<S>>,
 }
 
@@ -46,6 +48,7 @@ pub struct EngineBuilder<S: SyncEngineRef = NoOpSyncEngine> {
     sync_engine: Arc<S>,
     cursor_store: Option<Arc<dyn CursorStore>>,
     connector: Arc<dyn PeerConnector>,
+    clock: WallClock,
 }
 
 impl EngineBuilder<NoOpSyncEngine> {
@@ -59,6 +62,7 @@ impl EngineBuilder<NoOpSyncEngine> {
             sync_engine: Arc::new(NoOpSyncEngine),
             cursor_store: None,
             connector: Arc::new(RedisConnector),
+            clock: WallClock::default(),
         }
     }
 }
@@ -72,6 +76,7 @@ impl<S: SyncEngineRef> EngineBuilder<S> {
             sync_engine,
             cursor_store: self.cursor_store,
             connector: self.connector,
+            clock: self.clock,
         }
     }
 
@@ -84,6 +89,14 @@ impl<S: SyncEngineRef> EngineBuilder<S> {
     /// How peer backends are made (default: Redis).
     pub fn peer_connector(mut self, connector: Arc<dyn PeerConnector>) -> Self {
         self.connector = connector;
+        self
+    }
+
+    /// The wall clock (ms since the epoch) to read instead of the system's, e.g. a
+    /// simulation's virtual one. It must be the clock the local store records its
+    /// tombstones by: collection compares the two (docs/PROTOCOL.md, "Collection").
+    pub fn wall_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = WallClock::new(Arc::new(clock));
         self
     }
 
@@ -100,6 +113,7 @@ impl<S: SyncEngineRef> EngineBuilder<S> {
             peer_manager: Arc::new(PeerManager::default()),
             cursor_store: self.cursor_store,
             connector: self.connector,
+            clock: self.clock,
             running: None,
         }
     }
@@ -223,6 +237,7 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
             self.sync_engine.clone(),
             (*self.circuit).clone(),
             cursors,
+            self.clock.clone(),
             settings_rx,
         ));
         let lifecycle = Arc::new(Lifecycle {
@@ -346,6 +361,19 @@ impl<S: SyncEngineRef> ReplicationEngine<S> {
     /// first; taken every `SAMPLE_EVERY` while the engine runs.
     pub fn history(&self) -> Vec<PeerHistory> {
         self.peer_manager.history()
+    }
+}
+
+impl<S: SyncEngineRef> Drop for ReplicationEngine<S> {
+    /// Dropping a running engine without `shutdown` ends its tasks at once, as the end of
+    /// the process would: nothing is drained, no cursor is flushed. Without this its tasks
+    /// would go on replicating with no owner to stop them.
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.reload_task.abort();
+            running.sampler_task.abort();
+            running.lifecycle.abort_all();
+        }
     }
 }
 

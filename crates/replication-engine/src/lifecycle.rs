@@ -155,13 +155,22 @@ impl<S: SyncEngineRef> Lifecycle<S> {
             peer_id: node_id.to_owned(),
             stream_id: StreamId::ZERO,
             entries_added: Some(0),
-            updated_at_ms: crate::clock::now_ms(),
+            updated_at_ms: self.shared.clock.now_ms(),
         };
         if let Err(e) = self.shared.cursors.set(cursor).await {
             // The old cursor stays: the tailer then finds the new stream recreated or
             // behind it, or reads from there; the repair cycle a gap triggers covers it.
             tracing::error!(peer = %node_id, error = %e, "cannot reset the cursor of a peer that names another stream");
             metrics::counter!(crate::metrics::CURSOR_FLUSH_ERRORS).increment(1);
+        }
+    }
+
+    /// Ends every peer's tasks at once, draining nothing (the engine was dropped).
+    pub(crate) fn abort_all(&self) {
+        for slot in self.manager.take_all() {
+            for task in slot.running.into_iter().flat_map(|running| running.tasks) {
+                task.abort();
+            }
         }
     }
 

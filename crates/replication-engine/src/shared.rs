@@ -1,7 +1,8 @@
-//! What every task of a running engine shares: the store, its circuit, the cursor store
-//! and the live settings.
+//! What every task of a running engine shares: the store, its circuit, the cursor store,
+//! the wall clock and the live settings.
 
 use crate::circuit::SyncEngineCircuit;
+use crate::clock::WallClock;
 use replication_core::{CursorStore, Settings};
 use replication_peer::TailOptions;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ pub(crate) struct Shared<S> {
     pub(crate) store: Arc<S>,
     pub(crate) circuit: SyncEngineCircuit,
     pub(crate) cursors: Arc<dyn CursorStore>,
+    pub(crate) clock: WallClock,
     settings: watch::Receiver<Arc<Settings>>,
 }
 
@@ -20,12 +22,14 @@ impl<S> Shared<S> {
         store: Arc<S>,
         circuit: SyncEngineCircuit,
         cursors: Arc<dyn CursorStore>,
+        clock: WallClock,
         settings: watch::Receiver<Arc<Settings>>,
     ) -> Self {
         Self {
             store,
             circuit,
             cursors,
+            clock,
             settings,
         }
     }

@@ -62,7 +62,10 @@ impl Stop {
 
     /// Sleeps for `duration` unless stopped first; returns false when stopped.
     pub(crate) async fn sleep(&mut self, duration: std::time::Duration) -> bool {
+        // Biased (here and below): the outcome when both are ready must not depend on a
+        // coin toss, so that a seeded run replays exactly.
         tokio::select! {
+            biased;
             _ = tokio::time::sleep(duration) => !self.is_stopped(),
             _ = self.stopped() => false,
         }
@@ -74,6 +77,7 @@ impl Stop {
     pub(crate) async fn sleep_in_flight(&mut self, duration: std::time::Duration) -> bool {
         let wake = Instant::now() + duration;
         let until = tokio::select! {
+            biased;
             _ = tokio::time::sleep_until(wake) => {
                 return self.drain_until().is_none_or(|until| wake <= until);
             }

@@ -3,7 +3,8 @@
 //! replica ([`SentinelSet`]) or as a Redis Cluster ([`RedisCluster`]); plus in-memory
 //! implementations of the core traits for algorithm tests that need no network, and
 //! [`MinimalStore`], a store with only the required `SyncEngineRef` methods, and
-//! [`MemoryMesh`], a peer connector over in-memory stores. Around them, one home for
+//! [`MemoryMesh`], a peer connector over in-memory stores, and [`CrashCursorStore`],
+//! cursors that a simulated crash loses unless flushed. Around them, one home for
 //! what tests repeat: [`free_port`], waiting on a condition instead of sleeping
 //! ([`eventually`] and its kin), the `replicationd` process harness ([`Daemon`]), a
 //! plain [`http_get`], [`FaultProxy`] (a TCP proxy that injects faults and WAN latency
@@ -11,6 +12,7 @@
 //! [`resp`], the one hand-written RESP client tests (and xtask's demo) probe Redis with.
 
 mod cluster;
+mod crash_cursors;
 mod daemon;
 mod http;
 mod lazy_tree;
@@ -28,6 +30,7 @@ mod store_clock;
 mod wait;
 
 pub use cluster::RedisCluster;
+pub use crash_cursors::CrashCursorStore;
 pub use daemon::{replicationd_binary, wait_ready, Daemon};
 pub use http::{http_get, http_get_at};
 pub use memory_mesh::MemoryMesh;

@@ -24,7 +24,7 @@ mod tests;
 
 use replication_core::merkle::{validate_object_id, Hash};
 use replication_core::{
-    CdcEvent, Change, LocalState, StreamId, SyncEngineRef, SyncError, SyncItem, Tombstone,
+    CdcEvent, Change, LocalState, Stamp, StreamId, SyncEngineRef, SyncError, SyncItem, Tombstone,
 };
 use state::{Outcome, StoreState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -112,6 +112,8 @@ impl MemoryStore {
             like_sync_engine: false,
             refused: BTreeSet::new(),
             version_floor: 0,
+            highest: HashMap::new(),
+            failed_writes: None,
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
         };
@@ -236,6 +238,12 @@ impl MemoryStore {
         self.lock().tree.children_of(path)
     }
 
+    /// The greatest stamp `key` has ever held here, item or tombstone, even one collected
+    /// or replaced since: every write the store applied to the key is at or below it.
+    pub fn highest_held(&self, key: &str) -> Option<Stamp> {
+        self.lock().highest.get(key).cloned()
+    }
+
     /// The version floor: the highest version of a tombstone collected so far.
     pub fn version_floor(&self) -> u64 {
         self.lock().version_floor
@@ -286,8 +294,12 @@ impl SyncEngineRef for MemoryStore {
         {
             let mut state = self.lock();
             state.counters.submits += 1;
-            state.check(true)?;
-            state.apply(Change::Put(item))?;
+            let change = Change::Put(item);
+            if let Err(e) = state.check(true) {
+                state.note_failed(std::iter::once(&change));
+                return Err(e);
+            }
+            state.apply(change)?;
         }
         self.reply().await;
         Ok(())
@@ -367,7 +379,10 @@ impl SyncEngineRef for MemoryStore {
         {
             let mut state = self.lock();
             state.counters.applied_batches += 1;
-            state.check(true)?;
+            if let Err(e) = state.check(true) {
+                state.note_failed(changes.iter());
+                return Err(e);
+            }
             // Validate the whole batch first so that a rejected batch changes nothing.
             for change in &changes {
                 state.admit(change.key())?;

@@ -414,7 +414,7 @@ impl<S: SyncEngineRef> HotPath<S> {
             peer_id: self.peer.node_id().to_owned(),
             stream_id,
             entries_added,
-            updated_at_ms: crate::clock::now_ms(),
+            updated_at_ms: self.shared.clock.now_ms(),
         };
         if let Err(e) = self.shared.cursors.set(cursor).await {
             tracing::error!(peer = %self.peer.node_id(), error = %e, "cannot record the cursor");

@@ -8,7 +8,8 @@ use crate::store_clock::Clock;
 use crate::StoreCounters;
 use replication_core::merkle::{leaf_hash, validate_object_id, Hash};
 use replication_core::{
-    content_hash, incoming_wins, CdcEvent, Change, LocalState, SyncError, SyncItem, Tombstone,
+    content_hash, incoming_wins, CdcEvent, Change, LocalState, Stamp, SyncError, SyncItem,
+    Tombstone,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -42,6 +43,11 @@ pub(super) struct StoreState {
     /// Every local write's version is above it: the highest version of a collected
     /// tombstone (docs/PROTOCOL.md "Versions never go backwards").
     pub(super) version_floor: u64,
+    /// The greatest stamp each key has ever held (item or tombstone, collected or
+    /// replaced since): what the store has applied, for checks of causality.
+    pub(super) highest: HashMap<String, Stamp>,
+    /// Changes of replicated writes that failed by injection, while recording is on.
+    pub(super) failed_writes: Option<Vec<(String, Stamp)>>,
     pub(super) counters: StoreCounters,
     pub(super) stream: CdcLog,
 }
@@ -78,7 +84,28 @@ impl StoreState {
         Ok(())
     }
 
+    /// Notes the changes of a write that failed by injection (when recording).
+    pub(super) fn note_failed<'a>(&mut self, changes: impl Iterator<Item = &'a Change>) {
+        if let Some(failed) = &mut self.failed_writes {
+            failed.extend(changes.map(|change| match change {
+                Change::Put(item) => (item.key.clone(), item.stamp()),
+                Change::Delete { key, tombstone } => (key.clone(), tombstone.stamp()),
+            }));
+        }
+    }
+
+    fn raise_highest(&mut self, key: &str, stamp: Stamp) {
+        match self.highest.get_mut(key) {
+            Some(highest) if *highest >= stamp => {}
+            Some(highest) => *highest = stamp,
+            None => {
+                self.highest.insert(key.to_owned(), stamp);
+            }
+        }
+    }
+
     pub(super) fn store_item(&mut self, item: SyncItem) -> bool {
+        self.raise_highest(&item.key, item.stamp());
         let leaf = leaf_hash(&item.key, item.version, &content_hash(&item.content));
         self.tree.insert(&item.key, leaf);
         self.tombstones.remove(&item.key);
@@ -87,6 +114,7 @@ impl StoreState {
     }
 
     pub(super) fn store_tombstone(&mut self, key: &str, tombstone: Tombstone) -> bool {
+        self.raise_highest(key, tombstone.stamp());
         self.tree.remove(key);
         if !self.like_sync_engine {
             self.tombstones.insert(key.to_owned(), tombstone);

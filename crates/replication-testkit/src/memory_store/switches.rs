@@ -21,6 +21,27 @@ impl MemoryStore {
         self.lock().refused.insert(key.to_owned());
     }
 
+    /// Starts (`true`) or stops recording the changes of replicated writes (`submit`,
+    /// `apply_batch`) that fail by injection, for [`Self::take_failed_writes`].
+    pub fn set_recording_failed_writes(&self, recording: bool) {
+        self.lock().failed_writes = recording.then(Vec::new);
+    }
+
+    /// The key and stamp of every change whose write failed by injection since recording
+    /// started or since the last call.
+    pub fn take_failed_writes(&self) -> Vec<(String, replication_core::Stamp)> {
+        self.lock()
+            .failed_writes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Accepts replicated writes of `key` again (undoes [`Self::refuse_key`]).
+    pub fn allow_key(&self, key: &str) {
+        self.lock().refused.remove(key);
+    }
+
     /// Delays the reply of every replicated write by `latency` after the write is applied
     /// and visible, as a remote store's reply is still on the wire when its data is
     /// already readable (tokio time, so paused tests drive it).

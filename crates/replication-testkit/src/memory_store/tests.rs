@@ -114,6 +114,24 @@ async fn injected_failures_are_retriable_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn failed_writes_are_recorded_and_a_refused_key_can_be_allowed_again() {
+    let store = MemoryStore::new();
+    let item = SyncItem::new("k", vec![1], 1, 1);
+    store.set_failing_writes(true);
+    assert!(store.submit(item.clone()).await.is_err());
+    assert!(store.take_failed_writes().is_empty(), "not recording yet");
+    store.set_recording_failed_writes(true);
+    assert!(store.submit(item.clone()).await.is_err());
+    assert_eq!(store.take_failed_writes(), [("k".to_owned(), item.stamp())]);
+    store.set_failing_writes(false);
+    store.refuse_key("k");
+    assert!(!store.submit(item.clone()).await.unwrap_err().is_retriable());
+    store.allow_key("k");
+    store.submit(item.clone()).await.unwrap();
+    assert_eq!(store.highest_held("k"), Some(item.stamp()));
+}
+
+#[tokio::test]
 async fn rejects_items_whose_hash_does_not_match() {
     let store = MemoryStore::new();
     let mut item = SyncItem::new("k", b"abc".to_vec(), 1, 1);
@@ -132,6 +150,11 @@ async fn a_key_written_again_after_its_tombstone_was_collected_outranks_it() {
     let again = store.put_local("k", b"two".to_vec());
     assert!(again.stamp().beats(&tombstone.stamp()), "{again:?}");
     assert_eq!(store.put_local("other", b"x".to_vec()).version, 3);
+    assert_eq!(
+        store.highest_held("k"),
+        Some(again.stamp()),
+        "the highest stamp held outlives the collected tombstone it replaced"
+    );
 }
 
 #[tokio::test]
