@@ -80,11 +80,12 @@ async fn refused_writes_are_held_back_and_land_after(refuse: &[&[&str]], reset: 
             || recorded.counter(names::EVENTS_REJECTED, &[("reason", "store_refused")]) > 0
     })
     .await;
-    let health = engine.health_check().await;
-    assert!(
-        !health.sync_engine_accepting_writes || !health.ready,
-        "a store refusing writes is not ready: {health:?}"
-    );
+    // Backpressure follows the refusal once the store's probe or the circuit has seen it.
+    eventually_async("a store refusing writes is not ready", || async {
+        let health = engine.health_check().await;
+        !health.sync_engine_accepting_writes || !health.ready
+    })
+    .await;
     for args in reset {
         command(&local_redis, args);
     }
