@@ -194,32 +194,45 @@ async fn an_item_larger_than_the_whole_budget_is_read_alone() {
     converge_within_budget(&local, &remote, &peer, &PeerSource(&peer), &settings, 5000).await;
 }
 
-/// A peer that cannot tell its items' sizes (the trait's default).
-struct Unsized<'a>(PeerSource<'a>);
+/// A peer seen through a different answer to `item_sizes`: one that cannot tell its items'
+/// sizes (the trait's default), or one whose items are stored in a form `n` times their
+/// content (as a node store's byte arrays are), so that what travels is the stored form.
+struct Sizing<'a> {
+    peer: PeerSource<'a>,
+    stored_per_content_byte: Option<u64>,
+}
 
-impl TreeSource for Unsized<'_> {
+impl TreeSource for Sizing<'_> {
     type Error = PeerError;
 
     async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
-        self.0.get_merkle_root().await
+        self.peer.get_merkle_root().await
     }
 
     async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
-        self.0.children(paths).await
+        self.peer.children(paths).await
     }
 }
 
-impl RepairPeer for Unsized<'_> {
+impl RepairPeer for Sizing<'_> {
     fn node_id(&self) -> &str {
-        self.0.node_id()
+        self.peer.node_id()
     }
 
     async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
-        self.0.read_items(keys).await
+        self.peer.read_items(keys).await
     }
 
     async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
-        self.0.read_tombstones(keys).await
+        self.peer.read_tombstones(keys).await
+    }
+
+    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
+        let Some(factor) = self.stored_per_content_byte else {
+            return Ok(None);
+        };
+        let sizes = self.peer.item_sizes(keys).await?;
+        Ok(sizes.map(|sizes| sizes.into_iter().map(|s| s.map(|s| s * factor)).collect()))
     }
 }
 
@@ -234,43 +247,11 @@ async fn a_peer_that_cannot_size_its_items_is_read_one_item_at_a_time() {
         max_items_per_cycle: 1000,
         max_bytes_per_cycle: 2500,
     };
-    let unsized_peer = Unsized(PeerSource(&peer));
+    let unsized_peer = Sizing {
+        peer: PeerSource(&peer),
+        stored_per_content_byte: None,
+    };
     converge_within_budget(&local, &remote, &peer, &unsized_peer, &settings, 1000).await;
-}
-
-/// A peer whose items are stored in a form three times their content (as a node store's
-/// byte arrays are): what travels is the stored form.
-struct Inflated<'a>(PeerSource<'a>);
-
-impl TreeSource for Inflated<'_> {
-    type Error = PeerError;
-
-    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
-        self.0.get_merkle_root().await
-    }
-
-    async fn children(&self, paths: &[String]) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
-        self.0.children(paths).await
-    }
-}
-
-impl RepairPeer for Inflated<'_> {
-    fn node_id(&self) -> &str {
-        self.0.node_id()
-    }
-
-    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
-        self.0.read_items(keys).await
-    }
-
-    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
-        self.0.read_tombstones(keys).await
-    }
-
-    async fn item_sizes(&self, keys: &[String]) -> Result<Option<Vec<Option<u64>>>, PeerError> {
-        let sizes = self.0.item_sizes(keys).await?;
-        Ok(sizes.map(|sizes| sizes.into_iter().map(|s| s.map(|s| s * 3)).collect()))
-    }
 }
 
 #[tokio::test]
@@ -285,7 +266,10 @@ async fn the_budget_counts_the_stored_size_of_the_items_it_admits() {
         max_items_per_cycle: 1000,
         max_bytes_per_cycle: 7000,
     };
-    let inflated = Inflated(PeerSource(&peer));
+    let inflated = Sizing {
+        peer: PeerSource(&peer),
+        stored_per_content_byte: Some(3),
+    };
     let mut state = RepairState::new();
     loop {
         let report = repair_cycle_with(&LocalStore(&local), &inflated, &settings, &mut state)
