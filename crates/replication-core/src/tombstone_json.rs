@@ -34,6 +34,17 @@ pub fn encode_tombstone_json(tombstone: &Tombstone, recorded_at: i64) -> String 
     serde_json::to_string(&wire).expect("serialising three integers cannot fail")
 }
 
+/// `{"version":v,"deleted_at":ms}`: the stamp a DEL entry carries (no `recorded_at`: that
+/// time is the recording store's own).
+pub(crate) fn encode_delete_meta(tombstone: &Tombstone) -> String {
+    let wire = Wire {
+        version: tombstone.version,
+        deleted_at: tombstone.deleted_at,
+        recorded_at: None,
+    };
+    serde_json::to_string(&wire).expect("serialising two integers cannot fail")
+}
+
 /// Parses a tombstone value.
 pub fn decode_tombstone_json(bytes: &[u8]) -> Result<Tombstone, TombstoneJsonError> {
     decode_recorded_tombstone_json(bytes).map(|(tombstone, _)| tombstone)

@@ -749,7 +749,10 @@ async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
 
     // b's hot path gets a batch and hangs in the middle of it, then b is reloaded.
     hang.store(true, Ordering::SeqCst);
-    MemoryPeer::new("b", b.clone()).append_event(&CdcEvent::Delete { key: "x".into() });
+    MemoryPeer::new("b", b.clone()).append_event(&CdcEvent::Delete {
+        key: "x".into(),
+        stamp: None,
+    });
     eventually("b's batch is in flight", || hung.load(Ordering::SeqCst) > 0).await;
     let mut reloaded = cfg.clone();
     reloaded.peers[1].redis_url = "redis://user:secret@127.0.0.1:1".into();

@@ -50,6 +50,12 @@ async fn a_malformed_tombstone_at_the_peer_does_not_stall_its_stream() {
     for key in ["gone.bad", "gone.good"] {
         peer.put(key, b"v".to_vec()).await.unwrap();
         assert!(peer.delete_item(key).await.unwrap());
+        // Our store stamps its DEL entries, which need no tombstone; a bare one, as a
+        // sync-engine writer appends, sends the reader to the tombstones.
+        let reply = server
+            .command(&["XADD", "p:cdc", "*", "op", "DEL", "key", key])
+            .unwrap();
+        assert!(!reply.starts_with('-'), "{reply}");
     }
     // Something else wrote junk over one of the peer's tombstones.
     let reply = server

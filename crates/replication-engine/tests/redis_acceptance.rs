@@ -316,3 +316,35 @@ async fn a_failing_local_store_opens_the_circuit_and_recovers() {
     assert!(health.ready && health.healthy, "{health:?}");
     engine.shutdown().await;
 }
+
+/// The writer deleted `k`, collected the tombstone, and then got its older put back (its
+/// cold path copied it from a peer that had applied that put before reading the DEL). A
+/// reader getting to the DEL only now must still delete `k`: the entry carries the
+/// delete's stamp. With a bare DEL the reader found no tombstone, saw the writer holding
+/// `k` again, skipped the delete as superseded, and the deleted key came back.
+#[tokio::test]
+async fn a_stamped_delete_still_deletes_after_its_writer_collected_the_tombstone() {
+    use replication_engine::SyncEngineRef;
+    let server = RedisServer::start().unwrap();
+    let writer = node(&server, "p:").await;
+    let old = writer.put("k", b"older".to_vec()).await.unwrap();
+    assert!(writer.delete_item("k").await.unwrap());
+    assert_eq!(writer.purge_tombstones(i64::MAX).await.unwrap(), 1);
+    // Replicated writes append nothing to the stream: the reader still sees PUT then DEL.
+    writer.submit(old.clone()).await.unwrap();
+    assert_eq!(writer.get_item("k").await.unwrap(), Some(old.clone()));
+
+    let me = MemoryStore::new();
+    let mut cfg = config(vec![peer("p", server.url(), "p:")]);
+    // One entry a batch: the PUT is applied before the DEL is read, as in the race.
+    cfg.settings.hot_path.batch_size = 1;
+    cfg.settings.hot_path.max_batch_size = 1;
+    cfg.settings.cold_path.enabled = false;
+    let (mut engine, _tx) = engine(&me, cfg, None);
+    engine.start().await.unwrap();
+    eventually("the reader judges the DEL", || me.tombstone("k").is_some()).await;
+    assert_eq!(me.item("k"), None, "the deleted key came back");
+    let tombstone = me.tombstone("k").unwrap();
+    assert_eq!(tombstone.version, old.version + 1);
+    engine.shutdown().await;
+}

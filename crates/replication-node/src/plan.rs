@@ -7,7 +7,7 @@
 //! types it reads ([`Stored`], [`ItemMeta`]) live in `state`, shared with the reads.
 
 use crate::state::{ItemMeta, Stored};
-use replication_core::cdc::{encode_delete, CdcEncoder, EncodedEntry};
+use replication_core::cdc::{encode_stamped_delete, CdcEncoder, EncodedEntry};
 use replication_core::merkle::Hash;
 use replication_core::{Stamp, SyncItem, Tombstone};
 use std::collections::HashMap;
@@ -184,8 +184,10 @@ pub(crate) fn plan(
                         version: state.highest_version().max(floor).saturating_add(1),
                         deleted_at: now_ms.max(state.latest_time()),
                     };
+                    // The entry carries the stamp so that readers need not find the
+                    // tombstone, which may be collected before they read the entry.
+                    plan.cdc.push(encode_stamped_delete(key, &tombstone));
                     state.delete(tombstone);
-                    plan.cdc.push(encode_delete(key));
                     Outcome::Delete(true)
                 }
             },

@@ -184,7 +184,8 @@ async fn reads_a_sync_engine_node_as_it_left_its_redis() {
     assert_eq!(
         last,
         &replication_core::CdcEvent::Delete {
-            key: "uk.nhs.patient.3".into()
+            key: "uk.nhs.patient.3".into(),
+            stamp: None,
         }
     );
 }

@@ -152,7 +152,10 @@ async fn batches_count_wire_bytes_and_decompressed_content_bytes() {
             1,
             1,
         )),
-        CdcEvent::Delete { key: "k.2".into() },
+        CdcEvent::Delete {
+            key: "k.2".into(),
+            stamp: None,
+        },
     ];
     write_events(&client, "cdc", &events).await;
     let peer = connected_peer(&peer_config(&server.url(), "")).await;

@@ -20,7 +20,7 @@ impl Sim {
         };
         let mut found = Vec::new();
         let mut known = Vec::new();
-        // Keys whose outcome a documented limit or the open defect explains: their trees
+        // Keys whose outcome a documented limit explains: their trees
         // differ, so the roots are not compared either.
         let mut explained = false;
         for (key, why) in &self.model.causality {
@@ -105,25 +105,13 @@ impl Sim {
     }
 
     /// Why a wrong outcome at `key` is not a new defect, if it is not: one of its deletes
-    /// went without tombstone evidence, by a malformed tombstone (the documented
-    /// bare-delete rule, judged by wall clocks) or by its writer collecting it (the open
-    /// defect of docs/RELIABILITY.md, "Found by the simulator").
+    /// went without evidence, by a malformed tombstone read for a bare DEL (the documented
+    /// bare-delete rule, judged by wall clocks).
     fn excuse(&self, key: &str) -> Option<&'static str> {
-        let mut collected = false;
-        for delete in self.model.deletes_of(key) {
-            if delete.evidence_doubtful {
-                return Some("documented: a delete read without its malformed tombstone follows the bare-delete rule");
-            }
-            let kept = self.nodes[delete.node]
-                .store
-                .tombstone(key)
-                .map(|t| t.stamp());
-            collected |= kept.as_ref() != Some(&delete.stamp)
-                && self.nodes[delete.node].store.version_floor() >= delete.stamp.version;
-        }
-        collected.then_some(
-            "known defect: a delete's writer collected its tombstone while a peer still had writes of the key to read",
-        )
+        self.model
+            .deletes_of(key)
+            .any(|delete| delete.evidence_doubtful)
+            .then_some("documented: a delete read without its malformed tombstone follows the bare-delete rule")
     }
 
     /// No stall: once healed, every hot path has read its peer's stream to the end.

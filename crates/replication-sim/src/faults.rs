@@ -16,7 +16,8 @@ pub(crate) enum Reload {
 /// Malformed or oversized stream entries a hostile or buggy peer writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Hostile {
-    /// Fields present, values wrong (bad hash, truncated meta).
+    /// Fields present, values wrong (bad hash, truncated meta; a DEL's stamp that does not
+    /// parse).
     BadFields,
     /// Binary junk field names and values.
     Junk,

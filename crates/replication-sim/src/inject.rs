@@ -275,6 +275,14 @@ impl Sim {
                     field("data", b"x"),
                     field("meta", b"{\"version\":"),
                 ]);
+                // A delete of a workload key whose stamp does not parse: taken as a bare
+                // delete it would remove a write the model says must survive.
+                let key = self.scenario.keys[0].clone();
+                stream.append_raw(vec![
+                    field("op", b"DEL"),
+                    field("key", key.as_bytes()),
+                    field("meta", b"{\"version\":\"x\"}"),
+                ]);
             }
             Hostile::Junk => {
                 stream.append_raw(vec![field("\u{1}", &[0xff, 0x00, 0xfe])]);

@@ -43,8 +43,8 @@ pub struct SimReport {
     pub digest: u64,
     /// Every broken invariant, each naming keys, writes, nodes and times.
     pub violations: Vec<String>,
-    /// Outcomes of open engine defects (docs/RELIABILITY.md), which do not fail a seed.
-    pub known_defects: Vec<String>,
+    /// Wrong outcomes a documented limit explains (docs/RELIABILITY.md): they do not fail a seed.
+    pub explained: Vec<String>,
     /// Workload writes made.
     pub writes: usize,
     /// Faults injected, by kind.

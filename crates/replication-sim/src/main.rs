@@ -137,18 +137,18 @@ fn summarise(args: &Args, results: &[(u64, SimReport)], took: std::time::Duratio
         if !report.violations.is_empty() {
             failed.push(*seed);
         }
-        if !report.known_defects.is_empty() {
+        if !report.explained.is_empty() {
             known.push(*seed);
         }
         if args.trace {
-            for why in &report.known_defects {
+            for why in &report.explained {
                 println!("EXPLAINED {why}");
             }
         }
     }
     let faults: Vec<String> = faults.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!(
-        "{} seed(s) from {} in {:.1} s ({} jobs): {} failed, {} were explained by a documented limit or the open defect; {writes} writes, {:.0} s virtual; faults: {}",
+        "{} seed(s) from {} in {:.1} s ({} jobs): {} failed, {} were explained by a documented limit; {writes} writes, {:.0} s virtual; faults: {}",
         results.len(),
         args.from,
         took.as_secs_f64(),

@@ -99,6 +99,17 @@ pub(crate) fn peer_config(index: usize, generation: u64) -> PeerConfig {
     )
 }
 
+impl Scenario {
+    /// Whether node `i` writes bare DEL entries, as sync-engine does, so that readers take
+    /// deletes' stamps from its tombstones (and the malformed-tombstone fault bites): odd
+    /// nodes, in meshes that never collect tombstones within the run. A writer that keeps
+    /// and collects tombstones but writes bare DELs can bring a key back (a peer that has
+    /// not read the DEL yet finds no evidence once it is collected): docs/RELIABILITY.md.
+    pub(crate) fn bare_deletes(&self, i: usize) -> bool {
+        i % 2 == 1 && self.settings.tombstones.retention >= Duration::from_secs(24 * 3600)
+    }
+}
+
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }

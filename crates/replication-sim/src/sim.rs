@@ -62,9 +62,12 @@ impl Sim {
             .collect();
         let stores: Vec<MemoryStore> = clocks
             .iter()
-            .map(|clock| {
+            .enumerate()
+            .map(|(i, clock)| {
                 let clock = clock.clone();
-                MemoryStore::with_clock(move || clock())
+                let store = MemoryStore::with_clock(move || clock());
+                store.set_bare_deletes(scenario.bare_deletes(i));
+                store
             })
             .collect();
         let ids = (0..scenario.nodes).map(Scenario::node_id).collect();
@@ -227,7 +230,7 @@ impl Sim {
         SimReport {
             digest,
             violations: self.violations,
-            known_defects: self.known,
+            explained: self.known,
             writes: self.model.writes.len(),
             faults: self.faults_injected.into_iter().collect(),
             virtual_ms: self.world.now_ms(),

@@ -20,12 +20,12 @@ const REGRESSIONS: &[(u64, Option<usize>, &str)] = &[
         None,
         "a delete read without its malformed tombstone follows the bare rule",
     ),
+    (
+        89,
+        None,
+        "a tombstone collected while a peer still had an older put of its key to read brought the key back",
+    ),
 ];
-
-/// The open defect of docs/RELIABILITY.md ("Found by the simulator"): a tombstone
-/// collected while a peer still had older writes of its key to read. When it is fixed,
-/// this seed's outcome is no longer explained by it: move it to `REGRESSIONS`.
-const OPEN_DEFECT_SEED: u64 = 89;
 
 fn options(seed: u64, nodes: Option<usize>) -> SimOptions {
     SimOptions {
@@ -61,20 +61,6 @@ fn regression_seeds_pass() {
             replay_command(*seed, *nodes)
         );
     }
-}
-
-#[test]
-fn the_open_collection_defect_still_reproduces_and_is_told_apart() {
-    let report = run(&options(OPEN_DEFECT_SEED, None));
-    assert!(report.violations.is_empty(), "{:?}", report.violations);
-    assert!(
-        report
-            .known_defects
-            .iter()
-            .any(|why| why.contains("collected its tombstone")),
-        "seed {OPEN_DEFECT_SEED} no longer meets the open defect: {:?}",
-        report.known_defects
-    );
 }
 
 #[test]

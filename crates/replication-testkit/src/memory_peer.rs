@@ -448,7 +448,7 @@ mod tests {
     async fn local_writes_appear_on_the_stream_and_decode() {
         let peer = peer();
         let item = peer.store().put_local("a.b", b"hello".to_vec());
-        peer.store().delete_local("a.b");
+        let tombstone = peer.store().delete_local("a.b");
         let entries = peer
             .read_stream(ReadRequest {
                 after: StreamId::ZERO,
@@ -467,7 +467,14 @@ mod tests {
         let second = decoder
             .decode(entries[1].id, entries[1].fields.clone())
             .unwrap();
-        assert_eq!(second, CdcEvent::Delete { key: "a.b".into() });
+        // Our stores stamp their DEL entries.
+        assert_eq!(
+            second,
+            CdcEvent::Delete {
+                key: "a.b".into(),
+                stamp: tombstone
+            }
+        );
         // Reads are exclusive of the cursor and honour count.
         let after_first = peer
             .read_stream(ReadRequest {
@@ -541,7 +548,10 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        peer.append_event(&CdcEvent::Delete { key: "x".into() });
+        peer.append_event(&CdcEvent::Delete {
+            key: "x".into(),
+            stamp: None,
+        });
         assert_eq!(reader.await.unwrap().unwrap().len(), 1);
     }
 

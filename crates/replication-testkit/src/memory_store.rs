@@ -109,6 +109,7 @@ impl MemoryStore {
             reply_latency: Duration::ZERO,
             accepting_writes: true,
             echo_replicated_puts: false,
+            bare_deletes: false,
             like_sync_engine: false,
             refused: BTreeSet::new(),
             version_floor: 0,
@@ -157,8 +158,9 @@ impl MemoryStore {
 
     /// A local delete: leaves a tombstone with version = the item's version + 1 and
     /// `deleted_at` = now (none is kept when [`Self::set_like_sync_engine`] is on), and
-    /// appends a CDC DEL. Returns the tombstone, or `None` (and changes nothing) when the
-    /// key holds no item.
+    /// appends a CDC DEL carrying that stamp (a bare one like sync-engine's when
+    /// [`Self::set_bare_deletes`] or [`Self::set_like_sync_engine`] is on). Returns the
+    /// tombstone, or `None` (and changes nothing) when the key holds no item.
     pub fn delete_local(&self, key: &str) -> Option<Tombstone> {
         let mut state = self.lock();
         let version = state.items.get(key)?.version.max(state.version_floor);
@@ -168,10 +170,12 @@ impl MemoryStore {
             deleted_at: now,
         };
         state.store_tombstone(key, tombstone.clone());
+        let stamped = !state.bare_deletes && !state.like_sync_engine;
         state.stream.append_event(
             now,
             &CdcEvent::Delete {
                 key: key.to_owned(),
+                stamp: stamped.then(|| tombstone.clone()),
             },
         );
         drop(state);

@@ -5,6 +5,7 @@ use super::meta::MetaIn;
 use super::{field, CdcEvent};
 use crate::item::{content_hash, hash_to_hex, parse_hash_hex};
 use crate::merkle::ObjectIdProblem;
+use crate::tombstone_json::decode_tombstone_json;
 use crate::{ContentType, ObjectIdLimits, StreamId, SyncItem};
 use std::fmt;
 
@@ -244,8 +245,18 @@ impl CdcDecoder {
         }
         let op = op.as_ref();
         if op.eq_ignore_ascii_case(b"DEL") || op.eq_ignore_ascii_case(b"DELETE") {
+            // A stamp that does not parse is bad input like a PUT's bad meta: guessing it
+            // absent would judge the delete by weaker evidence than its writer gave.
+            let stamp = match raw.meta {
+                None => None,
+                Some(meta) => Some(
+                    decode_tombstone_json(meta.as_ref())
+                        .map_err(|e| reject(Some(key), RejectReason::InvalidMeta(e.reason)))?,
+                ),
+            };
             return Ok(CdcEvent::Delete {
                 key: key.to_owned(),
+                stamp,
             });
         }
         if !op.eq_ignore_ascii_case(b"PUT") {

@@ -3,7 +3,8 @@
 use super::compression::{is_zstd_frame, LEVEL, MIN_COMPRESS_LEN};
 use super::meta::MetaOut;
 use super::{field, CdcEvent};
-use crate::SyncItem;
+use crate::tombstone_json::encode_delete_meta;
+use crate::{SyncItem, Tombstone};
 use std::fmt;
 
 /// One entry ready for `XADD`: `(field, value)` pairs in wire order.
@@ -41,7 +42,11 @@ impl CdcEncoder {
     pub fn encode(&mut self, event: &CdcEvent) -> EncodedEntry {
         match event {
             CdcEvent::Put(item) => self.encode_put(item),
-            CdcEvent::Delete { key } => encode_delete(key),
+            CdcEvent::Delete {
+                key,
+                stamp: Some(stamp),
+            } => encode_stamped_delete(key, stamp),
+            CdcEvent::Delete { key, stamp: None } => encode_delete(key),
         }
     }
 
@@ -79,10 +84,19 @@ impl CdcEncoder {
     }
 }
 
-/// The fields of a DEL entry: only `op` and `key`, as sync-engine writes it.
+/// The fields of a bare DEL entry: only `op` and `key`, as sync-engine writes it.
 pub fn encode_delete(key: &str) -> EncodedEntry {
     vec![
         (field::OP, b"DEL".to_vec()),
         (field::KEY, key.as_bytes().to_vec()),
     ]
+}
+
+/// The fields of a stamped DEL entry, as our stores write it: `op key meta`, where `meta` is
+/// `{"version":v,"deleted_at":ms}`. Readers that know the field take the delete's stamp
+/// from the entry itself; readers that do not see a plain DEL.
+pub fn encode_stamped_delete(key: &str, stamp: &Tombstone) -> EncodedEntry {
+    let mut entry = encode_delete(key);
+    entry.push((field::META, encode_delete_meta(stamp).into_bytes()));
+    entry
 }

@@ -10,9 +10,9 @@ mod meta;
 
 pub use compression::{is_zstd_frame, ZSTD_MAGIC};
 pub use decode::{CdcDecodeError, CdcDecoder, DecodeLimits, RejectReason};
-pub use encode::{encode_delete, CdcEncoder, EncodedEntry};
+pub use encode::{encode_delete, encode_stamped_delete, CdcEncoder, EncodedEntry};
 
-use crate::SyncItem;
+use crate::{SyncItem, Tombstone};
 
 /// Field names of a CDC entry, in the order sync-engine writes them.
 pub mod field {
@@ -24,7 +24,8 @@ pub mod field {
     pub const HASH: &str = "hash";
     /// Content, zstd-compressed when worthwhile.
     pub const DATA: &str = "data";
-    /// JSON metadata: content type, version, updated_at, optional trace_parent.
+    /// JSON metadata: on a PUT content type, version, updated_at, optional trace_parent;
+    /// on a stamped DEL the delete's version and deleted_at.
     pub const META: &str = "meta";
 }
 
@@ -33,11 +34,15 @@ pub mod field {
 pub enum CdcEvent {
     /// The key now holds this item (content already decompressed and hash-verified).
     Put(SyncItem),
-    /// The key was deleted. The wire carries no version for deletes; see docs/PROTOCOL.md
-    /// for how the stamp of a delete is found.
+    /// The key was deleted.
     Delete {
         /// Object id.
         key: String,
+        /// The delete's stamp, when the writer put it on the entry (our stores do; a
+        /// sync-engine writer does not, and readers then look for the writer's tombstone,
+        /// docs/PROTOCOL.md). A stamped entry is its own evidence: it still says what was
+        /// deleted after the writer has collected its tombstone.
+        stamp: Option<Tombstone>,
     },
 }
 
@@ -46,7 +51,7 @@ impl CdcEvent {
     pub fn key(&self) -> &str {
         match self {
             CdcEvent::Put(item) => &item.key,
-            CdcEvent::Delete { key } => key,
+            CdcEvent::Delete { key, .. } => key,
         }
     }
 }

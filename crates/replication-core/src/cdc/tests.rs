@@ -61,7 +61,19 @@ proptest! {
         let decoded = CdcDecoder::default()
             .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
             .unwrap();
-        prop_assert_eq!(decoded, CdcEvent::Delete { key });
+        prop_assert_eq!(decoded, CdcEvent::Delete { key, stamp: None });
+    }
+
+    #[test]
+    fn stamped_delete_round_trips(key in "[^\\x00]{1,20}", version in any::<u64>(), deleted_at in any::<i64>()) {
+        let stamp = crate::Tombstone { version, deleted_at };
+        let event = CdcEvent::Delete { key, stamp: Some(stamp) };
+        let fields = CdcEncoder::new().encode(&event);
+        prop_assert_eq!(fields.len(), 3);
+        let decoded = CdcDecoder::default()
+            .decode(ID, fields.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
+            .unwrap();
+        prop_assert_eq!(decoded, event);
     }
 
     #[test]
@@ -77,11 +89,53 @@ proptest! {
 fn op_is_case_insensitive_and_delete_is_a_synonym() {
     for op in ["del", "DEL", "Delete", "DELETE"] {
         let event = decode(&[("op", op.into()), ("key", b"k".to_vec())]).unwrap();
-        assert_eq!(event, CdcEvent::Delete { key: "k".into() });
+        assert_eq!(
+            event,
+            CdcEvent::Delete {
+                key: "k".into(),
+                stamp: None
+            }
+        );
     }
     let mut fields = put_fields(b"x");
     replace(&mut fields, "op", b"pUt".to_vec());
     assert!(matches!(decode(&fields), Ok(CdcEvent::Put(_))));
+}
+
+#[test]
+fn a_stamped_delete_is_written_in_the_documented_form() {
+    let stamp = crate::Tombstone {
+        version: 7,
+        deleted_at: 1_700_000_000_000,
+    };
+    let fields = encode::encode_stamped_delete("a.b", &stamp);
+    let names: Vec<_> = fields.iter().map(|(k, _)| *k).collect();
+    assert_eq!(names, ["op", "key", "meta"]);
+    assert_eq!(
+        fields[2].1,
+        br#"{"version":7,"deleted_at":1700000000000}"#.to_vec()
+    );
+}
+
+#[test]
+fn a_delete_whose_stamp_does_not_parse_is_bad_input_naming_it() {
+    for meta in [
+        &b"{"[..],
+        br#"{"version":"x","deleted_at":1}"#,
+        br#"{"deleted_at":1}"#,
+    ] {
+        let fields = [
+            ("op", b"DEL".to_vec()),
+            ("key", b"k".to_vec()),
+            ("meta", meta.to_vec()),
+        ];
+        let err = decode(&fields).unwrap_err();
+        assert!(
+            matches!(err.reason, RejectReason::InvalidMeta(_)),
+            "{meta:?}: {err:?}"
+        );
+        assert_eq!(err.key.as_deref(), Some("k"));
+    }
 }
 
 #[test]

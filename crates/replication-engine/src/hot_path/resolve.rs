@@ -26,10 +26,12 @@ pub(crate) struct KeyEvents {
 }
 
 impl KeyEvents {
-    fn has_delete(&self) -> bool {
+    /// Whether a delete of this key needs the writer's evidence: a stamped DEL carries its
+    /// own, a bare one (sync-engine's) does not.
+    fn has_bare_delete(&self) -> bool {
         self.events
             .iter()
-            .any(|(_, e)| matches!(e, CdcEvent::Delete { .. }))
+            .any(|(_, e)| matches!(e, CdcEvent::Delete { stamp: None, .. }))
     }
 }
 
@@ -45,11 +47,11 @@ pub(crate) struct Collapsed {
 }
 
 impl Collapsed {
-    /// Keys with a delete event, for the peer tombstone lookup.
+    /// Keys with a bare delete event, for the peer tombstone lookup.
     pub(crate) fn delete_keys(&self) -> Vec<String> {
         self.keys
             .iter()
-            .filter(|k| k.has_delete())
+            .filter(|k| k.has_bare_delete())
             .map(|k| k.key.clone())
             .collect()
     }
@@ -153,7 +155,17 @@ pub(crate) fn decide(
             let stamp = item.stamp();
             (Change::Put(item), stamp)
         }
-        CdcEvent::Delete { key } => {
+        CdcEvent::Delete {
+            key,
+            stamp: Some(tombstone),
+        } => {
+            // The entry's own stamp: exact for this delete, whatever the writer holds now
+            // (its tombstone may be collected, or replaced by a later write of the key,
+            // which its own entry further on brings).
+            let stamp = tombstone.stamp();
+            (Change::Delete { key, tombstone }, stamp)
+        }
+        CdcEvent::Delete { key, stamp: None } => {
             let tombstone = match evidence {
                 DeleteEvidence::Tombstone(tombstone) => tombstone,
                 DeleteEvidence::Superseded => return Decision::Stale,

@@ -40,15 +40,15 @@ async fn next_event(tailer: &mut Option<TailerHandle>) -> Option<TailEvent> {
 
 /// The version a key's local state will be compared with: the highest its events carry.
 fn version_hint(key: &KeyEvents, evidence: Option<&DeleteEvidence>) -> Option<u64> {
-    let puts = key.events.iter().filter_map(|(_, event)| match event {
+    let carried = key.events.iter().filter_map(|(_, event)| match event {
         CdcEvent::Put(item) => Some(item.version),
-        CdcEvent::Delete { .. } => None,
+        CdcEvent::Delete { stamp, .. } => stamp.as_ref().map(|t| t.version),
     });
     let tombstone = match evidence {
         Some(DeleteEvidence::Tombstone(tombstone)) => Some(tombstone.version),
         _ => None,
     };
-    puts.chain(tombstone).max()
+    carried.chain(tombstone).max()
 }
 
 /// One peer's hot path.

@@ -85,7 +85,7 @@ fn local_delete_of_an_absent_key_does_nothing() {
 }
 
 #[test]
-fn local_delete_leaves_a_newer_tombstone_and_a_del_entry() {
+fn local_delete_leaves_a_newer_tombstone_and_a_del_entry_carrying_its_stamp() {
     let mut ops = [WriteOp::LocalDelete("k".into())];
     let p = run(&mut ops, stored_item(3, 100, b"x"), 10);
     assert_eq!(p.outcomes, [Outcome::Delete(true)]);
@@ -101,7 +101,16 @@ fn local_delete_leaves_a_newer_tombstone_and_a_del_entry() {
     );
     assert_eq!(p.items_deleted, ["k"]);
     assert_eq!(p.leaves.get("k"), Some(&None));
-    assert_eq!(p.cdc, [encode_delete("k")]);
+    assert_eq!(
+        p.cdc,
+        [replication_core::cdc::encode_stamped_delete(
+            "k",
+            &Tombstone {
+                version: 4,
+                deleted_at: 100
+            }
+        )]
+    );
 }
 
 #[test]

@@ -56,24 +56,26 @@ async fn put_get_delete_round_trip_with_exact_cdc() {
         [
             vec!["op", "key", "hash", "data", "meta"],
             vec!["op", "key", "hash", "data", "meta"],
-            vec!["op", "key"],
+            vec!["op", "key", "meta"],
         ]
     );
     assert_eq!(&entries[2].1[0].1[..], b"DEL");
+    let tombstones = store
+        .get_tombstones(&["uk.nhs.patient.1".into(), "never.there".into()])
+        .await
+        .unwrap();
+    // The DEL entry carries the delete's stamp, the tombstone's.
     assert_eq!(
         cdc_events(&probe, "n:").await,
         [
             CdcEvent::Put(first),
             CdcEvent::Put(second),
             CdcEvent::Delete {
-                key: "uk.nhs.patient.1".into()
+                key: "uk.nhs.patient.1".into(),
+                stamp: tombstones[0].clone(),
             }
         ]
     );
-    let tombstones = store
-        .get_tombstones(&["uk.nhs.patient.1".into(), "never.there".into()])
-        .await
-        .unwrap();
     assert_eq!(tombstones[0].as_ref().map(|t| t.version), Some(3));
     assert_eq!(tombstones[1], None);
     check_tree(&probe, "n:").await;

@@ -84,7 +84,7 @@ pub fn mixed_events(n: usize) -> Vec<CdcEvent> {
         .map(|i| {
             let key = format!("uk.test.item-{}", i % 997);
             if i % 3 == 2 {
-                CdcEvent::Delete { key }
+                CdcEvent::Delete { key, stamp: None }
             } else {
                 let content = format!("content {i} ").repeat(1 + i % 20).into_bytes();
                 CdcEvent::Put(SyncItem::new(

@@ -36,6 +36,9 @@ pub(super) struct StoreState {
     pub(super) reply_latency: Duration,
     pub(super) accepting_writes: bool,
     pub(super) echo_replicated_puts: bool,
+    /// Local deletes append bare DEL entries (no stamp), as sync-engine and our stores
+    /// before stamped deletes write them.
+    pub(super) bare_deletes: bool,
     /// Stores replicated writes as they come and keeps no tombstones (sync-engine's way).
     pub(super) like_sync_engine: bool,
     /// Keys whose replicated writes are refused with a permanent error.

@@ -68,6 +68,13 @@ impl MemoryStore {
         self.lock().echo_replicated_puts = echo;
     }
 
+    /// When on, local deletes append bare DEL entries (`op` and `key` only), as sync-engine
+    /// writes them, instead of entries carrying the delete's stamp: readers must then find
+    /// the tombstone (or apply the bare-delete rule). Off by default, as in our node store.
+    pub fn set_bare_deletes(&self, bare: bool) {
+        self.lock().bare_deletes = bare;
+    }
+
     /// When on, the store behaves like sync-engine's: replicated writes (`submit`, deletes,
     /// `apply_batch`) are stored as they come, without the conflict order, deletes (local
     /// or replicated) leave no tombstone, and replicated puts are appended to the CDC
