@@ -18,7 +18,8 @@ use crate::peer_manager::PeerManager;
 use crate::shared::Shared;
 use crate::status::PeerStatus;
 use crate::stop::Stop;
-use replication_core::{Backoff, PeerBackend, RetryPolicy, SyncEngineRef};
+use crate::sync_evidence::StreamEnd;
+use replication_core::{Backoff, PeerBackend, RetryPolicy, StreamInfo, SyncEngineRef};
 use replication_merkle::{repair_cycle_with, PeerSource, RepairSettings, RepairState};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -100,6 +101,11 @@ impl<S: SyncEngineRef> ColdPath<S> {
                 continue;
             }
             let started_ms = self.shared.clock.now_ms();
+            let stream_end = tokio::select! {
+                biased;
+                _ = self.stop.stopped() => return,
+                end = stream_end(&*self.peer, settings.hot_path.enabled) => end,
+            };
             let repair_settings = RepairSettings::from(cold);
             let target = GuardedStore::new(&*self.shared.store, &self.shared.circuit);
             let source = PeerSource(&*self.peer);
@@ -145,7 +151,7 @@ impl<S: SyncEngineRef> ColdPath<S> {
                             started_ms,
                             self.shared.clock.now_ms(),
                         ),
-                        completed.then_some(started_ms),
+                        completed.then_some((started_ms, stream_end)),
                     );
                     if completed {
                         self.status.gaps_repaired_up_to(gaps);
@@ -198,6 +204,28 @@ impl<S: SyncEngineRef> ColdPath<S> {
                 ::metrics::counter!(TOMBSTONES_PURGED).increment(purged);
             }
             Err(e) => tracing::warn!(error = %e, "cannot collect tombstones"),
+        }
+    }
+}
+
+/// Where the peer's stream ends now, as a cycle starts: its writes older than what the
+/// cycle will find are all before that end, and a completed cycle counts for collection
+/// only once the hot path has read that far (`SyncEvidence`). Read before the walk, so
+/// the end is never older than the state the walk sees.
+async fn stream_end(peer: &dyn PeerBackend, hot_path_enabled: bool) -> StreamEnd {
+    if !hot_path_enabled {
+        // No hot path reads the stream, so none of its entries can reach the store.
+        return StreamEnd::NothingToRead;
+    }
+    match peer.stream_info().await {
+        Ok(Some(StreamInfo {
+            last_entry: Some(last),
+            ..
+        })) => StreamEnd::At(last),
+        Ok(_) => StreamEnd::NothingToRead,
+        Err(e) => {
+            tracing::debug!(peer = %peer.node_id(), error = %e, "stream end unknown; this cycle will not count for tombstone collection");
+            StreamEnd::Unknown
         }
     }
 }

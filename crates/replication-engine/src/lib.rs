@@ -26,6 +26,7 @@ mod sampler;
 mod shared;
 mod status;
 mod stop;
+mod sync_evidence;
 
 pub use circuit::SyncEngineCircuit;
 pub use connector::{PeerConnector, RedisConnector};

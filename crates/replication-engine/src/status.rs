@@ -5,6 +5,7 @@
 //! seconds, from which health derives rates and the status page draws the lag sparkline.
 
 use crate::health::{BytesRead, GapCounts, LagSample, PeerHealth, RepairHealth};
+use crate::sync_evidence::{StreamEnd, SyncEvidence};
 use replication_core::{ConnectionState, PeerBackend, PeerConfig, StreamId};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,9 +40,8 @@ struct StatusInner {
     repairs_run: u64,
     last_repair: Option<RepairHealth>,
     last_difference: Option<RepairHealth>,
-    /// Start time (ms, our clock) of the latest repair cycle that completed: the peer holds
-    /// none of the keys of tombstones recorded before it (tombstone collection horizon).
-    synced_since_ms: Option<i64>,
+    /// Completed repair cycles as evidence for tombstone collection (the horizon).
+    sync: SyncEvidence,
     /// Recent samples, oldest first, with the applied total each was taken at.
     history: VecDeque<(LagSample, u64)>,
     /// Gaps detected in the peer's stream so far (each one wants a completed repair).
@@ -60,8 +60,12 @@ impl PeerStatus {
         f(&mut inner)
     }
 
+    /// The hot path has judged every entry up to `cursor`.
     pub(crate) fn set_cursor(&self, cursor: StreamId) {
-        self.with(|s| s.cursor = Some(cursor));
+        self.with(|s| {
+            s.cursor = Some(cursor);
+            s.sync.cursor_moved(cursor);
+        });
     }
 
     pub(crate) fn set_lag(&self, ms: u64, entries: Option<u64>, catching_up: bool) {
@@ -115,12 +119,9 @@ impl PeerStatus {
         });
     }
 
-    /// Records a cycle's outcome, numbering it.
-    pub(crate) fn set_repair(
-        &self,
-        mut repair: RepairHealth,
-        completed_cycle_started_ms: Option<i64>,
-    ) {
+    /// Records a cycle's outcome, numbering it; `completed` is a completed cycle's start time
+    /// and where the peer's stream ended then.
+    pub(crate) fn set_repair(&self, mut repair: RepairHealth, completed: Option<(i64, StreamEnd)>) {
         self.with(|s| {
             s.repairs_run += 1;
             repair.cycle = s.repairs_run;
@@ -128,8 +129,8 @@ impl PeerStatus {
                 s.last_difference = Some(repair.clone());
             }
             s.last_repair = Some(repair);
-            if let Some(started) = completed_cycle_started_ms {
-                s.synced_since_ms = Some(s.synced_since_ms.map_or(started, |old| old.max(started)));
+            if let Some((started_ms, end)) = completed {
+                s.sync.cycle_completed(started_ms, end, s.cursor);
             }
         });
     }
@@ -155,8 +156,10 @@ impl PeerStatus {
         self.with(|s| s.gaps_seen > s.gaps_repaired)
     }
 
+    /// The start time of the latest completed cycle that counts for collection
+    /// ([`SyncEvidence`]): the peer has seen every tombstone recorded before it.
     pub(crate) fn synced_since_ms(&self) -> Option<i64> {
-        self.with(|s| s.synced_since_ms)
+        self.with(|s| s.sync.since_ms())
     }
 
     /// Adds a sample taken at `at_ms`, dropping the oldest beyond [`HISTORY_LEN`].
@@ -301,7 +304,7 @@ mod tests {
         let report = replication_merkle::CycleReport::default();
         let repair = RepairHealth::finished(&report, crate::health::RepairTrigger::Gap, 1, 2);
         status.set_repair(repair.clone(), None);
-        status.set_repair(repair, Some(1));
+        status.set_repair(repair, Some((1, StreamEnd::NothingToRead)));
         let config = PeerConfig::new("b", "redis://127.0.0.1:1");
         let health = status.health(&config, None, true);
         assert!(health.paused);
@@ -326,12 +329,18 @@ mod tests {
             keys_resolved: 3,
             ..Default::default()
         };
-        status.set_repair(RepairHealth::finished(&found, trigger, 1, 2), Some(1));
+        status.set_repair(
+            RepairHealth::finished(&found, trigger, 1, 2),
+            Some((1, StreamEnd::NothingToRead)),
+        );
         let equal = replication_merkle::CycleReport {
             in_sync: true,
             ..Default::default()
         };
-        status.set_repair(RepairHealth::finished(&equal, trigger, 3, 4), Some(3));
+        status.set_repair(
+            RepairHealth::finished(&equal, trigger, 3, 4),
+            Some((3, StreamEnd::NothingToRead)),
+        );
         let config = PeerConfig::new("b", "redis://127.0.0.1:1");
         let health = status.health(&config, None, false);
         assert_eq!(health.last_repair.map(|r| r.cycle), Some(2));
