@@ -145,6 +145,12 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         if new_stream {
             self.manager.reset_status(&config.node_id);
             self.forget_cursor(&config.node_id).await;
+            // The new stream holds only its recent changes, not everything its node holds
+            // (it may even have been recreated since we last read it): like a gap, it wants
+            // one completed repair cycle, also with the cold path disabled.
+            if let Some((status, _)) = self.manager.state_of(&config.node_id) {
+                status.mark_gap();
+            }
         }
         self.start_peer(config, Duration::ZERO).await;
     }

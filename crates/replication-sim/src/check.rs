@@ -2,7 +2,7 @@
 //! hostile input kept out, hot paths caught up, resources bounded.
 
 use crate::sim::Sim;
-use replication_core::PeerBackend;
+use replication_core::{PeerBackend, Stamp};
 use replication_testkit::MemoryPeer;
 
 /// Tasks one engine may run: reload and sampler, and per peer its hot path, cold path and
@@ -40,6 +40,20 @@ impl Sim {
                 let held = node.store.item(key);
                 let i = node.index;
                 match (winner.stamp.is_delete(), held) {
+                    (true, Some(item)) if self.written_after_collection(winner, &item.stamp()) => {
+                        explained = true;
+                        known.push(format!(
+                            "{key}: n{i} holds {}, a write made after the winner {winner} was collected everywhere (no node keeps evidence of the delete; every node holds the write)",
+                            self.model.describe(key, &item.stamp())
+                        ));
+                    }
+                    (true, Some(item)) if self.delete_never_reached(winner, node) => {
+                        explained = true;
+                        known.push(format!(
+                            "deleted key came back: {key}: n{i} holds {}, but the winner is {winner} (documented: its DEL was lost to a trim or a recreated stream before n{i} read it, and its writer collected the tombstone)",
+                            self.model.describe(key, &item.stamp())
+                        ));
+                    }
                     (true, Some(item)) => wrong.push(format!(
                         "deleted key came back: {key}: n{i} holds {}, but the winner is {winner}",
                         self.model.describe(key, &item.stamp())
@@ -112,6 +126,42 @@ impl Sim {
             .deletes_of(key)
             .any(|delete| delete.evidence_doubtful)
             .then_some("documented: a delete read without its malformed tombstone follows the bare-delete rule")
+    }
+
+    /// Not a defect: `held` is a put made after the winning delete by a node that had not
+    /// seen it, arriving once every node had collected the delete's tombstone. Nothing is
+    /// left to order it against, and the mesh agrees on it: every node holds exactly it.
+    /// (A node that had seen the delete would have written above it: the causality check.)
+    fn written_after_collection(&self, winner: &crate::model::Write, held: &Stamp) -> bool {
+        let key = &winner.key;
+        let made_later = self
+            .model
+            .origin(key, held)
+            .is_some_and(|write| write.at_ms > winner.at_ms);
+        made_later
+            && self.nodes.iter().all(|n| {
+                n.store.tombstone(key).is_none()
+                    && n.store.item(key).is_some_and(|item| item.stamp() == *held)
+            })
+    }
+
+    /// The documented open window (docs/RELIABILITY.md, "Found by the simulator"): `node`
+    /// never held the winning delete, whose entry was lost to a trim or a recreated stream
+    /// before it read it; an older put of the key from a third node's stream then met no
+    /// evidence here, and nothing removes it: the deleter has collected its tombstone, or
+    /// the mesh repairs only gaps (one cycle, which found the key absent here).
+    fn delete_never_reached(&self, winner: &crate::model::Write, node: &crate::node::Node) -> bool {
+        let key = &winner.key;
+        let deleter = &self.nodes[winner.node].store;
+        let collected =
+            deleter.tombstone(key).is_none() && deleter.version_floor() >= winner.stamp.version;
+        let gaps_only = !self.scenario.settings.cold_path.enabled;
+        winner.entry_gone
+            && node
+                .store
+                .highest_held(key)
+                .is_none_or(|held| held < winner.stamp)
+            && (collected || gaps_only)
     }
 
     /// No stall: once healed, every hot path has read its peer's stream to the end.
