@@ -153,8 +153,13 @@ impl<S: SyncEngineRef> ColdPath<S> {
                         ),
                         completed.then_some((started_ms, stream_end)),
                     );
-                    if completed {
-                        self.status.gaps_repaired_up_to(gaps);
+                    // A gap wants what we lacked brought, not the peer's deletes applied
+                    // (those it applies when it repairs from us): resuming soon would only
+                    // walk again to the same pending deletes.
+                    if report.walked {
+                        if let Some(held) = self.status.gaps_repaired_up_to(gaps) {
+                            self.shared.record_cursor(held).await;
+                        }
                     } else {
                         next = Instant::now() + RESUME_AFTER_BUDGET.min(cold.interval);
                     }

@@ -3,7 +3,7 @@
 
 use crate::circuit::SyncEngineCircuit;
 use crate::clock::WallClock;
-use replication_core::{CursorStore, Settings};
+use replication_core::{Cursor, CursorStore, Settings};
 use replication_peer::TailOptions;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -37,6 +37,17 @@ impl<S> Shared<S> {
     /// The settings in force now (reloads replace them).
     pub(crate) fn settings(&self) -> Arc<Settings> {
         self.settings.borrow().clone()
+    }
+
+    /// Records a peer's cursor (the store coalesces; it flushes on its own schedule and at
+    /// shutdown). A failure is logged and counted: the previous cursor stays, and reading
+    /// again from it is harmless.
+    pub(crate) async fn record_cursor(&self, cursor: Cursor) {
+        let peer = cursor.peer_id.clone();
+        if let Err(e) = self.cursors.set(cursor).await {
+            tracing::error!(peer = %peer, error = %e, "cannot record the cursor");
+            metrics::counter!(crate::metrics::CURSOR_FLUSH_ERRORS).increment(1);
+        }
     }
 
     /// A receiver to be told of settings changes.

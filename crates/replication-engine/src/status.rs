@@ -6,7 +6,7 @@
 
 use crate::health::{BytesRead, GapCounts, LagSample, PeerHealth, RepairHealth};
 use crate::sync_evidence::{StreamEnd, SyncEvidence};
-use replication_core::{ConnectionState, PeerBackend, PeerConfig, StreamId};
+use replication_core::{ConnectionState, Cursor, PeerBackend, PeerConfig, StreamId};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -48,6 +48,8 @@ struct StatusInner {
     gaps_seen: u64,
     /// `gaps_seen` as of the start of the latest completed repair cycle.
     gaps_repaired: u64,
+    /// The newest cursor the hot path did not record because a gap waited for its repair.
+    held_checkpoint: Option<Cursor>,
 }
 
 impl PeerStatus {
@@ -146,9 +148,31 @@ impl PeerStatus {
         self.with(|s| s.gaps_seen)
     }
 
-    /// A repair cycle that started when `gaps_seen` was `covered` completed.
-    pub(crate) fn gaps_repaired_up_to(&self, covered: u64) {
-        self.with(|s| s.gaps_repaired = s.gaps_repaired.max(covered));
+    /// A repair cycle that started when `gaps_seen` was `covered` completed. Returns the
+    /// checkpoint held back meanwhile, to record now, once no gap waits any more.
+    pub(crate) fn gaps_repaired_up_to(&self, covered: u64) -> Option<Cursor> {
+        self.with(|s| {
+            s.gaps_repaired = s.gaps_repaired.max(covered);
+            if s.gaps_seen > s.gaps_repaired {
+                return None;
+            }
+            s.held_checkpoint.take()
+        })
+    }
+
+    /// The cursor to record now, or `None` when it is held back: while a gap waits for its
+    /// repair, the cursor store keeps the one from before the gap (a crash then finds the
+    /// gap again; a recorded cursor past it would forget what the gap lost).
+    pub(crate) fn hold_checkpoint(&self, cursor: Cursor) -> Option<Cursor> {
+        self.with(|s| {
+            if s.gaps_seen > s.gaps_repaired {
+                s.held_checkpoint = Some(cursor);
+                None
+            } else {
+                s.held_checkpoint = None;
+                Some(cursor)
+            }
+        })
     }
 
     /// True while a detected gap waits for a completed repair cycle.

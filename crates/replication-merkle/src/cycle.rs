@@ -98,6 +98,7 @@ async fn run<L: RepairTarget, P: RepairPeer>(
         report.peer_round_trips += 1;
         if local_root == peer_root {
             report.in_sync = true;
+            report.walked = true;
             report.completed = true;
             return Ok(());
         }
@@ -116,8 +117,8 @@ async fn run<L: RepairTarget, P: RepairPeer>(
     } else if report.budget_exhausted.is_none() {
         report.budget_exhausted = Some(Budget::Items);
     }
-    report.completed =
-        fresh && report.budget_exhausted.is_none() && report.deletes_pending_on_peer == 0;
+    report.walked = fresh && report.budget_exhausted.is_none();
+    report.completed = report.walked && report.deletes_pending_on_peer == 0;
     apply(local, node_id, changes, settings.batch(), report).await
 }
 

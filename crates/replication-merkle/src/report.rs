@@ -21,6 +21,10 @@ pub struct CycleReport {
     /// exhausted) without meeting a key the peer still holds while our tombstone beats it
     /// (or that the peer could not read). See docs/PROTOCOL.md "Deletes and tombstones".
     pub completed: bool,
+    /// Everything the peer holds that we lacked was brought: the roots were equal, or this
+    /// cycle started a walk at the roots and finished it within its budget. What a gap's
+    /// repair needs; `completed` asks more (the peer has applied our deletes too).
+    pub walked: bool,
     /// This cycle continued a walk an earlier cycle left unfinished.
     pub resumed: bool,
     /// Merkle nodes whose children were compared.

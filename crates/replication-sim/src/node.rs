@@ -126,6 +126,16 @@ impl Node {
         }
     }
 
+    /// Repair cycles the running engine has run so far, over all its peers (0 when down).
+    pub(crate) async fn repairs_run(&self) -> u64 {
+        let health = match &self.engine {
+            Some(Engine::Full(e)) => e.health_check().await,
+            Some(Engine::Minimal(e)) => e.health_check().await,
+            None => return 0,
+        };
+        health.peers.iter().map(|p| p.repairs_run).sum()
+    }
+
     /// Peers the running engine has configured (0 when down).
     pub(crate) fn peers_configured(&self) -> usize {
         match &self.engine {

@@ -25,6 +25,16 @@ const REGRESSIONS: &[(u64, Option<usize>, &str)] = &[
         None,
         "a tombstone collected while a peer still had an older put of its key to read brought the key back",
     ),
+    (
+        515,
+        None,
+        "a node collected its tombstone while its own hot path had the peer's older put unread",
+    ),
+    (
+        1971,
+        None,
+        "a peer re-pointed away and back lost the writes its recreated stream had dropped",
+    ),
 ];
 
 fn options(seed: u64, nodes: Option<usize>) -> SimOptions {

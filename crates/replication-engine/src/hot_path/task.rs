@@ -157,6 +157,9 @@ impl<S: SyncEngineRef> HotPath<S> {
     }
 
     async fn on_gap(&mut self, gap: replication_peer::GapReport) {
+        // Repaired once even when the cold path is disabled (`ColdPath::run`). Marked first:
+        // no cursor past the gap is recorded until that repair completes.
+        self.status.mark_gap();
         match gap.kind {
             GapKind::Trimmed { lost } => {
                 self.metrics.gap("trimmed");
@@ -171,8 +174,6 @@ impl<S: SyncEngineRef> HotPath<S> {
                     .await;
             }
         }
-        // Repaired once even when the cold path is disabled (`ColdPath::run`).
-        self.status.mark_gap();
         self.repair_now.notify_one();
     }
 
@@ -407,7 +408,9 @@ impl<S: SyncEngineRef> HotPath<S> {
         self.metrics.rejected(reason);
     }
 
-    /// Records the cursor (the store coalesces; it flushes on its own schedule and at shutdown).
+    /// Records the cursor, unless a gap waits for its repair: then the cursor store keeps
+    /// the one from before the gap until the repair completes (`PeerStatus::hold_checkpoint`),
+    /// so that a crash meanwhile finds the gap again instead of forgetting what it lost.
     async fn checkpoint(&mut self, stream_id: StreamId, entries_added: Option<u64>) {
         self.status.set_cursor(stream_id);
         let cursor = Cursor {
@@ -416,9 +419,8 @@ impl<S: SyncEngineRef> HotPath<S> {
             entries_added,
             updated_at_ms: self.shared.clock.now_ms(),
         };
-        if let Err(e) = self.shared.cursors.set(cursor).await {
-            tracing::error!(peer = %self.peer.node_id(), error = %e, "cannot record the cursor");
-            metrics::counter!(crate::metrics::CURSOR_FLUSH_ERRORS).increment(1);
+        if let Some(cursor) = self.status.hold_checkpoint(cursor) {
+            self.shared.record_cursor(cursor).await;
         }
     }
 
