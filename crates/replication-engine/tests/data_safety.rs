@@ -129,6 +129,8 @@ async fn shutdown_retries_the_in_flight_batch_within_its_budget_and_records_its_
 #[tokio::test(start_paused = true)]
 async fn a_permanent_read_error_is_not_retried_and_the_stream_goes_on() {
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    // Bare DELs, as sync-engine writes them: only those send the reader to the tombstones.
+    a.set_bare_deletes(true);
     let mesh = MemoryMesh::new(&[("a", &a)]);
     let mut cfg = config("me", &["a"]);
     cfg.settings.cold_path.enabled = false;

@@ -47,6 +47,16 @@ impl Sim {
                             self.model.describe(key, &item.stamp())
                         ));
                     }
+                    (true, Some(item))
+                        if node.kind == crate::node::Kind::Minimal
+                            && !self.scenario.settings.cold_path.enabled =>
+                    {
+                        explained = true;
+                        known.push(format!(
+                            "deleted key came back: {key}: n{i} holds {}, but the winner is {winner} (documented: a minimal store keeps no tombstones, so an older put read after the delete is applied, and a mesh that repairs only gaps never removes it)",
+                            self.model.describe(key, &item.stamp())
+                        ));
+                    }
                     (true, Some(item)) if self.delete_never_reached(winner, node) => {
                         explained = true;
                         known.push(format!(
