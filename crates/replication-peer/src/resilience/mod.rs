@@ -26,7 +26,7 @@
 //! at once instead of queueing. fred only owns *reconnecting* (exponential backoff with
 //! jitter, forever). So retries never multiply.
 
-pub mod circuit;
+pub(crate) mod circuit;
 mod retry;
 
 pub(crate) use retry::{RetriedInStack, RetryReads};
