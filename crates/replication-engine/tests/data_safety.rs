@@ -601,66 +601,6 @@ async fn a_delete_that_arrives_late_is_not_collected_before_the_peer_has_seen_it
     );
 }
 
-/// A peer whose `read_tombstones` hangs while `hang` is set (a peer call in flight that
-/// never answers); everything else goes to the in-memory peer.
-struct Hanging {
-    inner: replication_testkit::MemoryPeer,
-    hang: Arc<std::sync::atomic::AtomicBool>,
-    hung: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-#[async_trait::async_trait]
-impl replication_engine::PeerBackend for Hanging {
-    fn node_id(&self) -> &str {
-        self.inner.node_id()
-    }
-    fn connection(&self) -> replication_core::ConnectionStatus {
-        self.inner.connection()
-    }
-    async fn read_stream(
-        &self,
-        request: replication_core::ReadRequest,
-    ) -> Result<Vec<replication_core::RawEntry>, replication_engine::PeerError> {
-        self.inner.read_stream(request).await
-    }
-    async fn stream_info(
-        &self,
-    ) -> Result<Option<replication_core::StreamInfo>, replication_engine::PeerError> {
-        self.inner.stream_info().await
-    }
-    async fn get_merkle_root(&self) -> Result<Option<[u8; 32]>, replication_engine::PeerError> {
-        self.inner.get_merkle_root().await
-    }
-    async fn merkle_children(
-        &self,
-        paths: &[String],
-    ) -> Result<Vec<Vec<(String, [u8; 32])>>, replication_engine::PeerError> {
-        self.inner.merkle_children(paths).await
-    }
-    async fn read_items(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<replication_core::ItemRead>, replication_engine::PeerError> {
-        self.inner.read_items(keys).await
-    }
-    async fn read_tombstones(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<replication_engine::Tombstone>>, replication_engine::PeerError> {
-        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
-            self.hung.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            std::future::pending::<()>().await;
-        }
-        self.inner.read_tombstones(keys).await
-    }
-    async fn ping(&self) -> Result<Duration, replication_engine::PeerError> {
-        self.inner.ping().await
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
-}
-
 /// The last repair cycle of `peer` finished (completed or not) after `after_ms`.
 fn repaired_since(
     engine: &ReplicationEngine<MemoryStore>,
@@ -689,27 +629,25 @@ async fn wall_past(ms: i64) {
 async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
     use replication_core::CdcEvent;
     use replication_engine::{PeerConfig, PeerConnector, Settings};
-    use replication_testkit::MemoryPeer;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use replication_testkit::{Gate, GatedCall, GatedPeer, MemoryPeer};
 
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
     let me = MemoryStore::with_clock(wall_ms);
     me.put_local("k", "v");
     b.apply_change(replication_engine::Change::Put(me.item("k").unwrap()))
         .unwrap();
-    let hang = Arc::new(AtomicBool::new(false));
-    let hung = Arc::new(AtomicUsize::new(0));
+    // b's `read_tombstones` never answers once the gate holds (a peer call in flight).
+    let gate = Gate::new(GatedCall::ReadTombstones, false);
     let connector: Arc<dyn PeerConnector> = {
-        let (a, b, hang, hung) = (a.clone(), b.clone(), hang.clone(), hung.clone());
+        let (a, b, gate) = (a.clone(), b.clone(), gate.clone());
         Arc::new(move |peer: &PeerConfig, _: &Settings| {
             let backend: Arc<dyn replication_engine::PeerBackend> = if peer.node_id == "a" {
                 Arc::new(MemoryPeer::new("a", a.clone()))
             } else {
-                Arc::new(Hanging {
-                    inner: MemoryPeer::new("b", b.clone()),
-                    hang: hang.clone(),
-                    hung: hung.clone(),
-                })
+                Arc::new(GatedPeer::new(
+                    MemoryPeer::new("b", b.clone()),
+                    gate.clone(),
+                ))
             };
             Ok(backend)
         })
@@ -748,9 +686,9 @@ async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
     assert!(me.tombstone("k").is_some(), "b has not seen the delete yet");
 
     // b's hot path gets a batch and hangs in the middle of it, then b is reloaded.
-    hang.store(true, Ordering::SeqCst);
+    gate.hold(true);
     MemoryPeer::new("b", b.clone()).append_event(&CdcEvent::Delete { key: "x".into() });
-    eventually("b's batch is in flight", || hung.load(Ordering::SeqCst) > 0).await;
+    eventually("b's batch is in flight", || gate.held() > 0).await;
     let mut reloaded = cfg.clone();
     reloaded.peers[1].redis_url = "redis://user:secret@127.0.0.1:1".into();
     tx.send_replace(reloaded);
@@ -763,7 +701,7 @@ async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
         me.tombstone("k").is_some(),
         "collected while the peer that has not seen it was draining"
     );
-    hang.store(false, Ordering::SeqCst);
+    gate.hold(false);
     engine.shutdown().await;
 }
 

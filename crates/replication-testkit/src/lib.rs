@@ -8,12 +8,14 @@
 //! what tests repeat: [`free_port`], waiting on a condition instead of sleeping
 //! ([`eventually`] and its kin), the `replicationd` process harness ([`Daemon`]), a
 //! plain [`http_get`], [`FaultProxy`] (a TCP proxy that injects faults and WAN latency
-//! into one link), metrics read back from a debugging recorder ([`Recorded`]), and
+//! into one link), [`GatedPeer`] (an in-memory peer whose chosen calls stop at a
+//! [`Gate`] until released), metrics read back from a debugging recorder ([`Recorded`]), and
 //! [`resp`], the one hand-written RESP client tests (and xtask's demo) probe Redis with.
 
 mod cluster;
 mod crash_cursors;
 mod daemon;
+mod gated_peer;
 mod http;
 mod lazy_tree;
 mod memory_mesh;
@@ -32,6 +34,7 @@ mod wait;
 pub use cluster::RedisCluster;
 pub use crash_cursors::CrashCursorStore;
 pub use daemon::{replicationd_binary, wait_ready, Daemon};
+pub use gated_peer::{Gate, GatedCall, GatedPeer};
 pub use http::{http_get, http_get_at};
 pub use memory_mesh::MemoryMesh;
 pub use memory_peer::{MemoryPeer, PeerCounters};
