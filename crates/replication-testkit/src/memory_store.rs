@@ -116,6 +116,7 @@ impl MemoryStore {
             failed_writes: None,
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
+            connection: None,
         };
         Self {
             shared: Arc::new(Shared {
@@ -288,6 +289,10 @@ impl MemoryStore {
 impl SyncEngineRef for MemoryStore {
     fn should_accept_writes(&self) -> bool {
         self.lock().accepting_writes
+    }
+
+    fn connection(&self) -> Option<replication_core::ConnectionStatus> {
+        self.lock().connection.clone()
     }
 
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {

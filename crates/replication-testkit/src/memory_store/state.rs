@@ -50,6 +50,8 @@ pub(super) struct StoreState {
     pub(super) failed_writes: Option<Vec<(String, Stamp)>>,
     pub(super) counters: StoreCounters,
     pub(super) stream: CdcLog,
+    /// What `connection` reports (see `set_connection`).
+    pub(super) connection: Option<replication_core::ConnectionStatus>,
 }
 
 impl StoreState {
