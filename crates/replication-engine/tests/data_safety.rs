@@ -656,12 +656,12 @@ async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
     cfg.settings.cold_path.interval = Duration::from_millis(300);
     cfg.settings.tombstones.retention = Duration::ZERO;
     cfg.settings.shutdown_timeout = Duration::from_secs(4);
-    let (tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
-        .sync_engine(Arc::new(me.clone()))
-        .peer_connector(connector)
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
+    let (mut engine, tx) = common::engine_with(
+        &me,
+        cfg.clone(),
+        connector,
+        Arc::new(MemoryCursorStore::new()),
+    );
     engine.start().await.unwrap();
     let started = wall_ms();
     eventually("both peers completed a cycle", || {
@@ -761,12 +761,12 @@ async fn a_reloaded_peer_that_names_another_stream_is_read_from_its_beginning() 
     let mut cfg = config("me", &[]);
     cfg.peers = vec![replication_engine::PeerConfig::new("b", "redis://old:6379")];
     cfg.settings.cold_path.enabled = false;
-    let (tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
-        .sync_engine(Arc::new(me.clone()))
-        .peer_connector(connector)
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
+    let (mut engine, tx) = common::engine_with(
+        &me,
+        cfg.clone(),
+        connector,
+        Arc::new(MemoryCursorStore::new()),
+    );
     engine.start().await.unwrap();
     eventually("the old stream is read", || me.len() == 5).await;
     let mut moved = cfg.clone();
@@ -810,12 +810,12 @@ async fn a_reloaded_peer_that_names_another_stream_loses_its_sync_evidence() {
     cfg.settings.cold_path.interval = Duration::from_millis(300);
     // Collection waits for both: every peer's evidence, and three seconds of age.
     cfg.settings.tombstones.retention = Duration::from_secs(3);
-    let (tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
-        .sync_engine(Arc::new(me.clone()))
-        .peer_connector(connector)
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
+    let (mut engine, tx) = common::engine_with(
+        &me,
+        cfg.clone(),
+        connector,
+        Arc::new(MemoryCursorStore::new()),
+    );
     engine.start().await.unwrap();
     // The old peer (which never had k) completes a cycle that started after the delete.
     eventually("the old peer completed a cycle", || {

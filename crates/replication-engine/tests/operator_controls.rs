@@ -304,12 +304,12 @@ async fn a_peer_being_reconnected_stays_in_health_and_can_be_paused() {
         )
     };
     let cfg = config("me", &["a"]);
-    let (tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
-        .sync_engine(Arc::new(me.clone()))
-        .peer_connector(connector)
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
+    let (mut engine, tx) = common::engine_with(
+        &me,
+        cfg.clone(),
+        connector,
+        Arc::new(MemoryCursorStore::new()),
+    );
     engine.start().await.unwrap();
     let mut reloaded = cfg;
     reloaded.peers[0].redis_url = "redis://127.0.0.1:2".into();
