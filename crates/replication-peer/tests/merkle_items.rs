@@ -236,6 +236,45 @@ async fn a_read_cut_in_flight_is_not_replayed_below_its_owner() {
     );
 }
 
+/// fred 10 sends a `MULTI`/`EXEC` block once more after reconnecting, whatever its
+/// attempt count: a checked stream read (a read, so the resend is harmless) whose reply
+/// was lost reaches the server twice and succeeds, inside the one call its owner made.
+#[tokio::test]
+async fn a_checked_read_cut_in_flight_is_resent_once_by_fred() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    raw(
+        &client,
+        "XADD",
+        vec!["cdc".into(), "*".into(), "f".into(), "v".into()],
+    )
+    .await;
+    let proxy = FaultProxy::start(server.addr()).await.unwrap();
+    let mut settings = settings();
+    settings.peer.retries = 0;
+    let peer = RedisPeer::new(&peer_config(&proxy.redis_url(), ""), &settings).unwrap();
+    peer.wait_connected(DEADLINE).await.unwrap();
+    let peer = Arc::new(peer);
+    let before = calls(&server, "exec");
+    proxy.set(LinkMode::HoldReplies);
+    let read = tokio::spawn({
+        let peer = Arc::clone(&peer);
+        async move {
+            peer.read_stream_checked(replication_core::StreamId::ZERO, 10)
+                .await
+        }
+    });
+    eventually("the checked read reaches the server", || {
+        calls(&server, "exec") > before
+    })
+    .await;
+    proxy.cut();
+    proxy.heal();
+    let checked = read.await.unwrap().expect("the resent block answers");
+    assert_eq!(checked.entries.len(), 1);
+    assert_eq!(calls(&server, "exec"), before + 2, "sent once more by fred");
+}
+
 #[tokio::test]
 async fn children_of_a_hundred_paths_cost_one_round_trip() {
     let server = RedisServer::start().unwrap();
