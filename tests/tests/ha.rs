@@ -105,15 +105,18 @@ async fn assert_failover_shows(mesh: &Mesh, recorded: &Recorded, failed: usize, 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sentinel_primary_killed_mid_workload_is_followed_and_the_mesh_converges() {
-    let recorder = DebuggingRecorder::new();
-    let recorded = Recorded::new(recorder.snapshotter());
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let s = Scenario::new("sentinel");
+/// A three-node mesh whose node 1 keeps its store on `backend`, after a first round of
+/// writes on every node; and the server node 1's store was on before any failover.
+async fn mesh_written_once(
+    name: &str,
+    backend: Backend,
+    cold_path: bool,
+) -> (Mesh, Model, Workload, String) {
+    let s = Scenario::new(name);
     let mut options = MeshOptions::new(3);
-    options.backends[1] = Backend::Sentinel;
-    let mut mesh = Mesh::start(&s, options).await;
+    options.backends[1] = backend;
+    options.cold_path = cold_path;
+    let mesh = Mesh::start(&s, options).await;
     let model = Model::new();
     let w = workload(&s);
     join_all(
@@ -128,6 +131,35 @@ async fn a_sentinel_primary_killed_mid_workload_is_followed_and_the_mesh_converg
         .await
         .sync_engine_server
         .unwrap();
+    (mesh, model, w, before)
+}
+
+/// After the failover: a last round of writes on every node, then the mesh converges to
+/// the model and node 1's failover away from `before` shows in health and metrics.
+async fn converges_after_failover(
+    mut mesh: Mesh,
+    model: &Model,
+    w: &Workload,
+    recorded: &Recorded,
+    before: &str,
+) {
+    let s = mesh.scenario.clone();
+    join_all(
+        spawn_on(&mesh, &[0, 1, 2], w, model, 2),
+        &s.context("round 2"),
+    )
+    .await;
+    mesh.assert_converged(model, CONVERGE).await;
+    assert_failover_shows(&mesh, recorded, 1, before).await;
+    mesh.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_primary_killed_mid_workload_is_followed_and_the_mesh_converges() {
+    let recorder = DebuggingRecorder::new();
+    let recorded = Recorded::new(recorder.snapshotter());
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut mesh, model, w, before) = mesh_written_once("sentinel", Backend::Sentinel, true).await;
 
     // Node 1's own writes stop, and what its primary acknowledged reaches the replica:
     // Redis replicates asynchronously, so a write acknowledged in the last instant before
@@ -147,15 +179,8 @@ async fn a_sentinel_primary_killed_mid_workload_is_followed_and_the_mesh_converg
     done.store(true, Ordering::SeqCst);
     let rounds = writers.await.unwrap();
     println!("{rounds} rounds of writes on nodes 0 and 2 while node 1's primary failed over");
-    join_all(
-        spawn_on(&mesh, &[0, 1, 2], &w, &model, 2),
-        &s.context("round 2"),
-    )
-    .await;
-    mesh.assert_converged(&model, CONVERGE).await;
     assert_ne!(before, format!("127.0.0.1:{promoted}"));
-    assert_failover_shows(&mesh, &recorded, 1, &before).await;
-    mesh.shutdown().await;
+    converges_after_failover(mesh, &model, &w, &recorded, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,28 +188,10 @@ async fn a_cluster_failover_mid_workload_loses_nothing_and_the_mesh_converges() 
     let recorder = DebuggingRecorder::new();
     let recorded = Recorded::new(recorder.snapshotter());
     let _guard = metrics::set_default_local_recorder(&recorder);
-    let s = Scenario::new("cluster");
-    let mut options = MeshOptions::new(3);
-    options.backends[1] = Backend::Cluster;
     // A coordinated failover loses nothing, so the hot path alone must deliver every
-    // write: a write refused during the hand-over and dropped instead of retried would
-    // never arrive (repair would hide it).
-    options.cold_path = false;
-    let mut mesh = Mesh::start(&s, options).await;
-    let model = Model::new();
-    let w = workload(&s);
-    join_all(
-        spawn_on(&mesh, &[0, 1, 2], &w, &model, 0),
-        &s.context("round 0"),
-    )
-    .await;
-    let before = mesh.nodes[1]
-        .engine()
-        .unwrap()
-        .health_check()
-        .await
-        .sync_engine_server
-        .unwrap();
+    // write (no cold path): a write refused during the hand-over and dropped instead of
+    // retried would never arrive (repair would hide it).
+    let (mut mesh, model, w, before) = mesh_written_once("cluster", Backend::Cluster, false).await;
     // Every node writes while the primary of node 1's slot hands over to its replica
     // (`CLUSTER FAILOVER`: the replica catches up first, so nothing acknowledged is lost,
     // node 1's own writes included).
@@ -200,13 +207,6 @@ async fn a_cluster_failover_mid_workload_loses_nothing_and_the_mesh_converges() 
     let rounds = writers.await.unwrap();
     println!("{rounds} rounds of writes on every node while node 1's slot failed over");
     assert_eq!(before, format!("127.0.0.1:{old}"));
-    join_all(
-        spawn_on(&mesh, &[0, 1, 2], &w, &model, 2),
-        &s.context("round 2"),
-    )
-    .await;
-    mesh.assert_converged(&model, CONVERGE).await;
     assert_ne!(old, new);
-    assert_failover_shows(&mesh, &recorded, 1, &before).await;
-    mesh.shutdown().await;
+    converges_after_failover(mesh, &model, &w, &recorded, &before).await;
 }

@@ -440,12 +440,12 @@ async fn reload_loop<S: SyncEngineRef>(
                 }
                 PeerChange::Reconnect(peer) => {
                     tracing::info!(peer = %peer.node_id, "reload: peer settings changed; reconnecting");
-                    lifecycle.restart_peer(peer, drain, false).await;
+                    lifecycle.reconnect_peer(peer, drain).await;
                 }
                 PeerChange::Retarget(peer) => {
                     tracing::info!(peer = %peer.node_id, url = %peer.redacted_url(), prefix = %peer.redis_prefix,
                         "reload: peer now names another stream; reading it from its beginning");
-                    lifecycle.restart_peer(peer, drain, true).await;
+                    lifecycle.retarget_peer(peer, drain).await;
                 }
             }
         }

@@ -133,26 +133,36 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         }
     }
 
-    /// Restarts a peer with new settings (URL, prefix, TLS, enabled). The peer stays
-    /// configured while its tasks drain, so its sync evidence keeps counting for tombstone
-    /// collection. With `new_stream` (it now names another stream) its cursor and status
-    /// (sync evidence, gaps, lag) are reset first: the new stream is read from its
-    /// beginning and must complete repair cycles of its own.
-    pub(crate) async fn restart_peer(&self, config: PeerConfig, drain: Duration, new_stream: bool) {
-        if let Some(running) = self.manager.take_running(&config.node_id) {
-            stop_running(&config.node_id, running, Instant::now() + drain).await;
-        }
-        if new_stream {
-            self.manager.reset_status(&config.node_id);
-            self.forget_cursor(&config.node_id).await;
-            // The new stream holds only its recent changes, not everything its node holds
-            // (it may even have been recreated since we last read it): like a gap, it wants
-            // one completed repair cycle, also with the cold path disabled.
-            if let Some((status, _)) = self.manager.state_of(&config.node_id) {
-                status.mark_gap();
-            }
+    /// Restarts a peer with new settings (TLS, credentials, enabled...) on the same stream, from its
+    /// cursor. The peer stays configured while its tasks drain, so its sync evidence keeps
+    /// counting for tombstone collection.
+    pub(crate) async fn reconnect_peer(&self, config: PeerConfig, drain: Duration) {
+        self.stop_tasks(&config.node_id, drain).await;
+        self.start_peer(config, Duration::ZERO).await;
+    }
+
+    /// Restarts a peer that now names another stream (server, database or prefix): as
+    /// [`reconnect_peer`](Self::reconnect_peer), but its cursor and status (sync evidence,
+    /// gaps, lag) are reset first: the new stream is read from its beginning and must
+    /// complete repair cycles of its own.
+    pub(crate) async fn retarget_peer(&self, config: PeerConfig, drain: Duration) {
+        self.stop_tasks(&config.node_id, drain).await;
+        self.manager.reset_status(&config.node_id);
+        self.forget_cursor(&config.node_id).await;
+        // The new stream holds only its recent changes, not everything its node holds (it
+        // may even have been recreated since we last read it): like a gap, it wants one
+        // completed repair cycle, also with the cold path disabled.
+        if let Some((status, _)) = self.manager.state_of(&config.node_id) {
+            status.mark_gap();
         }
         self.start_peer(config, Duration::ZERO).await;
+    }
+
+    /// Stops a peer's running tasks (waiting up to `drain`), keeping it configured.
+    async fn stop_tasks(&self, node_id: &str, drain: Duration) {
+        if let Some(running) = self.manager.take_running(node_id) {
+            stop_running(node_id, running, Instant::now() + drain).await;
+        }
     }
 
     /// Records the beginning of the stream as the peer's cursor.

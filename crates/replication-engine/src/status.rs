@@ -349,18 +349,14 @@ mod tests {
     fn the_last_cycle_that_found_differences_is_kept_apart() {
         let status = PeerStatus::default();
         let trigger = crate::health::RepairTrigger::Scheduled;
-        let found = replication_merkle::CycleReport {
-            keys_resolved: 3,
-            ..Default::default()
-        };
+        let mut found = replication_merkle::CycleReport::default();
+        found.keys_resolved = 3;
         status.set_repair(
             RepairHealth::finished(&found, trigger, 1, 2),
             Some((1, StreamEnd::NothingToRead)),
         );
-        let equal = replication_merkle::CycleReport {
-            in_sync: true,
-            ..Default::default()
-        };
+        let mut equal = replication_merkle::CycleReport::default();
+        equal.in_sync = true;
         status.set_repair(
             RepairHealth::finished(&equal, trigger, 3, 4),
             Some((3, StreamEnd::NothingToRead)),

@@ -603,66 +603,6 @@ async fn a_delete_that_arrives_late_is_not_collected_before_the_peer_has_seen_it
     );
 }
 
-/// A peer whose `read_tombstones` hangs while `hang` is set (a peer call in flight that
-/// never answers); everything else goes to the in-memory peer.
-struct Hanging {
-    inner: replication_testkit::MemoryPeer,
-    hang: Arc<std::sync::atomic::AtomicBool>,
-    hung: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-#[async_trait::async_trait]
-impl replication_engine::PeerBackend for Hanging {
-    fn node_id(&self) -> &str {
-        self.inner.node_id()
-    }
-    fn connection(&self) -> replication_core::ConnectionStatus {
-        self.inner.connection()
-    }
-    async fn read_stream(
-        &self,
-        request: replication_core::ReadRequest,
-    ) -> Result<Vec<replication_core::RawEntry>, replication_engine::PeerError> {
-        self.inner.read_stream(request).await
-    }
-    async fn stream_info(
-        &self,
-    ) -> Result<Option<replication_core::StreamInfo>, replication_engine::PeerError> {
-        self.inner.stream_info().await
-    }
-    async fn get_merkle_root(&self) -> Result<Option<[u8; 32]>, replication_engine::PeerError> {
-        self.inner.get_merkle_root().await
-    }
-    async fn merkle_children(
-        &self,
-        paths: &[String],
-    ) -> Result<Vec<Vec<(String, [u8; 32])>>, replication_engine::PeerError> {
-        self.inner.merkle_children(paths).await
-    }
-    async fn read_items(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<replication_core::ItemRead>, replication_engine::PeerError> {
-        self.inner.read_items(keys).await
-    }
-    async fn read_tombstones(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<replication_engine::Tombstone>>, replication_engine::PeerError> {
-        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
-            self.hung.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            std::future::pending::<()>().await;
-        }
-        self.inner.read_tombstones(keys).await
-    }
-    async fn ping(&self) -> Result<Duration, replication_engine::PeerError> {
-        self.inner.ping().await
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
-}
-
 /// The last repair cycle of `peer` finished (completed or not) after `after_ms`.
 fn repaired_since(
     engine: &ReplicationEngine<MemoryStore>,
@@ -691,27 +631,25 @@ async fn wall_past(ms: i64) {
 async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
     use replication_core::CdcEvent;
     use replication_engine::{PeerConfig, PeerConnector, Settings};
-    use replication_testkit::MemoryPeer;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use replication_testkit::{Gate, GatedCall, GatedPeer, MemoryPeer};
 
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
     let me = MemoryStore::with_clock(wall_ms);
     me.put_local("k", "v");
     b.apply_change(replication_engine::Change::Put(me.item("k").unwrap()))
         .unwrap();
-    let hang = Arc::new(AtomicBool::new(false));
-    let hung = Arc::new(AtomicUsize::new(0));
+    // b's `read_tombstones` never answers once the gate holds (a peer call in flight).
+    let gate = Gate::new(GatedCall::ReadTombstones, false);
     let connector: Arc<dyn PeerConnector> = {
-        let (a, b, hang, hung) = (a.clone(), b.clone(), hang.clone(), hung.clone());
+        let (a, b, gate) = (a.clone(), b.clone(), gate.clone());
         Arc::new(move |peer: &PeerConfig, _: &Settings| {
             let backend: Arc<dyn replication_engine::PeerBackend> = if peer.node_id == "a" {
                 Arc::new(MemoryPeer::new("a", a.clone()))
             } else {
-                Arc::new(Hanging {
-                    inner: MemoryPeer::new("b", b.clone()),
-                    hang: hang.clone(),
-                    hung: hung.clone(),
-                })
+                Arc::new(GatedPeer::new(
+                    MemoryPeer::new("b", b.clone()),
+                    gate.clone(),
+                ))
             };
             Ok(backend)
         })
@@ -720,12 +658,12 @@ async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
     cfg.settings.cold_path.interval = Duration::from_millis(300);
     cfg.settings.tombstones.retention = Duration::ZERO;
     cfg.settings.shutdown_timeout = Duration::from_secs(4);
-    let (tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
-        .sync_engine(Arc::new(me.clone()))
-        .peer_connector(connector)
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
+    let (mut engine, tx) = common::engine_with(
+        &me,
+        cfg.clone(),
+        connector,
+        Arc::new(MemoryCursorStore::new()),
+    );
     engine.start().await.unwrap();
     let started = wall_ms();
     eventually("both peers completed a cycle", || {
@@ -750,12 +688,12 @@ async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
     assert!(me.tombstone("k").is_some(), "b has not seen the delete yet");
 
     // b's hot path gets a batch and hangs in the middle of it, then b is reloaded.
-    hang.store(true, Ordering::SeqCst);
+    gate.hold(true);
     MemoryPeer::new("b", b.clone()).append_event(&CdcEvent::Delete {
         key: "x".into(),
         stamp: None,
     });
-    eventually("b's batch is in flight", || hung.load(Ordering::SeqCst) > 0).await;
+    eventually("b's batch is in flight", || gate.held() > 0).await;
     let mut reloaded = cfg.clone();
     reloaded.peers[1].redis_url = "redis://user:secret@127.0.0.1:1".into();
     tx.send_replace(reloaded);
@@ -768,7 +706,7 @@ async fn a_peer_reloading_stays_in_the_collection_horizon_while_it_drains() {
         me.tombstone("k").is_some(),
         "collected while the peer that has not seen it was draining"
     );
-    hang.store(false, Ordering::SeqCst);
+    gate.hold(false);
     engine.shutdown().await;
 }
 
@@ -828,12 +766,12 @@ async fn a_reloaded_peer_that_names_another_stream_is_read_from_its_beginning() 
     let mut cfg = config("me", &[]);
     cfg.peers = vec![replication_engine::PeerConfig::new("b", "redis://old:6379")];
     cfg.settings.cold_path.enabled = false;
-    let (tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
-        .sync_engine(Arc::new(me.clone()))
-        .peer_connector(connector)
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
+    let (mut engine, tx) = common::engine_with(
+        &me,
+        cfg.clone(),
+        connector,
+        Arc::new(MemoryCursorStore::new()),
+    );
     engine.start().await.unwrap();
     eventually("the old stream is read", || me.len() == 5).await;
     let mut moved = cfg.clone();
@@ -877,12 +815,12 @@ async fn a_reloaded_peer_that_names_another_stream_loses_its_sync_evidence() {
     cfg.settings.cold_path.interval = Duration::from_millis(300);
     // Collection waits for both: every peer's evidence, and three seconds of age.
     cfg.settings.tombstones.retention = Duration::from_secs(3);
-    let (tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
-        .sync_engine(Arc::new(me.clone()))
-        .peer_connector(connector)
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
+    let (mut engine, tx) = common::engine_with(
+        &me,
+        cfg.clone(),
+        connector,
+        Arc::new(MemoryCursorStore::new()),
+    );
     engine.start().await.unwrap();
     // The old peer (which never had k) completes a cycle that started after the delete.
     eventually("the old peer completed a cycle", || {

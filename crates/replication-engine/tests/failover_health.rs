@@ -7,50 +7,14 @@ mod common;
 
 use common::config;
 use metrics_util::debugging::DebuggingRecorder;
-use replication_core::merkle::Hash;
 use replication_core::mocks::MockPeerBackend;
-use replication_core::{ConnectionState, ConnectionStatus, SyncError, SyncItem};
+use replication_core::{ConnectionState, ConnectionStatus};
 use replication_cursor::MemoryCursorStore;
 use replication_engine::metrics as names;
-use replication_engine::{PeerBackend, PeerConfig, ReplicationEngine, Settings, SyncEngineRef};
-use replication_testkit::Recorded;
+use replication_engine::{PeerBackend, PeerConfig, ReplicationEngine, Settings};
+use replication_testkit::{MemoryStore, Recorded};
 use std::sync::Arc;
 use tokio::sync::watch;
-
-/// A store that holds nothing and reports the server its data lives on.
-struct FailedOverStore;
-
-impl SyncEngineRef for FailedOverStore {
-    fn connection(&self) -> Option<ConnectionStatus> {
-        Some(ConnectionStatus {
-            state: ConnectionState::Connected,
-            server: Some("10.0.0.9:6379".into()),
-            failovers: 1,
-            ..ConnectionStatus::default()
-        })
-    }
-    async fn submit(&self, _item: SyncItem) -> Result<(), SyncError> {
-        Ok(())
-    }
-    async fn delete(&self, _key: String) -> Result<bool, SyncError> {
-        Ok(false)
-    }
-    async fn delete_replicated(&self, _key: String) -> Result<bool, SyncError> {
-        Ok(false)
-    }
-    async fn is_current(&self, _key: &str, _hash: &str) -> Result<bool, SyncError> {
-        Ok(false)
-    }
-    async fn get_merkle_root(&self) -> Result<Option<Hash>, SyncError> {
-        Ok(None)
-    }
-    async fn get_merkle_children(&self, _path: &str) -> Result<Vec<(String, Hash)>, SyncError> {
-        Ok(Vec::new())
-    }
-    async fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, SyncError> {
-        Ok(None)
-    }
-}
 
 fn failed_over_peer(
     peer: &PeerConfig,
@@ -74,12 +38,20 @@ async fn failovers_of_peers_and_of_the_store_show_in_health_and_metrics() {
     let recorder = DebuggingRecorder::new();
     let recorded = Recorded::new(recorder.snapshotter());
     let _guard = metrics::set_default_local_recorder(&recorder);
+    // A store that holds nothing and reports the server its data lives on.
+    let store = MemoryStore::new();
+    store.set_connection(Some(ConnectionStatus {
+        state: ConnectionState::Connected,
+        server: Some("10.0.0.9:6379".into()),
+        failovers: 1,
+        ..ConnectionStatus::default()
+    }));
     let mut cfg = config("me", &["a"]);
     cfg.settings.hot_path.enabled = false;
     cfg.settings.cold_path.enabled = false;
     let (_tx, rx) = watch::channel(cfg.clone());
     let mut engine = ReplicationEngine::builder(cfg, rx)
-        .sync_engine(Arc::new(FailedOverStore))
+        .sync_engine(Arc::new(store))
         .peer_connector(Arc::new(failed_over_peer))
         .cursor_store(Arc::new(MemoryCursorStore::new()))
         .build();

@@ -14,7 +14,10 @@ use replication_engine::{
     ControlError, MemoryCursorStore, PeerBackend, PeerHealth, RepairTrigger, ReplicationEngine,
     ReplicationEngineConfig, SAMPLE_EVERY,
 };
-use replication_testkit::{eventually, eventually_some_async, MemoryMesh, MemoryPeer, MemoryStore};
+use replication_testkit::{
+    eventually, eventually_some_async, Gate, GatedCall, GatedPeer, MemoryMesh, MemoryPeer,
+    MemoryStore,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -283,104 +286,43 @@ async fn the_sampler_keeps_history_and_gauges_without_health_checks() {
     engine.shutdown().await;
 }
 
-/// A peer whose `close` waits until the test lets it finish: a reconnect is then caught
-/// half way, with the old connection closing.
-struct SlowClose {
-    inner: MemoryPeer,
-    release: Arc<tokio::sync::Notify>,
-    closing: Arc<tokio::sync::Notify>,
-}
-
-#[async_trait::async_trait]
-impl PeerBackend for SlowClose {
-    fn node_id(&self) -> &str {
-        self.inner.node_id()
-    }
-    fn connection(&self) -> replication_engine::ConnectionStatus {
-        self.inner.connection()
-    }
-    async fn read_stream(
-        &self,
-        request: replication_core::ReadRequest,
-    ) -> Result<Vec<replication_core::RawEntry>, replication_engine::PeerError> {
-        self.inner.read_stream(request).await
-    }
-    async fn stream_info(
-        &self,
-    ) -> Result<Option<replication_core::StreamInfo>, replication_engine::PeerError> {
-        self.inner.stream_info().await
-    }
-    async fn get_merkle_root(
-        &self,
-    ) -> Result<Option<replication_core::merkle::Hash>, replication_engine::PeerError> {
-        self.inner.get_merkle_root().await
-    }
-    async fn merkle_children(
-        &self,
-        paths: &[String],
-    ) -> Result<Vec<Vec<(String, replication_core::merkle::Hash)>>, replication_engine::PeerError>
-    {
-        self.inner.merkle_children(paths).await
-    }
-    async fn read_items(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<replication_core::ItemRead>, replication_engine::PeerError> {
-        self.inner.read_items(keys).await
-    }
-    async fn read_tombstones(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<replication_engine::Tombstone>>, replication_engine::PeerError> {
-        self.inner.read_tombstones(keys).await
-    }
-    async fn ping(&self) -> Result<Duration, replication_engine::PeerError> {
-        self.inner.ping().await
-    }
-    async fn close(&self) {
-        self.closing.notify_one();
-        self.release.notified().await;
-        self.inner.close().await;
-    }
-}
-
 #[tokio::test]
 async fn a_peer_being_reconnected_stays_in_health_and_can_be_paused() {
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
-    let release = Arc::new(tokio::sync::Notify::new());
-    let closing = Arc::new(tokio::sync::Notify::new());
+    // Every `close` waits until the test lets it finish: a reconnect is then caught half
+    // way, with the old connection closing.
+    let gate = Gate::new(GatedCall::Close, true);
     let connector = {
-        let (a, release, closing) = (a.clone(), release.clone(), closing.clone());
+        let (a, gate) = (a.clone(), gate.clone());
         Arc::new(
             move |peer: &replication_engine::PeerConfig, _: &replication_engine::Settings| {
-                Ok(Arc::new(SlowClose {
-                    inner: MemoryPeer::new(peer.node_id.clone(), a.clone()),
-                    release: release.clone(),
-                    closing: closing.clone(),
-                }) as Arc<dyn PeerBackend>)
+                Ok(Arc::new(GatedPeer::new(
+                    MemoryPeer::new(peer.node_id.clone(), a.clone()),
+                    gate.clone(),
+                )) as Arc<dyn PeerBackend>)
             },
         )
     };
     let cfg = config("me", &["a"]);
-    let (tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg.clone(), rx)
-        .sync_engine(Arc::new(me.clone()))
-        .peer_connector(connector)
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
+    let (mut engine, tx) = common::engine_with(
+        &me,
+        cfg.clone(),
+        connector,
+        Arc::new(MemoryCursorStore::new()),
+    );
     engine.start().await.unwrap();
     let mut reloaded = cfg;
     reloaded.peers[0].redis_url = "redis://127.0.0.1:2".into();
     tx.send(reloaded).unwrap();
-    closing.notified().await;
+    gate.reached().await;
 
     // The old connection is closing: the peer is still configured, and still controllable.
     let health = engine.health_check().await;
     assert_eq!(health.peers_total, 1, "{health:?}");
     assert_eq!(engine.peer_manager().pause("a"), Ok(true));
-    release.notify_one();
+    gate.release_one();
     let a_health = peer_until(&engine, "a", "the new connection is up", |p| p.connected).await;
     assert!(a_health.paused, "{a_health:?}");
-    release.notify_one(); // the shutdown's close
+    gate.release_one(); // the shutdown's close
     engine.shutdown().await;
 }

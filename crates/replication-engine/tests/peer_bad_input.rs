@@ -5,48 +5,15 @@
 
 mod common;
 
-use replication_engine::{
-    MemoryCursorStore, PeerConfig, ReplicationEngine, ReplicationEngineConfig,
-};
-use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::{eventually, MemoryMesh, MemoryStore, RedisServer};
+use replication_engine::{MemoryCursorStore, ReplicationEngine};
+use replication_testkit::{eventually, one_redis_peer, MemoryMesh, MemoryStore, RedisServer};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
-
-fn config(peer_url: String) -> ReplicationEngineConfig {
-    let mut c = ReplicationEngineConfig::new("me");
-    let mut peer = PeerConfig::new("p", peer_url);
-    peer.redis_prefix = "p:".into();
-    c.peers = vec![peer];
-    let s = &mut c.settings;
-    s.hot_path.block_timeout = Duration::from_millis(100);
-    s.cold_path.enabled = false;
-    s.peer.reconnect_initial_delay = Duration::from_millis(50);
-    s.peer.reconnect_max_delay = Duration::from_millis(500);
-    s.sync_engine.retry_initial_delay = Duration::from_millis(20);
-    s.sync_engine.retry_max_delay = Duration::from_millis(200);
-    s.shutdown_timeout = Duration::from_secs(5);
-    c
-}
-
-async fn engine(me: &MemoryStore, peer_url: String) -> ReplicationEngine<MemoryStore> {
-    let cfg = config(peer_url);
-    let (_tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg, rx)
-        .sync_engine(Arc::new(me.clone()))
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
-    engine.start().await.unwrap();
-    engine
-}
 
 #[tokio::test]
 async fn a_malformed_tombstone_at_the_peer_does_not_stall_its_stream() {
     let server = RedisServer::start().unwrap();
-    let peer = NodeStore::connect(NodeStoreConfig::new(server.url()).with_prefix("p:"))
-        .await
-        .unwrap();
+    let peer = common::node_store(&server, "p:").await;
     for key in ["gone.bad", "gone.good"] {
         peer.put(key, b"v".to_vec()).await.unwrap();
         assert!(peer.delete_item(key).await.unwrap());
@@ -65,7 +32,8 @@ async fn a_malformed_tombstone_at_the_peer_does_not_stall_its_stream() {
     peer.put("after", b"still flowing".to_vec()).await.unwrap();
 
     let me = MemoryStore::new();
-    let mut engine = engine(&me, server.url()).await;
+    let mut engine =
+        common::started_on_redis(Arc::new(me.clone()), one_redis_peer(server.url())).await;
     eventually("the write after the bad tombstone arrives", || {
         me.item("after").is_some()
     })

@@ -5,37 +5,20 @@
 //! only the hot path can have delivered the writes.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::node_store as node;
 use metrics_util::debugging::DebuggingRecorder;
 use replication_engine::metrics as names;
-use replication_engine::{
-    MemoryCursorStore, PeerConfig, ReplicationEngine, ReplicationEngineConfig,
-};
-use replication_node::{NodeStore, NodeStoreConfig};
-use replication_testkit::{eventually_async, Recorded, RedisServer};
+use replication_engine::ReplicationEngineConfig;
+use replication_testkit::{eventually_async, one_redis_peer, Recorded, RedisServer};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
-async fn node(server: &RedisServer, prefix: &str) -> NodeStore {
-    NodeStore::connect(NodeStoreConfig::new(server.url()).with_prefix(prefix))
-        .await
-        .unwrap()
-}
-
+/// The shared config, with the store's circuit reopening quickly.
 fn config(peer_url: String) -> ReplicationEngineConfig {
-    let mut c = ReplicationEngineConfig::new("me");
-    let mut peer = PeerConfig::new("p", peer_url);
-    peer.redis_prefix = "p:".into();
-    c.peers = vec![peer];
-    let s = &mut c.settings;
-    s.hot_path.block_timeout = Duration::from_millis(100);
-    s.cold_path.enabled = false;
-    s.peer.reconnect_initial_delay = Duration::from_millis(50);
-    s.peer.reconnect_max_delay = Duration::from_millis(500);
-    s.sync_engine.retry_initial_delay = Duration::from_millis(20);
-    s.sync_engine.retry_max_delay = Duration::from_millis(200);
-    s.sync_engine.circuit_open_for = Duration::from_millis(200);
-    s.shutdown_timeout = Duration::from_secs(5);
+    let mut c = one_redis_peer(peer_url);
+    c.settings.sync_engine.circuit_open_for = Duration::from_millis(200);
     c
 }
 
@@ -53,13 +36,8 @@ async fn refused_writes_are_held_back_and_land_after(refuse: &[&[&str]], reset: 
     let (peer_redis, local_redis) = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
     let peer = node(&peer_redis, "p:").await;
     let local = node(&local_redis, "l:").await;
-    let cfg = config(peer_redis.url());
-    let (_tx, rx) = watch::channel(cfg.clone());
-    let mut engine = ReplicationEngine::builder(cfg, rx)
-        .sync_engine(Arc::new(local.clone()))
-        .cursor_store(Arc::new(MemoryCursorStore::new()))
-        .build();
-    engine.start().await.unwrap();
+    let mut engine =
+        common::started_on_redis(Arc::new(local.clone()), config(peer_redis.url())).await;
     peer.put("before", b"flowing".to_vec()).await.unwrap();
     eventually_async("the first write arrives", || async {
         local.get_item("before").await.unwrap().is_some()

@@ -38,9 +38,9 @@ pub use derive::derive_states;
 pub use error::{ReadStage, RepairError, Side};
 pub use gc::gc_horizon;
 pub use plan::{plan_repair, KeyDifference, PlanScope, RepairAction, RepairPlan, Winner};
-pub use report::{Budget, CycleReport};
+pub use report::CycleReport;
 pub use resolve::PeerView;
-pub use settings::{RepairSettings, DEFAULT_CONCURRENCY};
+pub use settings::RepairSettings;
 pub use source::{LocalStore, LocalView, PeerSource, RepairPeer, RepairTarget, TreeSource};
 pub use state::RepairState;
 

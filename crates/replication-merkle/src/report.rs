@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Which per-cycle budget stopped a cycle early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Budget {
+pub(crate) enum Budget {
     /// `max_items_per_cycle`.
     Items,
     /// `max_bytes_per_cycle`.
@@ -62,7 +62,7 @@ pub struct CycleReport {
     /// peer has not applied the delete yet, so the cycle is not `completed`.
     pub deletes_pending_on_peer: u64,
     /// Set when a budget ran out with work left; the next cycle resumes.
-    pub budget_exhausted: Option<Budget>,
+    pub(crate) budget_exhausted: Option<Budget>,
     /// Wall time of the cycle (reporting only; nothing depends on it).
     pub duration: Duration,
 }

@@ -23,7 +23,7 @@ pub struct RepairSettings {
 }
 
 /// Batched calls per side in flight at once when the configuration does not say.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 4;
 
 impl Default for RepairSettings {
     fn default() -> Self {

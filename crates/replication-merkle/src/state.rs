@@ -43,18 +43,9 @@ impl RepairState {
     }
 
     /// True when the next cycle resumes an unfinished walk.
-    pub fn is_resuming(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_resuming(&self) -> bool {
         self.walking
-    }
-
-    /// Differing nodes not yet expanded.
-    pub fn pending_paths(&self) -> usize {
-        self.frontier.len()
-    }
-
-    /// Differing keys not yet resolved.
-    pub fn pending_keys(&self) -> usize {
-        self.candidates.len()
     }
 
     /// Forgets the walk; the next cycle starts from the roots.

@@ -11,8 +11,13 @@ use std::time::Duration;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connected client. After the first connection, fred reconnects by itself (exponential
-/// backoff, unbounded attempts) and retries in-flight commands; the store's own retries only
-/// cover write conflicts, so the two never multiply.
+/// backoff, unbounded attempts) but never replays a command that a dropped connection cut
+/// (`max_command_attempts = 1`): the call fails retriably and its one owner (the engine's
+/// write or read loop, or whoever called the store) decides whether to try again. The
+/// store's own retries only cover write conflicts. fred 10 still sends a `MULTI`/`EXEC`
+/// block once more after reconnecting (its transaction loop allows one attempt beyond
+/// the configured number); the commit's token check makes that resend a no-op that
+/// reports whether the block landed (`writer::commit`).
 ///
 /// The URL is checked first (`NodeStoreConfig::validate`), so that a malformed one fails
 /// with our own redacted message; fred then reads the same forms (Sentinel and Cluster
@@ -33,7 +38,11 @@ pub(crate) async fn connect(config: &NodeStoreConfig) -> Result<Client, NodeErro
     };
     let fred_config = Config::from_url(&config.redis_url).map_err(fail)?;
     let client = Builder::from_config(fred_config)
-        .with_connection_config(|c| c.connection_timeout = CONNECT_TIMEOUT)
+        .with_connection_config(|c| {
+            c.connection_timeout = CONNECT_TIMEOUT;
+            // The call's owner retries; fred must not replay a cut command as well.
+            c.max_command_attempts = 1;
+        })
         .with_performance_config(|p| p.default_command_timeout = config.command_timeout)
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 5_000, 2))
         .build()

@@ -10,7 +10,7 @@ use replication_core::{
 
 /// Parses the string stored at item key `key`. A bad layout or a content hash that does not
 /// match the content is `Unreadable` with the reason, never `Absent`.
-pub fn parse_item_json(key: &str, bytes: &[u8]) -> ItemRead {
+pub(crate) fn parse_item_json(key: &str, bytes: &[u8]) -> ItemRead {
     match decode_item_json(key, bytes) {
         Ok(item) => ItemRead::Present(item),
         Err(e) => ItemRead::Unreadable { reason: e.reason },
@@ -21,7 +21,7 @@ pub fn parse_item_json(key: &str, bytes: &[u8]) -> ItemRead {
 /// the document, whose `payload` is the content and whose `version`, `updated_at` and
 /// (optional) `content_hash` are the metadata. The content is the payload serialised as
 /// compact JSON; a stated `content_hash` must match it.
-pub fn parse_json_document(key: &str, reply: &[u8]) -> ItemRead {
+pub(crate) fn parse_json_document(key: &str, reply: &[u8]) -> ItemRead {
     let unreadable = |reason: String| ItemRead::Unreadable {
         reason: format!("RedisJSON item: {reason}"),
     };

@@ -7,8 +7,8 @@ use common::*;
 use fred::types::Value;
 use replication_core::merkle::decode_member;
 use replication_core::{encode_item_json, ItemRead, PeerBackend, SyncItem, Tombstone};
-use replication_peer::{StreamTailer, TailEvent, TailOptions, TailStart};
-use replication_testkit::RedisServer;
+use replication_peer::{RedisPeer, StreamTailer, TailEvent, TailOptions, TailStart};
+use replication_testkit::{eventually, FaultProxy, LinkMode, RedisServer};
 use std::sync::Arc;
 
 fn fixture() -> serde_json::Value {
@@ -198,6 +198,82 @@ fn commandstat(info: &str, command: &str) -> u64 {
     info.lines()
         .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    commandstat(&server.command(&["INFO", "commandstats"]).unwrap(), command)
+}
+
+/// A read whose connection drops while its reply is on the way back reached the server
+/// once: fred does not replay it, so only the stack's retry layer (here told not to retry)
+/// may try again.
+#[tokio::test]
+async fn a_read_cut_in_flight_is_not_replayed_below_its_owner() {
+    let server = RedisServer::start().unwrap();
+    let proxy = FaultProxy::start(server.addr()).await.unwrap();
+    let mut settings = settings();
+    settings.peer.retries = 0;
+    let peer = RedisPeer::new(&peer_config(&proxy.redis_url(), ""), &settings).unwrap();
+    peer.wait_connected(DEADLINE).await.unwrap();
+    let peer = Arc::new(peer);
+    let before = calls(&server, "get");
+    proxy.set(LinkMode::HoldReplies);
+    let read = tokio::spawn({
+        let peer = Arc::clone(&peer);
+        async move { peer.get_merkle_root().await }
+    });
+    eventually("the root read reaches the server", || {
+        calls(&server, "get") > before
+    })
+    .await;
+    proxy.cut();
+    proxy.heal();
+    let error = read.await.unwrap().expect_err("the cut read fails");
+    assert!(error.is_retriable(), "{error}");
+    assert_eq!(
+        calls(&server, "get"),
+        before + 1,
+        "the client did not replay it"
+    );
+}
+
+/// fred 10 sends a `MULTI`/`EXEC` block once more after reconnecting, whatever its
+/// attempt count: a checked stream read (a read, so the resend is harmless) whose reply
+/// was lost reaches the server twice and succeeds, inside the one call its owner made.
+#[tokio::test]
+async fn a_checked_read_cut_in_flight_is_resent_once_by_fred() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    raw(
+        &client,
+        "XADD",
+        vec!["cdc".into(), "*".into(), "f".into(), "v".into()],
+    )
+    .await;
+    let proxy = FaultProxy::start(server.addr()).await.unwrap();
+    let mut settings = settings();
+    settings.peer.retries = 0;
+    let peer = RedisPeer::new(&peer_config(&proxy.redis_url(), ""), &settings).unwrap();
+    peer.wait_connected(DEADLINE).await.unwrap();
+    let peer = Arc::new(peer);
+    let before = calls(&server, "exec");
+    proxy.set(LinkMode::HoldReplies);
+    let read = tokio::spawn({
+        let peer = Arc::clone(&peer);
+        async move {
+            peer.read_stream_checked(replication_core::StreamId::ZERO, 10)
+                .await
+        }
+    });
+    eventually("the checked read reaches the server", || {
+        calls(&server, "exec") > before
+    })
+    .await;
+    proxy.cut();
+    proxy.heal();
+    let checked = read.await.unwrap().expect("the resent block answers");
+    assert_eq!(checked.entries.len(), 1);
+    assert_eq!(calls(&server, "exec"), before + 2, "sent once more by fred");
 }
 
 #[tokio::test]

@@ -9,9 +9,9 @@ use fred::types::Value;
 #[error("expected {expected}, got {got}")]
 pub struct ReplyError {
     /// What the caller expected.
-    pub expected: &'static str,
+    expected: &'static str,
     /// The kind of value that came instead.
-    pub got: String,
+    got: String,
 }
 
 /// A bulk or simple string (integers as their decimal text) as bytes; `None` for nil.

@@ -117,6 +117,7 @@ impl MemoryStore {
             failed_writes: None,
             counters: StoreCounters::default(),
             stream: CdcLog::default(),
+            connection: None,
         };
         Self {
             shared: Arc::new(Shared {
@@ -294,12 +295,16 @@ impl SyncEngineRef for MemoryStore {
         self.lock().accepting_writes
     }
 
+    fn connection(&self) -> Option<replication_core::ConnectionStatus> {
+        self.lock().connection.clone()
+    }
+
     async fn submit(&self, item: SyncItem) -> Result<(), SyncError> {
         {
             let mut state = self.lock();
             state.counters.submits += 1;
             let change = Change::Put(item);
-            if let Err(e) = state.check(true) {
+            if let Err(e) = state.check_write() {
                 state.note_failed(std::iter::once(&change));
                 return Err(e);
             }
@@ -313,7 +318,7 @@ impl SyncEngineRef for MemoryStore {
         {
             let mut state = self.lock();
             state.counters.deletes += 1;
-            state.check(true)?;
+            state.check_write()?;
         }
         Ok(self.delete_local(&key).is_some())
     }
@@ -321,7 +326,7 @@ impl SyncEngineRef for MemoryStore {
     async fn delete_replicated(&self, key: String) -> Result<bool, SyncError> {
         let mut state = self.lock();
         state.counters.replicated_deletes += 1;
-        state.check(true)?;
+        state.check_write()?;
         // A bare delete carries no stamp: it deletes the version we hold, and its tombstone
         // is stamped so that it beats exactly that version (docs/PROTOCOL.md "bare delete").
         let Some(item) = state.items.get(&key) else {
@@ -341,7 +346,7 @@ impl SyncEngineRef for MemoryStore {
 
     async fn is_current(&self, key: &str, content_hash: &str) -> Result<bool, SyncError> {
         let mut state = self.lock();
-        state.check(false)?;
+        state.check_read()?;
         Ok(state
             .items
             .get(key)
@@ -351,7 +356,7 @@ impl SyncEngineRef for MemoryStore {
     async fn get_merkle_root(&self) -> Result<Option<Hash>, SyncError> {
         let mut state = self.lock();
         state.counters.merkle_reads += 1;
-        state.check(false)?;
+        state.check_read()?;
         Ok(state.tree.node_hash(""))
     }
 
@@ -359,20 +364,20 @@ impl SyncEngineRef for MemoryStore {
         let mut state = self.lock();
         state.counters.merkle_reads += 1;
         state.counters.merkle_paths += 1;
-        state.check(false)?;
+        state.check_read()?;
         Ok(state.tree.children_of(path))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SyncError> {
         let mut state = self.lock();
-        state.check(false)?;
+        state.check_read()?;
         Ok(state.items.get(key).map(|item| item.content.clone()))
     }
 
     async fn local_states(&self, keys: &[String]) -> Result<Vec<Option<LocalState>>, SyncError> {
         let mut state = self.lock();
         state.counters.local_state_reads += 1;
-        state.check(false)?;
+        state.check_read()?;
         Ok(keys
             .iter()
             .map(|key| Some(state.local_state(key)))
@@ -383,7 +388,7 @@ impl SyncEngineRef for MemoryStore {
         {
             let mut state = self.lock();
             state.counters.applied_batches += 1;
-            if let Err(e) = state.check(true) {
+            if let Err(e) = state.check_write() {
                 state.note_failed(changes.iter());
                 return Err(e);
             }
@@ -406,7 +411,7 @@ impl SyncEngineRef for MemoryStore {
     ) -> Result<bool, SyncError> {
         let mut state = self.lock();
         state.counters.replicated_deletes += 1;
-        state.check(true)?;
+        state.check_write()?;
         let outcome = state.apply(Change::Delete { key, tombstone })?;
         Ok(matches!(outcome, Outcome::Applied { existed: true }))
     }
@@ -418,7 +423,7 @@ impl SyncEngineRef for MemoryStore {
         let mut state = self.lock();
         state.counters.merkle_reads += 1;
         state.counters.merkle_paths += paths.len() as u64;
-        state.check(false)?;
+        state.check_read()?;
         Ok(paths
             .iter()
             .map(|path| state.tree.children_of(path))
@@ -427,7 +432,7 @@ impl SyncEngineRef for MemoryStore {
 
     async fn get_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, SyncError> {
         let mut state = self.lock();
-        state.check(false)?;
+        state.check_read()?;
         Ok(keys
             .iter()
             .map(|key| state.tombstones.get(key).cloned())
@@ -436,7 +441,7 @@ impl SyncEngineRef for MemoryStore {
 
     async fn purge_tombstones(&self, recorded_before_ms: i64) -> Result<u64, SyncError> {
         let mut state = self.lock();
-        state.check(true)?;
+        state.check_write()?;
         let StoreState {
             tombstones,
             recorded,

@@ -1,5 +1,6 @@
 //! A fault-injecting TCP proxy for one link (engine → peer Redis): pass, one-way latency,
-//! blackhole, refuse, and cut (close every open connection), switchable at any moment.
+//! blackhole, replies held, refuse, and cut (close every open connection), switchable at
+//! any moment.
 //! The tests' mesh harness puts one on every link; the benchmarks use it for WAN latency.
 
 use std::net::SocketAddr;
@@ -23,6 +24,9 @@ pub enum LinkMode {
     Delay(Duration),
     /// Accept connections and bytes but forward nothing (a partition that times out).
     Blackhole,
+    /// Forward requests to the server but hold its replies until the mode changes (a cut
+    /// drops them): a command that ran whose reply was lost on the way back.
+    HoldReplies,
     /// Refuse new connections (close them at once); open ones keep working.
     Refuse,
 }
@@ -69,8 +73,8 @@ impl FaultProxy {
                     let _ = server.set_nodelay(true);
                     let (client_r, client_w) = client.into_split();
                     let (server_r, server_w) = server.into_split();
-                    let up = pump(client_r, server_w, rx.clone());
-                    let down = pump(server_r, client_w, rx);
+                    let up = pump(client_r, server_w, rx.clone(), Direction::Requests);
+                    let down = pump(server_r, client_w, rx, Direction::Replies);
                     // When either direction ends, the connection is over.
                     tokio::select! { _ = up => {}, _ = down => {} }
                 });
@@ -139,14 +143,31 @@ impl Drop for FaultProxy {
     }
 }
 
+/// Which way a pump copies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Client to server.
+    Requests,
+    /// Server to client.
+    Replies,
+}
+
 /// Copies bytes one way. A reading half stamps each chunk with the time it arrived and
 /// hands it on; the writing half holds it until the link mode lets it go (its latency
 /// after the stamp, or the end of a blackhole), so latency does not serialise chunks.
-async fn pump(from: OwnedReadHalf, to: OwnedWriteHalf, mode: watch::Receiver<LinkMode>) {
+async fn pump(
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    mode: watch::Receiver<LinkMode>,
+    direction: Direction,
+) {
     let (chunks, chunks_rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     // Both halves run to their end: what was read before the end of the input is still
     // delivered, and a failed write ends the reading half at its next chunk.
-    tokio::join!(read_side(from, chunks), write_side(chunks_rx, to, mode));
+    tokio::join!(
+        read_side(from, chunks),
+        write_side(chunks_rx, to, mode, direction)
+    );
 }
 
 async fn read_side(mut from: OwnedReadHalf, chunks: mpsc::Sender<(Instant, Vec<u8>)>) {
@@ -170,18 +191,20 @@ async fn write_side(
     mut chunks: mpsc::Receiver<(Instant, Vec<u8>)>,
     mut to: OwnedWriteHalf,
     mut mode: watch::Receiver<LinkMode>,
+    direction: Direction,
 ) {
     while let Some((read_at, chunk)) = chunks.recv().await {
         loop {
             let current = *mode.borrow_and_update();
             match current {
                 LinkMode::Pass | LinkMode::Refuse => break,
+                LinkMode::HoldReplies if direction == Direction::Requests => break,
                 LinkMode::Delay(d) => {
                     tokio::time::sleep_until(read_at + d).await;
                     break;
                 }
                 // Hold the bytes until the link heals (or the connection is cut).
-                LinkMode::Blackhole => {
+                LinkMode::Blackhole | LinkMode::HoldReplies => {
                     if mode.changed().await.is_err() {
                         return;
                     }
@@ -198,15 +221,25 @@ async fn write_side(
 mod tests {
     #![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     async fn echo_server() -> SocketAddr {
+        echo_server_counting().await.0
+    }
+
+    /// An echo server, and how many bytes it has received.
+    async fn echo_server_counting() -> (SocketAddr, Arc<AtomicUsize>) {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let received = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&received);
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
+                let counted = Arc::clone(&counted);
                 tokio::spawn(async move {
                     let mut buf = [0u8; 1024];
                     while let Ok(n) = s.read(&mut buf).await {
+                        counted.fetch_add(n, Ordering::SeqCst);
                         if n == 0 || s.write_all(&buf[..n]).await.is_err() {
                             return;
                         }
@@ -214,7 +247,7 @@ mod tests {
                 });
             }
         });
-        addr
+        (addr, received)
     }
 
     async fn round_trip(stream: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
@@ -264,6 +297,33 @@ mod tests {
             round_trip(&mut fresh, b"again").await.as_deref(),
             Some(&b"again"[..])
         );
+    }
+
+    #[tokio::test]
+    async fn held_replies_let_requests_through_and_drop_the_replies_at_a_cut() {
+        let (server, received) = echo_server_counting().await;
+        let proxy = FaultProxy::start(server).await.unwrap();
+        let mut conn = TcpStream::connect(proxy.addr()).await.unwrap();
+        proxy.set(LinkMode::HoldReplies);
+        assert_eq!(round_trip(&mut conn, b"ran").await, None, "reply held");
+        assert_eq!(received.load(Ordering::SeqCst), 3, "the request arrived");
+        proxy.heal();
+        let mut echoed = [0u8; 3];
+        conn.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"ran", "held replies flow once healed");
+        proxy.set(LinkMode::HoldReplies);
+        assert_eq!(round_trip(&mut conn, b"cut").await, None);
+        proxy.cut();
+        proxy.heal();
+        let mut buf = [0u8; 3];
+        let after_cut = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .unwrap();
+        assert!(
+            matches!(after_cut, Ok(0) | Err(_)),
+            "the held reply is dropped"
+        );
+        assert_eq!(received.load(Ordering::SeqCst), 6);
     }
 
     /// Latency applies in both directions (a round trip takes at least twice the one-way

@@ -2,10 +2,11 @@
 //! unless asked, killed (SIGKILL) on drop so parallel tests never share state.
 
 use crate::port::free_port;
+use crate::wait::wait_until;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why a test server could not be provided.
 #[derive(Debug, thiserror::Error)]
@@ -185,15 +186,12 @@ impl RedisServer {
     /// Kills and starts it again on the same port and dir (data kept only with persistence).
     pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.kill();
-        // The port may linger briefly; spawn retries readiness for a while.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.spawn() {
-                Ok(()) => return Ok(()),
-                Err(e) if Instant::now() >= deadline => return Err(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        // The port may linger briefly: spawning again is retried for a while.
+        wait_until(
+            Duration::from_secs(10),
+            "the server to start again on its port",
+            || self.spawn().map(|()| true),
+        )
     }
 
     /// Sends one command over plain TCP and returns its reply as text
@@ -283,33 +281,35 @@ impl RedisServer {
     }
 
     fn wait_ready(&mut self, log: &Path) -> Result<(), TestkitError> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            // A Sentinel never logs "Ready"; it is ready once it monitors its primary.
-            let ready = if self.options.sentinel_config.is_some() {
-                "+monitor master"
-            } else {
-                "Ready to accept connections"
-            };
+        // A Sentinel never logs "Ready"; it is ready once it monitors its primary.
+        let ready = if self.options.sentinel_config.is_some() {
+            "+monitor master"
+        } else {
+            "Ready to accept connections"
+        };
+        let (mut text, mut exited) = (String::new(), None);
+        // Stops early, not ready, when the process has exited.
+        let waited = wait_until(Duration::from_secs(20), "the server to be ready", || {
+            text = std::fs::read_to_string(log).unwrap_or_default();
             if text.contains(ready) {
-                return Ok(());
+                return Ok(true);
             }
-            let exited = match self.child.as_mut().map(Child::try_wait) {
+            exited = match self.child.as_mut().map(Child::try_wait) {
                 Some(Ok(Some(status))) => Some(status.to_string()),
                 Some(Err(e)) => Some(e.to_string()),
                 _ => None,
             };
-            if exited.is_some() || Instant::now() >= deadline {
-                self.kill();
-                let tail: String = text.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-                return Err(TestkitError::NotReady {
-                    port: self.port,
-                    detail: format!("{} ({tail})", exited.unwrap_or_else(|| "timed out".into())),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            Ok(exited.is_some())
+        });
+        if waited.is_ok() && exited.is_none() {
+            return Ok(());
         }
+        self.kill();
+        let tail: String = text.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+        Err(TestkitError::NotReady {
+            port: self.port,
+            detail: format!("{} ({tail})", exited.unwrap_or_else(|| "timed out".into())),
+        })
     }
 }
 

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use metrics_util::debugging::DebuggingRecorder;
 use replication_engine::{
     Cursor, CursorError, CursorStore, MemoryCursorStore, PeerConfig, PeerConnector,
-    ReplicationEngine, ReplicationEngineConfig, StreamId,
+    ReplicationEngine, ReplicationEngineConfig, StreamId, SyncEngineRef,
 };
-use replication_testkit::{MemoryMesh, MemoryStore, Recorded};
+use replication_node::{NodeStore, NodeStoreConfig};
+use replication_testkit::{MemoryMesh, MemoryStore, Recorded, RedisServer};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -100,6 +101,28 @@ pub(crate) fn engine(
         Arc::new(mesh.connector()),
         Arc::new(MemoryCursorStore::new()),
     )
+}
+
+/// A started engine over `store` whose peers are reached by the default (Redis)
+/// connector, with in-memory cursors; its config never changes.
+pub(crate) async fn started_on_redis<S: SyncEngineRef>(
+    store: Arc<S>,
+    config: ReplicationEngineConfig,
+) -> ReplicationEngine<S> {
+    let (_tx, rx) = watch::channel(config.clone());
+    let mut engine = ReplicationEngine::builder(config, rx)
+        .sync_engine(store)
+        .cursor_store(Arc::new(MemoryCursorStore::new()))
+        .build();
+    engine.start().await.unwrap();
+    engine
+}
+
+/// A node store on `server` under `prefix`.
+pub(crate) async fn node_store(server: &RedisServer, prefix: &str) -> NodeStore {
+    NodeStore::connect(NodeStoreConfig::new(server.url()).with_prefix(prefix))
+        .await
+        .unwrap()
 }
 
 /// A debugging recorder (to install) and what it records.

@@ -3,8 +3,9 @@
 //! more bytes than its budget (but for one item larger than the whole budget, read alone).
 
 use super::{put, seeded};
+use crate::report::Budget;
 use crate::{
-    repair_cycle, repair_cycle_with, Budget, LocalStore, PeerSource, RepairPeer, RepairSettings,
+    repair_cycle, repair_cycle_with, LocalStore, PeerSource, RepairPeer, RepairSettings,
     RepairState, TreeSource,
 };
 use replication_core::merkle::Hash;

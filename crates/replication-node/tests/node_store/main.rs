@@ -5,6 +5,7 @@
 mod common;
 mod conflicts;
 mod cost;
+mod disconnects;
 mod fixture;
 mod ha;
 mod health;

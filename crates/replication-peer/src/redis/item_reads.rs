@@ -125,10 +125,7 @@ impl QueryService {
             let key = self.keys.item(&keys[i]);
             // Routed by the key: fred would hash `USAGE`, the first argument.
             let _: () = pipeline
-                .custom(
-                    command_on("MEMORY", &key, false),
-                    vec!["USAGE".to_owned(), key],
-                )
+                .custom(command_on("MEMORY", &key), vec!["USAGE".to_owned(), key])
                 .await
                 .map_err(|e| self.fred_error(&e))?;
         }

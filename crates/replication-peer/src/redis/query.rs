@@ -178,7 +178,7 @@ impl QueryService {
                 let result: Result<Value, _> = self
                     .client
                     .custom(
-                        command_on("XINFO", &cdc, false),
+                        command_on("XINFO", &cdc),
                         vec!["STREAM".to_owned(), cdc.clone()],
                     )
                     .await;
@@ -274,7 +274,7 @@ impl QueryService {
         let tx = self.client.multi();
         let _: () = tx
             .custom(
-                command_on("XINFO", &cdc, false),
+                command_on("XINFO", &cdc),
                 vec!["STREAM".to_owned(), cdc.clone()],
             )
             .await
@@ -282,7 +282,7 @@ impl QueryService {
         let count = count.max(1).to_string();
         let (command, args) = match read {
             Read::After => (
-                command_on("XREAD", &cdc, false),
+                command_on("XREAD", &cdc),
                 vec![
                     "COUNT".to_owned(),
                     count,
@@ -295,7 +295,7 @@ impl QueryService {
             Read::Until(until) => {
                 let start = after.next().unwrap_or(StreamId::MAX);
                 (
-                    command_on("XRANGE", &cdc, false),
+                    command_on("XRANGE", &cdc),
                     vec![
                         cdc.clone(),
                         start.to_string(),

@@ -8,7 +8,7 @@
 //! would hold the `XINFO` back until the reply); the time bound is ours anyway.
 
 use super::errors::to_peer_error;
-use super::keys::command_on;
+use super::keys::{blocking_command_on, command_on};
 use super::reply;
 use super::status::{Link, StatusTracker};
 use fred::clients::Client;
@@ -99,7 +99,11 @@ impl StreamService {
             message,
         };
         if !read.with_info {
-            let command = command_on("XREAD", &self.cdc_key, blocking);
+            let command = if blocking {
+                blocking_command_on("XREAD", &self.cdc_key)
+            } else {
+                command_on("XREAD", &self.cdc_key)
+            };
             let value = self
                 .client
                 .custom::<Value, _>(command, args)
@@ -109,12 +113,12 @@ impl StreamService {
         }
         let pipeline = self.client.pipeline();
         let _: () = pipeline
-            .custom(command_on("XREAD", &self.cdc_key, false), args)
+            .custom(command_on("XREAD", &self.cdc_key), args)
             .await
             .map_err(fred_error)?;
         let _: () = pipeline
             .custom(
-                command_on("XINFO", &self.cdc_key, false),
+                command_on("XINFO", &self.cdc_key),
                 vec!["STREAM".to_owned(), self.cdc_key.to_string()],
             )
             .await

@@ -24,9 +24,11 @@
 //! fred is configured not to retry: `max_command_attempts = 1` (a command in flight when a
 //! connection drops fails instead of being replayed) and calls made while disconnected fail
 //! at once instead of queueing. fred only owns *reconnecting* (exponential backoff with
-//! jitter, forever). So retries never multiply.
+//! jitter, forever). So retries never multiply. The one exception is fred's: it sends a
+//! `MULTI`/`EXEC` block (the tailer's checked read) once more after reconnecting whatever
+//! its attempt count, inside the same call; a read, so harmless.
 
-pub mod circuit;
+pub(crate) mod circuit;
 mod retry;
 
 pub(crate) use retry::{RetriedInStack, RetryReads};

@@ -33,7 +33,7 @@ pub enum GapKind {
 
 /// The outcome of a gap check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GapCheck {
+pub(crate) enum GapCheck {
     /// Reading on after the cursor misses nothing.
     None,
     /// Something was lost; continue reading after `resume_from`.
@@ -63,7 +63,7 @@ pub(crate) fn predecessor(id: StreamId) -> StreamId {
 /// together with (atomically, or after) a read. `position` is the number of entries ever
 /// added up to and including the cursor, and `seen_entries_added` the largest
 /// `entries-added` seen before, when known.
-pub fn detect_gap(
+pub(crate) fn detect_gap(
     cursor: StreamId,
     position: Option<u64>,
     seen_entries_added: Option<u64>,

@@ -11,7 +11,7 @@ mod screen;
 mod worker;
 
 pub use events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
-pub use gap::{detect_gap, GapCheck, GapKind};
+pub use gap::GapKind;
 
 use replication_core::{DecodeLimits, PeerBackend, PeerError, Settings, StreamId};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -53,6 +53,8 @@ pub(super) struct StoreState {
     pub(super) failed_writes: Option<Vec<(String, Stamp)>>,
     pub(super) counters: StoreCounters,
     pub(super) stream: CdcLog,
+    /// What `connection` reports (see `set_connection`).
+    pub(super) connection: Option<replication_core::ConnectionStatus>,
 }
 
 impl StoreState {
@@ -78,8 +80,17 @@ impl StoreState {
         Ok(())
     }
 
-    /// Fails the call when a failure is injected.
-    pub(super) fn check(&mut self, write: bool) -> Result<(), SyncError> {
+    /// Fails a read when every call fails by injection.
+    pub(super) fn check_read(&mut self) -> Result<(), SyncError> {
+        self.check(false)
+    }
+
+    /// Fails a write when every call, or every write, fails by injection.
+    pub(super) fn check_write(&mut self) -> Result<(), SyncError> {
+        self.check(true)
+    }
+
+    fn check(&mut self, write: bool) -> Result<(), SyncError> {
         if self.fail_all || (write && self.fail_writes) {
             self.counters.failed_calls += 1;
             return Err(SyncError::new("memory store: injected failure"));

@@ -1,5 +1,5 @@
 //! The switches of [`MemoryStore`]: injected failures, refusals, reply latency,
-//! backpressure, echoes and sync-engine's behaviour.
+//! backpressure, echoes, connection facts and sync-engine's behaviour.
 
 use super::MemoryStore;
 use std::time::Duration;
@@ -55,6 +55,12 @@ impl MemoryStore {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+    }
+
+    /// What `connection` reports: the facts a store on a real server would (the server
+    /// holding the data, failovers); `None`, the default, as a store with no connection.
+    pub fn set_connection(&self, status: Option<replication_core::ConnectionStatus>) {
+        self.lock().connection = status;
     }
 
     /// What `should_accept_writes` answers (backpressure switch).

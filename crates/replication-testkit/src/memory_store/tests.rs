@@ -208,3 +208,16 @@ async fn item_and_parent_share_a_node_through_the_self_segment() {
         "a is a plain leaf again"
     );
 }
+
+#[test]
+fn connection_facts_are_reported_as_set() {
+    let store = MemoryStore::new();
+    assert_eq!(store.connection(), None, "no connection by default");
+    let status = replication_core::ConnectionStatus {
+        server: Some("10.0.0.9:6379".into()),
+        failovers: 1,
+        ..replication_core::ConnectionStatus::default()
+    };
+    store.set_connection(Some(status.clone()));
+    assert_eq!(store.connection(), Some(status));
+}

@@ -10,6 +10,11 @@ fn known(state: LocalState) -> HeldState {
     HeldState::Known(state)
 }
 
+/// What the hot path decides about a `DEL k` from the stream against `held`.
+fn delete_of_k(held: LocalState, evidence: DeleteEvidence) -> Decision {
+    decide(id(1), del("k"), &known(held), evidence)
+}
+
 fn put(key: &str, version: u64, content: &[u8]) -> CdcEvent {
     CdcEvent::Put(SyncItem::new(
         key,
@@ -160,53 +165,38 @@ fn echo_of_what_we_hold_is_a_duplicate() {
     );
 }
 
+/// A put against what the store holds, item or tombstone: stale unless it beats it in the
+/// conflict order (a put no newer than a tombstone does not resurrect the key).
 #[test]
-fn older_put_is_stale_and_newer_applies() {
-    let local = LocalState::Present(Stamp::put(5, 1005, &"0".repeat(64)));
-    assert_eq!(
-        decide(
-            id(1),
-            put("k", 4, b"v"),
-            &known(local.clone()),
-            DeleteEvidence::Bare
-        ),
-        Decision::Stale
-    );
-    assert!(matches!(
-        decide(
-            id(1),
-            put("k", 6, b"v"),
-            &known(local.clone()),
-            DeleteEvidence::Bare
-        ),
-        Decision::Apply(_)
-    ));
-}
-
-#[test]
-fn put_older_than_a_tombstone_does_not_resurrect() {
-    let local = LocalState::Deleted(Tombstone {
+fn a_put_applies_only_when_it_beats_what_is_held() {
+    let item = LocalState::Present(Stamp::put(5, 1005, &"0".repeat(64)));
+    let tombstone = LocalState::Deleted(Tombstone {
         version: 4,
         deleted_at: 2000,
     });
-    assert_eq!(
-        decide(
+    // (what, held, the put's version, whether it applies)
+    let cases = [
+        ("older than the item", &item, 4, false),
+        ("newer than the item", &item, 6, true),
+        ("no newer than the tombstone", &tombstone, 4, false),
+        ("newer than the tombstone", &tombstone, 5, true),
+    ];
+    for (what, held, version, applies) in cases {
+        let decision = decide(
             id(1),
-            put("k", 4, b"v"),
-            &known(local.clone()),
-            DeleteEvidence::Bare
-        ),
-        Decision::Stale
-    );
-    assert!(matches!(
-        decide(
-            id(1),
-            put("k", 5, b"v"),
-            &known(local.clone()),
-            DeleteEvidence::Bare
-        ),
-        Decision::Apply(_)
-    ));
+            put("k", version, b"v"),
+            &known(held.clone()),
+            DeleteEvidence::Bare,
+        );
+        if applies {
+            assert!(
+                matches!(decision, Decision::Apply(_)),
+                "{what}: {decision:?}"
+            );
+        } else {
+            assert_eq!(decision, Decision::Stale, "{what}");
+        }
+    }
 }
 
 /// A store without `local_states`: its derived version orders the writes; a version
@@ -256,12 +246,7 @@ fn delete_uses_the_peers_tombstone_when_it_has_one() {
         deleted_at: 1,
     };
     assert_eq!(
-        decide(
-            id(1),
-            del("k"),
-            &known(local.clone()),
-            DeleteEvidence::Tombstone(newer.clone())
-        ),
+        delete_of_k(local.clone(), DeleteEvidence::Tombstone(newer.clone())),
         Decision::Apply(Change::Delete {
             key: "k".into(),
             tombstone: newer
@@ -272,12 +257,7 @@ fn delete_uses_the_peers_tombstone_when_it_has_one() {
         deleted_at: 99_999,
     };
     assert_eq!(
-        decide(
-            id(1),
-            del("k"),
-            &known(local.clone()),
-            DeleteEvidence::Tombstone(older)
-        ),
+        delete_of_k(local.clone(), DeleteEvidence::Tombstone(older)),
         Decision::Stale
     );
 }
@@ -287,7 +267,7 @@ fn bare_delete_removes_the_version_we_hold_unless_written_after_it() {
     // Item written at 1007 ms, delete appended at 5001 ms: the delete wins.
     let local = LocalState::Present(Stamp::put(7, 1007, "aa"));
     let Decision::Apply(Change::Delete { tombstone, .. }) =
-        decide(id(1), del("k"), &known(local.clone()), DeleteEvidence::Bare)
+        delete_of_k(local.clone(), DeleteEvidence::Bare)
     else {
         panic!("bare delete must apply");
     };
@@ -301,7 +281,7 @@ fn bare_delete_removes_the_version_we_hold_unless_written_after_it() {
     // Item written after the delete entry's time: it stays.
     let later = LocalState::Present(Stamp::put(7, 9_999_999, "aa"));
     assert_eq!(
-        decide(id(1), del("k"), &known(later.clone()), DeleteEvidence::Bare),
+        delete_of_k(later.clone(), DeleteEvidence::Bare),
         Decision::Stale
     );
 }
@@ -310,12 +290,7 @@ fn bare_delete_removes_the_version_we_hold_unless_written_after_it() {
 fn a_delete_whose_writer_cannot_be_read_is_refused_not_guessed() {
     let local = LocalState::Present(Stamp::put(3, 1003, "aa"));
     assert_eq!(
-        decide(
-            id(1),
-            del("k"),
-            &known(local.clone()),
-            DeleteEvidence::Unreadable
-        ),
+        delete_of_k(local.clone(), DeleteEvidence::Unreadable),
         Decision::Refused {
             key: "k".into(),
             reason: "delete_evidence_unreadable"
@@ -330,26 +305,16 @@ fn a_delete_whose_writer_cannot_be_read_is_refused_not_guessed() {
 fn delete_superseded_at_its_writer_is_stale() {
     let local = LocalState::Present(Stamp::put(3, 1003, "aa"));
     assert_eq!(
-        decide(
-            id(1),
-            del("k"),
-            &known(local.clone()),
-            DeleteEvidence::Superseded
-        ),
+        delete_of_k(local.clone(), DeleteEvidence::Superseded),
         Decision::Stale
     );
     assert_eq!(
-        decide(
-            id(1),
-            del("k"),
-            &known(LocalState::Absent),
-            DeleteEvidence::Superseded
-        ),
+        delete_of_k(LocalState::Absent, DeleteEvidence::Superseded),
         Decision::Stale
     );
     // Without that evidence the bare rule would have deleted it: the case the fix guards.
     assert!(matches!(
-        decide(id(1), del("k"), &known(local.clone()), DeleteEvidence::Bare),
+        delete_of_k(local.clone(), DeleteEvidence::Bare),
         Decision::Apply(Change::Delete { .. })
     ));
 }
@@ -408,10 +373,8 @@ fn only_bare_deletes_need_the_writers_evidence() {
 #[test]
 fn delete_of_an_absent_key_still_leaves_a_tombstone() {
     assert!(matches!(
-        decide(
-            id(1),
-            del("k"),
-            &known(LocalState::Absent),
+        delete_of_k(
+            LocalState::Absent,
             DeleteEvidence::Tombstone(Tombstone {
                 version: 2,
                 deleted_at: 3
@@ -424,10 +387,8 @@ fn delete_of_an_absent_key_still_leaves_a_tombstone() {
         deleted_at: 3,
     });
     assert_eq!(
-        decide(
-            id(1),
-            del("k"),
-            &known(held.clone()),
+        delete_of_k(
+            held.clone(),
             DeleteEvidence::Tombstone(Tombstone {
                 version: 2,
                 deleted_at: 3

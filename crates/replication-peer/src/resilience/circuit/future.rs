@@ -11,7 +11,7 @@ use tower::BoxError;
 pin_project! {
     /// Resolves to the inner response, or to [`CircuitOpenError`] when the call was rejected.
     #[derive(Debug)]
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         inner: Option<F>,
         permit: Option<CallPermit>,

@@ -8,7 +8,7 @@ use tower::{BoxError, Layer, Service};
 
 /// Decides which errors count as failures of the dependency (others, such as a peer's bad
 /// data, say nothing about its health).
-pub type FailurePredicate = fn(&BoxError) -> bool;
+pub(crate) type FailurePredicate = fn(&BoxError) -> bool;
 
 fn every_error_is_a_failure(_: &BoxError) -> bool {
     true
@@ -16,7 +16,7 @@ fn every_error_is_a_failure(_: &BoxError) -> bool {
 
 /// Wraps services in a [`CircuitBreakerService`] sharing one breaker.
 #[derive(Clone)]
-pub struct CircuitBreakerLayer {
+pub(crate) struct CircuitBreakerLayer {
     breaker: CircuitBreaker,
     is_failure: FailurePredicate,
 }
@@ -31,7 +31,7 @@ impl fmt::Debug for CircuitBreakerLayer {
 
 impl CircuitBreakerLayer {
     /// A layer where every error counts as a failure.
-    pub fn new(breaker: CircuitBreaker) -> Self {
+    pub(crate) fn new(breaker: CircuitBreaker) -> Self {
         Self {
             breaker,
             is_failure: every_error_is_a_failure,
@@ -39,7 +39,7 @@ impl CircuitBreakerLayer {
     }
 
     /// Counts only errors for which `is_failure` holds.
-    pub fn with_failure_predicate(mut self, is_failure: FailurePredicate) -> Self {
+    pub(crate) fn with_failure_predicate(mut self, is_failure: FailurePredicate) -> Self {
         self.is_failure = is_failure;
         self
     }
@@ -66,7 +66,7 @@ impl<S> Layer<S> for CircuitBreakerLayer {
 /// rejection) is carried into `call`, like tower's concurrency-limit permit: an open
 /// period that ends in between cannot let a call through to an inner service that was
 /// never polled ready.
-pub struct CircuitBreakerService<S> {
+pub(crate) struct CircuitBreakerService<S> {
     inner: S,
     breaker: CircuitBreaker,
     is_failure: FailurePredicate,
@@ -100,13 +100,6 @@ impl<S: fmt::Debug> fmt::Debug for CircuitBreakerService<S> {
             .field("inner", &self.inner)
             .field("breaker", &self.breaker)
             .finish()
-    }
-}
-
-impl<S> CircuitBreakerService<S> {
-    /// The shared breaker.
-    pub fn breaker(&self) -> &CircuitBreaker {
-        &self.breaker
     }
 }
 

@@ -14,8 +14,7 @@ mod future;
 mod layer;
 
 pub use error::CircuitOpenError;
-pub use future::ResponseFuture;
-pub use layer::{CircuitBreakerLayer, CircuitBreakerService, FailurePredicate};
+pub(crate) use layer::{CircuitBreakerLayer, CircuitBreakerService};
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
