@@ -119,15 +119,34 @@ here (the no-op store and the node store of section 4 see the same ids as sectio
 **Catch-up (section 7).** With one read in flight, a tailer cannot beat one read size
 per round trip: 1 000 entries per 50 ms is 20 000 entries/s, per 150 ms under 7 000,
 whatever the machine can do. Far behind (a full checked read with more than two reads of
-backlog after it), the tailer now cuts the backlog into disjoint id ranges (stream ids
-are millisecond timestamps; a range aims at 0.8 of a read at the density seen so far)
-and reads up to `catch_up_ranges` (24) of them at once, each as one atomic
-`MULTI{XINFO; XRANGE}` (`crates/replication-peer/src/tail/ranges.rs`). The window grows by
-one each time the oldest range is not back when it is needed, so on loopback it stays
-small and across a WAN it grows towards the bandwidth-delay product: 24 ranges of 1 000
-allow about 480 000 entries/s at 50 ms and 160 000 at 150 ms, above the loopback rate.
-Order, cursor and gap rules are those of one read at a time (see the module docs); a
-range whose facts look like a gap sends the tailer back to its checked `XREAD`.
+backlog after it), the tailer cuts the backlog into disjoint id ranges (stream ids are
+millisecond timestamps) and reads up to `catch_up_ranges` (24) of them at once
+(`crates/replication-peer/src/tail/ranges.rs`); order, cursor and gap rules are those of
+one read at a time (see the module docs), and a range whose facts look like a gap sends
+the tailer back to its checked `XREAD`.
+
+Why the first version fell short (0.18 at 50 ms, 0.07 at 150 ms on 200 000 entries): not
+the window's ramp but the wire. Each range was a `MULTI{XINFO; XRANGE}`, and fred runs
+transactions one at a time per connection (it waits for every reply in flight, writes the
+transaction and waits for its `EXEC` before sending anything else), so ranges that were
+concurrent as tasks travelled one round trip apart: about 800 entries per round trip,
+16 000/s at 50 ms and 5 300/s at 150 ms, which is what was measured. The peer test
+`concurrent_range_reads_share_one_round_trip` shows it: eight ranges through a 100 ms
+round trip took 975 ms as transactions. What changed, in one step:
+- a range is a pipelined `XRANGE` then `XINFO` (`redis/query.rs`): facts observed right
+  after the entries on the same connection, the same soundness argument as the blocking
+  read's pipelined `XINFO` (deletions and trims only grow, so facts after the read that
+  show nothing lost prove nothing was lost before it; a trim in between looks like a gap
+  and the checked read decides). Eight ranges now take about one round trip;
+- a range aims at two read sizes and may hold four before it comes back full (ids are
+  not spread evenly over time; a full range costs a round trip for its rest), handed on
+  in batches of one read size;
+- the window starts at the bandwidth-delay product of the first checked read's round trip
+  at an assumed 400 000 entries/s (at least two ranges: on loopback it stays at two) and
+  doubles each time the oldest range is not back when needed, instead of starting at two
+  and growing by one.
+In flight: at most 24 ranges of up to 4 000 entries (about 40 MB of this bench's entries
+on the wire, typically half that), reached only across a slow link.
 
 **Lag (section 8).** A blocking `XREAD` was followed by an `XINFO` round trip (the gap
 check) before its batch went on; the `XINFO` is now pipelined behind the `XREAD` on the

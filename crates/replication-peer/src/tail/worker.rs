@@ -26,7 +26,7 @@
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 use super::gap::{detect_gap, GapCheck};
-use super::ranges::{far_behind, CatchUp};
+use super::ranges::{far_behind, CatchUp, Found};
 use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
 use replication_core::{
@@ -102,6 +102,7 @@ impl Worker {
             let cursor = self.position.after;
             let due = last_check.elapsed() >= options.check_interval;
 
+            let started = Instant::now();
             let outcome = if checked || due {
                 self.peer
                     .read_stream_checked(cursor, count)
@@ -195,9 +196,11 @@ impl Worker {
             self.position = position;
             let returned = entries.len();
             let behind = match (&info, full && was_checked) {
-                (Some(info), true) if far_behind(position, info, count) => {
-                    Some((*info, entries.iter().map(|e| e.id).collect::<Vec<_>>()))
-                }
+                (Some(info), true) if far_behind(position, info, count) => Some(Found {
+                    info: *info,
+                    ids: entries.iter().map(|e| e.id).collect(),
+                    round_trip: started.elapsed(),
+                }),
                 _ => None,
             };
             let (entries, read_bytes) = screen(entries, &options.limits);
@@ -211,9 +214,9 @@ impl Worker {
                 wire_bytes: read_bytes as u64,
             };
             send(stages, Stage::Batch(batch)).await?;
-            if let Some((info, ids)) = behind {
+            if let Some(found) = behind {
                 let outcome = self
-                    .catch_up(stages, &options, &mut size, &mut seen_added, &info, &ids)
+                    .catch_up(stages, &options, &mut size, &mut seen_added, &found)
                     .await?;
                 // Back to one read at a time, checked: it finds what is left (or the gap
                 // a suspicious range hinted at) from the cursor, exactly as before.
