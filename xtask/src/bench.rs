@@ -146,7 +146,14 @@ round trip took 975 ms as transactions. What changed, in one step:
   doubles each time the oldest range is not back when needed, instead of starting at two
   and growing by one.
 In flight: at most 24 ranges of up to 4 000 entries (about 40 MB of this bench's entries
-on the wire, typically half that), reached only across a slow link.
+on the wire, typically half that), reached only across a slow link. Range size matters:
+ranges aiming at one read (COUNT two, up to 48 of them) measured 0.47 at 50 ms and 0.29
+at 150 ms in the same conditions (medians of three runs: [47 429, 23 844, 15 041],
+[52 816, 24 614, 15 526], [52 887, 23 711, 15 334] entries/s at 0, 50, 150 ms). The backlog is written in pipelines of 2 000, so ids
+come in bursts of hundreds per millisecond; ranges cut at the mean density then often
+come back full, and each full range costs a round trip for its rest. What would make
+catch-up robust to bursts: cut the rest of a full range into several ranges at once, at
+the density it showed, instead of one.
 
 **Lag (section 8).** A blocking `XREAD` was followed by an `XINFO` round trip (the gap
 check) before its batch went on; the `XINFO` is now pipelined behind the `XREAD` on the
@@ -190,8 +197,8 @@ as sections 2-4 do.
 ### Targets: missed, or met only narrowly, and why
 
 - **7 (≥ 0.8 at 50 ms, ≥ 0.6 at 150 ms): met, 0.95 and 0.81** (section 7 above).
-- **8 (p99 ≤ 1.2 × RTT + loopback p99): missed, 115.5 ms against 69.6 ms** (see "Lag
-  (section 8)" above for why and what would close it).
+- **8 (p99 ≤ 1.2 × RTT + loopback p99): missed, 115.5 ms against 69.6 ms** (see Lag
+  (section 8) above for why and what would close it).
 - **3 (≥ 0.40): missed, 0.25.** The CPU rows of section 3 show the limit: the engine
   process (tailer, engine, node store client) spends about 11 µs per entry, the node's
   redis-server about 6.6 µs, the peer's about 0.6 µs, 18.3 µs in all, so two cores allow
@@ -208,7 +215,16 @@ as sections 2-4 do.
   ordered checkpoints and to re-apply in order after a failure); less client CPU in fred's
   RESP encoding and parsing (about a fifth of the process); or more cores (the same costs
   allow about 220k/s on four).
-- **2 (≥ 0.90): met, 1.02.** Above 1 because the engine reads and decodes in two pipelined
+- **2 (≥ 0.90): met, 1.02 on 2026-11-24; to be re-measured.** Section 2 catches up on
+  loopback, so it now runs the pipelined ranges too. One A/B on 2026-12-01 under load
+  (load average about 7; `--sections 1,2`, old binary then new, 3 runs each): engine ratio
+  0.65 before and 0.42 after (tailer alone 108k against 77k/s, engine CPU 8.1 against
+  9.0 µs per entry); the runs overlap widely (old 0.47-0.85, new 0.41-0.56) and a second
+  new build measured 0.44 with the whole machine slower, so this is not conclusive, but
+  it may be a loss. If a quiet run confirms it, the fix is to enter range catch-up only
+  when the first read's round trip is long enough for ranges to pay (a few ms), keeping
+  loopback on one read at a time as measured on 2026-11-24.
+  Above 1 then because the engine reads and decodes in two pipelined
   tasks while the yardstick does both in one loop, and despite the engine's extra work:
   the yardstick decodes but does not verify, while the engine must (PROTOCOL.md: readers
   MUST check each entry's SHA-256; the verifying drain runs about 6-13% slower than the
