@@ -308,3 +308,32 @@ async fn concurrent_range_reads_share_one_round_trip() {
         assert_eq!(info.entries_added, Some(4_000));
     }
 }
+
+/// Next to its peer (no proxy), a read takes far less than a round trip across a WAN, and
+/// one read at a time already keeps the decoder busy: the backlog comes by single reads,
+/// no ranges.
+#[tokio::test]
+async fn a_peer_on_loopback_is_caught_up_by_single_reads() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let ids = backlog(&client, 1_000, None).await;
+    let inner = connected_peer(&peer_config(&server.url(), "")).await;
+    let peer = Arc::new(Observed {
+        inner,
+        ranges: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        most_in_flight: AtomicUsize::new(0),
+    });
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(4),
+    );
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= 1_000).await;
+    assert_eq!(record_ids(&got), ids);
+    assert_eq!(
+        peer.ranges.load(Ordering::SeqCst),
+        0,
+        "no ranges on loopback"
+    );
+}

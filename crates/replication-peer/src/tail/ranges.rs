@@ -29,8 +29,8 @@
 //! spread evenly over time, and a full range costs a round trip for its rest); it is
 //! handed on in batches of one read size. The window starts at the bandwidth-delay
 //! product of the first checked read's round trip at `ASSUMED_RATE`, at least two
-//! ranges, so a link far away is busy from its first round trip while on loopback the
-//! window stays small; it doubles each time the oldest range was not back yet when it
+//! ranges, so a link far away is busy from its first round trip (a nearby peer is not
+//! caught up by ranges at all: see `RANGES_FROM_ROUND_TRIP` in `worker`); it doubles each time the oldest range was not back yet when it
 //! was needed (the link, not the consumer, is the bottleneck), up to `catch_up_ranges`.
 
 use super::batch_size::BatchSize;

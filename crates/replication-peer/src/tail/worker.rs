@@ -13,9 +13,10 @@
 //! An entry over the entry cap is rejected as soon as it is read (`screen`), and the read
 //! size shrinks to a byte budget when entries are large, so what a read holds is bounded.
 //!
-//! Far behind (a full checked read with a long backlog after it), the tailer catches up
-//! by reading disjoint id ranges concurrently (`ranges`), with the same order, cursor and
-//! gap rules, then comes back to this loop.
+//! Far behind (a full checked read with a long backlog after it) across a slow link (that
+//! read took at least `RANGES_FROM_ROUND_TRIP`), the tailer catches up by reading disjoint
+//! id ranges concurrently (`ranges`), with the same order, cursor and gap rules, then
+//! comes back to this loop.
 //!
 //! Decoding (zstd, SHA-256, meta JSON) runs in a second task fed through a channel of
 //! capacity 1, so the next read is on the wire while the previous batch is decoded: on a
@@ -36,6 +37,12 @@ use replication_core::{
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+
+/// Concurrent ranges pay only when a checked read takes at least this long: about twice
+/// what the decoding stage spends on one read of 1 000 entries, so below it one read at a
+/// time (decoded while the next is on the wire) already keeps the consumer busy, and
+/// concurrent ranges on loopback measured about a quarter slower (more CPU per entry).
+const RANGES_FROM_ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(8);
 
 pub(super) struct Worker {
     pub(super) peer: Arc<dyn PeerBackend>,
@@ -196,11 +203,16 @@ impl Worker {
             self.position = position;
             let returned = entries.len();
             let behind = match (&info, full && was_checked) {
-                (Some(info), true) if far_behind(position, info, count) => Some(Found {
-                    info: *info,
-                    ids: entries.iter().map(|e| e.id).collect(),
-                    round_trip: started.elapsed(),
-                }),
+                (Some(info), true)
+                    if far_behind(position, info, count)
+                        && started.elapsed() >= RANGES_FROM_ROUND_TRIP =>
+                {
+                    Some(Found {
+                        info: *info,
+                        ids: entries.iter().map(|e| e.id).collect(),
+                        round_trip: started.elapsed(),
+                    })
+                }
                 _ => None,
             };
             let (entries, read_bytes) = screen(entries, &options.limits);
