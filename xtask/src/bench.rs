@@ -186,14 +186,16 @@ taken for a gap), which halves the wait to about 0.5 × RTT: p99 about RTT + app
 **Mesh (section 9).** Every node writes at once and every engine tails all the others:
 each change is read exactly once per peer (1.000 entries read per change on every node,
 3 and 5 nodes: a stream holds exactly its own node's writes, since replicated changes are
-applied without CDC). Per-node applied rate (median node, 3 runs): 8 639/s with 3 nodes,
-4 724/s with 5; the whole mesh applies about 26 000 and 24 000 changes/s, at about 43 and
-42 µs of CPU per replicated change (this process and every redis-server, writers
-included). At those costs 2 cores allow at most about 48 000/s; the mesh got half of
-that while other builds loaded the machine (load average about 6), and the per-node rate
-falls with N as expected when the work is CPU: each node applies N−1 times what one
-node writes, and the whole mesh's rate stays about level from 3 to 5 nodes. The CPU per change is about twice section 3's 18 µs; not profiled yet: the
-likely causes are smaller batches (each engine splits its applies across N−1 peers that
+applied without CDC). Per-node applied rate (median node, 3 runs, with the loopback rule
+of section 7): 10 258/s with 3 nodes, 7 190/s with 5; the whole mesh applies about 31 000
+and 36 000 changes/s, at about 42 and 37 µs of CPU per replicated change (this process
+and every redis-server, writers included). At those costs 2 cores allow at most about
+48 000 and 54 000/s; the difference is time the parts waited on one another or on other
+builds sharing the machine (not split further). Each node applies N−1
+times what one node writes, so the per-node rate falls with N while the mesh's total
+holds. (The same section before the loopback rule, ranges on loopback: 8 639/s and
+4 724/s per node, 43.3 and 41.8 µs.) The CPU per change is about twice section 3's
+18 µs; not profiled yet: the likely causes are smaller batches (each engine splits its applies across N−1 peers that
 are all short of a full read most of the time) and N−1 tailers' batches into one node
 store alternating, each invalidating the store's tree cache for the next. A first
 version wrote through `NodeStore::put` (one commit per local write, 8 in flight per
