@@ -2,7 +2,7 @@
 //! against the physical limit of this machine. Run through `cargo xtask bench`.
 //!
 //! ```text
-//! replication-bench [--quick] [--sections 1,2,3,4,5,6,7,8] [--markdown FILE]
+//! replication-bench [--quick] [--sections 1,2,3,4,5,6,7,8,9] [--markdown FILE]
 //! ```
 //! Every section starts its own private redis-servers on loopback (replication-testkit).
 //! `--quick` uses small sizes and one run per figure (a smoke check, not a measurement).
@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod counting;
 mod lag;
 mod memory;
+mod mesh;
 mod payload;
 mod repair;
 mod report;
@@ -41,7 +42,7 @@ impl Options {
     fn parse(args: &[String]) -> Result<Self> {
         let mut options = Options {
             quick: false,
-            sections: (1..=8).collect(),
+            sections: (1..=9).collect(),
             markdown: None,
         };
         let mut args = args.iter();
@@ -109,6 +110,9 @@ async fn run(options: Options) -> Result<()> {
     }
     if options.sections.contains(&8) {
         wan::lag_section(&options, &mut report).await?;
+    }
+    if options.sections.contains(&9) {
+        mesh::mesh_section(&options, &mut report).await?;
     }
     if let Some(path) = &options.markdown {
         let mut text = format!(

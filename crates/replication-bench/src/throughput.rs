@@ -243,7 +243,7 @@ pub(crate) async fn engine_node(
 }
 
 /// CPU seconds (user + system) the redis-server behind `client` has used so far.
-async fn redis_cpu_seconds(client: &fred::clients::Client) -> Result<f64> {
+pub(crate) async fn redis_cpu_seconds(client: &fred::clients::Client) -> Result<f64> {
     let info: String = client
         .custom(command("INFO"), vec![Value::from("cpu")])
         .await
@@ -291,7 +291,7 @@ pub(crate) async fn tailer_only(url: &str, prefix: &str, n: u64) -> Result<f64> 
 
 /// CPU seconds this process's live threads have run so far (the sum of their
 /// `/proc/self/task/*/schedstat` times; 0 where /proc is missing).
-fn process_cpu_seconds() -> f64 {
+pub(crate) fn process_cpu_seconds() -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };

@@ -266,9 +266,11 @@ pub trait PeerBackend: Send + Sync + 'static {
     }
 
     /// Reads up to `count` entries with ids in `(after, until]` without blocking, together
-    /// with the stream facts, as one observation like [`PeerBackend::read_stream_checked`].
+    /// with stream facts observed no earlier than the entries (atomically, or right after
+    /// them on the same connection: a trim before the read still shows in the facts).
     /// A tailer that is far behind runs several of these at once over disjoint ranges, so
-    /// catch-up is not bound to one round trip per read. This default reads after `after`
+    /// catch-up is not bound to one round trip per read; backends should let concurrent
+    /// calls travel together (Redis: pipelined `XRANGE` + `XINFO`, not one `MULTI` each). This default reads after `after`
     /// with `read_stream_checked` and drops what lies beyond `until`: correct (a short
     /// answer still means the range is complete), but it may transfer entries twice;
     /// override it where the backend can bound the read by id (Redis: `XRANGE`).

@@ -259,3 +259,81 @@ async fn a_trim_during_catch_up_is_a_gap_with_the_exact_count() {
     // Everything that survived the trim is delivered.
     assert!(delivered.ends_with(&ids[n - 3_000..]));
 }
+
+/// Range reads started together travel together: through a 100 ms round trip, eight of
+/// them take about one round trip, not eight (a client that runs one transaction at a
+/// time per connection would space ranges in `MULTI`s a round trip apart). Each answer is
+/// exactly its range, with facts.
+#[tokio::test]
+async fn concurrent_range_reads_share_one_round_trip() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let ids = backlog(&client, 4_000, None).await;
+    let (_proxy, peer) = observed_peer(&server, Duration::from_millis(50)).await;
+    // One read first, so that connection set-up is not what is timed.
+    peer.read_range_checked(StreamId::ZERO, ids[0], 1)
+        .await
+        .unwrap();
+    let bounds: Vec<(StreamId, StreamId)> = (0..8)
+        .map(|k| {
+            let after = if k == 0 {
+                StreamId::ZERO
+            } else {
+                ids[k * 500 - 1]
+            };
+            (after, ids[k * 500 + 499])
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let reads: Vec<_> = bounds
+        .iter()
+        .map(|&(after, until)| {
+            let peer = Arc::clone(&peer);
+            tokio::spawn(async move { peer.read_range_checked(after, until, 1_000).await })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for read in reads {
+        got.push(read.await.unwrap().unwrap());
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(400),
+        "eight ranges took {elapsed:?}: not concurrent on the wire (one round trip is 100 ms)"
+    );
+    for (k, read) in got.iter().enumerate() {
+        let read_ids: Vec<StreamId> = read.entries.iter().map(|e| e.id).collect();
+        assert_eq!(read_ids, ids[k * 500..k * 500 + 500], "range {k}");
+        let info = read.info.as_ref().expect("facts with every range");
+        assert_eq!(info.entries_added, Some(4_000));
+    }
+}
+
+/// Next to its peer (no proxy), a read takes far less than a round trip across a WAN, and
+/// one read at a time already keeps the decoder busy: the backlog comes by single reads,
+/// no ranges.
+#[tokio::test]
+async fn a_peer_on_loopback_is_caught_up_by_single_reads() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let ids = backlog(&client, 1_000, None).await;
+    let inner = connected_peer(&peer_config(&server.url(), "")).await;
+    let peer = Arc::new(Observed {
+        inner,
+        ranges: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        most_in_flight: AtomicUsize::new(0),
+    });
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(4),
+    );
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= 1_000).await;
+    assert_eq!(record_ids(&got), ids);
+    assert_eq!(
+        peer.ranges.load(Ordering::SeqCst),
+        0,
+        "no ranges on loopback"
+    );
+}

@@ -92,15 +92,6 @@ pub(super) fn cmd(name: &'static str) -> CustomCommand {
     CustomCommand::new_static(name, ClusterHash::FirstKey, false)
 }
 
-/// What a checked read reads after its cursor.
-#[derive(Clone, Copy, Debug)]
-enum Read {
-    /// The next entries (`XREAD`).
-    After,
-    /// The next entries up to this id, inclusive (`XRANGE`).
-    Until(StreamId),
-}
-
 /// Executes queries on the query connection.
 #[derive(Clone)]
 pub(crate) struct QueryService {
@@ -190,16 +181,15 @@ impl QueryService {
                     Err(e) => Err(self.fred_error(&e)),
                 }
             }
-            Query::ReadChecked { after, count } => self
-                .read_checked(after, Read::After, count)
-                .await
-                .map(Reply::Checked),
+            Query::ReadChecked { after, count } => {
+                self.read_checked(after, count).await.map(Reply::Checked)
+            }
             Query::ReadRange {
                 after,
                 until,
                 count,
             } => self
-                .read_checked(after, Read::Until(until), count)
+                .read_range(after, until, count)
                 .await
                 .map(Reply::Checked),
             Query::MerkleRoot => {
@@ -261,15 +251,9 @@ impl QueryService {
         }
     }
 
-    /// `MULTI; XINFO STREAM; XREAD COUNT n STREAMS cdc after; EXEC` (or `XRANGE cdc
-    /// after+1 until COUNT n` for a bounded range): both observe the same stream state, so
-    /// no trim can fall between the gap check and the read.
-    async fn read_checked(
-        &self,
-        after: StreamId,
-        read: Read,
-        count: usize,
-    ) -> Result<CheckedRead, PeerError> {
+    /// `MULTI; XINFO STREAM; XREAD COUNT n STREAMS cdc after; EXEC`: both observe the same
+    /// stream state, so no trim can fall between the gap check and the read.
+    async fn read_checked(&self, after: StreamId, count: usize) -> Result<CheckedRead, PeerError> {
         let cdc = self.keys.cdc();
         let tx = self.client.multi();
         let _: () = tx
@@ -279,35 +263,15 @@ impl QueryService {
             )
             .await
             .map_err(|e| self.fred_error(&e))?;
-        let count = count.max(1).to_string();
-        let (command, args) = match read {
-            Read::After => (
-                command_on("XREAD", &cdc),
-                vec![
-                    "COUNT".to_owned(),
-                    count,
-                    "STREAMS".to_owned(),
-                    cdc,
-                    after.to_string(),
-                ],
-            ),
-            // The successor as an inclusive start: `(id` needs Redis 6.2.
-            Read::Until(until) => {
-                let start = after.next().unwrap_or(StreamId::MAX);
-                (
-                    command_on("XRANGE", &cdc),
-                    vec![
-                        cdc.clone(),
-                        start.to_string(),
-                        until.to_string(),
-                        "COUNT".to_owned(),
-                        count,
-                    ],
-                )
-            }
-        };
+        let args = vec![
+            "COUNT".to_owned(),
+            count.max(1).to_string(),
+            "STREAMS".to_owned(),
+            cdc.clone(),
+            after.to_string(),
+        ];
         let _: () = tx
-            .custom(command, args)
+            .custom(command_on("XREAD", &cdc), args)
             .await
             .map_err(|e| self.fred_error(&e))?;
         self.trip();
@@ -316,11 +280,7 @@ impl QueryService {
                 let entries = results.pop().unwrap_or(Value::Null);
                 let info = results.pop().unwrap_or(Value::Null);
                 let info = reply::xinfo_stream(info).map_err(|m| self.protocol(m))?;
-                let entries = match read {
-                    Read::After => reply::xread(entries),
-                    Read::Until(_) => reply::xrange(entries),
-                }
-                .map_err(|m| self.protocol(m))?;
+                let entries = reply::xread(entries).map_err(|m| self.protocol(m))?;
                 Ok(CheckedRead {
                     info: Some(info),
                     entries,
@@ -334,6 +294,58 @@ impl QueryService {
             }),
             Err(e) => Err(self.fred_error(&e)),
         }
+    }
+
+    /// `XRANGE cdc after+1 until COUNT n`, then `XINFO STREAM`, pipelined. Not in a
+    /// `MULTI`: fred runs one transaction at a time on a connection (it drains every reply
+    /// in flight, sends the transaction and waits for its `EXEC` before anything else), so
+    /// concurrent ranges in transactions would travel one round trip apart, which is what
+    /// reading them concurrently is for. Redis runs a connection's commands in order, so
+    /// the facts are observed after the entries, which is what the gap check needs (as for
+    /// `read_stream_with_info`): what was deleted or trimmed before the read still shows
+    /// in facts taken after it; a trim in between only looks like a gap, which the tailer
+    /// confirms with a checked read.
+    async fn read_range(
+        &self,
+        after: StreamId,
+        until: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        let cdc = self.keys.cdc();
+        // The successor as an inclusive start: `(id` needs Redis 6.2.
+        let start = after.next().unwrap_or(StreamId::MAX);
+        let pipeline = self.client.pipeline();
+        let args = vec![
+            cdc.clone(),
+            start.to_string(),
+            until.to_string(),
+            "COUNT".to_owned(),
+            count.max(1).to_string(),
+        ];
+        let _: () = pipeline
+            .custom(command_on("XRANGE", &cdc), args)
+            .await
+            .map_err(|e| self.fred_error(&e))?;
+        let _: () = pipeline
+            .custom(
+                command_on("XINFO", &cdc),
+                vec!["STREAM".to_owned(), cdc.clone()],
+            )
+            .await
+            .map_err(|e| self.fred_error(&e))?;
+        self.trip();
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let (Some(entries), Some(info)) = (replies.next(), replies.next()) else {
+            return Err(self.protocol("pipeline returned fewer replies than commands".into()));
+        };
+        let entries = reply::xrange(entries.map_err(|e| self.fred_error(&e))?)
+            .map_err(|m| self.protocol(m))?;
+        let info = match info {
+            Ok(value) => Some(reply::xinfo_stream(value).map_err(|m| self.protocol(m))?),
+            Err(e) if reply::is_no_such_key(e.details()) => None,
+            Err(e) => return Err(self.fred_error(&e)),
+        };
+        Ok(CheckedRead { info, entries })
     }
 
     /// `HMGET` of the tombstones hash. Tombstones are evidence, parsed key by key: a

@@ -6,23 +6,32 @@
 //! What stays exactly as with one read at a time:
 //! - **Order.** Ranges are handed on strictly in id order; a range that came back full is
 //!   followed by the rest of the same range before anything after it. Later ranges wait,
-//!   already read, so at most `catch_up_ranges` ranges of at most one read size each are
-//!   held or in flight (memory is bounded like the single read, times that number).
+//!   already read, so at most `catch_up_ranges` ranges of at most `AIM_READS` ×
+//!   `COUNT_SLACK` read sizes each are held or in flight (memory is bounded like the
+//!   single read, times that number).
 //! - **The cursor.** A batch's position is its last entry; the engine checkpoints it only
 //!   once it applied the batch, as for any other batch.
-//! - **Gaps.** Each range is read together with the stream facts (one atomic observation)
-//!   and checked with `detect_gap` from the cursor of everything handed on before it, so
-//!   an entry trimmed or deleted before its range was read shows as a gap. Nothing can
+//! - **Gaps.** Each range is read together with the stream facts observed right after it
+//!   (as a non-blocking `XREAD` with facts is) and checked with `detect_gap` from the
+//!   cursor of everything handed on before it, so an entry trimmed or deleted before its
+//!   range was read shows as a gap. Nothing can
 //!   appear later inside a range already read: ranges end at or before an id the stream
 //!   had already generated, and new ids only grow. On any suspicious fact the ranges are
 //!   dropped and the tailer goes back to its checked `XREAD` from the cursor, which decides
 //!   (and reports) as before. Entries are screened and decoded by the same stages.
 //!
-//! How many ranges are in flight adapts, like a congestion window: one more each time
-//! the oldest range was not back yet when it was needed (the link, not the consumer, is
-//! the bottleneck), up to `catch_up_ranges`. On loopback the oldest range is usually back
-//! in time, so the window stays small; across a WAN it grows to the bandwidth-delay
-//! product.
+//! Ranges are read concurrently on the wire, not only in tasks: each is one pipelined
+//! `XRANGE` + `XINFO` (see the Redis backend), never a `MULTI`, which its client runs one
+//! at a time per connection.
+//!
+//! Sizes, like a congestion window (`RangeWindow`): a range aims at `AIM_READS` read
+//! sizes and may hold `COUNT_SLACK` times that before it comes back full (ids are not
+//! spread evenly over time, and a full range costs a round trip for its rest); it is
+//! handed on in batches of one read size. The window starts at the bandwidth-delay
+//! product of the first checked read's round trip at `ASSUMED_RATE`, at least two
+//! ranges, so a link far away is busy from its first round trip (a nearby peer is not
+//! caught up by ranges at all: see `RANGES_FROM_ROUND_TRIP` in `worker`); it doubles each time the oldest range was not back yet when it
+//! was needed (the link, not the consumer, is the bottleneck), up to `catch_up_ranges`.
 
 use super::batch_size::BatchSize;
 use super::events::TailPosition;
@@ -33,7 +42,52 @@ use super::TailOptions;
 use replication_core::{CheckedRead, PeerBackend, PeerError, StreamId, StreamInfo};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinHandle;
+
+/// Read sizes of entries a range aims at: fewer, larger ranges cost fewer commands and
+/// replies per entry, while what is handed on stays one read size per batch.
+const AIM_READS: usize = 2;
+
+/// How many times its aim a range may hold before it comes back full.
+const COUNT_SLACK: usize = 2;
+
+/// Entries/s the first window is sized for: above what one tailer decodes (about 280 000/s
+/// on the benchmark machine), so a slow link is not the limit from its first round trip.
+/// Only its product with the round trip matters: on loopback that is under two ranges.
+const ASSUMED_RATE: f64 = 400_000.0;
+
+/// How many ranges may be in flight (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct RangeWindow {
+    ranges: usize,
+    max: usize,
+}
+
+impl RangeWindow {
+    /// The window for a link whose checked read of one read size took `round_trip`, for
+    /// ranges aiming at `aim` entries, at most `max` ranges.
+    pub(super) fn new(round_trip: Duration, aim: usize, max: usize) -> Self {
+        let max = max.max(1);
+        let product = round_trip.as_secs_f64() * ASSUMED_RATE / aim.max(1) as f64;
+        Self {
+            ranges: (product.ceil() as usize).clamp(2.min(max), max),
+            max,
+        }
+    }
+
+    pub(super) fn ranges(&self) -> usize {
+        self.ranges
+    }
+
+    /// The oldest range was needed and `was_back` says whether it had arrived: when not,
+    /// the link is the bottleneck and the window doubles.
+    pub(super) fn needed(&mut self, was_back: bool) {
+        if !was_back {
+            self.ranges = self.ranges.saturating_mul(2).min(self.max);
+        }
+    }
+}
 
 /// Why a catch-up ended.
 pub(super) enum CatchUp {
@@ -43,6 +97,16 @@ pub(super) enum CatchUp {
     Suspect,
     /// A read failed (retried by the tailer as any failed read).
     Failed(PeerError),
+}
+
+/// What the full checked read that found a long backlog saw (already handed on).
+pub(super) struct Found {
+    /// The stream facts it was read with.
+    pub(super) info: StreamInfo,
+    /// The ids it returned.
+    pub(super) ids: Vec<StreamId>,
+    /// How long it took: about one round trip plus one read's transfer.
+    pub(super) round_trip: Duration,
 }
 
 /// Whether a tailer at `position`, whose checked read of `count` came back full with
@@ -85,9 +149,9 @@ impl Range {
 /// The ranges in flight, oldest first; aborted when dropped (a catch-up that ends early
 /// leaves nothing running).
 #[derive(Default)]
-struct Window(VecDeque<Range>);
+struct InFlight(VecDeque<Range>);
 
-impl Drop for Window {
+impl Drop for InFlight {
     fn drop(&mut self) {
         for range in &self.0 {
             range.read.abort();
@@ -132,16 +196,23 @@ impl Plan {
     /// The end of a range starting after `next_after` that should hold about `count`
     /// entries, within what the stream holds.
     fn cut(&self, count: usize) -> StreamId {
-        // Aim below the read size so that most ranges come back complete.
-        let span = ((count as f64 * 0.8) / self.density).floor().max(1.0);
+        let span = (count as f64 / self.density).floor().max(1.0);
         let start = self.next_after.next().unwrap_or(StreamId::MAX);
         let ms = start.ms.saturating_add(span as u64 - 1);
         StreamId::new(ms, u64::MAX).min(self.end)
     }
 
-    /// Learns the density from a range `(after, until]` that came back complete.
-    fn observe(&mut self, after: StreamId, until: StreamId, entries: usize) {
-        let span = (until.ms.saturating_sub(after.ms) + 1) as f64;
+    /// Learns the density from a range `(after, until]` that came back complete with
+    /// `entries`, or full with its last entry at `last` (then its entries span up to it).
+    fn observe(
+        &mut self,
+        after: StreamId,
+        until: StreamId,
+        entries: usize,
+        full: Option<StreamId>,
+    ) {
+        let end = full.map_or(until.ms, |last| last.ms);
+        let span = (end.saturating_sub(after.ms) + 1) as f64;
         let seen = entries as f64 / span;
         self.density = (0.5 * self.density + 0.5 * seen).max(1e-6);
     }
@@ -150,36 +221,35 @@ impl Plan {
 impl Worker {
     /// Catches up from `self.position` by concurrent ranges, handing batches on in order,
     /// until the stream's last entry (as last observed) is handed on or a range looks
-    /// suspicious. `info` and `first_read` are the facts and ids of the full checked read
-    /// that found the backlog (already handed on).
+    /// suspicious. `found` is what the full checked read that found the backlog saw.
     pub(super) async fn catch_up(
         &mut self,
         stages: &tokio::sync::mpsc::Sender<Stage>,
         options: &TailOptions,
         size: &mut BatchSize,
         seen_added: &mut Option<u64>,
-        info: &StreamInfo,
-        first_read: &[StreamId],
+        found: &Found,
     ) -> Result<CatchUp, Stopped> {
-        let mut plan = Plan::new(self.position, info, first_read);
-        let mut window = Window::default();
-        let max_ranges = options.catch_up_ranges.max(1);
-        let mut ranges = 2.min(max_ranges);
+        let mut plan = Plan::new(self.position, &found.info, &found.ids);
+        let mut ranges = InFlight::default();
+        let aim = size.current().saturating_mul(AIM_READS);
+        let mut window = RangeWindow::new(found.round_trip, aim, options.catch_up_ranges);
         loop {
-            while window.0.len() < ranges && plan.next_after < plan.end {
-                let count = size.current();
-                let until = plan.cut(count);
-                window
+            // The read size may shrink to the byte budget as entries are seen.
+            let batch = size.current();
+            let aim = batch.saturating_mul(AIM_READS);
+            let count = aim.saturating_mul(COUNT_SLACK);
+            while ranges.0.len() < window.ranges() && plan.next_after < plan.end {
+                let until = plan.cut(aim);
+                ranges
                     .0
                     .push_back(Range::start(&self.peer, plan.next_after, until, count));
                 plan.next_after = until;
             }
-            let Some(range) = window.0.pop_front() else {
+            let Some(range) = ranges.0.pop_front() else {
                 return Ok(CatchUp::CaughtUp);
             };
-            if !range.read.is_finished() {
-                ranges = (ranges + 1).min(max_ranges);
-            }
+            window.needed(range.read.is_finished());
             let Range {
                 after,
                 until,
@@ -208,41 +278,56 @@ impl Worker {
             if let Some(last) = info.last_entry {
                 plan.end = plan.end.max(last);
             }
-            let entries = read.entries;
+            let mut entries = read.entries;
             if entries.len() >= count {
                 // The rest of this range comes before anything after it.
                 let last = entries.last().map_or(after, |e| e.id);
-                window
+                ranges
                     .0
                     .push_front(Range::start(&self.peer, last, until, count));
+                plan.observe(after, until, entries.len(), Some(last));
             } else {
-                plan.observe(after, until, entries.len());
+                plan.observe(after, until, entries.len(), None);
             }
-            if entries.is_empty() {
-                continue;
+            // Handed on one read size at a time, as single reads would be.
+            while !entries.is_empty() {
+                let rest = entries.split_off(batch.min(entries.len()));
+                let part = std::mem::replace(&mut entries, rest);
+                self.hand_on(stages, options, size, part, &info).await?;
             }
-            let position = TailPosition {
-                after: entries.last().map_or(cursor, |e| e.id),
-                entries_added: self
-                    .position
-                    .entries_added
-                    .map(|pos| pos + entries.len() as u64),
-            };
-            let lag = lag(position, Some(&info));
-            self.position = position;
-            let returned = entries.len();
-            let (entries, read_bytes) = screen(entries, &options.limits);
-            size.fit_bytes(returned, read_bytes, read_budget(&options.limits));
-            let batch = RawBatch {
-                entries,
-                position,
-                lag,
-                limits: options.limits,
-                batch_size: size.current(),
-                wire_bytes: read_bytes as u64,
-            };
-            send(stages, Stage::Batch(batch)).await?;
         }
+    }
+
+    /// Hands on `entries`, the next ones after the position, read with `info`.
+    async fn hand_on(
+        &mut self,
+        stages: &tokio::sync::mpsc::Sender<Stage>,
+        options: &TailOptions,
+        size: &mut BatchSize,
+        entries: Vec<replication_core::RawEntry>,
+        info: &StreamInfo,
+    ) -> Result<(), Stopped> {
+        let position = TailPosition {
+            after: entries.last().map_or(self.position.after, |e| e.id),
+            entries_added: self
+                .position
+                .entries_added
+                .map(|pos| pos + entries.len() as u64),
+        };
+        let lag = lag(position, Some(info));
+        self.position = position;
+        let returned = entries.len();
+        let (entries, read_bytes) = screen(entries, &options.limits);
+        size.fit_bytes(returned, read_bytes, read_budget(&options.limits));
+        let batch = RawBatch {
+            entries,
+            position,
+            lag,
+            limits: options.limits,
+            batch_size: size.current(),
+            wire_bytes: read_bytes as u64,
+        };
+        send(stages, Stage::Batch(batch)).await
     }
 }
 
@@ -272,9 +357,35 @@ mod tests {
             assert!(until > after, "{after} → {until}");
             assert!(until <= end);
         }
-        // 1 000 entries at 10 per ms: ranges of 80 ms (100..=179) aim at 800 entries.
+        // 1 000 entries at 10 per ms: a range of 100 ms (100..=199).
         let until = plan(StreamId::new(100, 0), end, 10.0).cut(1_000);
-        assert_eq!(until, StreamId::new(179, u64::MAX));
+        assert_eq!(until, StreamId::new(199, u64::MAX));
+    }
+
+    #[test]
+    fn the_window_starts_at_the_bandwidth_delay_product_and_doubles_when_late() {
+        let ms = Duration::from_millis;
+        // Loopback: a read of 1 000 takes a few ms, far less than two ranges' worth.
+        assert_eq!(RangeWindow::new(ms(3), 2_000, 24).ranges(), 2);
+        // 50 ms: 50 ms × 400 000/s = 20 000 entries in flight, ten ranges of 2 000.
+        assert_eq!(RangeWindow::new(ms(50), 2_000, 24).ranges(), 10);
+        // 150 ms wants 30 ranges: capped.
+        assert_eq!(RangeWindow::new(ms(150), 2_000, 24).ranges(), 24);
+        // A bound of one is kept, whatever the link.
+        assert_eq!(RangeWindow::new(ms(3), 2_000, 1).ranges(), 1);
+        assert_eq!(RangeWindow::new(ms(150), 2_000, 0).ranges(), 1);
+
+        let mut window = RangeWindow::new(ms(3), 2_000, 24);
+        // Back in time: the consumer is the bottleneck; the window stays.
+        window.needed(true);
+        assert_eq!(window.ranges(), 2);
+        // Late: doubles, up to the bound, and never shrinks.
+        for expected in [4, 8, 16, 24, 24] {
+            window.needed(false);
+            assert_eq!(window.ranges(), expected);
+        }
+        window.needed(true);
+        assert_eq!(window.ranges(), 24);
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! An entry over the entry cap is rejected as soon as it is read (`screen`), and the read
 //! size shrinks to a byte budget when entries are large, so what a read holds is bounded.
 //!
-//! Far behind (a full checked read with a long backlog after it), the tailer catches up
-//! by reading disjoint id ranges concurrently (`ranges`), with the same order, cursor and
-//! gap rules, then comes back to this loop.
+//! Far behind (a full checked read with a long backlog after it) across a slow link (that
+//! read took at least `RANGES_FROM_ROUND_TRIP`), the tailer catches up by reading disjoint
+//! id ranges concurrently (`ranges`), with the same order, cursor and gap rules, then
+//! comes back to this loop.
 //!
 //! Decoding (zstd, SHA-256, meta JSON) runs in a second task fed through a channel of
 //! capacity 1, so the next read is on the wire while the previous batch is decoded: on a
@@ -26,7 +27,7 @@
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 use super::gap::{detect_gap, GapCheck};
-use super::ranges::{far_behind, CatchUp};
+use super::ranges::{far_behind, CatchUp, Found};
 use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
 use replication_core::{
@@ -36,6 +37,12 @@ use replication_core::{
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+
+/// Concurrent ranges pay only when a checked read takes at least this long: about twice
+/// what the decoding stage spends on one read of 1 000 entries, so below it one read at a
+/// time (decoded while the next is on the wire) already keeps the consumer busy, and
+/// concurrent ranges on loopback measured about a quarter slower (more CPU per entry).
+const RANGES_FROM_ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(8);
 
 pub(super) struct Worker {
     pub(super) peer: Arc<dyn PeerBackend>,
@@ -102,6 +109,7 @@ impl Worker {
             let cursor = self.position.after;
             let due = last_check.elapsed() >= options.check_interval;
 
+            let started = Instant::now();
             let outcome = if checked || due {
                 self.peer
                     .read_stream_checked(cursor, count)
@@ -195,8 +203,15 @@ impl Worker {
             self.position = position;
             let returned = entries.len();
             let behind = match (&info, full && was_checked) {
-                (Some(info), true) if far_behind(position, info, count) => {
-                    Some((*info, entries.iter().map(|e| e.id).collect::<Vec<_>>()))
+                (Some(info), true)
+                    if far_behind(position, info, count)
+                        && started.elapsed() >= RANGES_FROM_ROUND_TRIP =>
+                {
+                    Some(Found {
+                        info: *info,
+                        ids: entries.iter().map(|e| e.id).collect(),
+                        round_trip: started.elapsed(),
+                    })
                 }
                 _ => None,
             };
@@ -211,9 +226,9 @@ impl Worker {
                 wire_bytes: read_bytes as u64,
             };
             send(stages, Stage::Batch(batch)).await?;
-            if let Some((info, ids)) = behind {
+            if let Some(found) = behind {
                 let outcome = self
-                    .catch_up(stages, &options, &mut size, &mut seen_added, &info, &ids)
+                    .catch_up(stages, &options, &mut size, &mut seen_added, &found)
                     .await?;
                 // Back to one read at a time, checked: it finds what is left (or the gap
                 // a suspicious range hinted at) from the cursor, exactly as before.
