@@ -15,6 +15,11 @@ use std::time::Duration;
 const NODE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Longest wait for the cluster to form, or for a failover to complete.
 const SETTLE: Duration = Duration::from_secs(60);
+
+/// How long one `CLUSTER FAILOVER` is waited for before it is asked for again, and how
+/// many times: Redis aborts a manual failover that takes longer than a few seconds.
+const MANUAL_FAILOVER_WAIT: Duration = Duration::from_secs(15);
+const MANUAL_FAILOVER_ATTEMPTS: u32 = 4;
 /// Primaries (each gets one replica).
 const PRIMARIES: usize = 3;
 
@@ -135,14 +140,24 @@ impl RedisCluster {
         let slot = self.slot(key)?;
         let owner = self.owner(slot)?;
         let replica = self.replica_of(&owner)?;
-        let reply = replica.command(&["CLUSTER", "FAILOVER"])?;
-        if !reply.starts_with("+OK") {
-            return Err(TestkitError::Timeout(format!(
-                "CLUSTER FAILOVER replied {reply}"
-            )));
-        }
         let new = replica.port();
-        self.wait_owner(slot, new)?;
+        // Redis gives a manual failover a few seconds and then aborts it silently; on a
+        // loaded machine the hand-over can miss that window, so it is asked for again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let reply = replica.command(&["CLUSTER", "FAILOVER"])?;
+            if !reply.starts_with("+OK") {
+                return Err(TestkitError::Timeout(format!(
+                    "CLUSTER FAILOVER replied {reply}"
+                )));
+            }
+            match self.wait_owner_for(slot, new, MANUAL_FAILOVER_WAIT) {
+                Ok(()) => break,
+                Err(_) if attempts < MANUAL_FAILOVER_ATTEMPTS => continue,
+                Err(e) => return Err(e),
+            }
+        }
         let old = self.by_port(owner.port)?;
         wait_until(SETTLE, "the old primary to replicate the new one", || {
             Ok(old
@@ -226,7 +241,12 @@ impl RedisCluster {
 
     /// Waits until every node that answers sees `port` serving `slot`.
     fn wait_owner(&self, slot: u16, port: u16) -> Result<(), TestkitError> {
-        wait_until(SETTLE, "the replica to take the slot over", || {
+        self.wait_owner_for(slot, port, SETTLE)
+    }
+
+    /// [`Self::wait_owner`], giving up after `timeout`.
+    fn wait_owner_for(&self, slot: u16, port: u16, timeout: Duration) -> Result<(), TestkitError> {
+        wait_until(timeout, "the replica to take the slot over", || {
             for node in &self.nodes {
                 let Ok(text) = node.command(&["CLUSTER", "NODES"]) else {
                     continue; // dead
