@@ -36,8 +36,7 @@
 use super::batch_size::BatchSize;
 use super::events::TailPosition;
 use super::gap::{detect_gap, GapCheck};
-use super::screen::screen;
-use super::worker::{lag, read_budget, send, RawBatch, Stage, Stopped, Worker};
+use super::worker::{lag, send, RawBatch, Stage, Stopped, Worker};
 use super::TailOptions;
 use replication_core::{CheckedRead, PeerBackend, PeerError, StreamId, StreamInfo};
 use std::collections::VecDeque;
@@ -316,17 +315,7 @@ impl Worker {
         };
         let lag = lag(position, Some(info));
         self.position = position;
-        let returned = entries.len();
-        let (entries, read_bytes) = screen(entries, &options.limits);
-        size.fit_bytes(returned, read_bytes, read_budget(&options.limits));
-        let batch = RawBatch {
-            entries,
-            position,
-            lag,
-            limits: options.limits,
-            batch_size: size.current(),
-            wire_bytes: read_bytes as u64,
-        };
+        let batch = RawBatch::screened(entries, position, lag, options, size);
         send(stages, Stage::Batch(batch)).await
     }
 }

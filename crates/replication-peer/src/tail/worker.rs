@@ -201,7 +201,6 @@ impl Worker {
             }
             let lag = lag(position, info.as_ref());
             self.position = position;
-            let returned = entries.len();
             let behind = match (&info, full && was_checked) {
                 (Some(info), true)
                     if far_behind(position, info, count)
@@ -215,16 +214,7 @@ impl Worker {
                 }
                 _ => None,
             };
-            let (entries, read_bytes) = screen(entries, &options.limits);
-            size.fit_bytes(returned, read_bytes, read_budget(&options.limits));
-            let batch = RawBatch {
-                entries,
-                position,
-                lag,
-                limits: options.limits,
-                batch_size: size.current(),
-                wire_bytes: read_bytes as u64,
-            };
+            let batch = RawBatch::screened(entries, position, lag, &options, &mut size);
             send(stages, Stage::Batch(batch)).await?;
             if let Some(found) = behind {
                 let outcome = self
@@ -349,6 +339,31 @@ impl Decoding {
 
 /// Bytes one read should stay within: room for a few entries at the entry cap, so the
 /// read size shrinks when a peer writes large entries (see `BatchSize::fit_bytes`).
+impl RawBatch {
+    /// The batch of `entries` read up to `position`: screened against the entry cap, and
+    /// the read size fitted to the bytes they came to (the one home of that step, for
+    /// single reads and catch-up ranges alike).
+    pub(super) fn screened(
+        entries: Vec<replication_core::RawEntry>,
+        position: TailPosition,
+        lag: Lag,
+        options: &TailOptions,
+        size: &mut BatchSize,
+    ) -> Self {
+        let returned = entries.len();
+        let (entries, read_bytes) = screen(entries, &options.limits);
+        size.fit_bytes(returned, read_bytes, read_budget(&options.limits));
+        RawBatch {
+            entries,
+            position,
+            lag,
+            limits: options.limits,
+            batch_size: size.current(),
+            wire_bytes: read_bytes as u64,
+        }
+    }
+}
+
 pub(super) fn read_budget(limits: &DecodeLimits) -> usize {
     limits.max_entry_bytes().saturating_mul(4)
 }
