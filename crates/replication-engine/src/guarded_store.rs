@@ -1,7 +1,9 @@
 //! The local store as the cold path's repair target, its writes behind the same
-//! `SyncEngineCircuit` as the hot path's, so a failing store is not hammered by repairs.
+//! `SyncEngineCircuit` as the hot path's, so a failing store is not hammered by repairs,
+//! and through the same `WriteGate`, so a repair and a hot path never race on one key.
 
 use crate::circuit::{CircuitCallError, SyncEngineCircuit};
+use crate::write_gate::WriteGate;
 use replication_core::merkle::Hash;
 use replication_core::{Change, Derived, LocalState, SyncEngineRef, SyncError};
 use replication_merkle::{LocalStore, LocalView, RepairTarget, TreeSource};
@@ -9,13 +11,15 @@ use replication_merkle::{LocalStore, LocalView, RepairTarget, TreeSource};
 /// `LocalStore` with its writes guarded by the circuit.
 pub(crate) struct GuardedStore<'a, S> {
     store: LocalStore<'a, S>,
+    gate: &'a WriteGate,
     circuit: &'a SyncEngineCircuit,
 }
 
 impl<'a, S: SyncEngineRef> GuardedStore<'a, S> {
-    pub(crate) fn new(store: &'a S, circuit: &'a SyncEngineCircuit) -> Self {
+    pub(crate) fn new(store: &'a S, gate: &'a WriteGate, circuit: &'a SyncEngineCircuit) -> Self {
         Self {
             store: LocalStore(store),
+            gate,
             circuit,
         }
     }
@@ -55,7 +59,7 @@ impl<S: SyncEngineRef> RepairTarget for GuardedStore<'_, S> {
 
     async fn apply(&self, changes: Vec<Change>) -> Result<(), SyncError> {
         self.circuit
-            .call(self.store.apply(changes))
+            .call(self.gate.apply(self.store.0, changes))
             .await
             .map_err(|e| match e {
                 CircuitCallError::Open(retry_after) => SyncError::new(format!(
@@ -95,7 +99,8 @@ mod tests {
         }
         assert!(circuit.is_open());
 
-        let target = GuardedStore::new(&local, &circuit);
+        let gate = WriteGate::default();
+        let target = GuardedStore::new(&local, &gate, &circuit);
         let source = PeerSource(&peer as &dyn PeerBackend);
         let mut state = RepairState::default();
         let repair = RepairSettings::default();

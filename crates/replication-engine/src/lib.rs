@@ -27,6 +27,7 @@ mod shared;
 mod status;
 mod stop;
 mod sync_evidence;
+mod write_gate;
 
 pub use circuit::SyncEngineCircuit;
 pub use connector::{PeerConnector, RedisConnector};

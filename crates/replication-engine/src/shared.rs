@@ -3,6 +3,7 @@
 
 use crate::circuit::SyncEngineCircuit;
 use crate::clock::WallClock;
+use crate::write_gate::WriteGate;
 use replication_core::{Cursor, CursorStore, Settings};
 use replication_peer::TailOptions;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use tokio::sync::watch;
 pub(crate) struct Shared<S> {
     pub(crate) store: Arc<S>,
     pub(crate) circuit: SyncEngineCircuit,
+    /// The one way replicated writes reach the store (hot paths and repairs alike).
+    pub(crate) writes: WriteGate,
     pub(crate) cursors: Arc<dyn CursorStore>,
     pub(crate) clock: WallClock,
     settings: watch::Receiver<Arc<Settings>>,
@@ -28,6 +31,7 @@ impl<S> Shared<S> {
         Self {
             store,
             circuit,
+            writes: WriteGate::default(),
             cursors,
             clock,
             settings,

@@ -35,6 +35,11 @@ const REGRESSIONS: &[(u64, Option<usize>, &str)] = &[
         None,
         "a peer re-pointed away and back lost the writes its recreated stream had dropped",
     ),
+    (
+        449,
+        None,
+        "a delete judged against a minimal store removed a newer put another peer wrote meanwhile",
+    ),
 ];
 
 fn options(seed: u64, nodes: Option<usize>) -> SimOptions {

@@ -103,7 +103,8 @@ impl Running {
     fn wait_until(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
         assert!(
             wait_blocking(Duration::from_secs(30), || check(self)),
-            "timed out waiting until {what}"
+            "timed out waiting until {what}; the daemon logged:\n{}",
+            self.process.log_tail(8_000)
         );
     }
 

@@ -7,6 +7,7 @@
 use crate::circuit::{CircuitCallError, SyncEngineCircuit};
 use crate::metrics::PeerMetrics;
 use crate::stop::Stop;
+use crate::write_gate::WriteGate;
 use replication_core::{Change, Next, RetryPolicy, SyncEngineRef, SyncEngineSettings, SyncError};
 
 /// The engine is stopping; the batch was not (fully) applied.
@@ -26,6 +27,7 @@ pub(crate) struct Applied {
 /// makes each change be tried alone so one bad change cannot block the others.
 pub(crate) async fn apply_changes<S: SyncEngineRef>(
     store: &S,
+    gate: &WriteGate,
     circuit: &SyncEngineCircuit,
     settings: &SyncEngineSettings,
     metrics: &PeerMetrics,
@@ -36,7 +38,7 @@ pub(crate) async fn apply_changes<S: SyncEngineRef>(
         return Ok(Applied::default());
     }
     let count = changes.len() as u64;
-    match write_with_retry(store, circuit, settings, metrics, &changes, stop).await? {
+    match write_with_retry(store, gate, circuit, settings, metrics, &changes, stop).await? {
         Ok(()) => Ok(Applied {
             applied: count,
             refused: 0,
@@ -45,7 +47,7 @@ pub(crate) async fn apply_changes<S: SyncEngineRef>(
             let mut outcome = Applied::default();
             for change in changes {
                 let single = [change];
-                match write_with_retry(store, circuit, settings, metrics, &single, stop).await? {
+                match write_with_retry(store, gate, circuit, settings, metrics, &single, stop).await? {
                     Ok(()) => outcome.applied += 1,
                     Err(e) => {
                         let [change] = single;
@@ -64,6 +66,7 @@ pub(crate) async fn apply_changes<S: SyncEngineRef>(
 /// out); the policy is `settings.sync_engine`'s. `Ok(Err(e))` is a permanent refusal.
 async fn write_with_retry<S: SyncEngineRef>(
     store: &S,
+    gate: &WriteGate,
     circuit: &SyncEngineCircuit,
     settings: &SyncEngineSettings,
     metrics: &PeerMetrics,
@@ -74,7 +77,7 @@ async fn write_with_retry<S: SyncEngineRef>(
     loop {
         // No stop check before the attempt: a batch in flight when shutdown begins gets its
         // write, and its retries, until the drain deadline (`settings.shutdown_timeout`).
-        let error = match circuit.call(store.apply_batch(changes.to_vec())).await {
+        let error = match circuit.call(gate.apply(store, changes.to_vec())).await {
             Ok(()) => return Ok(Ok(())),
             Err(error) => error,
         };
@@ -123,6 +126,17 @@ mod tests {
         }
     }
 
+    /// A mock store that describes every key (absent), as a store with `local_states`
+    /// does: the write gate then leaves the judging to its `apply_batch`.
+    fn answering() -> MockSyncEngineRef {
+        let mut store = MockSyncEngineRef::new();
+        store.expect_local_states().returning(|keys| {
+            let states = vec![Some(replication_core::LocalState::Absent); keys.len()];
+            Box::pin(async move { Ok(states) })
+        });
+        store
+    }
+
     fn put(key: &str) -> Change {
         Change::Put(SyncItem::new(key, b"v".to_vec(), 1, 1))
     }
@@ -130,7 +144,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_failures_are_retried_until_applied() {
         let calls = Arc::new(AtomicU32::new(0));
-        let mut store = MockSyncEngineRef::new();
+        let mut store = answering();
         let seen = calls.clone();
         store.expect_apply_batch().returning(move |changes| {
             assert_eq!(changes.len(), 2);
@@ -149,6 +163,7 @@ mod tests {
         let (_switch, mut stop) = StopSwitch::new();
         let out = apply_changes(
             &store,
+            &WriteGate::default(),
             &circuit,
             &settings(),
             &PeerMetrics::new("p"),
@@ -170,7 +185,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_permanently_bad_change_is_isolated_and_the_rest_applied() {
-        let mut store = MockSyncEngineRef::new();
+        let mut store = answering();
         store.expect_apply_batch().returning(|changes| {
             let bad = changes.iter().any(|c| c.key() == "bad");
             Box::pin(async move {
@@ -185,6 +200,7 @@ mod tests {
         let (_switch, mut stop) = StopSwitch::new();
         let out = apply_changes(
             &store,
+            &WriteGate::default(),
             &circuit,
             &settings(),
             &PeerMetrics::new("p"),
@@ -204,7 +220,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stopping_abandons_a_failing_batch_at_the_drain_deadline() {
-        let mut store = MockSyncEngineRef::new();
+        let mut store = answering();
         store
             .expect_apply_batch()
             .returning(|_| Box::pin(async { Err(SyncError::new("down")) }));
@@ -213,6 +229,7 @@ mod tests {
         let task = tokio::spawn(async move {
             apply_changes(
                 &store,
+                &WriteGate::default(),
                 &circuit,
                 &settings(),
                 &PeerMetrics::new("p"),

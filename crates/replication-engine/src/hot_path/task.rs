@@ -244,6 +244,7 @@ impl<S: SyncEngineRef> HotPath<S> {
         let settings = self.shared.settings();
         let outcome = apply_changes(
             &*self.shared.store,
+            &self.shared.writes,
             &self.shared.circuit,
             &settings.sync_engine,
             &self.metrics,
