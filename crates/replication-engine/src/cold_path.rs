@@ -107,7 +107,11 @@ impl<S: SyncEngineRef> ColdPath<S> {
                 end = stream_end(&*self.peer, settings.hot_path.enabled) => end,
             };
             let repair_settings = RepairSettings::from(cold);
-            let target = GuardedStore::new(&*self.shared.store, &self.shared.writes, &self.shared.circuit);
+            let target = GuardedStore::new(
+                &*self.shared.store,
+                &self.shared.writes,
+                &self.shared.circuit,
+            );
             let source = PeerSource(&*self.peer);
             let result = tokio::select! {
                 biased;

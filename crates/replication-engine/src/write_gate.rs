@@ -51,12 +51,9 @@ impl WriteGate {
         if states.len() == keys.len() && states.iter().all(Option::is_some) {
             // Learnt once: never `DERIVED` again from here (a store that ever failed to
             // answer stays judged, so the check is taken only while unsure).
-            let _ = self.shape.compare_exchange(
-                UNKNOWN,
-                ANSWERS,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let _ =
+                self.shape
+                    .compare_exchange(UNKNOWN, ANSWERS, Ordering::AcqRel, Ordering::Acquire);
             return store.apply_batch(changes).await;
         }
         self.shape.store(DERIVED, Ordering::Release);
@@ -77,8 +74,11 @@ impl WriteGate {
                 if verdict == Verdict::Wins {
                     Some(change)
                 } else {
-                    tracing::debug!(key = change.key(), ?verdict,
-                        "a newer write of this key landed since it was judged; not written");
+                    tracing::debug!(
+                        key = change.key(),
+                        ?verdict,
+                        "a newer write of this key landed since it was judged; not written"
+                    );
                     None
                 }
             })
@@ -112,7 +112,12 @@ mod tests {
     use replication_testkit::{MemoryStore, MinimalStore};
 
     fn put(key: &str, content: &str, version: u64) -> Change {
-        Change::Put(SyncItem::new(key, content.as_bytes().to_vec(), version, 1_000))
+        Change::Put(SyncItem::new(
+            key,
+            content.as_bytes().to_vec(),
+            version,
+            1_000,
+        ))
     }
 
     fn delete(key: &str, version: u64) -> Change {

@@ -47,7 +47,9 @@ pub(crate) async fn apply_changes<S: SyncEngineRef>(
             let mut outcome = Applied::default();
             for change in changes {
                 let single = [change];
-                match write_with_retry(store, gate, circuit, settings, metrics, &single, stop).await? {
+                match write_with_retry(store, gate, circuit, settings, metrics, &single, stop)
+                    .await?
+                {
                     Ok(()) => outcome.applied += 1,
                     Err(e) => {
                         let [change] = single;

@@ -200,7 +200,14 @@ impl RedisPeer {
         }
     }
 
+    /// Runs `query` through the shared stack. A call made while the query connection is
+    /// down fails here, before the stack: it never reached the peer, so it counts neither
+    /// against the circuit (which would then stay open long after the connection is back:
+    /// a peer added while its first connect takes a second or two would sit out
+    /// `circuit_open_for`) nor as a retry; fred's reconnect policy paces the reconnects.
     async fn query(&self, query: Query) -> Result<Reply, PeerError> {
+        self.status
+            .ready_for_call(&self.query_client, Link::Query)?;
         let operation = query.operation();
         let call = self.start_query(query);
         call.await.map_err(|e| {
@@ -220,7 +227,11 @@ impl RedisPeer {
         Box::pin(stack.oneshot(query))
     }
 
+    /// Runs `read` through the stream breaker; as [`Self::query`], a read made while the
+    /// stream connection is down fails before it.
     async fn stream_read(&self, read: StreamRead) -> Result<StreamReply, PeerError> {
+        self.status
+            .ready_for_call(&self.stream_client, Link::Stream)?;
         let bound = read.request.block.unwrap_or_default() + self.command_timeout;
         self.stream
             .clone()

@@ -23,7 +23,9 @@
 //!
 //! fred is configured not to retry: `max_command_attempts = 1` (a command in flight when a
 //! connection drops fails instead of being replayed) and calls made while disconnected fail
-//! at once instead of queueing. fred only owns *reconnecting* (exponential backoff with
+//! at once instead of queueing, before either stack (`RedisPeer::query`, `stream_read`): they
+//! never reach the peer, so they count neither for the breaker nor as retries, and the
+//! first call after a reconnect goes through at once. fred only owns *reconnecting* (exponential backoff with
 //! jitter, forever). So retries never multiply. The one exception is fred's: it sends a
 //! `MULTI`/`EXEC` block (the tailer's checked read) once more after reconnecting whatever
 //! its attempt count, inside the same call; a read, so harmless.
