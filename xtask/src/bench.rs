@@ -145,13 +145,16 @@ round trip took 975 ms as transactions. What changed, in one step:
   at an assumed 400 000 entries/s (at least two ranges: on loopback it stays at two) and
   doubles each time the oldest range is not back when needed, instead of starting at two
   and growing by one;
-- ranges only when a checked read takes at least 8 ms (`RANGES_FROM_ROUND_TRIP` in
+- ranges only across a round trip of at least 8 ms (`RANGES_FROM_ROUND_TRIP` in
   `tail/worker.rs`): on loopback, concurrent ranges made the engine about a third slower
   (section 2, A/B in alternating order under the same load: ratio 0.65 and 0.68 with the
   old code, 0.42 and 0.47 with concurrent ranges, 0.99 with this rule; CPU per entry up
   by 1-2 µs with ranges), so a nearby peer is read one read at a time, as before ranges
   existed. This also makes the 0 ms yardstick of section 7 faster, so the WAN ratios
-  below are against that.
+  below are against that. A checked read taking
+  8 ms is only the hint; a `PING` decides (`LinkProbe`, re-measured every 10 s): on a
+  loaded machine a read of 1 000 entries takes that long on loopback too, and ranges
+  switched on there (found comparing before and after the one-home restructuring).
 In flight: at most 24 ranges of up to 4 000 entries (about 40 MB of this bench's entries
 on the wire, typically half that), reached only across a slow link. Range size matters:
 ranges aiming at one read (COUNT two, up to 48 of them) measured 0.47 at 50 ms and 0.29

@@ -26,6 +26,20 @@ struct Observed {
     ranges: AtomicUsize,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
+    /// Added to every checked read: a busy machine, not a slow link (pings stay fast).
+    read_delay: Duration,
+}
+
+impl Observed {
+    fn new(inner: Arc<replication_peer::RedisPeer>, read_delay: Duration) -> Self {
+        Self {
+            inner,
+            ranges: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+            read_delay,
+        }
+    }
 }
 
 #[async_trait]
@@ -47,6 +61,7 @@ impl PeerBackend for Observed {
         after: StreamId,
         count: usize,
     ) -> Result<CheckedRead, PeerError> {
+        tokio::time::sleep(self.read_delay).await;
         self.inner.read_stream_checked(after, count).await
     }
     async fn read_range_checked(
@@ -131,12 +146,7 @@ async fn observed_peer(server: &RedisServer, one_way: Duration) -> (FaultProxy, 
         .await
         .unwrap();
     let inner = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
-    let peer = Arc::new(Observed {
-        inner,
-        ranges: AtomicUsize::new(0),
-        in_flight: AtomicUsize::new(0),
-        most_in_flight: AtomicUsize::new(0),
-    });
+    let peer = Arc::new(Observed::new(inner, Duration::ZERO));
     (proxy, peer)
 }
 
@@ -318,12 +328,7 @@ async fn a_peer_on_loopback_is_caught_up_by_single_reads() {
     let client = writer(&server.url()).await;
     let ids = backlog(&client, 1_000, None).await;
     let inner = connected_peer(&peer_config(&server.url(), "")).await;
-    let peer = Arc::new(Observed {
-        inner,
-        ranges: AtomicUsize::new(0),
-        in_flight: AtomicUsize::new(0),
-        most_in_flight: AtomicUsize::new(0),
-    });
+    let peer = Arc::new(Observed::new(inner, Duration::ZERO));
     let mut handle = StreamTailer::spawn(
         Arc::clone(&peer) as Arc<dyn PeerBackend>,
         TailStart::default(),
@@ -335,5 +340,29 @@ async fn a_peer_on_loopback_is_caught_up_by_single_reads() {
         peer.ranges.load(Ordering::SeqCst),
         0,
         "no ranges on loopback"
+    );
+}
+
+/// A checked read that takes long because the machine is busy (here: delayed in the
+/// backend), over a link whose round trip is short, is no reason for concurrent ranges:
+/// the ping tells the two apart.
+#[tokio::test]
+async fn slow_reads_over_a_fast_link_are_caught_up_by_single_reads() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let ids = backlog(&client, 2_000, None).await;
+    let inner = connected_peer(&peer_config(&server.url(), "")).await;
+    let peer = Arc::new(Observed::new(inner, Duration::from_millis(20)));
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(4),
+    );
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= 2_000).await;
+    assert_eq!(record_ids(&got), ids);
+    assert_eq!(
+        peer.ranges.load(Ordering::SeqCst),
+        0,
+        "ranges on a link with a sub-millisecond round trip"
     );
 }

@@ -262,9 +262,12 @@ impl PeerBackend for SimPeer {
         self.inner.read_tombstones(keys).await
     }
 
+    /// The round trip as the reader sees it: the link's delay included (virtual time).
     async fn ping(&self) -> Result<Duration, PeerError> {
+        let started = tokio::time::Instant::now();
         self.cross().await?;
-        self.inner.ping().await
+        let inner = self.inner.ping().await?;
+        Ok(started.elapsed().max(inner))
     }
 
     async fn close(&self) {

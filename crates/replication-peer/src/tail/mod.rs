@@ -157,6 +157,7 @@ impl StreamTailer {
             options: options_rx,
             shared: Arc::clone(&shared),
             position,
+            link: worker::LinkProbe::default(),
         };
         let task = tokio::spawn(worker.run());
         TailerHandle {

@@ -14,7 +14,8 @@
 //! size shrinks to a byte budget when entries are large, so what a read holds is bounded.
 //!
 //! Far behind (a full checked read with a long backlog after it) across a slow link (that
-//! read took at least `RANGES_FROM_ROUND_TRIP`), the tailer catches up by reading disjoint
+//! read took at least `RANGES_FROM_ROUND_TRIP`, and so does a `PING`: `LinkProbe`), the
+//! tailer catches up by reading disjoint
 //! id ranges concurrently (`ranges`), with the same order, cursor and gap rules, then
 //! comes back to this loop.
 //!
@@ -38,11 +39,16 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// Concurrent ranges pay only when a checked read takes at least this long: about twice
-/// what the decoding stage spends on one read of 1 000 entries, so below it one read at a
-/// time (decoded while the next is on the wire) already keeps the consumer busy, and
-/// concurrent ranges on loopback measured about a quarter slower (more CPU per entry).
+/// Concurrent ranges pay only across a round trip of at least this: about twice what the
+/// decoding stage spends on one read of 1 000 entries, so below it one read at a time
+/// (decoded while the next is on the wire) already keeps the consumer busy, and concurrent
+/// ranges on loopback measured about a quarter slower (more CPU per entry) and held twice
+/// the memory. A checked read taking this long is only the hint (a read of 1 000 entries
+/// on a loaded machine takes as long on loopback); a `PING` decides (`LinkProbe`).
 const RANGES_FROM_ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(8);
+
+/// How long a measured round trip stands before the link is pinged again.
+const ROUND_TRIP_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(super) struct Worker {
     pub(super) peer: Arc<dyn PeerBackend>,
@@ -50,6 +56,33 @@ pub(super) struct Worker {
     pub(super) options: watch::Receiver<TailOptions>,
     pub(super) shared: Arc<Shared>,
     pub(super) position: TailPosition,
+    pub(super) link: LinkProbe,
+}
+
+/// The peer's round trip as a `PING` measured it, and when: whether the link is slow
+/// enough for concurrent ranges, asked only once a read was slow, at most once per
+/// `ROUND_TRIP_FRESH_FOR`.
+#[derive(Debug, Default)]
+pub(super) struct LinkProbe {
+    measured: Option<(Instant, std::time::Duration)>,
+}
+
+impl LinkProbe {
+    /// True when the link's round trip is at least `RANGES_FROM_ROUND_TRIP`; a failed
+    /// ping says no (the single reads go on, and their own errors are handled there).
+    async fn is_slow(&mut self, peer: &dyn PeerBackend) -> bool {
+        let rtt = match self.measured {
+            Some((at, rtt)) if at.elapsed() < ROUND_TRIP_FRESH_FOR => rtt,
+            _ => match peer.ping().await {
+                Ok(rtt) => {
+                    self.measured = Some((Instant::now(), rtt));
+                    rtt
+                }
+                Err(_) => return false,
+            },
+        };
+        rtt >= RANGES_FROM_ROUND_TRIP
+    }
 }
 
 /// The tailer stops when the handle is gone.
@@ -201,15 +234,17 @@ impl Worker {
             }
             let lag = lag(position, info.as_ref());
             self.position = position;
+            let read_took = started.elapsed();
             let behind = match (&info, full && was_checked) {
                 (Some(info), true)
                     if far_behind(position, info, count)
-                        && started.elapsed() >= RANGES_FROM_ROUND_TRIP =>
+                        && read_took >= RANGES_FROM_ROUND_TRIP
+                        && self.link.is_slow(&*self.peer).await =>
                 {
                     Some(Found {
                         info: *info,
                         ids: entries.iter().map(|e| e.id).collect(),
-                        round_trip: started.elapsed(),
+                        round_trip: read_took,
                     })
                 }
                 _ => None,
