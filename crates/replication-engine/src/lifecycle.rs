@@ -69,13 +69,26 @@ impl<S: SyncEngineRef> Lifecycle<S> {
                 return None;
             }
         };
-        let start = self.start_position(&config.node_id).await;
+        let (start, checkpointed) = self.start_position(&config.node_id).await;
         if let Some(cursor) = start.after.gt(&StreamId::ZERO).then_some(start.after) {
             status.set_cursor(cursor);
+        }
+        let resumes_recreated = checkpointed && start.after == StreamId::ZERO;
+        if resumes_recreated {
+            // Recorded at the start of a recreated stream before anything of it was read:
+            // a stream recreated again since looks untouched from there (every fact starts
+            // at zero again), so what that stream held and lost would go unseen. Counted as
+            // a gap: one repair cycle brings it.
+            tracing::info!(peer = %config.node_id, "resuming at the start of a recreated stream; repairing once");
+            status.mark_gap();
         }
         tracing::info!(peer = %config.node_id, url = %config.redacted_url(), after = %start.after, "starting peer");
         let (switch, stop) = StopSwitch::new();
         let repair_now = Arc::new(Notify::new());
+        if resumes_recreated {
+            // Kept as a permit: the cold path's first wait takes it at once.
+            repair_now.notify_one();
+        }
         let metrics = PeerMetrics::with_status(&config.node_id, status.clone());
         let hot = HotPath {
             shared: self.shared.clone(),
@@ -106,22 +119,26 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         })
     }
 
-    /// Where to resume: the peer's checkpointed cursor, or the beginning.
-    async fn start_position(&self, node_id: &str) -> TailStart {
+    /// Where to resume: the peer's checkpointed cursor, or the beginning; and whether a
+    /// cursor was checkpointed at all.
+    async fn start_position(&self, node_id: &str) -> (TailStart, bool) {
         // A peer re-added by a reload resumes where it was: `load_all` sees cursors set but
         // not yet flushed (CursorStore contract), so no flush is needed to read them back.
         match self.shared.cursors.load_all().await {
             Ok(cursors) => cursors.into_iter().find(|c| c.peer_id == node_id).map_or(
-                TailStart::default(),
-                |c| TailStart {
-                    after: c.stream_id,
-                    entries_added: c.entries_added,
+                (TailStart::default(), false),
+                |c| {
+                    let start = TailStart {
+                        after: c.stream_id,
+                        entries_added: c.entries_added,
+                    };
+                    (start, true)
                 },
             ),
             Err(e) => {
                 // Without a cursor the stream is read from the start: re-applying is harmless.
                 tracing::error!(peer = %node_id, error = %e, "cannot load cursor; reading the stream from the start");
-                TailStart::default()
+                (TailStart::default(), false)
             }
         }
     }

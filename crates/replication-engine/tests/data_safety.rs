@@ -12,7 +12,8 @@ use common::config;
 use metrics_util::debugging::DebuggingRecorder;
 use replication_engine::metrics as names;
 use replication_engine::{
-    CursorStore, MemoryCursorStore, ReplicationEngine, ReplicationEngineConfig, SyncEngineRef,
+    CursorStore, MemoryCursorStore, ReplicationEngine, ReplicationEngineConfig, StreamId,
+    SyncEngineRef,
 };
 use replication_testkit::{eventually, MemoryMesh, MemoryStore, MinimalStore, Recorded};
 use std::sync::Arc;
@@ -500,6 +501,52 @@ async fn a_gap_is_repaired_once_even_with_the_cold_path_disabled() {
     eventually("the repair brings the trimmed items", || me.len() == 21).await;
     eventually("and health clears", || {
         !second.peer_manager().health()[0].gap_unrepaired
+    })
+    .await;
+    assert_eq!(me.items(), a.items());
+    second.shutdown().await;
+}
+
+/// A stream recreated empty is resumed from its start (cursor 0-0). Recreated again while
+/// the node is down, after a write the node never read, it looks untouched from there:
+/// every fact starts at zero again. The restart counts that resume point as a gap, so one
+/// repair brings the lost write, also with the cold path disabled.
+#[tokio::test(start_paused = true)]
+async fn a_stream_recreated_again_while_resuming_from_its_start_is_repaired() {
+    use replication_testkit::MemoryPeer;
+
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    let mesh = MemoryMesh::new(&[("a", &a)]);
+    let cursors = Arc::new(MemoryCursorStore::new());
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    a.put_local("early", "1");
+    let (mut first, _t1) = engine(me.clone(), cfg.clone(), &mesh, cursors.clone());
+    first.start().await.unwrap();
+    eventually("early arrives", || me.item("early").is_some()).await;
+    MemoryPeer::new("a", a.clone()).reset_stream();
+    eventually("the recreated stream is seen and its repair done", || {
+        let health = &first.peer_manager().health()[0];
+        health.gaps.recreated > 0 && !health.gap_unrepaired
+    })
+    .await;
+    first.shutdown().await;
+    let restarted = Arc::new(MemoryCursorStore::new());
+    let durable = cursors.durable_cursors();
+    assert_eq!(durable.len(), 1, "{durable:?}");
+    for cursor in durable {
+        assert_eq!(cursor.stream_id, StreamId::ZERO, "resumed at the new start");
+        restarted.set(cursor).await.unwrap();
+    }
+
+    a.put_local("lost", "v");
+    MemoryPeer::new("a", a.clone()).reset_stream();
+    a.put_local("later", "v");
+    let (mut second, _t2) = engine(me.clone(), cfg, &mesh, restarted);
+    second.start().await.unwrap();
+    eventually("the later write arrives", || me.item("later").is_some()).await;
+    eventually("and the one the lost stream held", || {
+        me.item("lost").is_some()
     })
     .await;
     assert_eq!(me.items(), a.items());

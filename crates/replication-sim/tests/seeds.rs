@@ -40,6 +40,11 @@ const REGRESSIONS: &[(u64, Option<usize>, &str)] = &[
         None,
         "a delete judged against a minimal store removed a newer put another peer wrote meanwhile",
     ),
+    (
+        2982,
+        None,
+        "a node resuming at the start of a recreated stream missed what the stream lost when recreated again",
+    ),
 ];
 
 fn options(seed: u64, nodes: Option<usize>) -> SimOptions {
