@@ -252,6 +252,50 @@ as sections 2-4 do.
   not the walk's cost; most likely replication-testkit's `MemoryStore` (a test double)
   updating its tree as the batch is applied (not profiled). The real-Redis times at
   100 000 keys grow with the difference (about 0.3 ms, 10 ms, 130 ms, 490 ms).
+
+### Before and after the one-home restructuring
+
+Measured 2026-12-01, 20:00-20:23 UTC, on the 2 cores shared with other builds and tests
+(`uptime` load average 1.0-4.7 during the runs). Before: 61ee420; after: 5346153 (main,
+which also holds the WAN catch-up work merged after 61ee420). Commands: `cargo xtask bench
+--quick` once in each tree, then the two release binaries alternately, six pairs of
+`replication-bench --quick --sections 1,2,3,4,5,6` (load 1.0-4.2). Figures are medians of
+the six; for sections 2, 3 and 6 the ratio is the median of the pairwise ratios. `--quick`
+reads 20 000 entries, so single runs spread by about ±30% here.
+
+| section · figure | before (61ee420) | after (5346153) | after / before |
+|---|---:|---:|---:|
+| 1 decoding drain | 217 960/s | 211 109/s | 0.97 |
+| 1 transport only | 327 255/s | 371 389/s | 1.13 |
+| 1 decode + SHA-256 verify | 195 758/s | 179 911/s | 0.92 |
+| 2 engine → no-op store | 69 166/s | 53 587/s | 0.79 |
+| 2 StreamTailer alone | 74 954/s | 76 443/s | 1.05 |
+| 3 engine → replication-node | 36 829/s | 28 897/s | 0.83 |
+| 4 lag p50 · p99 · max | 1.09 · 4.16 · 7.5 ms | 1.20 · 3.81 · 7.6 ms | 1.10 · 0.92 · 1.01 |
+| 5 real Redis, 10 · 1 000 · 10 000 of 5 000 keys differ | 7.4 · 67 · 283 ms | 7.4 · 85 · 272 ms | 1.01 · 1.27 · 0.96 |
+| 6 peak RSS catching up 50 000 entries | 57.0 MB | 110.3 MB | 1.88 |
+| 6 peak RSS with 64 idle peers | 35.9 MB | 36.1 MB | 1.00 |
+
+Worse than the noise: section 6's catch-up (every pair, 1.32 to 2.38) and the engine in
+sections 2 and 3 (pairwise 0.52-0.92 and 0.66-1.07), while the tailer alone is unchanged.
+Investigated: catch-up ranges switch on over loopback. The rule of section 7 (ranges only
+after a checked read of at least 8 ms) times the whole read of 1 000 entries, transfer and
+parsing included, not the round trip; with the engine applying on the same two cores such
+a read takes 8.3-9.5 ms (an experiment build that printed each switch: one or two per
+section-2 run), so a loopback backlog is caught up by concurrent ranges as across a WAN,
+up to 24 ranges of up to 4 000 entries in flight. The tailer alone, with nothing else to
+do, reads faster and stays below 8 ms. The same experiment build with that switch turned
+off by an environment variable (not committed), alternating, section 6 catch-up: 85.7,
+89.4 and 77.5 MB with ranges, 71.9, 61.6 and 51.7 MB without (before: 49-67 MB); its
+section 2 and 3 figures with and without were within the quick runs' noise. Section 5's
+1 000-differ row is within its spread (after 52-92 ms, before 55-78 ms); not investigated
+further.
+
+Verdict: not within noise for the engine's loopback catch-up (sections 2, 3, 6), and the
+cause is the WAN range rule misfiring on a loaded loopback, not the one-home restructuring;
+everything else is unchanged. What would close it: decide on ranges from the round trip
+alone (the reply time of a small command such as the pipelined `XINFO`, or a `PING` at
+connect), not from a full read's duration.
 ";
 
 /// The cursor store section: prose kept from the hand-written original, figures from this run.
