@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick]`: release benchmarks against private redis-servers.
 //!
-//! Builds and runs `replication-bench` in release (it starts its own redis-servers on
-//! loopback), runs the cursor store's flush bench, and writes docs/BENCHMARKS.md from both.
+//! Builds `replicationd` and runs `replication-bench` in release (it starts its own
+//! redis-servers on loopback, and the daemon for section 10), runs the cursor store's flush
+//! bench, and writes docs/BENCHMARKS.md from both.
 
 use crate::run::{cargo, output, run as run_cmd, workspace_root};
 use crate::tools::ensure_redis_server;
@@ -14,6 +15,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     ensure_redis_server()?;
     let root = workspace_root();
     let fragment = root.join("target").join("bench-results.md");
+    // Section 10 runs the release daemon binary; the bench finds it next to itself.
+    run_cmd(&mut cargo(&["build", "--release", "-p", "replicationd"]))?;
     let mut bench_args = vec!["run", "--release", "-p", "replication-bench", "--"];
     if quick {
         bench_args.push("--quick");
