@@ -319,6 +319,20 @@ all rates are well below a quiet machine's):
 | 1 000-child nodes, parts in id order | 37 850/s | 36 780/s · 1.04 | 38 806/s | 19.5 + 12.3 · 19.6 + 12.7 µs |
 | 16 wide nodes, parts in id order | 30 606/s | 26 990/s · 0.88 | 27 999/s | 26.6 + 10.5 · 30.5 + 11.5 µs |
 
+A second pair in the opposite order (21:00-21:05 UTC, load average 2.9-4.9), now with
+section 1's decoding drain of the same stream as yardstick: parts in id order
+32 804/s in-process and 29 830/s for the daemon with 1 000-child nodes, 21 467/s and
+15 163/s with 16 wide nodes (36.2 and 46.7 µs of process CPU per entry); parts in arrival
+order, right after, 25 100/s and 24 855/s, 10 102/s and 10 917/s (70.0 and 70.3 µs).
+CPU per entry rises with the machine's load (the same arrival-order code measured 55.8
+µs in the first pair and 70.0 in this one), so only rows of one pair compare; in both
+pairs id order halves the wide layout's CPU per entry (0.48 and 0.52) and doubles its
+rate (2.2 and 2.1 in-process). **Target (section 3's, ≥ 0.40 of the drain, held to both
+paths and both layouts): missed**, 0.15 and 0.14 in-process, 0.14 and 0.11 for the daemon
+(drain 213 181/s and 154 909/s) on this loaded machine. The daemon runs at 0.89-1.07 of
+the in-process engine, so its distance to the target is section 3's (see Targets above);
+the wide layout adds its own hashing on top.
+
 What was found:
 - **The daemon is not slower than the in-process engine.** On the same stream and under
   the same load, `replicationd run` catches up at 0.88-1.04 of section 3's engine and
