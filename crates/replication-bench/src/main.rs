@@ -2,9 +2,10 @@
 //! against the physical limit of this machine. Run through `cargo xtask bench`.
 //!
 //! ```text
-//! replication-bench [--quick] [--sections 1,2,3,4,5,6,7,8,9] [--markdown FILE]
+//! replication-bench [--quick] [--sections 1,2,3,4,5,6,7,8,9,10] [--markdown FILE]
 //! ```
-//! Every section starts its own private redis-servers on loopback (replication-testkit).
+//! Every section starts its own private redis-servers on loopback (replication-testkit);
+//! section 10 also runs the release `replicationd` binary found next to this one.
 //! `--quick` uses small sizes and one run per figure (a smoke check, not a measurement).
 //! With `BENCH_COMMANDSTATS=1`, section 3 also prints the node redis-server's
 //! `INFO commandstats` after each run (where Redis spends its time; see docs/BENCHMARKS.md).
@@ -14,6 +15,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod counting;
+mod daemon;
 mod lag;
 mod memory;
 mod mesh;
@@ -42,7 +44,7 @@ impl Options {
     fn parse(args: &[String]) -> Result<Self> {
         let mut options = Options {
             quick: false,
-            sections: (1..=9).collect(),
+            sections: (1..=10).collect(),
             markdown: None,
         };
         let mut args = args.iter();
@@ -113,6 +115,9 @@ async fn run(options: Options) -> Result<()> {
     }
     if options.sections.contains(&9) {
         mesh::mesh_section(&options, &mut report).await?;
+    }
+    if options.sections.contains(&10) {
+        daemon::daemon_section(&options, &mut report).await?;
     }
     if let Some(path) = &options.markdown {
         let mut text = format!(

@@ -10,7 +10,7 @@ use fred::clients::Client;
 use fred::interfaces::ClientLike;
 use fred::prelude::{Builder, Config};
 use fred::types::{ClusterHash, CustomCommand, Value};
-use replication_core::{CdcEncoder, SyncItem};
+use replication_core::{CdcEncoder, ContentType, SyncItem};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Size of every generated payload.
@@ -43,6 +43,49 @@ const WORDS: [&str; 16] = [
 /// like real hierarchical ids, so Merkle upkeep and repair see a realistic tree.
 pub(crate) fn key(i: u64) -> String {
     format!("bench.b{}.k{}", i / 1000, i % 1000)
+}
+
+/// How entry `i`'s object id is formed: the Merkle tree's shape the store maintains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// [`key`]: 1 000 children per branch, consecutive entries in one branch.
+    Branches,
+    /// `bench.tenant{i % 16}.item{i}`: 16 branches that each grow to `n / 16` children,
+    /// consecutive entries spread over all of them.
+    Wide,
+}
+
+impl Layout {
+    /// The object id of entry `i`.
+    pub(crate) fn key(self, i: u64) -> String {
+        match self {
+            Layout::Branches => key(i),
+            Layout::Wide => format!("bench.tenant{}.item{i}", i % 16),
+        }
+    }
+
+    /// The id pattern, for reports.
+    pub(crate) fn pattern(self) -> &'static str {
+        match self {
+            Layout::Branches => "bench.b{i/1000}.k{i%1000}",
+            Layout::Wide => "bench.tenant{i%16}.item{i}",
+        }
+    }
+}
+
+/// What a filled stream holds: the id layout and the entries' `content_type`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub(crate) layout: Layout,
+    pub(crate) content_type: ContentType,
+}
+
+impl Shape {
+    /// What every section but 10 writes: [`key`] ids, binary content.
+    pub(crate) const DEFAULT: Shape = Shape {
+        layout: Layout::Branches,
+        content_type: ContentType::Binary,
+    };
 }
 
 /// Microseconds since the Unix epoch.
@@ -89,7 +132,18 @@ pub(crate) fn stamp_of(content: &[u8]) -> Option<u64> {
 
 /// The item for entry `i` (version 1, so every key is new to an empty store).
 pub(crate) fn item(i: u64, t_micros: u64) -> SyncItem {
-    SyncItem::new(key(i), payload(i, t_micros), 1, (t_micros / 1000) as i64)
+    shaped_item(Shape::DEFAULT, i, t_micros)
+}
+
+/// [`item`] with the id and content type of `shape`.
+fn shaped_item(shape: Shape, i: u64, t_micros: u64) -> SyncItem {
+    SyncItem::new(
+        shape.layout.key(i),
+        payload(i, t_micros),
+        1,
+        (t_micros / 1000) as i64,
+    )
+    .with_content_type(shape.content_type)
 }
 
 /// A connected plain fred client.
@@ -114,7 +168,17 @@ pub(crate) fn xadd_args(
     i: u64,
     t_micros: u64,
 ) -> Vec<Value> {
-    let fields = encoder.encode_put(&item(i, t_micros));
+    shaped_xadd_args(encoder, Shape::DEFAULT, stream, i, t_micros)
+}
+
+fn shaped_xadd_args(
+    encoder: &mut CdcEncoder,
+    shape: Shape,
+    stream: &str,
+    i: u64,
+    t_micros: u64,
+) -> Vec<Value> {
+    let fields = encoder.encode_put(&shaped_item(shape, i, t_micros));
     let mut args: Vec<Value> = Vec::with_capacity(2 + 2 * fields.len());
     args.push(stream.into());
     args.push("*".into());
@@ -127,6 +191,17 @@ pub(crate) fn xadd_args(
 
 /// Appends `n` PUT entries (items `first..first + n`) to `stream` with pipelined XADDs.
 pub(crate) async fn fill(client: &Client, stream: &str, first: u64, n: u64) -> Result<()> {
+    fill_shaped(client, Shape::DEFAULT, stream, first, n).await
+}
+
+/// [`fill`] with the ids and content type of `shape`.
+pub(crate) async fn fill_shaped(
+    client: &Client,
+    shape: Shape,
+    stream: &str,
+    first: u64,
+    n: u64,
+) -> Result<()> {
     let mut encoder = CdcEncoder::new();
     let stamp = now_micros();
     let mut i = first;
@@ -135,7 +210,10 @@ pub(crate) async fn fill(client: &Client, stream: &str, first: u64, n: u64) -> R
         let pipeline = client.pipeline();
         for j in i..end {
             let _: () = pipeline
-                .custom(command("XADD"), xadd_args(&mut encoder, stream, j, stamp))
+                .custom(
+                    command("XADD"),
+                    shaped_xadd_args(&mut encoder, shape, stream, j, stamp),
+                )
                 .await
                 .context("queueing XADD")?;
         }

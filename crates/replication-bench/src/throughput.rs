@@ -209,6 +209,20 @@ pub(crate) async fn engine_node(
     node_url: &str,
     n: u64,
 ) -> Result<EngineRun> {
+    engine_node_with(
+        engine_config(&[(url.to_owned(), prefix.to_owned())]),
+        node_url,
+        n,
+    )
+    .await
+}
+
+/// [`engine_node`] with the engine configured by `config` (its first peer is read).
+pub(crate) async fn engine_node_with(
+    config: ReplicationEngineConfig,
+    node_url: &str,
+    n: u64,
+) -> Result<EngineRun> {
     let admin = client(node_url).await?;
     let _: Value = admin
         .custom(command("FLUSHALL"), Vec::<Value>::new())
@@ -220,12 +234,7 @@ pub(crate) async fn engine_node(
         .context("node store")?;
     let node = Arc::new(node);
     let store = Arc::new(Counting::new(Arc::clone(&node)));
-    let run = engine_run(
-        store,
-        engine_config(&[(url.to_owned(), prefix.to_owned())]),
-        n,
-    )
-    .await;
+    let run = engine_run(store, config, n).await;
     node.close().await;
     let cpu = redis_cpu_seconds(&admin).await? - cpu_before;
     // Which commands the node's Redis spent its time on (for profiling the node store).
@@ -292,7 +301,12 @@ pub(crate) async fn tailer_only(url: &str, prefix: &str, n: u64) -> Result<f64> 
 /// CPU seconds this process's live threads have run so far (the sum of their
 /// `/proc/self/task/*/schedstat` times; 0 where /proc is missing).
 pub(crate) fn process_cpu_seconds() -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    tasks_cpu_seconds(std::path::Path::new("/proc/self/task"))
+}
+
+/// CPU seconds of the threads listed in `tasks` (a `/proc/PID/task` directory).
+pub(crate) fn tasks_cpu_seconds(tasks: &std::path::Path) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(tasks) else {
         return 0.0;
     };
     let nanos: u64 = tasks

@@ -92,7 +92,8 @@ impl Writer {
 }
 
 /// Regroups a large batch of replicated changes into parts of whole keys (every change of a
-/// key in one part, in their original order; how many: [`PIPELINING`]), so that it can be
+/// key in one part, in their original order; keys cut into parts in id order, so that a
+/// part spans few subtrees; how many: [`PIPELINING`]), so that it can be
 /// committed as a few atomic parts back to back: while Redis runs one part, the next is
 /// planned and encoded. Returns the end index of each part (just `[ops.len()]`, and `ops`
 /// untouched, for batches that are small or hold local writes: re-planning those after a
@@ -109,18 +110,24 @@ pub(super) fn split_by_key(ops: &mut [WriteOp]) -> Vec<usize> {
     if !replicated || ops.len() < PIPELINING.min_ops || parts == 1 {
         return vec![ops.len()];
     }
-    // Distinct keys in first-seen order, spread evenly over the parts.
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(ops.len());
-    for op in ops.iter() {
-        let next = index.len();
-        index.entry(op.key()).or_insert(next);
-    }
-    let distinct = index.len();
+    // Distinct keys in id order, spread evenly over the parts. The ids below one node are
+    // contiguous in that order, so each part changes as few nodes as it can: every part
+    // hashes all the children of every node it changes, and a batch spread over a few wide
+    // nodes (ids `t{i % 16}.item{i}`) would otherwise have every part rehash all of them.
+    let mut distinct: Vec<&str> = ops.iter().map(WriteOp::key).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let index: HashMap<&str, usize> = distinct.iter().enumerate().map(|(i, k)| (*k, i)).collect();
     let part_of: Vec<usize> = ops
         .iter()
-        .map(|op| index.get(op.key()).map_or(0, |i| i * parts / distinct))
+        .map(|op| {
+            index
+                .get(op.key())
+                .map_or(0, |i| i * parts / distinct.len())
+        })
         .collect();
     drop(index);
+    drop(distinct);
     let mut tagged: Vec<(usize, WriteOp)> = ops
         .iter_mut()
         .zip(&part_of)
@@ -182,6 +189,31 @@ mod tests {
         let before = keys(&local);
         assert_eq!(split_by_key(&mut local), vec![601]);
         assert_eq!(keys(&local), before);
+    }
+
+    #[test]
+    fn parts_cut_the_batch_by_subtree_not_by_arrival() {
+        // 1 000 new ids arriving round-robin over 16 wide nodes: in arrival order every part
+        // would change all 16 nodes (and rehash each node's every child); cut in id order,
+        // each part changes about a quarter of them.
+        let mut ops: Vec<WriteOp> = (0..1_000u64)
+            .map(|i| put(&format!("bench.tenant{}.item{i}", i % 16), 1))
+            .collect();
+        let ends = split_by_key(&mut ops);
+        assert_eq!(ends.len(), PIPELINING.max_parts);
+        let mut start = 0;
+        for end in ends {
+            let parents: std::collections::HashSet<&str> = ops[start..end]
+                .iter()
+                .map(|op| replication_core::merkle::parent_and_segment(op.key()).0)
+                .collect();
+            assert!(
+                parents.len() <= 16 / PIPELINING.max_parts + 1,
+                "a part changes {} of the 16 nodes",
+                parents.len()
+            );
+            start = end;
+        }
     }
 
     #[test]
