@@ -303,6 +303,15 @@ everything else is unchanged. What would close it: decide on ranges from the rou
 alone (the reply time of a small command such as the pipelined `XINFO`, or a `PING` at
 connect), not from a full read's duration.
 
+Closed by cc7d301 (ranges only once a `PING` also measures at least 8 ms; `LinkProbe` in
+`tail/worker.rs`). The same check on that commit, six alternating pairs of
+`replication-bench --quick --sections 2,3,6` against 61ee420's binary (2026-12-01,
+20:44-20:46 UTC, load average 2.1-2.9): section 2 engine → no-op store, medians 57 162/s
+before and 50 682/s after, pairwise median 0.93 (0.63-1.07); section 3 engine →
+replication-node 25 166/s and 26 907/s, pairwise 0.97 (0.90-1.38); section 6 peak RSS
+catching up 65.9 MB and 66.9 MB (1.02). Verdict now: within the noise of quick runs on
+every section.
+
 ### The daemon, and wide nodes (section 10)
 
 Section 10 runs the release `replicationd run` binary (its config defaults, one peer, cold
