@@ -209,6 +209,28 @@ node): it was bound by those writes, about 1 900/s (3 nodes) and 850/s (5 nodes)
 per node at 276-285 and 217 µs per change, so the section writes the streams directly,
 as sections 2-4 do.
 
+### Sections 7-9 in this document
+
+Rows 1-6 are from the 2026-11-24 run; the section 7-9 rows from `replication-bench
+--sections 7`, `--sections 8` and `--sections 9` (release build, the committed code; 8 does
+not catch up, so the loopback rule does not touch it) on 2026-12-01 (200 000 entries for 7, 3
+runs each, medians; ratios pairwise within each run), on this 2-core machine while other
+builds and tests ran on it (load average about 6): absolute rates are low and noisy (the
+0 ms yardstick measured 48-57k/s in this run and 58-78k/s in the one before the change),
+so read the ratios. Section 7, same command: before any change 0 ms 75 593/s, 50 ms
+13 812/s (0.18), 150 ms 5 231/s (0.07), runs [75 593, 13 955, 5 337],
+[78 319, 13 812, 5 191], [58 514, 13 655, 5 231] entries/s at 0, 50, 150 ms; with
+pipelined ranges everywhere [48 058, 45 868, 38 754], [48 666, 49 215, 40 488],
+[57 428, 49 732, 42 267] (0.95, 0.81, on a slowed loopback); with the loopback rule (the
+rows above; the machine was less loaded, load average about 3.5) [150 211, 106 538, 69 588],
+[97 820, 104 706, 60 487], [127 157, 101 031, 53 365]. Section 2 with the loopback rule,
+same run: engine 111-120k/s against a decoding drain of 114-126k/s, ratio 0.99.
+
+The daemon path and the wide layout are section 10 below (the daemon runs at about the
+in-process engine's rate; wide nodes cost what the layout makes every batch hash). Still
+open: the node-store work towards 0.40 of the decoding drain and 12 µs per entry (section 3
+above: 0.25 and 18.3 µs on 2026-11-24).
+
 ### Targets: missed, or met only narrowly, and why
 
 - **7 (≥ 0.8 at 50 ms, ≥ 0.6 at 150 ms): missed, 0.79 and 0.46** (105k and 60k/s against
