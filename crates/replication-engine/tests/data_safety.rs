@@ -553,6 +553,45 @@ async fn a_stream_recreated_again_while_resuming_from_its_start_is_repaired() {
     second.shutdown().await;
 }
 
+/// As above, while the engine runs: it resumed at the start of a recreated stream and,
+/// before it read anything of it, lost the peer; meanwhile the stream took a write and was
+/// recreated again. Reading from `0-0` after the outage cannot prove nothing was lost, so
+/// the tailer reports a gap and one repair brings the write.
+#[tokio::test(start_paused = true)]
+async fn a_stream_recreated_again_during_an_outage_after_a_recreation_is_repaired() {
+    use replication_testkit::MemoryPeer;
+
+    let (a, me) = (MemoryStore::new(), MemoryStore::new());
+    let mesh = MemoryMesh::new(&[("a", &a)]);
+    let mut cfg = config("me", &["a"]);
+    cfg.settings.cold_path.enabled = false;
+    a.put_local("early", "1");
+    let cursors = Arc::new(MemoryCursorStore::new());
+    let (mut node, _tx) = engine(me.clone(), cfg, &mesh, cursors);
+    node.start().await.unwrap();
+    eventually("early arrives", || me.item("early").is_some()).await;
+    MemoryPeer::new("a", a.clone()).reset_stream();
+    eventually("the recreated stream is seen and its repair done", || {
+        let health = &node.peer_manager().health()[0];
+        health.gaps.recreated > 0 && !health.gap_unrepaired
+    })
+    .await;
+    let link = mesh.last_peer("a").unwrap();
+    link.set_fail_all(true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.put_local("lost", "v");
+    MemoryPeer::new("a", a.clone()).reset_stream();
+    a.put_local("later", "v");
+    link.set_fail_all(false);
+    eventually("the later write arrives", || me.item("later").is_some()).await;
+    eventually("and the one the lost stream held", || {
+        me.item("lost").is_some()
+    })
+    .await;
+    assert_eq!(me.items(), a.items());
+    node.shutdown().await;
+}
+
 /// One peer item the local store refuses for good: repair cycles still complete (the item
 /// is skipped and counted), so the rest is repaired and tombstones are collected again.
 #[tokio::test(start_paused = true)]

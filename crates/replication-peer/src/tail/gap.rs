@@ -17,6 +17,7 @@
 //!   `last-generated-id` is below the cursor, or when `entries-added` went down (below what
 //!   we saw before, or below our cursor's position).
 
+use super::events::TailPosition;
 use replication_core::{StreamId, StreamInfo};
 
 /// What was lost.
@@ -122,6 +123,48 @@ pub(crate) fn detect_gap(
             trimmed(added_after, info.last_generated, info.entries_added)
         }
         None => GapCheck::None,
+    }
+}
+
+/// The one thing `detect_gap` cannot see: a stream resumed at `0-0` after a recreation,
+/// nothing of it read yet, recreated once more while the peer could not be read. From
+/// `0-0` every fact starts at zero again, so the next stream looks untouched. After a
+/// failed read at that position the tailer cannot prove nothing was lost, so it reports
+/// a gap (a repair brings whatever the lost stream held); a brand-new peer at `0-0` is not
+/// affected (its stream was never seen, so there is no earlier stream to lose).
+#[derive(Debug, Default)]
+pub(super) struct UnseenRecreation {
+    /// Resumed at `0-0` after a recreation, nothing read since.
+    resumed: bool,
+    /// A read failed while resumed there.
+    unsure: bool,
+}
+
+impl UnseenRecreation {
+    /// A recreation was reported: the tailer resumes at `0-0`.
+    pub(super) fn recreated(&mut self) {
+        self.resumed = true;
+        self.unsure = false;
+    }
+
+    /// A read failed at `position`.
+    pub(super) fn read_failed(&mut self, position: TailPosition) {
+        if self.resumed && position.after == StreamId::ZERO {
+            self.unsure = true;
+        }
+    }
+
+    /// A read succeeded: true (once) when it must be reported as a possible recreation.
+    pub(super) fn take_unsure(&mut self) -> bool {
+        std::mem::take(&mut self.unsure)
+    }
+
+    /// Entries were handed on up to `position`: past `0-0`, the usual checks see again.
+    pub(super) fn moved(&mut self, position: TailPosition) {
+        if position.after > StreamId::ZERO {
+            self.resumed = false;
+            self.unsure = false;
+        }
     }
 }
 

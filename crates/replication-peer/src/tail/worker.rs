@@ -27,7 +27,7 @@
 
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
-use super::gap::{detect_gap, GapCheck};
+use super::gap::{detect_gap, GapCheck, UnseenRecreation};
 use super::ranges::{far_behind, CatchUp, Found};
 use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
@@ -135,6 +135,7 @@ impl Worker {
         let mut seen_added: Option<u64> = None;
         let mut checked = true;
         let mut last_check = Instant::now();
+        let mut unseen = UnseenRecreation::default();
         loop {
             let options = self.options.borrow_and_update().clone();
             size.set_bounds(options.batch_size, options.max_batch_size);
@@ -165,6 +166,7 @@ impl Worker {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     self.failed(error)?;
+                    unseen.read_failed(self.position);
                     checked = true;
                     // Tailing never ends on an error, even a permanent one (the peer may be
                     // repaired): the policy only spaces the reads out, and is unbounded.
@@ -175,6 +177,12 @@ impl Worker {
             };
             backoff.reset();
             self.shared.clear_error();
+            if unseen.take_unsure() {
+                tracing::warn!(peer = self.peer.node_id(),
+                    "cannot tell whether the stream was recreated again while unreadable; repairing");
+                self.report_gap(stages, cursor, super::GapKind::Recreated, self.position)
+                    .await?;
+            }
             if was_checked {
                 last_check = Instant::now();
             } else if entries.is_empty() {
@@ -205,18 +213,10 @@ impl Worker {
                 tracing::warn!(peer = self.peer.node_id(), after = %cursor, ?kind, resume_from = %resume_from, "gap in peer stream");
                 if matches!(kind, super::GapKind::Recreated) {
                     seen_added = None;
+                    unseen.recreated();
                 }
                 self.position = resume;
-                self.shared.count_gap();
-                send(
-                    stages,
-                    Stage::Event(TailEvent::Gap(GapReport {
-                        after: cursor,
-                        kind,
-                        resume_from: resume,
-                    })),
-                )
-                .await?;
+                self.report_gap(stages, cursor, kind, resume).await?;
                 checked = true;
                 continue;
             }
@@ -234,6 +234,7 @@ impl Worker {
             }
             let lag = lag(position, info.as_ref());
             self.position = position;
+            unseen.moved(position);
             let read_took = started.elapsed();
             let behind = match (&info, full && was_checked) {
                 (Some(info), true)
@@ -265,6 +266,23 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Counts a gap after `cursor` and hands it on, in stream order.
+    async fn report_gap(
+        &self,
+        stages: &mpsc::Sender<Stage>,
+        cursor: replication_core::StreamId,
+        kind: super::GapKind,
+        resume_from: TailPosition,
+    ) -> Result<(), Stopped> {
+        self.shared.count_gap();
+        let gap = GapReport {
+            after: cursor,
+            kind,
+            resume_from,
+        };
+        send(stages, Stage::Event(TailEvent::Gap(gap))).await
     }
 
     /// The position after `entries`. A checked read that came back short read everything
