@@ -79,6 +79,14 @@ impl Change {
             Change::Delete { key, .. } => key,
         }
     }
+
+    /// The change's place in the conflict order.
+    pub fn stamp(&self) -> crate::Stamp {
+        match self {
+            Change::Put(item) => item.stamp(),
+            Change::Delete { tombstone, .. } => tombstone.stamp(),
+        }
+    }
 }
 
 /// The local store as the replication engine sees it.

@@ -69,26 +69,23 @@ impl<S: SyncEngineRef> Lifecycle<S> {
                 return None;
             }
         };
-        let (start, checkpointed) = self.start_position(&config.node_id).await;
+        let checkpoint = self.checkpoint_of(&config.node_id).await;
+        let start = checkpoint.unwrap_or_default();
         if let Some(cursor) = start.after.gt(&StreamId::ZERO).then_some(start.after) {
             status.set_cursor(cursor);
         }
-        let resumes_recreated = checkpointed && start.after == StreamId::ZERO;
-        if resumes_recreated {
+        let repair_now = Arc::new(Notify::new());
+        if checkpoint.is_some_and(|c| c.after == StreamId::ZERO) {
             // Recorded at the start of a recreated stream before anything of it was read:
             // a stream recreated again since looks untouched from there (every fact starts
             // at zero again), so what that stream held and lost would go unseen. Counted as
-            // a gap: one repair cycle brings it.
+            // a gap: one repair cycle brings it (the permit wakes the cold path at once).
             tracing::info!(peer = %config.node_id, "resuming at the start of a recreated stream; repairing once");
             status.mark_gap();
+            repair_now.notify_one();
         }
         tracing::info!(peer = %config.node_id, url = %config.redacted_url(), after = %start.after, "starting peer");
         let (switch, stop) = StopSwitch::new();
-        let repair_now = Arc::new(Notify::new());
-        if resumes_recreated {
-            // Kept as a permit: the cold path's first wait takes it at once.
-            repair_now.notify_one();
-        }
         let metrics = PeerMetrics::with_status(&config.node_id, status.clone());
         let hot = HotPath {
             shared: self.shared.clone(),
@@ -119,26 +116,23 @@ impl<S: SyncEngineRef> Lifecycle<S> {
         })
     }
 
-    /// Where to resume: the peer's checkpointed cursor, or the beginning; and whether a
-    /// cursor was checkpointed at all.
-    async fn start_position(&self, node_id: &str) -> (TailStart, bool) {
+    /// The peer's checkpointed position, if any (without one its stream is read from the
+    /// beginning).
+    async fn checkpoint_of(&self, node_id: &str) -> Option<TailStart> {
         // A peer re-added by a reload resumes where it was: `load_all` sees cursors set but
         // not yet flushed (CursorStore contract), so no flush is needed to read them back.
         match self.shared.cursors.load_all().await {
-            Ok(cursors) => cursors.into_iter().find(|c| c.peer_id == node_id).map_or(
-                (TailStart::default(), false),
-                |c| {
-                    let start = TailStart {
-                        after: c.stream_id,
-                        entries_added: c.entries_added,
-                    };
-                    (start, true)
-                },
-            ),
+            Ok(cursors) => cursors
+                .into_iter()
+                .find(|c| c.peer_id == node_id)
+                .map(|c| TailStart {
+                    after: c.stream_id,
+                    entries_added: c.entries_added,
+                }),
             Err(e) => {
                 // Without a cursor the stream is read from the start: re-applying is harmless.
                 tracing::error!(peer = %node_id, error = %e, "cannot load cursor; reading the stream from the start");
-                (TailStart::default(), false)
+                None
             }
         }
     }

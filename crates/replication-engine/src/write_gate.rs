@@ -57,7 +57,7 @@ impl WriteGate {
             return store.apply_batch(changes).await;
         }
         self.shape.store(DERIVED, Ordering::Release);
-        let hints: Vec<Option<u64>> = changes.iter().map(|c| Some(version_of(c))).collect();
+        let hints: Vec<Option<u64>> = changes.iter().map(|c| Some(c.stamp().version)).collect();
         let derived = replication_merkle::derive_states(store, &keys, &hints).await?;
         if derived.len() != changes.len() {
             return Err(SyncError::new(format!(
@@ -70,7 +70,7 @@ impl WriteGate {
             .into_iter()
             .zip(derived)
             .filter_map(|(change, held)| {
-                let verdict = HeldState::Derived(held).judge(&stamp_of(&change));
+                let verdict = HeldState::Derived(held).judge(&change.stamp());
                 if verdict == Verdict::Wins {
                     Some(change)
                 } else {
@@ -87,20 +87,6 @@ impl WriteGate {
             return Ok(());
         }
         store.apply_batch(winners).await
-    }
-}
-
-fn version_of(change: &Change) -> u64 {
-    match change {
-        Change::Put(item) => item.version,
-        Change::Delete { tombstone, .. } => tombstone.version,
-    }
-}
-
-fn stamp_of(change: &Change) -> replication_core::Stamp {
-    match change {
-        Change::Put(item) => item.stamp(),
-        Change::Delete { tombstone, .. } => tombstone.stamp(),
     }
 }
 

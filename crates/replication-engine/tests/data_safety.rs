@@ -507,29 +507,49 @@ async fn a_gap_is_repaired_once_even_with_the_cold_path_disabled() {
     second.shutdown().await;
 }
 
+/// `me` tailing only `peer`, with the cold path disabled: gaps are all that is repaired.
+fn gaps_only(peer: &str) -> ReplicationEngineConfig {
+    let mut cfg = config("me", &[peer]);
+    cfg.settings.cold_path.enabled = false;
+    cfg
+}
+
+/// Starts `me` on `cfg`, lets it read `a`'s first write, then recreates `a`'s stream empty
+/// and waits until `me` saw it and repaired: it now sits at `0-0` of the new stream.
+async fn resumed_at_a_recreated_start(
+    a: &MemoryStore,
+    me: &MemoryStore,
+    mesh: &MemoryMesh,
+    cfg: &ReplicationEngineConfig,
+    cursors: &Arc<MemoryCursorStore>,
+) -> (
+    ReplicationEngine<MemoryStore>,
+    watch::Sender<ReplicationEngineConfig>,
+) {
+    a.put_local("early", "1");
+    let (mut node, tx) = engine(me.clone(), cfg.clone(), mesh, cursors.clone());
+    node.start().await.unwrap();
+    eventually("early arrives", || me.item("early").is_some()).await;
+    replication_testkit::MemoryPeer::new("a", a.clone()).reset_stream();
+    eventually("the recreated stream is seen and its repair done", || {
+        let health = &node.peer_manager().health()[0];
+        health.gaps.recreated > 0 && !health.gap_unrepaired
+    })
+    .await;
+    (node, tx)
+}
+
 /// A stream recreated empty is resumed from its start (cursor 0-0). Recreated again while
 /// the node is down, after a write the node never read, it looks untouched from there:
 /// every fact starts at zero again. The restart counts that resume point as a gap, so one
 /// repair brings the lost write, also with the cold path disabled.
 #[tokio::test(start_paused = true)]
 async fn a_stream_recreated_again_while_resuming_from_its_start_is_repaired() {
-    use replication_testkit::MemoryPeer;
-
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
     let mesh = MemoryMesh::new(&[("a", &a)]);
     let cursors = Arc::new(MemoryCursorStore::new());
-    let mut cfg = config("me", &["a"]);
-    cfg.settings.cold_path.enabled = false;
-    a.put_local("early", "1");
-    let (mut first, _t1) = engine(me.clone(), cfg.clone(), &mesh, cursors.clone());
-    first.start().await.unwrap();
-    eventually("early arrives", || me.item("early").is_some()).await;
-    MemoryPeer::new("a", a.clone()).reset_stream();
-    eventually("the recreated stream is seen and its repair done", || {
-        let health = &first.peer_manager().health()[0];
-        health.gaps.recreated > 0 && !health.gap_unrepaired
-    })
-    .await;
+    let cfg = gaps_only("a");
+    let (mut first, _t1) = resumed_at_a_recreated_start(&a, &me, &mesh, &cfg, &cursors).await;
     first.shutdown().await;
     let restarted = Arc::new(MemoryCursorStore::new());
     let durable = cursors.durable_cursors();
@@ -540,7 +560,7 @@ async fn a_stream_recreated_again_while_resuming_from_its_start_is_repaired() {
     }
 
     a.put_local("lost", "v");
-    MemoryPeer::new("a", a.clone()).reset_stream();
+    replication_testkit::MemoryPeer::new("a", a.clone()).reset_stream();
     a.put_local("later", "v");
     let (mut second, _t2) = engine(me.clone(), cfg, &mesh, restarted);
     second.start().await.unwrap();
@@ -563,22 +583,15 @@ async fn a_stream_recreated_again_during_an_outage_after_a_recreation_is_repaire
 
     let (a, me) = (MemoryStore::new(), MemoryStore::new());
     let mesh = MemoryMesh::new(&[("a", &a)]);
-    let mut cfg = config("me", &["a"]);
-    cfg.settings.cold_path.enabled = false;
-    a.put_local("early", "1");
     let cursors = Arc::new(MemoryCursorStore::new());
-    let (mut node, _tx) = engine(me.clone(), cfg, &mesh, cursors);
-    node.start().await.unwrap();
-    eventually("early arrives", || me.item("early").is_some()).await;
-    MemoryPeer::new("a", a.clone()).reset_stream();
-    eventually("the recreated stream is seen and its repair done", || {
-        let health = &node.peer_manager().health()[0];
-        health.gaps.recreated > 0 && !health.gap_unrepaired
-    })
-    .await;
+    let cfg = gaps_only("a");
+    let (mut node, _tx) = resumed_at_a_recreated_start(&a, &me, &mesh, &cfg, &cursors).await;
     let link = mesh.last_peer("a").unwrap();
     link.set_fail_all(true);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually("a read of the stream fails", || {
+        node.peer_manager().health()[0].last_error.is_some()
+    })
+    .await;
     a.put_local("lost", "v");
     MemoryPeer::new("a", a.clone()).reset_stream();
     a.put_local("later", "v");
