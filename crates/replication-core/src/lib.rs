@@ -47,7 +47,7 @@ pub use item_json::{decode_item_json, encode_item_json, ItemJsonError};
 pub use limits::ObjectIdLimits;
 pub use peer::{
     CheckedRead, ConnectionState, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
-    ReadRequest, ServingServer, StreamInfo,
+    ReadRequest, ServingServer, StreamInfo, StreamLane,
 };
 pub use redis_url::{percent_decode, RedisTopology, RedisUrl};
 pub use retriable::Retriable;

@@ -20,6 +20,17 @@ pub struct ReadRequest {
     pub block: Option<Duration>,
 }
 
+/// Which of a peer's blocking stream reads a call is: a backend with more than one
+/// connection for them ([`PeerBackend::stream_lanes`]) runs each lane on its own, so two
+/// blocking reads can wait at the peer at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamLane {
+    /// The lane every blocking read uses.
+    First,
+    /// A second lane, used only beside the first (see `StreamTailer`'s paired reads).
+    Second,
+}
+
 /// One stream entry as read, before decoding: `(field, value)` pairs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawEntry {
@@ -243,6 +254,24 @@ pub trait PeerBackend: Send + Sync + 'static {
         }
         let info = self.stream_info().await?;
         Ok((entries, info))
+    }
+
+    /// How many stream lanes can block at the peer at once ([`StreamLane`]): 1 by default,
+    /// where every lane is the same. A backend answering 2 runs
+    /// [`PeerBackend::read_stream_with_info_on`]'s `Second` lane on a connection of its own.
+    fn stream_lanes(&self) -> usize {
+        1
+    }
+
+    /// [`PeerBackend::read_stream_with_info`] on `lane`. The default ignores the lane, which
+    /// is right for a backend whose calls do not queue behind one another.
+    async fn read_stream_with_info_on(
+        &self,
+        lane: StreamLane,
+        request: ReadRequest,
+    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
+        let _ = lane;
+        self.read_stream_with_info(request).await
     }
 
     /// Reads up to `count` entries after `after` without blocking, together with the stream

@@ -5,10 +5,11 @@ use crate::sim::Sim;
 use replication_core::{PeerBackend, Stamp};
 use replication_testkit::MemoryPeer;
 
-/// Tasks one engine may run: reload and sampler, and per peer its hot path, cold path and
-/// the tailer's reading and decoding tasks.
+/// Tasks one engine may run: reload and sampler, and per peer its hot path, cold path,
+/// the tailer's reading and decoding tasks, and the two reads of paired reads (a tailer
+/// that paired them across a slow link keeps both waiting at the peer while idle).
 fn task_bound(peers: usize) -> usize {
-    2 + 4 * peers
+    2 + 6 * peers
 }
 
 impl Sim {

@@ -202,6 +202,12 @@ impl PeerBackend for SimPeer {
         }
     }
 
+    /// Two lanes, as a Redis peer has: the in-memory peer serves concurrent blocking reads,
+    /// so a tailer across a slow simulated link pairs its reads as it would for real.
+    fn stream_lanes(&self) -> usize {
+        2
+    }
+
     async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {
         self.cross().await?;
         self.inner.read_stream(request).await

@@ -3,7 +3,9 @@
 //! Two connections per peer: the *stream* connection only ever runs `XREAD BLOCK` (with the
 //! `XINFO` that follows it in the same pipeline), the
 //! *query* connection runs everything else, so a long block never delays a ping or a
-//! Merkle read. Both reconnect by themselves (fred's reconnect policy: exponential from
+//! Merkle read. A third, the second stream connection ([`StreamLane::Second`]), is built
+//! with them but connects only when a tailer first reads on it: across a slow link a
+//! tailer keeps a second blocking read waiting at the peer while the first travels back. Both reconnect by themselves (fred's reconnect policy: exponential from
 //! `reconnect_initial_delay` to `reconnect_max_delay`, with jitter, forever); a supervisor
 //! restarts a connection task that fred gave up on. Calls go through the tower stacks of
 //! [`crate::resilience`].
@@ -32,7 +34,7 @@ use replication_core::merkle::Hash;
 use replication_core::WireKeys;
 use replication_core::{
     CheckedRead, ConnectionStatus, ItemRead, PeerBackend, PeerConfig, PeerError, PeerSettings,
-    RawEntry, ReadRequest, Settings, StreamId, StreamInfo, Tombstone,
+    RawEntry, ReadRequest, Settings, StreamId, StreamInfo, StreamLane, Tombstone,
 };
 use status::{Link, StatusTracker};
 use std::fmt;
@@ -50,12 +52,54 @@ pub struct RedisPeer {
     stream_client: Client,
     queries: Mutex<SharedStack<Query, Reply>>,
     stream: CircuitBreakerService<StreamService>,
+    second_stream: SecondStream,
     breaker: CircuitBreaker,
     status: Arc<StatusTracker>,
     round_trips: Arc<AtomicU64>,
     command_timeout: Duration,
     /// Connection supervisors and event watchers, aborted on drop.
     supervisors: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The second stream connection: its client and breaker-wrapped service are built with
+/// the peer, its connection task and watchers are started by the first read on it, so a
+/// peer whose tailer never pairs its reads (nearby, or idle) holds two connections, not
+/// three.
+struct SecondStream {
+    client: Client,
+    stream: CircuitBreakerService<StreamService>,
+    settings: PeerSettings,
+    /// Supervisor and watchers once started; aborted on drop.
+    started: std::sync::OnceLock<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl SecondStream {
+    /// Starts connecting on first use, and waits up to `connect_timeout` for the
+    /// connection, so the first paired read is not failed only for being first.
+    async fn ready(&self, status: &Arc<StatusTracker>) {
+        self.started.get_or_init(|| {
+            let mut tasks = status.watch(&self.client, Link::SecondStream);
+            tasks.push(supervise(
+                self.client.clone(),
+                Arc::clone(status),
+                &self.settings,
+            ));
+            tasks
+        });
+        if !self.client.is_connected() {
+            let _ = tokio::time::timeout(
+                self.settings.connect_timeout,
+                self.client.wait_for_connect(),
+            )
+            .await;
+        }
+    }
+
+    fn abort(&self) {
+        for task in self.started.get().into_iter().flatten() {
+            task.abort();
+        }
+    }
 }
 
 impl fmt::Debug for RedisPeer {
@@ -103,6 +147,8 @@ impl RedisPeer {
             .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
         let stream_client = build_client(&endpoint, settings)
             .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
+        let second_stream_client = build_client(&endpoint, settings)
+            .map_err(|e| invalid(replication_redis::scrub(e.details(), secret.as_deref())))?;
         let mut supervisors = status.watch(&query_client, Link::Query);
         supervisors.extend(status.watch(&stream_client, Link::Stream));
         supervisors.push(supervise(
@@ -137,13 +183,28 @@ impl RedisPeer {
             peer: Arc::clone(&peer),
             secret,
             status: Arc::clone(&status),
+            link: Link::Stream,
             command_timeout: settings.command_timeout,
         };
-        let stream = tower::Layer::layer(
-            &CircuitBreakerLayer::new(breaker.clone())
-                .with_failure_predicate(resilience::is_peer_failure),
-            stream_service,
-        );
+        let second_stream_service = StreamService {
+            client: second_stream_client.clone(),
+            link: Link::SecondStream,
+            ..stream_service.clone()
+        };
+        let guarded = |service: StreamService| {
+            tower::Layer::layer(
+                &CircuitBreakerLayer::new(breaker.clone())
+                    .with_failure_predicate(resilience::is_peer_failure),
+                service,
+            )
+        };
+        let stream = guarded(stream_service);
+        let second_stream = SecondStream {
+            client: second_stream_client,
+            stream: guarded(second_stream_service),
+            settings: settings.clone(),
+            started: std::sync::OnceLock::new(),
+        };
         tracing::debug!(peer = %peer, url = %endpoint.redacted, "connecting to peer");
         Ok(RedisPeer {
             node_id: peer,
@@ -152,6 +213,7 @@ impl RedisPeer {
             stream_client,
             queries: Mutex::new(queries),
             stream,
+            second_stream,
             breaker,
             status,
             round_trips,
@@ -227,13 +289,27 @@ impl RedisPeer {
         Box::pin(stack.oneshot(query))
     }
 
-    /// Runs `read` through the stream breaker; as [`Self::query`], a read made while the
-    /// stream connection is down fails before it.
-    async fn stream_read(&self, read: StreamRead) -> Result<StreamReply, PeerError> {
-        self.status
-            .ready_for_call(&self.stream_client, Link::Stream)?;
+    /// Runs `read` through the stream breaker on `lane`'s connection; as [`Self::query`], a
+    /// read made while that connection is down fails before it.
+    async fn stream_read(
+        &self,
+        lane: StreamLane,
+        read: StreamRead,
+    ) -> Result<StreamReply, PeerError> {
+        let (client, link, stream) = match lane {
+            StreamLane::First => (&self.stream_client, Link::Stream, &self.stream),
+            StreamLane::Second => {
+                self.second_stream.ready(&self.status).await;
+                (
+                    &self.second_stream.client,
+                    Link::SecondStream,
+                    &self.second_stream.stream,
+                )
+            }
+        };
+        self.status.ready_for_call(client, link)?;
         let bound = read.request.block.unwrap_or_default() + self.command_timeout;
-        self.stream
+        stream
             .clone()
             .oneshot(read)
             .await
@@ -324,18 +400,34 @@ impl PeerBackend for RedisPeer {
             request,
             with_info: false,
         };
-        Ok(self.stream_read(read).await?.0)
+        Ok(self.stream_read(StreamLane::First, read).await?.0)
     }
 
     async fn read_stream_with_info(
         &self,
         request: ReadRequest,
     ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
+        self.read_stream_with_info_on(StreamLane::First, request)
+            .await
+    }
+
+    fn stream_lanes(&self) -> usize {
+        2
+    }
+
+    async fn read_stream_with_info_on(
+        &self,
+        lane: StreamLane,
+        request: ReadRequest,
+    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
         let (entries, info) = self
-            .stream_read(StreamRead {
-                request,
-                with_info: true,
-            })
+            .stream_read(
+                lane,
+                StreamRead {
+                    request,
+                    with_info: true,
+                },
+            )
             .await?;
         // Nothing read: the facts say nothing the caller needs (see the trait).
         Ok(match entries.is_empty() {
@@ -437,6 +529,9 @@ impl PeerBackend for RedisPeer {
         self.status.set_closed();
         let _ = self.query_client.quit().await;
         let _ = self.stream_client.quit().await;
+        if self.second_stream.started.get().is_some() {
+            let _ = self.second_stream.client.quit().await;
+        }
     }
 }
 
@@ -446,14 +541,23 @@ impl Drop for RedisPeer {
         for task in &self.supervisors {
             task.abort();
         }
+        self.second_stream.abort();
         // Stop fred's connection tasks too; quitting needs async, so aborting the supervisor
         // above and dropping the last client handles lets fred close its sockets.
         let query = self.query_client.clone();
         let stream = self.stream_client.clone();
+        let second = self
+            .second_stream
+            .started
+            .get()
+            .map(|_| self.second_stream.client.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let _ = query.quit().await;
                 let _ = stream.quit().await;
+                if let Some(second) = second {
+                    let _ = second.quit().await;
+                }
             });
         }
     }

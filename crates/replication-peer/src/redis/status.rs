@@ -19,7 +19,7 @@ struct Facts {
     last_success_ms: Option<i64>,
     reconnects: u64,
     /// Per client: connected at least once (so the next connect is a *re*connect).
-    connected_once: [bool; 2],
+    connected_once: [bool; 3],
     /// The server holding the stream, and how often it changed.
     serving: ServingServer,
 }
@@ -40,6 +40,10 @@ pub(crate) struct StatusTracker {
 pub(crate) enum Link {
     Query = 0,
     Stream = 1,
+    /// The second stream connection, only ever up beside a tailer's paired reads; the
+    /// server it reached is not followed (the first stream connection's is the one
+    /// failovers are counted on).
+    SecondStream = 2,
 }
 
 impl StatusTracker {

@@ -1,5 +1,6 @@
-//! Blocking `XREAD` on the peer's dedicated stream connection, as a tower `Service`, so a
-//! 5 s `BLOCK` never delays a ping or a Merkle read on the query connection.
+//! Blocking `XREAD` on one of the peer's dedicated stream connections, as a tower
+//! `Service`, so a 5 s `BLOCK` never delays a ping or a Merkle read on the query
+//! connection.
 //!
 //! A read may be followed by `XINFO STREAM` in the same pipeline ([`StreamRead::with_info`]):
 //! Redis runs a blocked client's next command only once the block ends, so the facts are
@@ -39,6 +40,8 @@ pub(crate) struct StreamService {
     pub(crate) peer: Arc<str>,
     pub(crate) secret: Option<Arc<str>>,
     pub(crate) status: Arc<StatusTracker>,
+    /// Which connection `client` is, for the status.
+    pub(crate) link: Link,
     /// Added to the `BLOCK` time to bound one read.
     pub(crate) command_timeout: Duration,
 }
@@ -55,7 +58,7 @@ impl tower::Service<StreamRead> for StreamService {
     fn call(&mut self, read: StreamRead) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            this.status.ready_for_call(&this.client, Link::Stream)?;
+            this.status.ready_for_call(&this.client, this.link)?;
             let request = read.request;
             // The time bound of a blocking read depends on the request, so it lives here
             // rather than in the fixed-duration timeout layer of the query stack.

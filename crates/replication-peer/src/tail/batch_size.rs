@@ -32,6 +32,12 @@ impl BatchSize {
         self.current = self.current.clamp(1, self.max);
     }
 
+    /// Opens the size to its upper bound (paired reads: a blocking read's count only
+    /// caps what it returns, and the byte budget still caps the size as entries are seen).
+    pub(crate) fn widen(&mut self) {
+        self.current = self.max;
+    }
+
     /// Adapts to a read that asked for `requested` entries and got `returned`.
     pub(crate) fn observe(&mut self, requested: usize, returned: usize) {
         self.current = if returned >= requested {

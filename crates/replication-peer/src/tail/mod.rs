@@ -6,6 +6,7 @@
 mod batch_size;
 mod events;
 mod gap;
+mod paired;
 mod ranges;
 mod screen;
 mod worker;
@@ -49,6 +50,10 @@ pub struct TailOptions {
     /// Most id ranges read at once while catching up a long backlog (each aiming at two
     /// read sizes, at most four); 1 reads one range at a time.
     pub catch_up_ranges: usize,
+    /// Across a slow link, while caught up, keep a second blocking read waiting at the
+    /// peer (on a second connection, where the backend has one) half a round trip after
+    /// the first, so lag stays within about one round trip (see `paired`).
+    pub paired_reads: bool,
 }
 
 /// Default of [`TailOptions::catch_up_ranges`]: with reads of 1 000, enough ranges (each
@@ -72,6 +77,7 @@ impl TailOptions {
             retry_initial: peer.reconnect_initial_delay,
             retry_max: peer.reconnect_max_delay,
             catch_up_ranges: DEFAULT_CATCH_UP_RANGES,
+            paired_reads: true,
         }
     }
 }

@@ -19,6 +19,9 @@
 //! id ranges concurrently (`ranges`), with the same order, cursor and gap rules, then
 //! comes back to this loop.
 //!
+//! Caught up across a slow link, the tailer pairs its blocking reads on two connections,
+//! half a round trip apart (`paired`), so an entry waits at most about one round trip.
+//!
 //! Decoding (zstd, SHA-256, meta JSON) runs in a second task fed through a channel of
 //! capacity 1, so the next read is on the wire while the previous batch is decoded: on a
 //! backlog the tailer is then bounded by the slower of the two stages instead of their sum
@@ -28,6 +31,7 @@
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 use super::gap::{detect_gap, GapCheck, UnseenRecreation};
+use super::paired::PairedEnd;
 use super::ranges::{far_behind, CatchUp, Found};
 use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
@@ -68,9 +72,10 @@ pub(super) struct LinkProbe {
 }
 
 impl LinkProbe {
-    /// True when the link's round trip is at least `RANGES_FROM_ROUND_TRIP`; a failed
-    /// ping says no (the single reads go on, and their own errors are handled there).
-    async fn is_slow(&mut self, peer: &dyn PeerBackend) -> bool {
+    /// The link's round trip when it is at least `RANGES_FROM_ROUND_TRIP`; a failed ping
+    /// says it is not slow (the single reads go on, and their own errors are handled
+    /// there).
+    async fn slow_round_trip(&mut self, peer: &dyn PeerBackend) -> Option<std::time::Duration> {
         let rtt = match self.measured {
             Some((at, rtt)) if at.elapsed() < ROUND_TRIP_FRESH_FOR => rtt,
             _ => match peer.ping().await {
@@ -78,10 +83,14 @@ impl LinkProbe {
                     self.measured = Some((Instant::now(), rtt));
                     rtt
                 }
-                Err(_) => return false,
+                Err(_) => return None,
             },
         };
-        rtt >= RANGES_FROM_ROUND_TRIP
+        (rtt >= RANGES_FROM_ROUND_TRIP).then_some(rtt)
+    }
+
+    async fn is_slow(&mut self, peer: &dyn PeerBackend) -> bool {
+        self.slow_round_trip(peer).await.is_some()
     }
 }
 
@@ -252,6 +261,31 @@ impl Worker {
             };
             let batch = RawBatch::screened(entries, position, lag, &options, &mut size);
             send(stages, Stage::Batch(batch)).await?;
+            if !full {
+                if let Some(round_trip) = self.pairs_reads(&options).await {
+                    let end = self
+                        .paired(
+                            stages,
+                            &options,
+                            &mut size,
+                            &mut seen_added,
+                            round_trip,
+                            last_check,
+                        )
+                        .await?;
+                    match end {
+                        PairedEnd::Behind | PairedEnd::Suspect => checked = true,
+                        PairedEnd::Due => {}
+                        PairedEnd::Failed(error) => {
+                            self.failed(error)?;
+                            unseen.read_failed(self.position);
+                            checked = true;
+                            let delay = backoff.next_delay().unwrap_or(options.retry_max);
+                            tokio::time::sleep(delay).await;
+                        }
+                    }
+                }
+            }
             if let Some(found) = behind {
                 let outcome = self
                     .catch_up(stages, &options, &mut size, &mut seen_added, &found)
@@ -266,6 +300,15 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// The round trip to pair reads across, when they should be: caught up (the caller
+    /// saw a short read), allowed, the backend has a second lane, and the link is slow.
+    async fn pairs_reads(&mut self, options: &TailOptions) -> Option<std::time::Duration> {
+        if !options.paired_reads || self.peer.stream_lanes() < 2 {
+            return None;
+        }
+        self.link.slow_round_trip(&*self.peer).await
     }
 
     /// Counts a gap after `cursor` and hands it on, in stream order.

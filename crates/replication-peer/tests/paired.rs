@@ -1,0 +1,208 @@
+//! Paired reads against a real redis-server behind a latency proxy: two blocking reads
+//! wait at the peer at once, every entry is handed on once and in order while writes keep
+//! coming, a trim of entries already handed on is no gap, and a trim of entries not yet
+//! read is reported with its count.
+#![allow(clippy::unwrap_used)] // Tests and their helpers: a panic is the failure report.
+
+mod common;
+
+use common::*;
+use fred::prelude::*;
+use replication_peer::{GapKind, StreamTailer, TailEvent, TailOptions, TailStart};
+use replication_testkit::{eventually_async, FaultProxy, LinkMode, RedisServer};
+use std::time::Duration;
+
+/// 20 ms each way: a round trip well above the threshold for slow links.
+const ONE_WAY: Duration = Duration::from_millis(20);
+
+fn options(paired: bool) -> TailOptions {
+    TailOptions {
+        batch_size: 100,
+        max_batch_size: 1000,
+        block_timeout: Duration::from_secs(2),
+        paired_reads: paired,
+        ..TailOptions::default()
+    }
+}
+
+/// How many clients of `server` are blocked in `XREAD` right now.
+async fn blocked_readers(admin: &Client) -> usize {
+    let list = raw(admin, "CLIENT", vec!["LIST".into()]).await;
+    let list = list.as_string().unwrap();
+    list.lines()
+        .filter(|line| line.contains("cmd=xread") && line.contains("flags=b"))
+        .count()
+}
+
+/// Tails `server`'s stream `cdc` through a delaying proxy, after a first entry was read
+/// (so the tailer is caught up and has seen the link's round trip).
+async fn caught_up_tailer(
+    server: &RedisServer,
+    writer: &Client,
+    paired: bool,
+) -> (FaultProxy, replication_peer::TailerHandle) {
+    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(ONE_WAY))
+        .await
+        .unwrap();
+    let peer = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    write_events(writer, "cdc", &mixed_events(3)).await;
+    let mut handle = StreamTailer::spawn(peer, TailStart::default(), options(paired));
+    collect_until(&mut handle, |events| record_count(events) >= 3).await;
+    (proxy, handle)
+}
+
+#[tokio::test]
+async fn across_a_slow_link_two_reads_wait_at_the_peer() {
+    let server = RedisServer::start().unwrap();
+    let admin = writer(&server.url()).await;
+    let (_proxy, _handle) = caught_up_tailer(&server, &admin, true).await;
+    eventually_async("two blocked XREADs at the peer", || async {
+        blocked_readers(&admin).await >= 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_pairing_one_read_waits_at_the_peer() {
+    let server = RedisServer::start().unwrap();
+    let admin = writer(&server.url()).await;
+    let (_proxy, _handle) = caught_up_tailer(&server, &admin, false).await;
+    eventually_async("a blocked XREAD at the peer", || async {
+        blocked_readers(&admin).await >= 1
+    })
+    .await;
+    // Several round trips: a second read would be parked by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(blocked_readers(&admin).await, 1);
+}
+
+#[tokio::test]
+async fn paired_reads_hand_on_a_steady_stream_once_and_in_order() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let (_proxy, mut handle) = caught_up_tailer(&server, &client, true).await;
+    let events = mixed_events(1_500);
+    let mut expected = Vec::new();
+    // Small pipelines a few ms apart: entries keep arriving while both reads travel.
+    for chunk in events.chunks(15) {
+        expected.extend(write_events(&client, "cdc", chunk).await);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let got = collect_until(&mut handle, |events| {
+        record_ids(events).last() == expected.last()
+    })
+    .await;
+    assert!(
+        got.iter().all(|e| matches!(e, TailEvent::Batch(_))),
+        "no gap"
+    );
+    assert_eq!(
+        record_ids(&got),
+        expected,
+        "each entry once, in stream order"
+    );
+    assert_eq!(
+        handle.position().entries_added,
+        Some(3 + expected.len() as u64),
+        "the position counts what was handed on"
+    );
+}
+
+#[tokio::test]
+async fn a_trim_of_entries_already_handed_on_is_no_gap() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let (_proxy, mut handle) = caught_up_tailer(&server, &client, true).await;
+    let mut expected = Vec::new();
+    for round in 0..20 {
+        let ids = write_events(&client, "cdc", &mixed_events(10)).await;
+        let last = *ids.last().unwrap();
+        expected.extend(ids);
+        // Wait until it was handed on, then trim up to it: a reply still in flight on the
+        // other lane was sent from before it, so its facts show entries after its cursor
+        // gone, all of them already handed on.
+        let got = collect_until(&mut handle, |events| {
+            record_ids(events).last() == Some(&last)
+        })
+        .await;
+        assert!(
+            got.iter().all(|e| matches!(e, TailEvent::Batch(_))),
+            "round {round}: no gap"
+        );
+        let _: Value = raw(
+            &client,
+            "XTRIM",
+            vec!["cdc".into(), "MINID".into(), last.to_string().into()],
+        )
+        .await;
+    }
+    let tail = write_events(&client, "cdc", &mixed_events(5)).await;
+    let got = collect_until(&mut handle, |events| {
+        record_ids(events).last() == tail.last()
+    })
+    .await;
+    assert!(
+        got.iter().all(|e| matches!(e, TailEvent::Batch(_))),
+        "no gap"
+    );
+    assert_eq!(record_ids(&got), tail);
+}
+
+#[tokio::test]
+async fn a_trim_of_entries_not_yet_read_is_reported_with_its_count() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let (_proxy, mut handle) = caught_up_tailer(&server, &client, true).await;
+    let admin = writer(&server.url()).await;
+    eventually_async("two blocked XREADs at the peer", || async {
+        blocked_readers(&admin).await >= 2
+    })
+    .await;
+    // Appends and a trim in one transaction: the blocked reads are answered after it, so
+    // four of the five entries are gone before either read sees them.
+    let mut encoder = replication_core::CdcEncoder::new();
+    let trx = client.multi();
+    for event in mixed_events(5) {
+        let mut args: Vec<Value> = vec!["cdc".into(), "*".into()];
+        for (name, value) in encoder.encode(&event) {
+            args.push(name.into());
+            args.push(Value::Bytes(value.into()));
+        }
+        let _: () = trx
+            .custom(
+                fred::types::CustomCommand::new_static(
+                    "XADD",
+                    fred::types::ClusterHash::FirstKey,
+                    false,
+                ),
+                args,
+            )
+            .await
+            .unwrap();
+    }
+    let _: () = trx
+        .custom(
+            fred::types::CustomCommand::new_static(
+                "XTRIM",
+                fred::types::ClusterHash::FirstKey,
+                false,
+            ),
+            vec![Value::from("cdc"), Value::from("MAXLEN"), Value::from("1")],
+        )
+        .await
+        .unwrap();
+    let _: Vec<Value> = trx.exec(true).await.unwrap();
+    let got = collect_until(&mut handle, |events| {
+        events.iter().any(|e| matches!(e, TailEvent::Gap(_))) && record_count(events) >= 1
+    })
+    .await;
+    let gaps: Vec<_> = got
+        .iter()
+        .filter_map(|e| match e {
+            TailEvent::Gap(gap) => Some(gap.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gaps, vec![GapKind::Trimmed { lost: Some(4) }]);
+    assert_eq!(record_count(&got), 1, "the survivor is handed on");
+}
