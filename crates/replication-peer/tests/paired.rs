@@ -1,14 +1,15 @@
 //! Paired reads against a real redis-server behind a latency proxy: two blocking reads
 //! wait at the peer at once, every entry is handed on once and in order while writes keep
-//! coming, a trim of entries already handed on is no gap, and a trim of entries not yet
-//! read is reported with its count.
+//! coming, a trim of entries already handed on is no gap, a trim of entries not yet read
+//! is reported with its count, and the tailer's own reads after a pairing do not queue
+//! behind one still waiting at the peer.
 #![allow(clippy::unwrap_used)] // Tests and their helpers: a panic is the failure report.
 
 mod common;
 
 use common::*;
 use fred::prelude::*;
-use replication_peer::{GapKind, StreamTailer, TailEvent, TailOptions, TailStart};
+use replication_peer::{GapKind, RedisPeer, StreamTailer, TailEvent, TailOptions, TailStart};
 use replication_testkit::{eventually_async, FaultProxy, LinkMode, RedisServer};
 use std::time::Duration;
 
@@ -205,4 +206,47 @@ async fn a_trim_of_entries_not_yet_read_is_reported_with_its_count() {
         .collect();
     assert_eq!(gaps, vec![GapKind::Trimmed { lost: Some(4) }]);
     assert_eq!(record_count(&got), 1, "the survivor is handed on");
+}
+
+#[tokio::test]
+async fn after_a_pairing_the_next_blocking_read_does_not_queue_behind_a_waiting_one() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(ONE_WAY))
+        .await
+        .unwrap();
+    // A read's time bound is its block time plus this: a read queued behind another that
+    // waits out its whole block time would overrun it.
+    let mut settings = settings();
+    settings.peer.command_timeout = Duration::from_millis(500);
+    let peer = RedisPeer::new(&peer_config(&proxy.redis_url(), ""), &settings).unwrap();
+    peer.wait_connected(DEADLINE).await.unwrap();
+    write_events(&client, "cdc", &mixed_events(3)).await;
+    let mut handle = StreamTailer::spawn(
+        std::sync::Arc::new(peer),
+        TailStart::default(),
+        options(true),
+    );
+    collect_until(&mut handle, |events| record_count(events) >= 3).await;
+    let admin = writer(&server.url()).await;
+    eventually_async("two blocked XREADs at the peer", || async {
+        blocked_readers(&admin).await >= 2
+    })
+    .await;
+    // New options end the pairing with both reads waiting (2 s each) on an idle stream.
+    handle.set_options(TailOptions {
+        batch_size: 50,
+        ..options(true)
+    });
+    let idle = tokio::time::timeout(Duration::from_secs(5), handle.recv()).await;
+    match idle {
+        Err(_) => {}
+        Ok(event) => panic!("nothing to read, yet the tailer reported {event:?}"),
+    }
+    let more = write_events(&client, "cdc", &mixed_events(2)).await;
+    let got = collect_until(&mut handle, |events| {
+        record_ids(events).last() == more.last()
+    })
+    .await;
+    assert_eq!(record_ids(&got), more);
 }

@@ -164,6 +164,7 @@ impl StreamTailer {
             shared: Arc::clone(&shared),
             position,
             link: worker::LinkProbe::default(),
+            lanes: paired::Lanes::default(),
         };
         let task = tokio::spawn(worker.run());
         TailerHandle {

@@ -23,7 +23,13 @@
 //!   trim of entries already handed on costs one checked read, never a false gap).
 //! - **Everything else** goes back to the tailer's loop: a full reply (behind: single
 //!   reads and catch-up ranges take over), a failed read, the `check_interval`, changed
-//!   options.
+//!   options. Reads still waiting at the peer then are not dropped: a connection runs
+//!   one blocking read at a time, so a new read would queue behind one that waits up to
+//!   the block time, and could outlast its own time bound. The lanes stay with the tailer
+//!   ([`Lanes`]): the loop waits out the first lane's read before its own blocking read
+//!   (settling it: the reply is dropped, the loop reads again from its position), and
+//!   pairing again takes up a read still in flight on either lane (its reply judged, as
+//!   any, against what it was sent with).
 //!
 //! The price: a read covers from the position at its send, so about half of each reply is
 //! what the other lane brought already (every entry is read about twice), paid only across
@@ -93,11 +99,11 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(lane: StreamLane, first_send: Instant) -> Self {
+    fn new(lane: StreamLane) -> Self {
         Self {
             lane,
             in_flight: None,
-            next_send: Some(first_send),
+            next_send: None,
             last_sent: None,
         }
     }
@@ -138,6 +144,28 @@ impl Drop for Lane {
     }
 }
 
+/// A tailer's two lanes, kept between pairings (see the module docs).
+pub(super) struct Lanes([Lane; 2]);
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Self([Lane::new(StreamLane::First), Lane::new(StreamLane::Second)])
+    }
+}
+
+impl Lanes {
+    /// Waits until no read of paired reads is in flight on the first lane, so the
+    /// tailer's own blocking read on that connection does not queue behind it. What it
+    /// brings is dropped: the tailer reads again from the position handed on.
+    pub(super) async fn settle_first(&mut self) {
+        let lane = &mut self.0[0];
+        if let Some((_, read)) = lane.in_flight.take() {
+            let _ = read.await;
+        }
+        lane.next_send = None;
+    }
+}
+
 /// Sleeps until `at`, or forever without one.
 async fn sleep_until(at: Option<Instant>) {
     match at {
@@ -164,9 +192,21 @@ impl Worker {
             ?round_trip,
             "pairing reads across a slow link"
         );
+        let stagger = round_trip / 2;
+        let now = Instant::now();
+        // A lane whose read is still in flight from an earlier pairing keeps it.
+        for (lane, first_send) in self.lanes.0.iter_mut().zip([now, now + stagger]) {
+            if lane.in_flight.is_none() {
+                lane.next_send = Some(first_send);
+            }
+        }
         let end = self
-            .read_in_pairs(stages, options, size, seen_added, round_trip, checked_at)
-            .await?;
+            .pair(stages, options, size, seen_added, stagger, checked_at)
+            .await;
+        for lane in &mut self.lanes.0 {
+            lane.next_send = None;
+        }
+        let end = end?;
         let why = match &end {
             PairedEnd::Behind => "behind",
             PairedEnd::Suspect => "suspicious facts",
@@ -177,21 +217,15 @@ impl Worker {
         Ok(end)
     }
 
-    async fn read_in_pairs(
+    async fn pair(
         &mut self,
         stages: &mpsc::Sender<Stage>,
         options: &TailOptions,
         size: &mut BatchSize,
         seen_added: &mut Option<u64>,
-        round_trip: Duration,
+        stagger: Duration,
         checked_at: Instant,
     ) -> Result<PairedEnd, Stopped> {
-        let stagger = round_trip / 2;
-        let now = Instant::now();
-        let mut lanes = [
-            Lane::new(StreamLane::First, now),
-            Lane::new(StreamLane::Second, now + stagger),
-        ];
         loop {
             if checked_at.elapsed() >= options.check_interval
                 || self.options.has_changed().unwrap_or(true)
@@ -199,7 +233,7 @@ impl Worker {
                 return Ok(PairedEnd::Due);
             }
             let now = Instant::now();
-            for lane in &mut lanes {
+            for lane in &mut self.lanes.0 {
                 if lane.next_send.is_some_and(|at| at <= now) {
                     let sent = Sent {
                         position: self.position,
@@ -209,19 +243,21 @@ impl Worker {
                     lane.send(&self.peer, sent, options.block_timeout);
                 }
             }
-            let next_send = lanes.iter().filter_map(|lane| lane.next_send).min();
-            let [first, second] = &mut lanes;
+            let next_send = self.lanes.0.iter().filter_map(|lane| lane.next_send).min();
+            let [first, second] = &mut self.lanes.0;
             let (index, (sent, reply)) = tokio::select! {
                 reply = first.reply() => (0, reply),
                 reply = second.reply() => (1, reply),
                 () = sleep_until(next_send) => continue,
+                // A reload ends the pairing at once, not at the next reply.
+                _ = self.options.changed() => return Ok(PairedEnd::Due),
             };
             // The next read of this lane goes no sooner than half a round trip after the
             // other lane's last: that keeps the two staggered, also after both were
             // answered at once (an append after an idle spell wakes both).
-            let other_sent = lanes[1 - index].last_sent;
+            let other_sent = self.lanes.0[1 - index].last_sent;
             let earliest = other_sent.map_or(now, |at| at + stagger);
-            lanes[index].next_send = Some(earliest.max(Instant::now()));
+            self.lanes.0[index].next_send = Some(earliest.max(Instant::now()));
 
             let Some(reply) = reply else {
                 return Ok(PairedEnd::Suspect);

@@ -31,7 +31,7 @@
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
 use super::gap::{detect_gap, GapCheck, UnseenRecreation};
-use super::paired::PairedEnd;
+use super::paired::{Lanes, PairedEnd};
 use super::ranges::{far_behind, CatchUp, Found};
 use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
@@ -61,6 +61,8 @@ pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     pub(super) position: TailPosition,
     pub(super) link: LinkProbe,
+    /// The lanes of paired reads, kept between pairings (a read may still be in flight).
+    pub(super) lanes: Lanes,
 }
 
 /// The peer's round trip as a `PING` measured it, and when: whether the link is slow
@@ -159,6 +161,7 @@ impl Worker {
                     .await
                     .map(|read| (read.entries, read.info, true))
             } else {
+                self.lanes.settle_first().await;
                 self.peer
                     .read_stream_with_info(ReadRequest {
                         after: cursor,
