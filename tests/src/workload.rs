@@ -5,7 +5,7 @@
 use crate::model::Model;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore};
-use replication_core::SyncEngineRef;
+use replication_core::{Retriable, SyncEngineRef};
 use replication_node::NodeStore;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -107,6 +107,26 @@ pub fn content(rng: &mut StdRng) -> Vec<u8> {
     }
 }
 
+/// Runs `call` until it succeeds, retrying while the store reports a retriable error (a
+/// failover, say) for up to 10 s; otherwise the last error, after `what`.
+async fn retrying<T, E, F, Fut>(what: impl Fn() -> String, mut call: F) -> Result<T, String>
+where
+    E: Retriable + std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(format!("{}: {e}", what())),
+        }
+    }
+}
+
 /// A local put, retried while the store reports a retriable error; recorded in `model`.
 ///
 /// # Errors
@@ -117,19 +137,9 @@ pub async fn put(
     key: &str,
     content: Vec<u8>,
 ) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match store.put(key, content.clone()).await {
-            Ok(item) => {
-                model.record(key, item.stamp());
-                return Ok(());
-            }
-            Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(format!("put {key}: {e}")),
-        }
-    }
+    let item = retrying(|| format!("put {key}"), || store.put(key, content.clone())).await?;
+    model.record(key, item.stamp());
+    Ok(())
 }
 
 /// A local delete, retried like [`put`]; the tombstone it left is recorded in `model`.
@@ -137,27 +147,20 @@ pub async fn put(
 /// # Errors
 /// As [`put`].
 pub async fn delete(store: &NodeStore, model: &Model, key: &str) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match store.delete_item(key).await {
-            Ok(existed) => {
-                if existed {
-                    // A replicated write may already have replaced our tombstone; whatever is
-                    // there now is a real write too, so recording it keeps the model exact.
-                    let tombstones = store
-                        .get_tombstones(&[key.to_owned()])
-                        .await
-                        .map_err(|e| format!("reading the tombstone of {key}: {e}"))?;
-                    if let Some(Some(t)) = tombstones.into_iter().next() {
-                        model.record(key, t.stamp());
-                    }
-                }
-                return Ok(());
-            }
-            Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(format!("delete {key}: {e}")),
+    let existed = retrying(|| format!("delete {key}"), || store.delete_item(key)).await?;
+    if existed {
+        // A replicated write may already have replaced our tombstone; whatever is there
+        // now is a real write too, so recording it keeps the model exact. Read with the
+        // same retries: the delete may have landed just before a failover.
+        let keys = [key.to_owned()];
+        let tombstones = retrying(
+            || format!("reading the tombstone of {key}"),
+            || store.get_tombstones(&keys),
+        )
+        .await?;
+        if let Some(Some(t)) = tombstones.into_iter().next() {
+            model.record(key, t.stamp());
         }
     }
+    Ok(())
 }

@@ -46,8 +46,11 @@ pub(crate) async fn steady_load(
         .cursor_store(Arc::new(MemoryCursorStore::new()))
         .build();
     engine.start().await.context("engine start")?;
-    // Let the tailer connect and block on the (empty) stream before the load starts.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the tailer connect and block on the (empty) stream before the load starts: lag
+    // is measured in the steady state, not while connecting. Across a slow link that
+    // includes the second stream connection of paired reads, opened once the first
+    // blocking read came back empty (a connect takes about seven round trips there).
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let writer = client(&peer.url()).await?;
     let mut encoder = CdcEncoder::new();

@@ -89,6 +89,12 @@ pub enum NodeError {
     Closed,
 }
 
+impl replication_core::Retriable for NodeError {
+    fn is_retriable(&self) -> bool {
+        NodeError::is_retriable(self)
+    }
+}
+
 impl NodeError {
     /// Whether retrying the same call may succeed.
     pub fn is_retriable(&self) -> bool {

@@ -1,16 +1,25 @@
 //! Paired reads against a real redis-server behind a latency proxy: two blocking reads
 //! wait at the peer at once, every entry is handed on once and in order while writes keep
 //! coming, a trim of entries already handed on is no gap, a trim of entries not yet read
-//! is reported with its count, and the tailer's own reads after a pairing do not queue
-//! behind one still waiting at the peer.
+//! is reported with its count, the tailer's own reads after a pairing do not queue
+//! behind one still waiting at the peer, an idle tailer pairs its reads before writes
+//! come, and a late reply of only entries already handed on does not end a pairing.
 #![allow(clippy::unwrap_used)] // Tests and their helpers: a panic is the failure report.
 
 mod common;
 
+use async_trait::async_trait;
 use common::*;
 use fred::prelude::*;
+use replication_core::merkle::Hash;
+use replication_core::{
+    CheckedRead, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry, ReadRequest,
+    StreamId, StreamInfo, StreamLane, Tombstone,
+};
 use replication_peer::{GapKind, RedisPeer, StreamTailer, TailEvent, TailOptions, TailStart};
 use replication_testkit::{eventually_async, FaultProxy, LinkMode, RedisServer};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// 20 ms each way: a round trip well above the threshold for slow links.
@@ -222,11 +231,7 @@ async fn after_a_pairing_the_next_blocking_read_does_not_queue_behind_a_waiting_
     let peer = RedisPeer::new(&peer_config(&proxy.redis_url(), ""), &settings).unwrap();
     peer.wait_connected(DEADLINE).await.unwrap();
     write_events(&client, "cdc", &mixed_events(3)).await;
-    let mut handle = StreamTailer::spawn(
-        std::sync::Arc::new(peer),
-        TailStart::default(),
-        options(true),
-    );
+    let mut handle = StreamTailer::spawn(Arc::new(peer), TailStart::default(), options(true));
     collect_until(&mut handle, |events| record_count(events) >= 3).await;
     let admin = writer(&server.url()).await;
     eventually_async("two blocked XREADs at the peer", || async {
@@ -249,4 +254,143 @@ async fn after_a_pairing_the_next_blocking_read_does_not_queue_behind_a_waiting_
     })
     .await;
     assert_eq!(record_ids(&got), more);
+}
+
+#[tokio::test]
+async fn an_idle_tailer_across_a_slow_link_pairs_its_reads_before_writes_come() {
+    let server = RedisServer::start().unwrap();
+    let admin = writer(&server.url()).await;
+    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(ONE_WAY))
+        .await
+        .unwrap();
+    let peer = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let options = TailOptions {
+        block_timeout: Duration::from_millis(200),
+        ..options(true)
+    };
+    // Nothing was ever written: the stream does not even exist.
+    let _handle = StreamTailer::spawn(peer, TailStart::default(), options);
+    eventually_async("two blocked XREADs at the peer", || async {
+        blocked_readers(&admin).await >= 2
+    })
+    .await;
+}
+
+/// A real peer whose second lane's first read starts late (as when its connection takes
+/// a while to come up) and whose checked reads are counted.
+struct LateSecondLane {
+    inner: Arc<RedisPeer>,
+    delay: Duration,
+    delayed: AtomicBool,
+    checked_reads: AtomicUsize,
+}
+
+#[async_trait]
+impl PeerBackend for LateSecondLane {
+    fn node_id(&self) -> &str {
+        self.inner.node_id()
+    }
+    fn connection(&self) -> ConnectionStatus {
+        self.inner.connection()
+    }
+    async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {
+        self.inner.read_stream(request).await
+    }
+    async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError> {
+        self.inner.stream_info().await
+    }
+    async fn read_stream_with_info(
+        &self,
+        request: ReadRequest,
+    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
+        self.inner.read_stream_with_info(request).await
+    }
+    fn stream_lanes(&self) -> usize {
+        self.inner.stream_lanes()
+    }
+    async fn read_stream_with_info_on(
+        &self,
+        lane: StreamLane,
+        request: ReadRequest,
+    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
+        if lane == StreamLane::Second && !self.delayed.swap(true, Ordering::SeqCst) {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.read_stream_with_info_on(lane, request).await
+    }
+    async fn read_stream_checked(
+        &self,
+        after: StreamId,
+        count: usize,
+    ) -> Result<CheckedRead, PeerError> {
+        self.checked_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_stream_checked(after, count).await
+    }
+    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
+        self.inner.get_merkle_root().await
+    }
+    async fn merkle_children(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
+        self.inner.merkle_children(paths).await
+    }
+    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
+        self.inner.read_items(keys).await
+    }
+    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
+        self.inner.read_tombstones(keys).await
+    }
+    async fn ping(&self) -> Result<Duration, PeerError> {
+        self.inner.ping().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+#[tokio::test]
+async fn a_late_full_reply_of_entries_already_handed_on_does_not_end_the_pairing() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(ONE_WAY))
+        .await
+        .unwrap();
+    let peer = Arc::new(LateSecondLane {
+        inner: connected_peer(&peer_config(&proxy.redis_url(), "")).await,
+        delay: Duration::from_millis(400),
+        delayed: AtomicBool::new(false),
+        checked_reads: AtomicUsize::new(0),
+    });
+    write_events(&client, "cdc", &mixed_events(3)).await;
+    let options = TailOptions {
+        batch_size: 20,
+        max_batch_size: 20,
+        ..options(true)
+    };
+    let mut handle = StreamTailer::spawn(Arc::clone(&peer) as _, TailStart::default(), options);
+    collect_until(&mut handle, |events| record_count(events) >= 3).await;
+    let checked_before = peer.checked_reads.load(Ordering::SeqCst);
+    // While the second lane's first read waits, the first lane alone hands on more than
+    // one read size; the late read, sent from the old position, then comes back full of
+    // what was handed on already.
+    // Written while the test keeps taking batches: a tailer waiting for its consumer would
+    // fall behind for that reason alone.
+    let writes = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        // Longer than the late read's delay and its connection's setup together.
+        for _ in 0..50 {
+            ids.extend(write_events(&client, "cdc", &mixed_events(3)).await);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        ids
+    });
+    let got = collect_until(&mut handle, |events| record_count(events) >= 150).await;
+    let expected = writes.await.unwrap();
+    assert_eq!(record_ids(&got), expected);
+    assert_eq!(
+        peer.checked_reads.load(Ordering::SeqCst),
+        checked_before,
+        "no read came back full of anything new, so none was checked"
+    );
 }

@@ -165,6 +165,7 @@ impl StreamTailer {
             position,
             link: worker::LinkProbe::default(),
             lanes: paired::Lanes::default(),
+            unseen: gap::UnseenRecreation::default(),
         };
         let task = tokio::spawn(worker.run());
         TailerHandle {

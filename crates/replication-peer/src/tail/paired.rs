@@ -217,6 +217,21 @@ impl Worker {
         Ok(end)
     }
 
+    /// Sends the read of every lane whose time has come, from the position handed on.
+    fn send_due(&mut self, seen_added: Option<u64>, count: usize, block: Duration) {
+        let now = Instant::now();
+        for lane in &mut self.lanes.0 {
+            if lane.next_send.is_some_and(|at| at <= now) {
+                let sent = Sent {
+                    position: self.position,
+                    seen_added,
+                    count,
+                };
+                lane.send(&self.peer, sent, block);
+            }
+        }
+    }
+
     async fn pair(
         &mut self,
         stages: &mpsc::Sender<Stage>,
@@ -232,17 +247,7 @@ impl Worker {
             {
                 return Ok(PairedEnd::Due);
             }
-            let now = Instant::now();
-            for lane in &mut self.lanes.0 {
-                if lane.next_send.is_some_and(|at| at <= now) {
-                    let sent = Sent {
-                        position: self.position,
-                        seen_added: *seen_added,
-                        count: size.current(),
-                    };
-                    lane.send(&self.peer, sent, options.block_timeout);
-                }
-            }
+            self.send_due(*seen_added, size.current(), options.block_timeout);
             let next_send = self.lanes.0.iter().filter_map(|lane| lane.next_send).min();
             let [first, second] = &mut self.lanes.0;
             let (index, (sent, reply)) = tokio::select! {
@@ -256,8 +261,9 @@ impl Worker {
             // other lane's last: that keeps the two staggered, also after both were
             // answered at once (an append after an idle spell wakes both).
             let other_sent = self.lanes.0[1 - index].last_sent;
+            let now = Instant::now();
             let earliest = other_sent.map_or(now, |at| at + stagger);
-            self.lanes.0[index].next_send = Some(earliest.max(Instant::now()));
+            self.lanes.0[index].next_send = Some(earliest.max(now));
 
             let Some(reply) = reply else {
                 return Ok(PairedEnd::Suspect);
@@ -281,12 +287,22 @@ impl Worker {
             if let Some(added) = info.as_ref().and_then(|i| i.entries_added) {
                 *seen_added = Some(seen_added.map_or(added, |seen| seen.max(added)));
             }
-            let full = entries.len() >= sent.count;
+            // Full: more may wait after it, unless it brought nothing new (a read sent
+            // long before, say while its connection came up, returns what the other lane
+            // had brought meanwhile).
+            let full = entries.len() >= sent.count
+                && entries
+                    .last()
+                    .is_some_and(|last| last.id > self.position.after);
             let (entries, position) = fresh(self.position, entries);
             if !entries.is_empty() {
                 let lag = lag(position, info.as_ref());
                 self.position = position;
+                self.unseen.moved(position);
                 let batch = RawBatch::screened(entries, position, lag, options, size);
+                // The next read goes out before the hand-on, which waits while the engine
+                // is busy: a read delayed here would reach the peer late.
+                self.send_due(*seen_added, size.current(), options.block_timeout);
                 send(stages, Stage::Batch(batch)).await?;
             }
             if full {

@@ -36,8 +36,8 @@ use super::ranges::{far_behind, CatchUp, Found};
 use super::screen::{screen, Screened};
 use super::{Shared, TailOptions};
 use replication_core::{
-    CdcDecoder, CdcEvent, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest, RetryPolicy,
-    StreamInfo,
+    Backoff, CdcDecoder, CdcEvent, DecodeLimits, PeerBackend, PeerError, RawEntry, ReadRequest,
+    RetryPolicy, StreamInfo,
 };
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -63,6 +63,8 @@ pub(super) struct Worker {
     pub(super) link: LinkProbe,
     /// The lanes of paired reads, kept between pairings (a read may still be in flight).
     pub(super) lanes: Lanes,
+    /// Whether a failed read may have hidden a recreation (see `UnseenRecreation`).
+    pub(super) unseen: UnseenRecreation,
 }
 
 /// The peer's round trip as a `PING` measured it, and when: whether the link is slow
@@ -146,7 +148,6 @@ impl Worker {
         let mut seen_added: Option<u64> = None;
         let mut checked = true;
         let mut last_check = Instant::now();
-        let mut unseen = UnseenRecreation::default();
         loop {
             let options = self.options.borrow_and_update().clone();
             size.set_bounds(options.batch_size, options.max_batch_size);
@@ -177,19 +178,14 @@ impl Worker {
             let (entries, info, was_checked) = match outcome {
                 Ok(outcome) => outcome,
                 Err(error) => {
-                    self.failed(error)?;
-                    unseen.read_failed(self.position);
+                    self.retry_after(error, &mut backoff, &options).await?;
                     checked = true;
-                    // Tailing never ends on an error, even a permanent one (the peer may be
-                    // repaired): the policy only spaces the reads out, and is unbounded.
-                    let delay = backoff.next_delay().unwrap_or(options.retry_max);
-                    tokio::time::sleep(delay).await;
                     continue;
                 }
             };
             backoff.reset();
             self.shared.clear_error();
-            if unseen.take_unsure() {
+            if self.unseen.take_unsure() {
                 tracing::warn!(peer = self.peer.node_id(),
                     "cannot tell whether the stream was recreated again while unreadable; repairing");
                 self.report_gap(stages, cursor, super::GapKind::Recreated, self.position)
@@ -198,7 +194,19 @@ impl Worker {
             if was_checked {
                 last_check = Instant::now();
             } else if entries.is_empty() {
-                continue; // Blocked for the whole timeout: nothing new.
+                // Blocked for the whole timeout: nothing new, so caught up (pairing now,
+                // while idle, has the second connection up before writes come).
+                checked = self
+                    .pair_when_slow(
+                        stages,
+                        &options,
+                        &mut size,
+                        &mut seen_added,
+                        last_check,
+                        &mut backoff,
+                    )
+                    .await?;
+                continue;
             }
 
             let verdict = detect_gap(
@@ -225,7 +233,7 @@ impl Worker {
                 tracing::warn!(peer = self.peer.node_id(), after = %cursor, ?kind, resume_from = %resume_from, "gap in peer stream");
                 if matches!(kind, super::GapKind::Recreated) {
                     seen_added = None;
-                    unseen.recreated();
+                    self.unseen.recreated();
                 }
                 self.position = resume;
                 self.report_gap(stages, cursor, kind, resume).await?;
@@ -246,7 +254,7 @@ impl Worker {
             }
             let lag = lag(position, info.as_ref());
             self.position = position;
-            unseen.moved(position);
+            self.unseen.moved(position);
             let read_took = started.elapsed();
             let behind = match (&info, full && was_checked) {
                 (Some(info), true)
@@ -265,29 +273,16 @@ impl Worker {
             let batch = RawBatch::screened(entries, position, lag, &options, &mut size);
             send(stages, Stage::Batch(batch)).await?;
             if !full {
-                if let Some(round_trip) = self.pairs_reads(&options).await {
-                    let end = self
-                        .paired(
-                            stages,
-                            &options,
-                            &mut size,
-                            &mut seen_added,
-                            round_trip,
-                            last_check,
-                        )
-                        .await?;
-                    match end {
-                        PairedEnd::Behind | PairedEnd::Suspect => checked = true,
-                        PairedEnd::Due => {}
-                        PairedEnd::Failed(error) => {
-                            self.failed(error)?;
-                            unseen.read_failed(self.position);
-                            checked = true;
-                            let delay = backoff.next_delay().unwrap_or(options.retry_max);
-                            tokio::time::sleep(delay).await;
-                        }
-                    }
-                }
+                checked = self
+                    .pair_when_slow(
+                        stages,
+                        &options,
+                        &mut size,
+                        &mut seen_added,
+                        last_check,
+                        &mut backoff,
+                    )
+                    .await?;
             }
             if let Some(found) = behind {
                 let outcome = self
@@ -297,21 +292,57 @@ impl Worker {
                 // a suspicious range hinted at) from the cursor, exactly as before.
                 checked = true;
                 if let CatchUp::Failed(error) = outcome {
-                    self.failed(error)?;
-                    let delay = backoff.next_delay().unwrap_or(options.retry_max);
-                    tokio::time::sleep(delay).await;
+                    self.retry_after(error, &mut backoff, &options).await?;
                 }
             }
         }
     }
 
-    /// The round trip to pair reads across, when they should be: caught up (the caller
-    /// saw a short read), allowed, the backend has a second lane, and the link is slow.
-    async fn pairs_reads(&mut self, options: &TailOptions) -> Option<std::time::Duration> {
+    /// Reports a failed read and waits before the next. Tailing never ends on an error,
+    /// even a permanent one (the peer may be repaired): the policy only spaces the reads
+    /// out, and is unbounded.
+    async fn retry_after(
+        &mut self,
+        error: PeerError,
+        backoff: &mut Backoff,
+        options: &TailOptions,
+    ) -> Result<(), Stopped> {
+        self.failed(error)?;
+        self.unseen.read_failed(self.position);
+        let delay = backoff.next_delay().unwrap_or(options.retry_max);
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// Caught up (the caller saw a short read): pairs the reads when allowed, the backend
+    /// has a second lane and the link is slow. Returns whether the next read must be
+    /// checked.
+    async fn pair_when_slow(
+        &mut self,
+        stages: &mpsc::Sender<Stage>,
+        options: &TailOptions,
+        size: &mut BatchSize,
+        seen_added: &mut Option<u64>,
+        last_check: Instant,
+        backoff: &mut Backoff,
+    ) -> Result<bool, Stopped> {
         if !options.paired_reads || self.peer.stream_lanes() < 2 {
-            return None;
+            return Ok(false);
         }
-        self.link.slow_round_trip(&*self.peer).await
+        let Some(round_trip) = self.link.slow_round_trip(&*self.peer).await else {
+            return Ok(false);
+        };
+        let end = self
+            .paired(stages, options, size, seen_added, round_trip, last_check)
+            .await?;
+        Ok(match end {
+            PairedEnd::Behind | PairedEnd::Suspect => true,
+            PairedEnd::Due => false,
+            PairedEnd::Failed(error) => {
+                self.retry_after(error, backoff, options).await?;
+                true
+            }
+        })
     }
 
     /// Counts a gap after `cursor` and hands it on, in stream order.
