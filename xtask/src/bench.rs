@@ -171,23 +171,40 @@ the density it showed, instead of one.
 **Lag (section 8).** A blocking `XREAD` was followed by an `XINFO` round trip (the gap
 check) before its batch went on; the `XINFO` is now pipelined behind the `XREAD` on the
 stream connection (Redis runs it when the block ends), which takes one round trip off
-every batch. What remains is inherent to one blocking read in flight: an entry appended
-just after a read was served waits for the next read to reach the server (up to one
-round trip), then travels one way, so even with nothing else in the way p99 is about
-1.5 × RTT plus decode and apply, above the target (1.2 × RTT + loopback p99). Measured
-(3 runs of 20 s at 5 000/s, 50 ms round trip, busy machine): p50 70 ms, p99 109 / 131 /
-116 ms (median 115.5 ms, 2.31 × RTT) against a limit of 69.6 ms (loopback p99 9.6 ms):
-missed by about 46 ms. p99 is also well above the 1.5 × RTT + apply floor (about 85 ms
-here), so something else adds up to a round trip now and then; not profiled yet (likely
-suspects: the AIMD read size halving to below one round trip's worth of entries, which
-makes reads come back full, sends the next through the checked `MULTI` on the query
-connection and lets a backlog build; and applies into the node store that outlast a
-round trip on this loaded machine). What would close it, in order: find that extra round
-trip (a per-read trace of sent/served/applied times in this section); then a second
-blocking read parked at the server while the first travels back (two stream connections
-staggered by half a round trip, entries deduplicated by id so order and the cursor rule
-hold, and a gap check that counts entries already handed on, so a trim of those is not
-taken for a gap), which halves the wait to about 0.5 × RTT: p99 about RTT + apply.
+every batch. With one blocking read in flight that left p99 at 115.5 ms (2.31 × RTT; 3
+runs of 20 s, 109 / 131 / 116 ms, p50 70 ms): an entry appended just after a read was
+served waits for the next read to reach the server (up to one round trip), then travels
+one way, so even with nothing else in the way p99 is about 1.5 × RTT plus decode and
+apply.
+
+*Paired reads* (`crates/replication-peer/src/tail/paired.rs`): caught up across a slow
+link (a `PING` of at least 8 ms, as for catch-up ranges), the tailer keeps two blocking
+reads waiting at the peer, one on the stream connection and one on a second connection
+(`StreamLane::Second`, connected on its first read), sent half a round trip apart, so a
+read reaches the peer every half round trip and an entry waits at most about one. Each
+reply is gap-checked against the position it was sent with and cut to what follows the
+position handed on by then (the other lane's reply may have brought part of it), so
+order, the cursor rule and gap detection are those of one read at a time (module docs;
+tests in `crates/replication-peer/tests/paired.rs`, and the simulator's peers have two
+lanes, so slow-link faults exercise it). The price: every entry is read about twice
+(a reply covers from the position at its send), across a slow link and while caught up
+only; one more connection and one more blocked client per such peer. What each step
+bought, 3 runs each, 2026-12-01 23:20-23:45 UTC on the 2 cores shared with a helper's
+builds and benchmarks (load average 2.4-3.8):
+
+| step | p99 runs (ms) | p50 | note |
+|---|---|---:|---|
+| one read in flight (before) | 109 · 131 · 116 | 70 ms | |
+| paired reads | 79.9 · 78.5 · 92.4 | 47.4 ms | |
+| and an idle tailer pairs too; a late full reply of old entries no longer ends the pairing; the next read goes out before the hand-on | 101.7 · 69.4 · 87.3 | 48.1 ms | still paired only after the load began: the second connection took about 330 ms (some seven round trips) to come up, and the first lane ran alone meanwhile |
+| the bench lets the tailer connect for 2 s before the load (was 0.5 s) | 60.3 · 63.6 · 64.2 | 47.2 ms | steady state: both lanes from the first write |
+
+A per-reply trace (not committed) showed what the runs before the last one measured:
+the second connection's setup, not the pairing. Its first read went out from the old
+position, came back full of entries the first lane had handed on, and (before that rule)
+ended the pairing as if behind; while a lane is connecting, the other reads alone, at
+one read's lag. In the steady state the replies alternate between lanes, about 26 ms
+apart, each with about 140 new entries of about 275 read (the rest the other lane's).
 
 **Mesh (section 9).** Every node writes at once and every engine tails all the others:
 each change is read exactly once per peer (1.000 entries read per change on every node,
@@ -217,7 +234,8 @@ not catch up, so the loopback rule does not touch it) on 2026-12-01 (200 000 ent
 runs each, medians; ratios pairwise within each run), on this 2-core machine while other
 builds and tests ran on it (load average about 6): absolute rates are low and noisy (the
 0 ms yardstick measured 48-57k/s in this run and 58-78k/s in the one before the change),
-so read the ratios. Section 7, same command: before any change 0 ms 75 593/s, 50 ms
+so read the ratios. The section 8 rows are from the paired-reads run of 23:41 UTC
+(`--sections 8`, 3 runs, load average about 3.5; see Lag (section 8) below). Section 7, same command: before any change 0 ms 75 593/s, 50 ms
 13 812/s (0.18), 150 ms 5 231/s (0.07), runs [75 593, 13 955, 5 337],
 [78 319, 13 812, 5 191], [58 514, 13 655, 5 231] entries/s at 0, 50, 150 ms; with
 pipelined ranges everywhere [48 058, 45 868, 38 754], [48 666, 49 215, 40 488],
@@ -243,8 +261,15 @@ above: 0.25 and 18.3 µs on 2026-11-24).
   at the density it showed; a per-range trace (sent, back, needed) in this section to
   count the stalls; the connection round trips are a fixed cost that a longer backlog
   amortises.
-- **8 (p99 ≤ 1.2 × RTT + loopback p99): missed, 115.5 ms against 69.6 ms** (see Lag
-  (section 8) above for why and what would close it).
+- **8 (p99 ≤ 1.2 × RTT + loopback p99): missed by 0.4 ms, 63.6 ms against 63.2 ms**
+  (median of 60.3, 63.6 and 64.2; loopback p99 3.2 ms in the same run; was 115.5 ms with
+  one read in flight). With paired reads an entry waits up to half a round trip for a
+  read to reach the peer, then travels one way: about RTT plus decode and apply, here
+  about 12 ms at p99 for batches of about 140 entries into the node store, against
+  1.2 × RTT + 3.2 ms allowed. What would close it: less time from reply to apply (the
+  node store's costs of section 3: a batch waits for its local states and its commit,
+  one after the other), or a third lane (waits of a third of a round trip, each entry
+  read three times), which this link's bandwidth would pay for.
 - **3 (≥ 0.40): missed, 0.25.** The CPU rows of section 3 show the limit: the engine
   process (tailer, engine, node store client) spends about 11 µs per entry, the node's
   redis-server about 6.6 µs, the peer's about 0.6 µs, 18.3 µs in all, so two cores allow
