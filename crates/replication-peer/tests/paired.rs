@@ -3,7 +3,8 @@
 //! coming, a trim of entries already handed on is no gap, a trim of entries not yet read
 //! is reported with its count, the tailer's own reads after a pairing do not queue
 //! behind one still waiting at the peer, an idle tailer pairs its reads before writes
-//! come, and a late reply of only entries already handed on does not end a pairing.
+//! come, a late reply of only entries already handed on does not end a pairing, and a
+//! peer over a fast link never opens the second connection.
 #![allow(clippy::unwrap_used)] // Tests and their helpers: a panic is the failure report.
 
 mod common;
@@ -392,5 +393,23 @@ async fn a_late_full_reply_of_entries_already_handed_on_does_not_end_the_pairing
         peer.checked_reads.load(Ordering::SeqCst),
         checked_before,
         "no read came back full of anything new, so none was checked"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_tailed_over_a_fast_link_opens_no_second_stream_connection() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let peer = connected_peer(&peer_config(&server.url(), "")).await;
+    write_events(&client, "cdc", &mixed_events(3)).await;
+    let mut handle = StreamTailer::spawn(peer, TailStart::default(), options(true));
+    collect_until(&mut handle, |events| record_count(events) >= 3).await;
+    // Past a blocking read that came back empty, where a slow link would pair.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let list = raw(&client, "CLIENT", vec!["LIST".into()]).await;
+    let clients = list.as_string().unwrap().lines().count();
+    assert_eq!(
+        clients, 3,
+        "the test's writer, and the peer's query and stream connections"
     );
 }

@@ -77,6 +77,9 @@ impl SecondStream {
     /// Starts connecting on first use, and waits up to `connect_timeout` for the
     /// connection, so the first paired read is not failed only for being first.
     async fn ready(&self, status: &Arc<StatusTracker>) {
+        if status.is_closed() {
+            return; // The call fails as closed; nothing to connect for.
+        }
         self.started.get_or_init(|| {
             let mut tasks = status.watch(&self.client, Link::SecondStream);
             tasks.push(supervise(
