@@ -158,15 +158,52 @@ round trip took 975 ms as transactions. What changed, in one step:
   8 ms is only the hint; a `PING` decides (`LinkProbe`, re-measured every 10 s): on a
   loaded machine a read of 1 000 entries takes that long on loopback too, and ranges
   switched on there (found comparing before and after the one-home restructuring).
-In flight: at most 24 ranges of up to 4 000 entries (about 40 MB of this bench's entries
+In flight: at most 24 ranges of up to 4 001 entries (about 40 MB of this bench's entries
 on the wire, typically half that), reached only across a slow link. Range size matters:
 ranges aiming at one read (COUNT two, up to 48 of them) measured 0.47 at 50 ms and 0.29
 at 150 ms in the same conditions (medians of three runs: [47 429, 23 844, 15 041],
-[52 816, 24 614, 15 526], [52 887, 23 711, 15 334] entries/s at 0, 50, 150 ms). The backlog is written in pipelines of 2 000, so ids
-come in bursts of hundreds per millisecond; ranges cut at the mean density then often
-come back full, and each full range costs a round trip for its rest. What would make
-catch-up robust to bursts: cut the rest of a full range into several ranges at once, at
-the density it showed, instead of one.
+[52 816, 24 614, 15 526], [52 887, 23 711, 15 334] entries/s at 0, 50, 150 ms).
+
+Where the round trips went (a debug trace per range, `tracing` events of
+`tail/ranges.rs`: when each range was sent, came back and was needed; `Tally` per
+catch-up; three runs each at 50 and 150 ms, load average about 4.5). At 150 ms the
+3.35-4.2 s of a run were: 0.67-1.22 s until the first successful checked read was sent
+(a peer connects in three round trips, fred's `PING`, `CLIENT ID` and `INFO`, after a
+delay: `RedisPeer::wait_connected` through the proxy took 0.09 s at 0 ms, 0.22-0.26 s
+at 50 ms and 0.54-0.56 s at 150 ms with the peer tests' 50 ms reconnect delay, likely
+fred's reconnect delay and jitter applied to the first connect too, and the bench runs
+the default 100 ms; the tailer's reads fail meanwhile and back off exponentially from
+that delay, so the read that succeeds goes out up to about 0.6 s after the connection
+is up); one round trip for that read and one for the `LinkProbe` ping; then 2.1-2.7 s of catch-up, of
+which 0.9-1.4 s the consumer waited: about 0.21 s for the first range (a round trip and
+its transfer) and 0.05-0.2 s for each of the 5 full ranges per run (9 at 50 ms), whose
+rest was read only when the range was needed. Most of those rests were empty (4 of 5 at
+150 ms, 7 of 9 at 50 ms): the bench writes pipelines of exactly 2 000, and a range that
+caught two of them held exactly the 4 000 it may hold, which could not be told from a
+range with more. A rest also took up to two round trips: it queues on the connection
+behind the replies of the ranges sent before it. Apart from these waits the ranges came
+back well before they were needed (the window holds about 48 000 entries, 0.3-0.4 s of
+decoding), so the window's size and ramp cost nothing measurable. What changed:
+- a range asks for one entry more than it may hold (`COUNT` 4 001): one holding exactly
+  its bound is complete. Full ranges per run on this bench: 5-9 before, 0 after;
+- a range seen full while earlier ones are still handed on has its rest read at once, cut
+  into ranges at the density it showed, taking free slots before anything new (`Queue`
+  in `tail/ranges.rs`; order, cursor and gap rules and the bound on ranges held are
+  unchanged, a property test checks that the stretches handed on are in order and cover
+  the backlog exactly). On this bench it rarely acts now that ranges are not full; it
+  keeps a writer whose bursts overfill ranges from costing a round trip per burst.
+After both: the consumer waited 0.24-0.54 s per catch-up (0.1 s and 0.24 s of it for the
+first range at 50 and 150 ms), and catch-up took 1.75-1.84 s at both round trips against
+2.13-2.66 s before. Alternating two release binaries (before: 12b7c5f with the trace
+printed behind an environment variable, off in these runs; after: the change, in the
+first alternation a build of it with the same trace), each
+`replication-bench --sections 7` (3 runs), medians of the pairwise ratios:
+- load average 3.7-5.4 (other builds running), 3 alternations: before 0.60 at 50 ms and
+  0.49 at 150 ms, after 0.67 and 0.52 (0 ms 118k and 120k/s);
+- load average 1.2-2.4, 4 alternations: before 0.62 and 0.39, after 0.71 and 0.49
+  (medians 183k, 105k, 67k/s before; 157k, 122k, 75k/s after, at 0, 50, 150 ms).
+The ratios spread by ±0.1 from run to run (0.55-0.91 at 50 ms after), so read only the
+medians.
 
 **Lag (section 8).** A blocking `XREAD` was followed by an `XINFO` round trip (the gap
 check) before its batch went on; the `XINFO` is now pipelined behind the `XREAD` on the
@@ -233,16 +270,25 @@ above: 0.25 and 18.3 µs on 2026-11-24).
 
 ### Targets: missed, or met only narrowly, and why
 
-- **7 (≥ 0.8 at 50 ms, ≥ 0.6 at 150 ms): missed, 0.79 and 0.46** (105k and 60k/s against
-  127k/s on loopback). Before the loopback rule the ratios were 0.95 and 0.81, flattered
-  by a loopback yardstick the ranges had slowed down. At 150 ms the 200 000 entries took
-  about 3.3 s against 1.6 s, some 11 round trips more than a full window needs; not
-  profiled yet. Likely: ranges coming back full on the bench's bursty ids (each costs a
-  serial round trip for its rest), and the round trips of connecting and of the first
-  checked read. What would close it: cut the rest of a full range into several ranges
-  at the density it showed; a per-range trace (sent, back, needed) in this section to
-  count the stalls; the connection round trips are a fixed cost that a longer backlog
-  amortises.
+- **7 (≥ 0.8 at 50 ms, ≥ 0.6 at 150 ms): missed, 0.71 and 0.49** on 2026-12-01 (A/B
+  medians of 12 runs at load average 1.2-2.4, the code before the full-range changes
+  0.62 and 0.39 in the same alternation; the 0.79 and 0.46 of the rows above are the
+  earlier run's, under other load). Profiled (see Catch-up above): full ranges cost a
+  round trip each for their rest, mostly an empty one; both are fixed (+0.07-0.09 at
+  50 ms, +0.03-0.10 at 150 ms in the two alternations). What is left is mostly fixed round trips, which a faster 0 ms run weighs more:
+  before its first range arrives a catch-up at 150 ms pays about 6.5 round trips (three
+  to connect plus 90 ms, the checked read, the `LinkProbe` ping, the first range and its
+  transfer: about 1.1 s) plus up to 0.6 s of the tailer's read backoff running past the
+  moment the connection is up, while the whole 0 ms run takes 1.1-1.6 s. With the
+  fixed round trips alone the ratio at 150 ms cannot pass about 0.55-0.6 on a 200 000
+  backlog. What would close it, largest first: the tailer waiting for the connection
+  instead of sleeping its backoff after a not-connected read (`tail/worker.rs`; up to
+  0.6 s at 150 ms, typically 0.3 s, less at 50 and 0 ms); the `LinkProbe` ping sent with the
+  first checked read instead of after it (one round trip); fewer setup round trips per
+  connection (fred's `CLIENT ID` and `INFO`); at 50 ms, consumption during catch-up that
+  ran about 0.3 s slower than the 0 ms run's single reads (120-135k/s against about
+  150k/s of decoding, not profiled: likely CPU shared on 2 cores with the parsing of
+  ranges read ahead). A longer backlog amortises the fixed part.
 - **8 (p99 ≤ 1.2 × RTT + loopback p99): missed, 115.5 ms against 69.6 ms** (see Lag
   (section 8) above for why and what would close it).
 - **3 (≥ 0.40): missed, 0.25.** The CPU rows of section 3 show the limit: the engine
