@@ -171,7 +171,7 @@ impl Worker {
                     // Tailing never ends on an error, even a permanent one (the peer may be
                     // repaired): the policy only spaces the reads out, and is unbounded.
                     let delay = backoff.next_delay().unwrap_or(options.retry_max);
-                    tokio::time::sleep(delay).await;
+                    self.wait_to_retry(delay).await;
                     continue;
                 }
             };
@@ -265,6 +265,22 @@ impl Worker {
                     tokio::time::sleep(delay).await;
                 }
             }
+        }
+    }
+
+    /// Waits `delay` before a failed read is retried; a read refused while the connection
+    /// was not up never reached the peer, so it is retried as soon as the connection is.
+    async fn wait_to_retry(&self, delay: std::time::Duration) {
+        let up = |peer: &dyn PeerBackend| {
+            peer.connection().state == replication_core::ConnectionState::Connected
+        };
+        let until = Instant::now() + delay;
+        if up(&*self.peer) {
+            return tokio::time::sleep_until(until).await;
+        }
+        while Instant::now() < until && !up(&*self.peer) {
+            let step = std::time::Duration::from_millis(5);
+            tokio::time::sleep_until(until.min(Instant::now() + step)).await;
         }
     }
 
