@@ -158,15 +158,60 @@ round trip took 975 ms as transactions. What changed, in one step:
   8 ms is only the hint; a `PING` decides (`LinkProbe`, re-measured every 10 s): on a
   loaded machine a read of 1 000 entries takes that long on loopback too, and ranges
   switched on there (found comparing before and after the one-home restructuring).
-In flight: at most 24 ranges of up to 4 000 entries (about 40 MB of this bench's entries
+In flight: at most 24 ranges of up to 4 001 entries (about 40 MB of this bench's entries
 on the wire, typically half that), reached only across a slow link. Range size matters:
 ranges aiming at one read (COUNT two, up to 48 of them) measured 0.47 at 50 ms and 0.29
 at 150 ms in the same conditions (medians of three runs: [47 429, 23 844, 15 041],
-[52 816, 24 614, 15 526], [52 887, 23 711, 15 334] entries/s at 0, 50, 150 ms). The backlog is written in pipelines of 2 000, so ids
-come in bursts of hundreds per millisecond; ranges cut at the mean density then often
-come back full, and each full range costs a round trip for its rest. What would make
-catch-up robust to bursts: cut the rest of a full range into several ranges at once, at
-the density it showed, instead of one.
+[52 816, 24 614, 15 526], [52 887, 23 711, 15 334] entries/s at 0, 50, 150 ms).
+
+Where the round trips went (a debug trace per range, `tracing` events of
+`tail/ranges.rs`: when each range was sent, came back and was needed; `Tally` per
+catch-up; three runs each at 50 and 150 ms, load average about 4.5). At 150 ms the
+3.35-4.2 s of a run were: 0.67-1.22 s until the first successful checked read was sent
+(a peer connects in three round trips, fred's `PING`, `CLIENT ID` and `INFO`, after a
+delay: `RedisPeer::wait_connected` through the proxy took 0.09 s at 0 ms, 0.22-0.26 s
+at 50 ms and 0.54-0.56 s at 150 ms with the peer tests' 50 ms reconnect delay, likely
+fred's reconnect delay and jitter applied to the first connect too, and the bench runs
+the default 100 ms; the tailer's reads fail meanwhile and back off exponentially from
+that delay, so the read that succeeds goes out up to about 0.6 s after the connection
+is up); one round trip for that read and one for the `LinkProbe` ping; then 2.1-2.7 s of catch-up, of
+which 0.9-1.4 s the consumer waited: about 0.21 s for the first range (a round trip and
+its transfer) and 0.05-0.2 s for each of the 5 full ranges per run (9 at 50 ms), whose
+rest was read only when the range was needed. Most of those rests were empty (4 of 5 at
+150 ms, 7 of 9 at 50 ms): the bench writes pipelines of exactly 2 000, and a range that
+caught two of them held exactly the 4 000 it may hold, which could not be told from a
+range with more. A rest also took up to two round trips: it queues on the connection
+behind the replies of the ranges sent before it. Apart from these waits the ranges came
+back well before they were needed (the window holds about 48 000 entries, 0.3-0.4 s of
+decoding), so the window's size and ramp cost nothing measurable. What changed:
+- a range asks for one entry more than it may hold (`COUNT` 4 001): one holding exactly
+  its bound is complete. Full ranges per run on this bench: 5-9 before, 0 after;
+- a range seen full while earlier ones are still handed on has its rest read at once, cut
+  into ranges at the density it showed, taking free slots before anything new (`Queue`
+  in `tail/ranges.rs`; order, cursor and gap rules and the bound on ranges held are
+  unchanged, a property test checks that the stretches handed on are in order and cover
+  the backlog exactly). On this bench it rarely acts now that ranges are not full; it
+  keeps a writer whose bursts overfill ranges from costing a round trip per burst;
+- a read refused while the peer's connection is not up (it never reached the peer) is
+  retried as soon as the connection is, within its backoff, instead of after the whole
+  backoff (`wait_to_retry` in `tail/worker.rs`).
+After the first two: the consumer waited 0.24-0.54 s per catch-up (0.1 s and 0.24 s of
+it for the first range at 50 and 150 ms), and catch-up took 1.75-1.84 s at both round
+trips against 2.13-2.66 s before. Alternating release binaries (before: 12b7c5f with the
+trace printed behind an environment variable, off in these runs), each
+`replication-bench --sections 7` (3 runs), medians of the pairwise ratios:
+- the first two changes, load average 3.7-5.4 (other builds running), 3 alternations:
+  before 0.60 at 50 ms and 0.49 at 150 ms, after 0.67 and 0.52 (0 ms 118k and 120k/s);
+- the same, load average 1.2-2.4, 4 alternations: before 0.62 and 0.39, after 0.71 and 0.49
+  (medians 183k, 105k, 67k/s before; 157k, 122k, 75k/s after, at 0, 50, 150 ms);
+- the connection wait on top, load average 2.1-2.7, 3 alternations: without it 0.73 and
+  0.53, with it 0.78 and 0.61 (84.6k and 62.1k/s, then 94.5k and 74.4k/s at 50 and
+  150 ms; the 0 ms run 120k and 122k/s: it barely waited there);
+- all three against the code before, load average 3.2-4.3, 3 alternations: before 0.62
+  and 0.45, after 0.71 and 0.58 (115k, 68.5k, 49.3k/s before; 121k, 87.7k, 70.5k/s
+  after).
+The ratios spread by ±0.1 from run to run (0.55-0.91 at 50 ms after), so read only the
+medians.
 
 **Lag (section 8).** A blocking `XREAD` was followed by an `XINFO` round trip (the gap
 check) before its batch went on; the `XINFO` is now pipelined behind the `XREAD` on the
@@ -251,16 +296,25 @@ above: 0.25 and 18.3 µs on 2026-11-24).
 
 ### Targets: missed, or met only narrowly, and why
 
-- **7 (≥ 0.8 at 50 ms, ≥ 0.6 at 150 ms): missed, 0.79 and 0.46** (105k and 60k/s against
-  127k/s on loopback). Before the loopback rule the ratios were 0.95 and 0.81, flattered
-  by a loopback yardstick the ranges had slowed down. At 150 ms the 200 000 entries took
-  about 3.3 s against 1.6 s, some 11 round trips more than a full window needs; not
-  profiled yet. Likely: ranges coming back full on the bench's bursty ids (each costs a
-  serial round trip for its rest), and the round trips of connecting and of the first
-  checked read. What would close it: cut the rest of a full range into several ranges
-  at the density it showed; a per-range trace (sent, back, needed) in this section to
-  count the stalls; the connection round trips are a fixed cost that a longer backlog
-  amortises.
+- **7 (≥ 0.8 at 50 ms, ≥ 0.6 at 150 ms): missed at 50 ms (0.71-0.78), met only
+  narrowly at 150 ms (0.58-0.61)** on 2026-12-01: medians of 9 runs in two alternations
+  of release binaries (load average 2.1-2.7 and 3.2-4.3), where the code before these
+  changes measured 0.62 and 0.45; the 0.79 and 0.46 of the rows above are an earlier
+  run's, under other load. Profiled (see Catch-up above): full ranges cost a round trip
+  each for their rest, mostly an empty one (about +0.08 at 50 ms, +0.03-0.10 at 150 ms
+  fixed), and the tailer's read backoff ran past the first connect (+0.05 and +0.08 for
+  waiting for the connection instead). What is left is mostly fixed round trips, which a
+  fast 0 ms run weighs more: before its first range arrives a catch-up at 150 ms pays
+  about 6.5 round trips (three to connect after fred's reconnect delay, the checked read,
+  the `LinkProbe` ping, the first range and its transfer: about 1.1 s) while the whole
+  0 ms run takes 1.1-1.7 s, so on a 200 000 backlog the ratio at 150 ms cannot pass about
+  0.6 by much. What would close it: the `LinkProbe` ping sent with the first checked read
+  instead of after it (one round trip: about +0.02 at 50 ms, +0.03 at 150 ms); fewer
+  setup round trips per connection (fred's `CLIENT ID` and `INFO`) or no reconnect delay
+  before the first connect; at 50 ms mostly consumption during catch-up, which ran about
+  0.3 s slower than the 0 ms run's single reads (120-135k/s against about 150k/s of
+  decoding; not profiled: likely the 2 cores shared with parsing the ranges read ahead).
+  A longer backlog amortises the fixed part.
 - **8 (p99 ≤ 1.2 × RTT + loopback p99): missed by 0.4 ms, 63.6 ms against 63.2 ms**
   (median of 60.3, 63.6 and 64.2; loopback p99 3.2 ms in the same run; was 115.5 ms with
   one read in flight). With paired reads an entry waits up to half a round trip for a

@@ -1,6 +1,8 @@
 //! Catch-up by concurrent id ranges against a real redis-server behind a latency proxy:
 //! stream order across ranges, poison entries skipped in place, the bound on ranges in
-//! flight, and trims during catch-up reported as gaps with the exact count.
+//! flight, trims during catch-up reported as gaps with the exact count, and which ranges
+//! are read when (the rest of a full range early, a range holding exactly its bound
+//! once), and the first read retried as soon as the connection is up.
 #![allow(clippy::unwrap_used)] // Tests and their helpers: a panic is the failure report.
 
 mod common;
@@ -15,19 +17,23 @@ use replication_core::{
     ReadRequest, StreamId, StreamInfo, Tombstone,
 };
 use replication_peer::{StreamTailer, TailEvent, TailOptions, TailStart};
-use replication_testkit::{FaultProxy, LinkMode, RedisServer};
+use replication_testkit::{FaultProxy, LinkMode, MemoryPeer, MemoryStore, RedisServer};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A real peer whose range reads are counted: how many, and how many at once.
+/// A real peer whose range reads are counted: how many, how many at once, and their
+/// bounds in the order they were sent.
 struct Observed {
     inner: Arc<replication_peer::RedisPeer>,
     ranges: AtomicUsize,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
+    sent: Mutex<Vec<(StreamId, StreamId)>>,
     /// Added to every checked read: a busy machine, not a slow link (pings stay fast).
     read_delay: Duration,
+    /// Added to the first range read only.
+    first_range_delay: Duration,
 }
 
 impl Observed {
@@ -37,8 +43,15 @@ impl Observed {
             ranges: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
+            sent: Mutex::new(Vec::new()),
             read_delay,
+            first_range_delay: Duration::ZERO,
         }
+    }
+
+    /// The bounds of every range read so far, in the order they were sent.
+    fn sent(&self) -> Vec<(StreamId, StreamId)> {
+        self.sent.lock().unwrap().clone()
     }
 }
 
@@ -70,7 +83,8 @@ impl PeerBackend for Observed {
         until: StreamId,
         count: usize,
     ) -> Result<CheckedRead, PeerError> {
-        self.ranges.fetch_add(1, Ordering::SeqCst);
+        let first = self.ranges.fetch_add(1, Ordering::SeqCst) == 0;
+        self.sent.lock().unwrap().push((after, until));
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         // Counted down even when the read is aborted.
@@ -81,6 +95,9 @@ impl PeerBackend for Observed {
             }
         }
         let _done = Done(&self.in_flight);
+        if first {
+            tokio::time::sleep(self.first_range_delay).await;
+        }
         self.inner.read_range_checked(after, until, count).await
     }
     async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
@@ -110,6 +127,16 @@ impl PeerBackend for Observed {
 /// writer's would be); every `poison_every`-th entry from the first (if any; a multiple of
 /// 3, so a put) carries a wrong hash.
 async fn backlog(client: &Client, n: usize, poison_every: Option<usize>) -> Vec<StreamId> {
+    backlog_at(client, n, 5, poison_every).await
+}
+
+/// [`backlog`] with `per_ms` entries in each millisecond of id.
+async fn backlog_at(
+    client: &Client,
+    n: usize,
+    per_ms: usize,
+    poison_every: Option<usize>,
+) -> Vec<StreamId> {
     let events = mixed_events(n);
     let mut encoder = CdcEncoder::new();
     let mut ids = Vec::with_capacity(n);
@@ -117,7 +144,7 @@ async fn backlog(client: &Client, n: usize, poison_every: Option<usize>) -> Vec<
         let pipeline = client.pipeline();
         for (offset, event) in chunk.iter().enumerate() {
             let i = chunk_start + offset;
-            let id = StreamId::new(1_000 + (i / 5) as u64, (i % 5) as u64);
+            let id = StreamId::new(1_000 + (i / per_ms) as u64, (i % per_ms) as u64);
             let mut fields = encoder.encode(event);
             if poison_every.is_some_and(|every| i % every == 0) {
                 fields[2].1 = "0".repeat(64).into_bytes();
@@ -364,5 +391,108 @@ async fn slow_reads_over_a_fast_link_are_caught_up_by_single_reads() {
         peer.ranges.load(Ordering::SeqCst),
         0,
         "ranges on a link with a sub-millisecond round trip"
+    );
+}
+
+/// Ranges are cut at the density the backlog showed; a writer's bursts can fill a range
+/// exactly to its bound (here: 400 entries in every millisecond, one-millisecond ranges
+/// that may hold 400). Such a range is known complete, so nothing of it is read twice
+/// (a range that returned its whole bound used to cost a read of its empty rest, a
+/// round trip each across a WAN).
+#[tokio::test]
+async fn a_range_holding_exactly_its_bound_is_read_once() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let n = 12_000;
+    let ids = backlog_at(&client, n, 400, None).await;
+    let (_proxy, peer) = observed_peer(&server, Duration::from_millis(5)).await;
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(4),
+    );
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= n).await;
+    assert_eq!(record_ids(&got), ids);
+    let sent = peer.sent();
+    assert!(sent.len() > 10, "caught up by ranges: {sent:?}");
+    let mut ends: Vec<StreamId> = sent.iter().map(|r| r.1).collect();
+    ends.sort();
+    ends.dedup();
+    assert_eq!(ends.len(), sent.len(), "a range read twice: {sent:?}");
+}
+
+/// A range that comes back full while earlier ones are still handed on has its rest read
+/// at once, before anything new: here the first range is slow, the next three come back
+/// full meanwhile (800 entries in every millisecond, ranges that hold 400), and the rest
+/// of the second is read before a fifth range is (it used to be read only once its range
+/// was needed, a round trip after).
+#[tokio::test]
+async fn the_rest_of_a_range_found_full_is_read_before_anything_new() {
+    let server = RedisServer::start().unwrap();
+    let client = writer(&server.url()).await;
+    let n = 16_000;
+    let ids = backlog_at(&client, n, 800, None).await;
+    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(Duration::from_millis(5)))
+        .await
+        .unwrap();
+    let inner = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let mut observed = Observed::new(inner, Duration::ZERO);
+    observed.first_range_delay = Duration::from_millis(300);
+    let peer = Arc::new(observed);
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options(4),
+    );
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= n).await;
+    assert_eq!(record_ids(&got), ids, "every entry once, in stream order");
+    let sent = peer.sent();
+    assert!(sent.len() > 8, "caught up by ranges: {sent:?}");
+    let (second, fourth) = (sent[1], sent[3]);
+    let rest = sent
+        .iter()
+        .position(|r| r.1 == second.1 && r.0 != second.0)
+        .expect("the second range came back full and its rest was read");
+    let fifth = sent
+        .iter()
+        .position(|r| r.0 == fourth.1)
+        .expect("a range after the first four");
+    assert!(
+        rest < fifth,
+        "the rest of a full range waited for its turn: {sent:?}"
+    );
+}
+
+/// A read refused while the peer's connection is not up never reached the peer, so the
+/// tailer retries it as soon as the connection is, not after its whole backoff: a first
+/// connect across a WAN takes several round trips, and the backoff running past it delayed
+/// the start of every catch-up (up to 0.6 s at 150 ms). Virtual time; the backoff is an
+/// hour.
+#[tokio::test(start_paused = true)]
+async fn a_read_refused_while_the_connection_is_down_is_retried_once_it_is_up() {
+    let peer = Arc::new(MemoryPeer::new("b", MemoryStore::new()));
+    let id = peer.append_event(&mixed_events(1)[0]);
+    peer.set_fail_all(true);
+    let options = TailOptions {
+        retry_initial: Duration::from_secs(3_600),
+        retry_max: Duration::from_secs(3_600),
+        ..TailOptions::default()
+    };
+    let mut handle = StreamTailer::spawn(
+        Arc::clone(&peer) as Arc<dyn PeerBackend>,
+        TailStart::default(),
+        options,
+    );
+    // The first read fails at once; the tailer then waits to retry.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(peer.counters().failed_calls > 0, "a read was refused");
+    peer.heal();
+    let healed = tokio::time::Instant::now();
+    let got = collect_until(&mut handle, |ev| record_count(ev) >= 1).await;
+    assert_eq!(record_ids(&got), [id]);
+    assert!(
+        healed.elapsed() < Duration::from_secs(60),
+        "waited out the backoff: {:?}",
+        healed.elapsed()
     );
 }

@@ -7,8 +7,9 @@
 //! - **Order.** Ranges are handed on strictly in id order; a range that came back full is
 //!   followed by the rest of the same range before anything after it. Later ranges wait,
 //!   already read, so at most `catch_up_ranges` ranges of at most `AIM_READS` ×
-//!   `COUNT_SLACK` read sizes each are held or in flight (memory is bounded like the
-//!   single read, times that number).
+//!   `COUNT_SLACK` read sizes (plus one entry) each are held or in flight (memory is
+//!   bounded like the single read, times that number); the rest of a full range not
+//!   read yet is only its bounds.
 //! - **The cursor.** A batch's position is its last entry; the engine checkpoints it only
 //!   once it applied the batch, as for any other batch.
 //! - **Gaps.** Each range is read together with the stream facts observed right after it
@@ -26,12 +27,24 @@
 //!
 //! Sizes, like a congestion window (`RangeWindow`): a range aims at `AIM_READS` read
 //! sizes and may hold `COUNT_SLACK` times that before it comes back full (ids are not
-//! spread evenly over time, and a full range costs a round trip for its rest); it is
-//! handed on in batches of one read size. The window starts at the bandwidth-delay
-//! product of the first checked read's round trip at `ASSUMED_RATE`, at least two
-//! ranges, so a link far away is busy from its first round trip (a nearby peer is not
-//! caught up by ranges at all: see `RANGES_FROM_ROUND_TRIP` in `worker`); it doubles each time the oldest range was not back yet when it
-//! was needed (the link, not the consumer, is the bottleneck), up to `catch_up_ranges`.
+//! spread evenly over time); it is handed on in batches of one read size. The window
+//! starts at the bandwidth-delay product of the first checked read's round trip at
+//! `ASSUMED_RATE`, at least two ranges, so a link far away is busy from its first round
+//! trip (a nearby peer is not caught up by ranges at all: see `RANGES_FROM_ROUND_TRIP` in
+//! `worker`); it doubles each time the oldest range was not back yet when it was needed
+//! (the link, not the consumer, is the bottleneck), up to `catch_up_ranges`.
+//!
+//! Full ranges, which writers' bursts make common (a pipeline of writes lands hundreds
+//! of ids in one millisecond), are what a catch-up across a WAN waited on (`Queue`):
+//! - a range asks for one entry more than it may hold, so one that holds exactly its
+//!   bound (bursts come in round numbers) is known complete, not followed by a read of
+//!   its empty rest;
+//! - a range found full while earlier ones are still handed on has its rest read right
+//!   away, cut into ranges at the density it showed, taking free slots before anything
+//!   new, instead of a round trip after it was needed.
+//!
+//! Each range and each catch-up's totals (`Tally`: ranges, full ones, stalls) are
+//! traced at debug level, to tell where a catch-up's round trips went.
 
 use super::batch_size::BatchSize;
 use super::events::TailPosition;
@@ -43,6 +56,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// Read sizes of entries a range aims at: fewer, larger ranges cost fewer commands and
 /// replies per entry, while what is handed on stays one read size per batch.
@@ -124,38 +138,234 @@ pub(super) fn far_behind(position: TailPosition, info: &StreamInfo, count: usize
     }
 }
 
-/// One range being read: ids in `(after, until]`, at most `count` of them.
-struct Range {
-    after: StreamId,
-    until: StreamId,
-    count: usize,
-    read: JoinHandle<Result<CheckedRead, PeerError>>,
+/// What one catch-up cost, for the trace at its end: where its round trips went.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Ranges handed on, and how many of them came back full (each needs a read of its
+    /// rest).
+    ranges: usize,
+    full: usize,
+    /// How often the oldest range was needed before it was back, and the time spent
+    /// waiting for it then (the link, not the consumer, held the catch-up up).
+    stalls: usize,
+    stalled: Duration,
+    entries: usize,
 }
 
-impl Range {
+/// What a read range's task returns: the read, and when it came back (for the trace).
+type Back = (Result<CheckedRead, PeerError>, Instant);
+
+/// A range read in its own task, aborted when dropped (a catch-up that ends early leaves
+/// nothing running).
+struct Reading {
+    sent: Instant,
+    task: JoinHandle<Back>,
+    /// The task's answer, once taken (see `Queue::harvest`).
+    back: Option<Back>,
+}
+
+impl Reading {
     fn start(peer: &Arc<dyn PeerBackend>, after: StreamId, until: StreamId, count: usize) -> Self {
         let peer = Arc::clone(peer);
-        let read = tokio::spawn(async move { peer.read_range_checked(after, until, count).await });
+        let task = tokio::spawn(async move {
+            let read = peer.read_range_checked(after, until, count).await;
+            (read, Instant::now())
+        });
         Self {
-            after,
-            until,
-            count,
-            read,
+            sent: Instant::now(),
+            task,
+            back: None,
+        }
+    }
+
+    /// The answer, waiting for it if it is not back yet; `None` if the task was aborted.
+    async fn answer(&mut self) -> Option<&Back> {
+        if self.back.is_none() {
+            self.back = Some((&mut self.task).await.ok()?);
+        }
+        self.back.as_ref()
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One stretch of the backlog: ids in `(after, until]`.
+#[derive(Debug)]
+struct Slot<R> {
+    after: StreamId,
+    until: StreamId,
+    state: State<R>,
+}
+
+#[derive(Debug)]
+enum State<R> {
+    /// The rest of a range that came back full, not read yet: cut into ranges at the
+    /// density that range showed, as slots free up.
+    Rest { density: f64 },
+    /// Being read (or read, waiting its turn), at most `count` entries.
+    Started { count: usize, read: R },
+}
+
+/// The backlog's stretches in id order, each starting where the one before it ends, from
+/// the position up to `Plan::next_after`. Only started ranges hold memory or a read in
+/// flight, and only they count against the window; the rest of a full range waits as one
+/// `State::Rest` until slots free up, and takes them before anything new (it is needed
+/// first). `R` is the read (generic so the bookkeeping is tested without a peer).
+#[derive(Debug)]
+struct Queue<R> {
+    slots: VecDeque<Slot<R>>,
+}
+
+impl<R> Default for Queue<R> {
+    fn default() -> Self {
+        Self {
+            slots: VecDeque::new(),
         }
     }
 }
 
-/// The ranges in flight, oldest first; aborted when dropped (a catch-up that ends early
-/// leaves nothing running).
-#[derive(Default)]
-struct InFlight(VecDeque<Range>);
+impl<R> Queue<R> {
+    /// Ranges in flight or read and held.
+    fn started(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| matches!(slot.state, State::Started { .. }))
+            .count()
+    }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        for range in &self.0 {
-            range.read.abort();
+    /// Starts one range of about `aim` entries, read with `count`: a piece of the first
+    /// rest if there is one, else the next stretch of `plan`. False when there is
+    /// nothing left to start.
+    fn start_next(
+        &mut self,
+        plan: &mut Plan,
+        aim: usize,
+        count: usize,
+        start: impl FnOnce(StreamId, StreamId, usize) -> R,
+    ) -> bool {
+        let rest = self
+            .slots
+            .iter()
+            .position(|slot| matches!(slot.state, State::Rest { .. }));
+        if let Some(i) = rest {
+            let slot = &mut self.slots[i];
+            let State::Rest { density } = slot.state else {
+                return false;
+            };
+            let (after, until) = (slot.after, cut(slot.after, slot.until, density, aim));
+            let read = start(after, until, count);
+            if until >= slot.until {
+                slot.state = State::Started { count, read };
+            } else {
+                slot.after = until;
+                self.slots.insert(
+                    i,
+                    Slot {
+                        after,
+                        until,
+                        state: State::Started { count, read },
+                    },
+                );
+            }
+            return true;
+        }
+        if plan.next_after >= plan.end {
+            return false;
+        }
+        let (after, until) = (plan.next_after, plan.cut(aim));
+        self.slots.push_back(Slot {
+            after,
+            until,
+            state: State::Started {
+                count,
+                read: start(after, until, count),
+            },
+        });
+        plan.next_after = until;
+        true
+    }
+
+    /// Slot `i` came back full with `entries` entries, the last at `last`: it ends there,
+    /// and what it did not read follows it as a rest, cut at the density it showed.
+    fn came_back_full(&mut self, i: usize, entries: usize, last: StreamId) {
+        let slot = &mut self.slots[i];
+        let (after, until) = (slot.after, slot.until);
+        if last >= until {
+            return;
+        }
+        slot.until = last;
+        let rest = Slot {
+            after: last,
+            until,
+            state: State::Rest {
+                density: density(after, last, entries),
+            },
+        };
+        self.slots.insert(i + 1, rest);
+    }
+
+    /// The range `(after, until]` just taken off the front came back full with `entries`
+    /// entries, the last at `last`: its rest is next.
+    fn rest_first(&mut self, after: StreamId, last: StreamId, until: StreamId, entries: usize) {
+        if last < until {
+            self.slots.push_front(Slot {
+                after: last,
+                until,
+                state: State::Rest {
+                    density: density(after, last, entries),
+                },
+            });
         }
     }
+}
+
+impl Queue<Reading> {
+    /// Takes the answers of ranges that are back, and gives each that came back full its
+    /// rest right away (it is read while earlier ranges are handed on, instead of a round
+    /// trip after its range was needed). Answers are only looked at here; gaps are
+    /// checked when a range is handed on.
+    async fn harvest(&mut self) {
+        // Indexed: a full range inserts its rest behind it.
+        let mut i = 0;
+        while i < self.slots.len() {
+            i += 1;
+            let State::Started { count, read } = &mut self.slots[i - 1].state else {
+                continue;
+            };
+            if read.back.is_some() || !read.task.is_finished() {
+                continue;
+            }
+            let count = *count;
+            let full = match read.answer().await {
+                Some((Ok(got), _)) if got.entries.len() >= count => {
+                    got.entries.last().map(|e| (got.entries.len(), e.id))
+                }
+                _ => None,
+            };
+            if let Some((entries, last)) = full {
+                self.came_back_full(i - 1, entries, last);
+            }
+        }
+    }
+}
+
+/// The end of a range after `after` that should hold about `count` entries at `density`
+/// entries per millisecond of id, within `end`; always past `after` when `after < end`.
+fn cut(after: StreamId, end: StreamId, density: f64, count: usize) -> StreamId {
+    let span = (count as f64 / density.max(1e-6)).floor().max(1.0);
+    let start = after.next().unwrap_or(StreamId::MAX);
+    let ms = start.ms.saturating_add(span as u64 - 1);
+    StreamId::new(ms, u64::MAX).min(end)
+}
+
+/// Entries per millisecond of a range `(after, last]` that held `entries`.
+fn density(after: StreamId, last: StreamId, entries: usize) -> f64 {
+    let span = (last.ms.saturating_sub(after.ms) + 1) as f64;
+    (entries as f64 / span).max(1e-6)
 }
 
 /// Where the next range starts and how wide ranges are cut.
@@ -195,10 +405,7 @@ impl Plan {
     /// The end of a range starting after `next_after` that should hold about `count`
     /// entries, within what the stream holds.
     fn cut(&self, count: usize) -> StreamId {
-        let span = (count as f64 / self.density).floor().max(1.0);
-        let start = self.next_after.next().unwrap_or(StreamId::MAX);
-        let ms = start.ms.saturating_add(span as u64 - 1);
-        StreamId::new(ms, u64::MAX).min(self.end)
+        cut(self.next_after, self.end, self.density, count)
     }
 
     /// Learns the density from a range `(after, until]` that came back complete with
@@ -210,9 +417,7 @@ impl Plan {
         entries: usize,
         full: Option<StreamId>,
     ) {
-        let end = full.map_or(until.ms, |last| last.ms);
-        let span = (end.saturating_sub(after.ms) + 1) as f64;
-        let seen = entries as f64 / span;
+        let seen = density(after, full.unwrap_or(until), entries);
         self.density = (0.5 * self.density + 0.5 * seen).max(1e-6);
     }
 }
@@ -230,37 +435,75 @@ impl Worker {
         found: &Found,
     ) -> Result<CatchUp, Stopped> {
         let mut plan = Plan::new(self.position, &found.info, &found.ids);
-        let mut ranges = InFlight::default();
+        let mut queue = Queue::<Reading>::default();
         let aim = size.current().saturating_mul(AIM_READS);
         let mut window = RangeWindow::new(found.round_trip, aim, options.catch_up_ranges);
+        let started = Instant::now();
+        let mut tally = Tally::default();
         loop {
             // The read size may shrink to the byte budget as entries are seen.
             let batch = size.current();
             let aim = batch.saturating_mul(AIM_READS);
-            let count = aim.saturating_mul(COUNT_SLACK);
-            while ranges.0.len() < window.ranges() && plan.next_after < plan.end {
-                let until = plan.cut(aim);
-                ranges
-                    .0
-                    .push_back(Range::start(&self.peer, plan.next_after, until, count));
-                plan.next_after = until;
-            }
-            let Some(range) = ranges.0.pop_front() else {
+            // One more than a range may hold: a range that holds exactly its bound (the
+            // writer's pipelines often come in round numbers) is then known complete
+            // instead of costing a read of its empty rest.
+            let count = aim.saturating_mul(COUNT_SLACK).saturating_add(1);
+            queue.harvest().await;
+            let peer = &self.peer;
+            while queue.started() < window.ranges()
+                && queue.start_next(&mut plan, aim, count, |after, until, count| {
+                    Reading::start(peer, after, until, count)
+                })
+            {}
+            let Some(slot) = queue.slots.pop_front() else {
+                tracing::debug!(peer = self.peer.node_id(), took = ?started.elapsed(), ?tally, "caught up by ranges");
                 return Ok(CatchUp::CaughtUp);
             };
-            window.needed(range.read.is_finished());
-            let Range {
+            let Slot {
                 after,
                 until,
-                count,
-                read,
-            } = range;
-            let read = match read.await {
-                Ok(Ok(read)) => read,
-                Ok(Err(error)) => return Ok(CatchUp::Failed(error)),
-                // Only an abort ends a read task early, and only the window aborts.
-                Err(_) => return Ok(CatchUp::Suspect),
+                state,
+            } = slot;
+            let (count, mut reading) = match state {
+                State::Started { count, read } => (count, read),
+                // Rests take the first free slot and one is free after every hand-on, so
+                // the oldest stretch is always started; were it not, start it now.
+                State::Rest { .. } => (count, Reading::start(&self.peer, after, until, count)),
             };
+            let was_back = reading.back.is_some() || reading.task.is_finished();
+            window.needed(was_back);
+            let needed = Instant::now();
+            let sent = reading.sent;
+            let back = reading.answer().await.map(|(_, back)| *back);
+            let read = match reading.back.take() {
+                Some((Ok(read), _)) => read,
+                Some((Err(error), _)) => return Ok(CatchUp::Failed(error)),
+                // Only an abort ends a read task early, and only the window aborts.
+                None => return Ok(CatchUp::Suspect),
+            };
+            let back = back.unwrap_or(needed);
+            tally.ranges += 1;
+            tally.entries += read.entries.len();
+            if !was_back {
+                tally.stalls += 1;
+                tally.stalled += back.saturating_duration_since(needed);
+            }
+            let full = read.entries.len() >= count;
+            if full {
+                tally.full += 1;
+            }
+            tracing::debug!(
+                peer = self.peer.node_id(),
+                %after,
+                %until,
+                entries = read.entries.len(),
+                full,
+                window = window.ranges(),
+                sent = ?sent.saturating_duration_since(started),
+                back = ?back.saturating_duration_since(started),
+                needed = ?needed.saturating_duration_since(started),
+                "range"
+            );
             let cursor = self.position.after;
             let verdict = detect_gap(
                 cursor,
@@ -278,15 +521,24 @@ impl Worker {
                 plan.end = plan.end.max(last);
             }
             let mut entries = read.entries;
-            if entries.len() >= count {
-                // The rest of this range comes before anything after it.
-                let last = entries.last().map_or(after, |e| e.id);
-                ranges
-                    .0
-                    .push_front(Range::start(&self.peer, last, until, count));
-                plan.observe(after, until, entries.len(), Some(last));
-            } else {
-                plan.observe(after, until, entries.len(), None);
+            let last = entries.last().map(|e| e.id);
+            match last.filter(|_| full) {
+                Some(last) => {
+                    // The rest of this range comes before anything after it (a range the
+                    // harvest saw full already ends at its last entry, its rest queued):
+                    // read it now, in as many ranges as slots allow, before handing this
+                    // one on.
+                    if last < until {
+                        queue.rest_first(after, last, until, entries.len());
+                        while queue.started() < window.ranges()
+                            && queue.start_next(&mut plan, aim, count, |after, until, count| {
+                                Reading::start(peer, after, until, count)
+                            })
+                        {}
+                    }
+                    plan.observe(after, until, entries.len(), Some(last));
+                }
+                None => plan.observe(after, until, entries.len(), None),
             }
             // Handed on one read size at a time, as single reads would be.
             while !entries.is_empty() {
@@ -321,78 +573,4 @@ impl Worker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(next_after: StreamId, end: StreamId, density: f64) -> Plan {
-        Plan {
-            next_after,
-            end,
-            density,
-        }
-    }
-
-    #[test]
-    fn every_range_moves_forward_and_stays_within_the_stream() {
-        let end = StreamId::new(10_000, 3);
-        // Dense (many entries per ms), sparse, and after a range that ended on a ms.
-        for (after, density) in [
-            (StreamId::new(5, 2), 500.0),
-            (StreamId::new(5, u64::MAX), 500.0),
-            (StreamId::new(5, 0), 0.01),
-            (StreamId::new(9_999, u64::MAX), 1.0),
-        ] {
-            let until = plan(after, end, density).cut(1_000);
-            assert!(until > after, "{after} → {until}");
-            assert!(until <= end);
-        }
-        // 1 000 entries at 10 per ms: a range of 100 ms (100..=199).
-        let until = plan(StreamId::new(100, 0), end, 10.0).cut(1_000);
-        assert_eq!(until, StreamId::new(199, u64::MAX));
-    }
-
-    #[test]
-    fn the_window_starts_at_the_bandwidth_delay_product_and_doubles_when_late() {
-        let ms = Duration::from_millis;
-        // Loopback: a read of 1 000 takes a few ms, far less than two ranges' worth.
-        assert_eq!(RangeWindow::new(ms(3), 2_000, 24).ranges(), 2);
-        // 50 ms: 50 ms × 400 000/s = 20 000 entries in flight, ten ranges of 2 000.
-        assert_eq!(RangeWindow::new(ms(50), 2_000, 24).ranges(), 10);
-        // 150 ms wants 30 ranges: capped.
-        assert_eq!(RangeWindow::new(ms(150), 2_000, 24).ranges(), 24);
-        // A bound of one is kept, whatever the link.
-        assert_eq!(RangeWindow::new(ms(3), 2_000, 1).ranges(), 1);
-        assert_eq!(RangeWindow::new(ms(150), 2_000, 0).ranges(), 1);
-
-        let mut window = RangeWindow::new(ms(3), 2_000, 24);
-        // Back in time: the consumer is the bottleneck; the window stays.
-        window.needed(true);
-        assert_eq!(window.ranges(), 2);
-        // Late: doubles, up to the bound, and never shrinks.
-        for expected in [4, 8, 16, 24, 24] {
-            window.needed(false);
-            assert_eq!(window.ranges(), expected);
-        }
-        window.needed(true);
-        assert_eq!(window.ranges(), 24);
-    }
-
-    #[test]
-    fn a_backlog_is_far_behind_only_beyond_two_reads() {
-        let info = |added: u64| StreamInfo {
-            length: added,
-            first_entry: Some(StreamId::new(1, 0)),
-            last_entry: Some(StreamId::new(added, 0)),
-            last_generated: StreamId::new(added, 0),
-            max_deleted: None,
-            entries_added: Some(added),
-        };
-        let at = |pos: u64| TailPosition {
-            after: StreamId::new(pos, 0),
-            entries_added: Some(pos),
-        };
-        assert!(far_behind(at(100), &info(10_000), 100));
-        assert!(!far_behind(at(100), &info(300), 100));
-        assert!(!far_behind(at(10_000), &info(10_000), 100));
-    }
-}
+mod tests;

@@ -310,7 +310,7 @@ impl Worker {
         self.failed(error)?;
         self.unseen.read_failed(self.position);
         let delay = backoff.next_delay().unwrap_or(options.retry_max);
-        tokio::time::sleep(delay).await;
+        self.wait_to_retry(delay).await;
         Ok(())
     }
 
@@ -343,6 +343,25 @@ impl Worker {
                 true
             }
         })
+    }
+
+    /// Waits `delay` before a failed read is retried; a read refused while the connection
+    /// was not up never reached the peer, so it is retried as soon as the connection is.
+    async fn wait_to_retry(&self, delay: std::time::Duration) {
+        let up = |peer: &dyn PeerBackend| {
+            peer.connection().state == replication_core::ConnectionState::Connected
+        };
+        let until = Instant::now() + delay;
+        if up(&*self.peer) {
+            return tokio::time::sleep_until(until).await;
+        }
+        // Looked at often at first (a connect takes a few round trips), then less, so a
+        // peer down for long costs a few looks a second.
+        let mut step = std::time::Duration::from_millis(5);
+        while Instant::now() < until && !up(&*self.peer) {
+            tokio::time::sleep_until(until.min(Instant::now() + step)).await;
+            step = (step * 2).min(std::time::Duration::from_millis(50));
+        }
     }
 
     /// Counts a gap after `cursor` and hands it on, in stream order.
