@@ -61,6 +61,20 @@ impl Node {
         }
     }
 
+    /// Whether this node's engine holds its cursor of `peer` at a gap whose repair has not
+    /// completed (false when it is not running).
+    pub(crate) async fn gap_unrepaired(&self, peer: &str) -> bool {
+        let health = match &self.engine {
+            Some(Engine::Full(e)) => e.health_check().await,
+            Some(Engine::Minimal(e)) => e.health_check().await,
+            None => return false,
+        };
+        health
+            .peers
+            .iter()
+            .any(|p| p.node_id == peer && p.gap_unrepaired)
+    }
+
     pub(crate) fn is_running(&self) -> bool {
         self.engine.is_some()
     }
