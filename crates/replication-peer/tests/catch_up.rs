@@ -7,121 +7,16 @@
 
 mod common;
 
-use async_trait::async_trait;
+use common::observed::Observed;
 use common::*;
 use fred::prelude::*;
 use fred::types::{ClusterHash, CustomCommand};
-use replication_core::merkle::Hash;
-use replication_core::{
-    CdcEncoder, CheckedRead, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry,
-    ReadRequest, StreamId, StreamInfo, Tombstone,
-};
+use replication_core::{CdcEncoder, PeerBackend, StreamId};
 use replication_peer::{StreamTailer, TailEvent, TailOptions, TailStart};
 use replication_testkit::{FaultProxy, LinkMode, MemoryPeer, MemoryStore, RedisServer};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// A real peer whose range reads are counted: how many, how many at once, and their
-/// bounds in the order they were sent.
-struct Observed {
-    inner: Arc<replication_peer::RedisPeer>,
-    ranges: AtomicUsize,
-    in_flight: AtomicUsize,
-    most_in_flight: AtomicUsize,
-    sent: Mutex<Vec<(StreamId, StreamId)>>,
-    /// Added to every checked read: a busy machine, not a slow link (pings stay fast).
-    read_delay: Duration,
-    /// Added to the first range read only.
-    first_range_delay: Duration,
-}
-
-impl Observed {
-    fn new(inner: Arc<replication_peer::RedisPeer>, read_delay: Duration) -> Self {
-        Self {
-            inner,
-            ranges: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            most_in_flight: AtomicUsize::new(0),
-            sent: Mutex::new(Vec::new()),
-            read_delay,
-            first_range_delay: Duration::ZERO,
-        }
-    }
-
-    /// The bounds of every range read so far, in the order they were sent.
-    fn sent(&self) -> Vec<(StreamId, StreamId)> {
-        self.sent.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl PeerBackend for Observed {
-    fn node_id(&self) -> &str {
-        self.inner.node_id()
-    }
-    fn connection(&self) -> ConnectionStatus {
-        self.inner.connection()
-    }
-    async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {
-        self.inner.read_stream(request).await
-    }
-    async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError> {
-        self.inner.stream_info().await
-    }
-    async fn read_stream_checked(
-        &self,
-        after: StreamId,
-        count: usize,
-    ) -> Result<CheckedRead, PeerError> {
-        tokio::time::sleep(self.read_delay).await;
-        self.inner.read_stream_checked(after, count).await
-    }
-    async fn read_range_checked(
-        &self,
-        after: StreamId,
-        until: StreamId,
-        count: usize,
-    ) -> Result<CheckedRead, PeerError> {
-        let first = self.ranges.fetch_add(1, Ordering::SeqCst) == 0;
-        self.sent.lock().unwrap().push((after, until));
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        // Counted down even when the read is aborted.
-        struct Done<'a>(&'a AtomicUsize);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        let _done = Done(&self.in_flight);
-        if first {
-            tokio::time::sleep(self.first_range_delay).await;
-        }
-        self.inner.read_range_checked(after, until, count).await
-    }
-    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
-        self.inner.get_merkle_root().await
-    }
-    async fn merkle_children(
-        &self,
-        paths: &[String],
-    ) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
-        self.inner.merkle_children(paths).await
-    }
-    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
-        self.inner.read_items(keys).await
-    }
-    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
-        self.inner.read_tombstones(keys).await
-    }
-    async fn ping(&self) -> Result<Duration, PeerError> {
-        self.inner.ping().await
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
-}
 
 /// `n` entries with explicit ids spread over time (five per millisecond, as a busy
 /// writer's would be); every `poison_every`-th entry from the first (if any; a multiple of

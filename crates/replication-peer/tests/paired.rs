@@ -9,17 +9,12 @@
 
 mod common;
 
-use async_trait::async_trait;
+use common::observed::Observed;
 use common::*;
 use fred::prelude::*;
-use replication_core::merkle::Hash;
-use replication_core::{
-    CheckedRead, ConnectionStatus, ItemRead, PeerBackend, PeerError, RawEntry, ReadRequest,
-    StreamId, StreamInfo, StreamLane, Tombstone,
-};
 use replication_peer::{GapKind, RedisPeer, StreamTailer, TailEvent, TailOptions, TailStart};
 use replication_testkit::{eventually_async, FaultProxy, LinkMode, RedisServer};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -277,79 +272,6 @@ async fn an_idle_tailer_across_a_slow_link_pairs_its_reads_before_writes_come() 
     .await;
 }
 
-/// A real peer whose second lane's first read starts late (as when its connection takes
-/// a while to come up) and whose checked reads are counted.
-struct LateSecondLane {
-    inner: Arc<RedisPeer>,
-    delay: Duration,
-    delayed: AtomicBool,
-    checked_reads: AtomicUsize,
-}
-
-#[async_trait]
-impl PeerBackend for LateSecondLane {
-    fn node_id(&self) -> &str {
-        self.inner.node_id()
-    }
-    fn connection(&self) -> ConnectionStatus {
-        self.inner.connection()
-    }
-    async fn read_stream(&self, request: ReadRequest) -> Result<Vec<RawEntry>, PeerError> {
-        self.inner.read_stream(request).await
-    }
-    async fn stream_info(&self) -> Result<Option<StreamInfo>, PeerError> {
-        self.inner.stream_info().await
-    }
-    async fn read_stream_with_info(
-        &self,
-        request: ReadRequest,
-    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
-        self.inner.read_stream_with_info(request).await
-    }
-    fn stream_lanes(&self) -> usize {
-        self.inner.stream_lanes()
-    }
-    async fn read_stream_with_info_on(
-        &self,
-        lane: StreamLane,
-        request: ReadRequest,
-    ) -> Result<(Vec<RawEntry>, Option<StreamInfo>), PeerError> {
-        if lane == StreamLane::Second && !self.delayed.swap(true, Ordering::SeqCst) {
-            tokio::time::sleep(self.delay).await;
-        }
-        self.inner.read_stream_with_info_on(lane, request).await
-    }
-    async fn read_stream_checked(
-        &self,
-        after: StreamId,
-        count: usize,
-    ) -> Result<CheckedRead, PeerError> {
-        self.checked_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_stream_checked(after, count).await
-    }
-    async fn get_merkle_root(&self) -> Result<Option<Hash>, PeerError> {
-        self.inner.get_merkle_root().await
-    }
-    async fn merkle_children(
-        &self,
-        paths: &[String],
-    ) -> Result<Vec<Vec<(String, Hash)>>, PeerError> {
-        self.inner.merkle_children(paths).await
-    }
-    async fn read_items(&self, keys: &[String]) -> Result<Vec<ItemRead>, PeerError> {
-        self.inner.read_items(keys).await
-    }
-    async fn read_tombstones(&self, keys: &[String]) -> Result<Vec<Option<Tombstone>>, PeerError> {
-        self.inner.read_tombstones(keys).await
-    }
-    async fn ping(&self) -> Result<Duration, PeerError> {
-        self.inner.ping().await
-    }
-    async fn close(&self) {
-        self.inner.close().await
-    }
-}
-
 #[tokio::test]
 async fn a_late_full_reply_of_entries_already_handed_on_does_not_end_the_pairing() {
     let server = RedisServer::start().unwrap();
@@ -357,12 +279,10 @@ async fn a_late_full_reply_of_entries_already_handed_on_does_not_end_the_pairing
     let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(ONE_WAY))
         .await
         .unwrap();
-    let peer = Arc::new(LateSecondLane {
-        inner: connected_peer(&peer_config(&proxy.redis_url(), "")).await,
-        delay: Duration::from_millis(400),
-        delayed: AtomicBool::new(false),
-        checked_reads: AtomicUsize::new(0),
-    });
+    let inner = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let mut observed = Observed::new(inner, Duration::ZERO);
+    observed.second_lane_delay = Duration::from_millis(400);
+    let peer = Arc::new(observed);
     write_events(&client, "cdc", &mixed_events(3)).await;
     let options = TailOptions {
         batch_size: 20,

@@ -2,6 +2,8 @@
 //! that XADDs binary fields, and event collection with deadlines.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // Test helpers: a panic is the failure report.
 
+pub mod observed;
+
 use fred::prelude::*;
 use fred::types::{ClusterHash, CustomCommand};
 use replication_core::{
