@@ -271,36 +271,39 @@ node): it was bound by those writes, about 1 900/s (3 nodes) and 850/s (5 nodes)
 per node at 276-285 and 217 µs per change, so the section writes the streams directly,
 as sections 2-4 do.
 
-### Sections 7-9 in this document
+### The rows above, and earlier runs
 
-Rows 1-6 are from the 2026-11-24 run; the section 7-9 rows from `replication-bench
---sections 7`, `--sections 8` and `--sections 9` (release build, the committed code; 8 does
-not catch up, so the loopback rule does not touch it) on 2026-12-01 (200 000 entries for 7, 3
-runs each, medians; ratios pairwise within each run), on this 2-core machine while other
-builds and tests ran on it (load average about 6): absolute rates are low and noisy (the
-0 ms yardstick measured 48-57k/s in this run and 58-78k/s in the one before the change),
-so read the ratios. The section 8 rows are from the paired-reads run of 23:41 UTC
-(`--sections 8`, 3 runs, load average about 3.5; see Lag (section 8) below). Section 7, same command: before any change 0 ms 75 593/s, 50 ms
-13 812/s (0.18), 150 ms 5 231/s (0.07), runs [75 593, 13 955, 5 337],
+Every row of the table is from one `cargo xtask bench` run on 2026-12-02, 00:23-00:39 UTC,
+with nothing else running on the machine (load average 0.6 when it started). This machine
+has an Intel Xeon, where the 2026-11-24 run had an AMD EPYC: single-core work is slower
+here (the decoding drain 164k against 273k/s, section 3 at 26.6 against 18.3 µs per entry),
+so absolute figures quoted below from earlier runs compare only within their own run.
+
+Earlier runs of sections 7-9 (`replication-bench --sections 7`, `8`, `9`, release build,
+3 runs each, medians; ratios pairwise within each run), on 2026-12-01 while other builds
+and tests ran (load average about 6, then about 3.5): section 7 before any change 0 ms
+75 593/s, 50 ms 13 812/s (0.18), 150 ms 5 231/s (0.07), runs [75 593, 13 955, 5 337],
 [78 319, 13 812, 5 191], [58 514, 13 655, 5 231] entries/s at 0, 50, 150 ms; with
 pipelined ranges everywhere [48 058, 45 868, 38 754], [48 666, 49 215, 40 488],
-[57 428, 49 732, 42 267] (0.95, 0.81, on a slowed loopback); with the loopback rule (the
-rows above; the machine was less loaded, load average about 3.5) [150 211, 106 538, 69 588],
-[97 820, 104 706, 60 487], [127 157, 101 031, 53 365]. Section 2 with the loopback rule,
-same run: engine 111-120k/s against a decoding drain of 114-126k/s, ratio 0.99.
+[57 428, 49 732, 42 267] (0.95, 0.81, on a slowed loopback); with the loopback rule
+[150 211, 106 538, 69 588], [97 820, 104 706, 60 487], [127 157, 101 031, 53 365]
+(0.79, 0.46). Section 2 with the loopback rule, same run: engine 111-120k/s against a
+decoding drain of 114-126k/s, ratio 0.99. Section 8 with paired reads, 23:41 UTC: p99
+60.3, 63.6, 64.2 ms (see Lag (section 8) above).
 
 The daemon path and the wide layout are section 10 below (the daemon runs at about the
 in-process engine's rate; wide nodes cost what the layout makes every batch hash). Still
 open: the node-store work towards 0.40 of the decoding drain and 12 µs per entry (section 3
-above: 0.25 and 18.3 µs on 2026-11-24).
+above: 0.29 and 26.6 µs in the table's run).
 
 ### Targets: missed, or met only narrowly, and why
 
-- **7 (≥ 0.8 at 50 ms, ≥ 0.6 at 150 ms): missed at 50 ms (0.71-0.78), met only
-  narrowly at 150 ms (0.58-0.61)** on 2026-12-01: medians of 9 runs in two alternations
+- **7 (≥ 0.8 at 50 ms, ≥ 0.6 at 150 ms): missed, 0.72 and 0.53 in the table's run**
+  (117k and 91k/s against a 0 ms yardstick of 173k/s, faster on a quiet machine, which
+  weighs the fixed round trips below more). Earlier, 0.71-0.78 and 0.58-0.61 on 2026-12-01: medians of 9 runs in two alternations
   of release binaries (load average 2.1-2.7 and 3.2-4.3), where the code before these
-  changes measured 0.62 and 0.45; the 0.79 and 0.46 of the rows above are an earlier
-  run's, under other load. Profiled (see Catch-up above): full ranges cost a round trip
+  changes measured 0.62 and 0.45 (an earlier table's 0.79 and 0.46 were measured under
+  other load). Profiled (see Catch-up above): full ranges cost a round trip
   each for their rest, mostly an empty one (about +0.08 at 50 ms, +0.03-0.10 at 150 ms
   fixed), and the tailer's read backoff ran past the first connect (+0.05 and +0.08 for
   waiting for the connection instead). What is left is mostly fixed round trips, which a
@@ -315,24 +318,29 @@ above: 0.25 and 18.3 µs on 2026-11-24).
   0.3 s slower than the 0 ms run's single reads (120-135k/s against about 150k/s of
   decoding; not profiled: likely the 2 cores shared with parsing the ranges read ahead).
   A longer backlog amortises the fixed part.
-- **8 (p99 ≤ 1.2 × RTT + loopback p99): missed by 0.4 ms, 63.6 ms against 63.2 ms**
-  (median of 60.3, 63.6 and 64.2; loopback p99 3.2 ms in the same run; was 115.5 ms with
-  one read in flight). With paired reads an entry waits up to half a round trip for a
+- **8 (p99 ≤ 1.2 × RTT + loopback p99): met narrowly, 65.0 ms against 65.7 ms** in the
+  table's run (loopback p99 5.75 ms); in the run of 23:41 UTC the day before missed by
+  0.4 ms, 63.6 against 63.2 ms (60.3, 63.6 and 64.2; loopback p99 3.2 ms). It was
+  115.5 ms with one read in flight. With paired reads an entry waits up to half a round trip for a
   read to reach the peer, then travels one way: about RTT plus decode and apply, here
   about 12 ms at p99 for batches of about 140 entries into the node store, against
   1.2 × RTT + 3.2 ms allowed. What would close it: less time from reply to apply (the
   node store's costs of section 3: a batch waits for its local states and its commit,
   one after the other), or a third lane (waits of a third of a round trip, each entry
   read three times), which this link's bandwidth would pay for.
-- **3 (≥ 0.40): missed, 0.25.** The CPU rows of section 3 show the limit: the engine
-  process (tailer, engine, node store client) spends about 11 µs per entry, the node's
-  redis-server about 6.6 µs, the peer's about 0.6 µs, 18.3 µs in all, so two cores allow
-  at most about 109k entries/s, 0.40 of the yardstick: the target itself, reachable only
-  with perfect overlap of every part. The store's Redis work is mostly inherent to the
+- **3 and 10 (≥ 0.40): missed, 0.29 in the table's run** (0.25 on 2026-11-24), and 0.28
+  for the daemon, 0.18 and 0.17 with 16 wide nodes. The CPU rows of section 3 show the
+  limit: the engine process (tailer, engine, node store client) spends about 16 µs per
+  entry on this machine (11 µs on the 2026-11-24 one), the node's redis-server about 9.3
+  (6.6), the peer's about 1.2 (0.6), 26.6 µs in all (18.3), so two cores allow at most
+  about 75k entries/s here (109k there), 0.46 (0.40) of the yardstick: reachable only
+  with perfect overlap of every part. The 12 µs per entry target is missed by the same
+  measure (26.6 here, 18.3 there). The store's Redis work is mostly inherent to the
   layout PROTOCOL.md fixes: sync-engine stores `content` as a JSON array of byte values, so
   each 512-byte payload is written as about 2.2 KB, with a hash key and a children-set
   member; a plain `MULTI` of the same writes, with no checks at all, costs Redis about
-  5-6 µs per entry here. The rest of the gap (69k measured against the 109k ceiling) is
+  5-6 µs per entry on the 2026-11-24 machine. The rest of the gap (50k measured against
+the 75k ceiling here, 69k against 109k there) is
   serialisation that the pipelined parts only shorten: the hot path still applies one
   batch at a time, and the engine's side of a batch (local states, plan, hashing, encoding,
   about 6 µs per entry) mostly waits for Redis or makes Redis wait. What would close it:
@@ -340,7 +348,7 @@ above: 0.25 and 18.3 µs on 2026-11-24).
   ordered checkpoints and to re-apply in order after a failure); less client CPU in fred's
   RESP encoding and parsing (about a fifth of the process); or more cores (the same costs
   allow about 220k/s on four).
-- **2 (≥ 0.90): met, 1.02 on 2026-11-24, 0.99 on 2026-12-01** after the loopback rule of
+- **2 (≥ 0.90): met, 1.03 in the table's run, 1.02 on 2026-11-24, 0.99 on 2026-12-01** after the loopback rule of
   section 7 (without it, concurrent ranges on loopback measured 0.42-0.47).
   Above 1 then because the engine reads and decodes in two pipelined
   tasks while the yardstick does both in one loop, and despite the engine's extra work:
@@ -348,17 +356,18 @@ above: 0.25 and 18.3 µs on 2026-11-24).
   MUST check each entry's SHA-256; the verifying drain runs about 6-13% slower than the
   decoding one). Runs made while other tests loaded this 2-core machine measured lower
   (0.85-0.9 before the allocator change).
-- **4 (p99 < 10 ms): met, p99 about 2.8 ms.** Each batch waits for a `NodeStore` apply (the
+- **4 (p99 < 10 ms): met, p99 5.45 ms in the table's run (2.8 ms on 2026-11-24).** Each batch waits for a `NodeStore` apply (the
   costs of section 3) and, after every non-empty blocking read, for an extra `XINFO` round
   trip (gap check); writer, engine and two redis-servers share 2 cores, which shows in the
   max.
 - **5:** met in counts: identical trees cost one round trip per side; round trips and bytes
-  grow with the difference (10 / 1 000 / 10 000 keys: 6 / 9 / 45 peer round trips, 5 KB /
-  512 KB / 5 MB), not with the 1 000 000 keys. The in-memory *times* jump from 10 to
-  1 000 differing keys (about 12 ms to 1.3 s) while round trips barely change, so they are
-  not the walk's cost; most likely replication-testkit's `MemoryStore` (a test double)
-  updating its tree as the batch is applied (not profiled). The real-Redis times at
-  100 000 keys grow with the difference (about 0.3 ms, 10 ms, 130 ms, 490 ms).
+  grow with the difference (10 / 1 000 / 10 000 keys: 7 / 11 / 65 peer round trips in the
+  table's run, 6 / 9 / 45 on 2026-11-24, 5 KB / 512 KB / 5 MB), not with the 1 000 000
+  keys. The in-memory *times* jump from 10 to 1 000 differing keys (about 20 ms to 1.7 s)
+  while round trips barely change, so they are not the walk's cost; most likely
+  replication-testkit's `MemoryStore` (a test double) updating its tree as the batch is
+  applied (not profiled). The real-Redis times at 100 000 keys grow with the difference
+  (about 0.8 ms, 21 ms, 189 ms, 731 ms).
 
 ### Before and after the one-home restructuring
 
