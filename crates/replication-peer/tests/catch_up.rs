@@ -13,7 +13,7 @@ use fred::prelude::*;
 use fred::types::{ClusterHash, CustomCommand};
 use replication_core::{CdcEncoder, PeerBackend, StreamId};
 use replication_peer::{StreamTailer, TailEvent, TailOptions, TailStart};
-use replication_testkit::{FaultProxy, LinkMode, MemoryPeer, MemoryStore, RedisServer};
+use replication_testkit::{FaultProxy, MemoryPeer, MemoryStore, RedisServer};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,10 +64,7 @@ async fn backlog_at(
 }
 
 async fn observed_peer(server: &RedisServer, one_way: Duration) -> (FaultProxy, Arc<Observed>) {
-    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(one_way))
-        .await
-        .unwrap();
-    let inner = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let (proxy, inner) = delayed_peer(server, one_way).await;
     let peer = Arc::new(Observed::new(inner, Duration::ZERO));
     (proxy, peer)
 }
@@ -327,10 +324,7 @@ async fn the_rest_of_a_range_found_full_is_read_before_anything_new() {
     let client = writer(&server.url()).await;
     let n = 16_000;
     let ids = backlog_at(&client, n, 800, None).await;
-    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(Duration::from_millis(5)))
-        .await
-        .unwrap();
-    let inner = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let (_proxy, inner) = delayed_peer(&server, Duration::from_millis(5)).await;
     let mut observed = Observed::new(inner, Duration::ZERO);
     observed.first_range_delay = Duration::from_millis(300);
     let peer = Arc::new(observed);

@@ -47,10 +47,7 @@ async fn caught_up_tailer(
     writer: &Client,
     paired: bool,
 ) -> (FaultProxy, replication_peer::TailerHandle) {
-    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(ONE_WAY))
-        .await
-        .unwrap();
-    let peer = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let (proxy, peer) = delayed_peer(server, ONE_WAY).await;
     write_events(writer, "cdc", &mixed_events(3)).await;
     let mut handle = StreamTailer::spawn(peer, TailStart::default(), options(paired));
     collect_until(&mut handle, |events| record_count(events) >= 3).await;
@@ -256,10 +253,7 @@ async fn after_a_pairing_the_next_blocking_read_does_not_queue_behind_a_waiting_
 async fn an_idle_tailer_across_a_slow_link_pairs_its_reads_before_writes_come() {
     let server = RedisServer::start().unwrap();
     let admin = writer(&server.url()).await;
-    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(ONE_WAY))
-        .await
-        .unwrap();
-    let peer = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let (_proxy, peer) = delayed_peer(&server, ONE_WAY).await;
     let options = TailOptions {
         block_timeout: Duration::from_millis(200),
         ..options(true)
@@ -276,10 +270,7 @@ async fn an_idle_tailer_across_a_slow_link_pairs_its_reads_before_writes_come() 
 async fn a_late_full_reply_of_entries_already_handed_on_does_not_end_the_pairing() {
     let server = RedisServer::start().unwrap();
     let client = writer(&server.url()).await;
-    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(ONE_WAY))
-        .await
-        .unwrap();
-    let inner = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    let (_proxy, inner) = delayed_peer(&server, ONE_WAY).await;
     let mut observed = Observed::new(inner, Duration::ZERO);
     observed.second_lane_delay = Duration::from_millis(400);
     let peer = Arc::new(observed);

@@ -5,7 +5,8 @@
 //! *query* connection runs everything else, so a long block never delays a ping or a
 //! Merkle read. A third, the second stream connection ([`StreamLane::Second`]), is built
 //! with them but connects only when a tailer first reads on it: across a slow link a
-//! tailer keeps a second blocking read waiting at the peer while the first travels back. Both reconnect by themselves (fred's reconnect policy: exponential from
+//! tailer keeps a second blocking read waiting at the peer while the first travels back.
+//! Each reconnects by itself (fred's reconnect policy: exponential from
 //! `reconnect_initial_delay` to `reconnect_max_delay`, with jitter, forever); a supervisor
 //! restarts a connection task that fred gave up on. Calls go through the tower stacks of
 //! [`crate::resilience`].

@@ -126,6 +126,14 @@ pub(crate) fn detect_gap(
     }
 }
 
+/// Raises `seen`, the largest `entries-added` seen so far (a recreation shows as facts
+/// below it), to what `info` says.
+pub(crate) fn note_entries_added(seen: &mut Option<u64>, info: Option<&StreamInfo>) {
+    if let Some(added) = info.and_then(|i| i.entries_added) {
+        *seen = Some(seen.map_or(added, |seen| seen.max(added)));
+    }
+}
+
 /// The one thing `detect_gap` cannot see: a stream resumed at `0-0` after a recreation,
 /// nothing of it read yet, recreated once more while the peer could not be read. From
 /// `0-0` every fact starts at zero again, so the next stream looks untouched. After a

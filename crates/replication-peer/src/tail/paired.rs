@@ -40,7 +40,7 @@
 
 use super::batch_size::BatchSize;
 use super::events::TailPosition;
-use super::gap::{detect_gap, GapCheck};
+use super::gap::{detect_gap, note_entries_added, GapCheck};
 use super::worker::{lag, send, RawBatch, Stage, Stopped, Worker};
 use super::TailOptions;
 use replication_core::{PeerBackend, PeerError, RawEntry, ReadRequest, StreamInfo, StreamLane};
@@ -162,7 +162,6 @@ impl Lanes {
         if let Some((_, read)) = lane.in_flight.take() {
             let _ = read.await;
         }
-        lane.next_send = None;
     }
 }
 
@@ -284,17 +283,13 @@ impl Worker {
             if verdict != GapCheck::None {
                 return Ok(PairedEnd::Suspect);
             }
-            if let Some(added) = info.as_ref().and_then(|i| i.entries_added) {
-                *seen_added = Some(seen_added.map_or(added, |seen| seen.max(added)));
-            }
+            note_entries_added(seen_added, info.as_ref());
+            let as_many_as_asked = entries.len() >= sent.count;
+            let (entries, position) = fresh(self.position, entries);
             // Full: more may wait after it, unless it brought nothing new (a read sent
             // long before, say while its connection came up, returns what the other lane
             // had brought meanwhile).
-            let full = entries.len() >= sent.count
-                && entries
-                    .last()
-                    .is_some_and(|last| last.id > self.position.after);
-            let (entries, position) = fresh(self.position, entries);
+            let full = as_many_as_asked && !entries.is_empty();
             if !entries.is_empty() {
                 let lag = lag(position, info.as_ref());
                 self.position = position;

@@ -48,7 +48,7 @@
 
 use super::batch_size::BatchSize;
 use super::events::TailPosition;
-use super::gap::{detect_gap, GapCheck};
+use super::gap::{detect_gap, note_entries_added, GapCheck};
 use super::worker::{lag, send, RawBatch, Stage, Stopped, Worker};
 use super::TailOptions;
 use replication_core::{CheckedRead, PeerBackend, PeerError, StreamId, StreamInfo};
@@ -514,9 +514,7 @@ impl Worker {
             let Some(info) = read.info.filter(|_| verdict == GapCheck::None) else {
                 return Ok(CatchUp::Suspect);
             };
-            if let Some(added) = info.entries_added {
-                *seen_added = Some(seen_added.map_or(added, |seen| seen.max(added)));
-            }
+            note_entries_added(seen_added, Some(&info));
             if let Some(last) = info.last_entry {
                 plan.end = plan.end.max(last);
             }

@@ -30,7 +30,7 @@
 
 use super::batch_size::BatchSize;
 use super::events::{GapReport, Lag, TailBatch, TailEvent, TailPosition};
-use super::gap::{detect_gap, GapCheck, UnseenRecreation};
+use super::gap::{detect_gap, note_entries_added, GapCheck, UnseenRecreation};
 use super::paired::{Lanes, PairedEnd};
 use super::ranges::{far_behind, CatchUp, Found};
 use super::screen::{screen, Screened};
@@ -43,7 +43,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// Concurrent ranges pay only across a round trip of at least this: about twice what the
+/// Concurrent ranges (and paired reads) pay only across a round trip of at least this: about twice what the
 /// decoding stage spends on one read of 1 000 entries, so below it one read at a time
 /// (decoded while the next is on the wire) already keeps the consumer busy, and concurrent
 /// ranges on loopback measured about a quarter slower (more CPU per entry) and held twice
@@ -68,8 +68,8 @@ pub(super) struct Worker {
 }
 
 /// The peer's round trip as a `PING` measured it, and when: whether the link is slow
-/// enough for concurrent ranges, asked only once a read was slow, at most once per
-/// `ROUND_TRIP_FRESH_FOR`.
+/// enough for concurrent ranges (asked once a full read was slow) or for paired reads
+/// (asked once caught up), pinged at most once per `ROUND_TRIP_FRESH_FOR`.
 #[derive(Debug, Default)]
 pub(super) struct LinkProbe {
     measured: Option<(Instant, std::time::Duration)>,
@@ -240,9 +240,7 @@ impl Worker {
                 checked = true;
                 continue;
             }
-            if let Some(added) = info.as_ref().and_then(|i| i.entries_added) {
-                seen_added = Some(seen_added.map_or(added, |seen| seen.max(added)));
-            }
+            note_entries_added(&mut seen_added, info.as_ref());
 
             let full = entries.len() >= count;
             size.observe(count, entries.len());

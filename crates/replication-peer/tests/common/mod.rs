@@ -10,6 +10,7 @@ use replication_core::{
     CdcEncoder, CdcEvent, PeerConfig, PeerSettings, Settings, StreamId, SyncItem,
 };
 use replication_peer::{RedisPeer, TailEvent, TailerHandle};
+use replication_testkit::{FaultProxy, LinkMode, RedisServer};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,16 @@ pub async fn connected_peer(config: &PeerConfig) -> Arc<RedisPeer> {
     let peer = RedisPeer::new(config, &settings()).expect("valid peer config");
     peer.wait_connected(DEADLINE).await.expect("peer connects");
     Arc::new(peer)
+}
+
+/// A connected peer of `server` reached through a proxy holding every chunk `one_way` in
+/// each direction (a round trip of twice that).
+pub async fn delayed_peer(server: &RedisServer, one_way: Duration) -> (FaultProxy, Arc<RedisPeer>) {
+    let proxy = FaultProxy::start_with(server.addr(), LinkMode::Delay(one_way))
+        .await
+        .unwrap();
+    let peer = connected_peer(&peer_config(&proxy.redis_url(), "")).await;
+    (proxy, peer)
 }
 
 /// A plain fred client used as the test's writer (independent of the code under test).
