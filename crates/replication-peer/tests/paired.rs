@@ -40,16 +40,36 @@ async fn blocked_readers(admin: &Client) -> usize {
         .count()
 }
 
+/// How many `XREAD`s `server` has run (blocking ones and those of checked reads).
+async fn xread_calls(admin: &Client) -> u64 {
+    let info = raw(admin, "INFO", vec!["commandstats".into()]).await;
+    let info = info.as_string().unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_xread:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+/// Waits until the tailer has come back from `reads` more reads after now: each blocking
+/// read that came back empty is a point where a caught-up tailer decides on pairing.
+async fn reads_go_on(admin: &Client, reads: u64) {
+    let from = xread_calls(admin).await;
+    eventually_async("the tailer reads on", || async {
+        xread_calls(admin).await >= from + reads
+    })
+    .await;
+}
+
 /// Tails `server`'s stream `cdc` through a delaying proxy, after a first entry was read
 /// (so the tailer is caught up and has seen the link's round trip).
 async fn caught_up_tailer(
     server: &RedisServer,
     writer: &Client,
-    paired: bool,
+    options: TailOptions,
 ) -> (FaultProxy, replication_peer::TailerHandle) {
     let (proxy, peer) = delayed_peer(server, ONE_WAY).await;
     write_events(writer, "cdc", &mixed_events(3)).await;
-    let mut handle = StreamTailer::spawn(peer, TailStart::default(), options(paired));
+    let mut handle = StreamTailer::spawn(peer, TailStart::default(), options);
     collect_until(&mut handle, |events| record_count(events) >= 3).await;
     (proxy, handle)
 }
@@ -58,7 +78,7 @@ async fn caught_up_tailer(
 async fn across_a_slow_link_two_reads_wait_at_the_peer() {
     let server = RedisServer::start().unwrap();
     let admin = writer(&server.url()).await;
-    let (_proxy, _handle) = caught_up_tailer(&server, &admin, true).await;
+    let (_proxy, _handle) = caught_up_tailer(&server, &admin, options(true)).await;
     eventually_async("two blocked XREADs at the peer", || async {
         blocked_readers(&admin).await >= 2
     })
@@ -69,13 +89,18 @@ async fn across_a_slow_link_two_reads_wait_at_the_peer() {
 async fn without_pairing_one_read_waits_at_the_peer() {
     let server = RedisServer::start().unwrap();
     let admin = writer(&server.url()).await;
-    let (_proxy, _handle) = caught_up_tailer(&server, &admin, false).await;
+    let options = TailOptions {
+        block_timeout: Duration::from_millis(100),
+        ..options(false)
+    };
+    let (_proxy, _handle) = caught_up_tailer(&server, &admin, options).await;
+    // Ten empty blocking reads (over a second): a pairing would have connected its second
+    // lane (about seven round trips) and parked a read there by then.
+    reads_go_on(&admin, 10).await;
     eventually_async("a blocked XREAD at the peer", || async {
         blocked_readers(&admin).await >= 1
     })
     .await;
-    // Several round trips: a second read would be parked by now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(blocked_readers(&admin).await, 1);
 }
 
@@ -83,7 +108,7 @@ async fn without_pairing_one_read_waits_at_the_peer() {
 async fn paired_reads_hand_on_a_steady_stream_once_and_in_order() {
     let server = RedisServer::start().unwrap();
     let client = writer(&server.url()).await;
-    let (_proxy, mut handle) = caught_up_tailer(&server, &client, true).await;
+    let (_proxy, mut handle) = caught_up_tailer(&server, &client, options(true)).await;
     let events = mixed_events(1_500);
     let mut expected = Vec::new();
     // Small pipelines a few ms apart: entries keep arriving while both reads travel.
@@ -115,7 +140,7 @@ async fn paired_reads_hand_on_a_steady_stream_once_and_in_order() {
 async fn a_trim_of_entries_already_handed_on_is_no_gap() {
     let server = RedisServer::start().unwrap();
     let client = writer(&server.url()).await;
-    let (_proxy, mut handle) = caught_up_tailer(&server, &client, true).await;
+    let (_proxy, mut handle) = caught_up_tailer(&server, &client, options(true)).await;
     let mut expected = Vec::new();
     for round in 0..20 {
         let ids = write_events(&client, "cdc", &mixed_events(10)).await;
@@ -155,7 +180,7 @@ async fn a_trim_of_entries_already_handed_on_is_no_gap() {
 async fn a_trim_of_entries_not_yet_read_is_reported_with_its_count() {
     let server = RedisServer::start().unwrap();
     let client = writer(&server.url()).await;
-    let (_proxy, mut handle) = caught_up_tailer(&server, &client, true).await;
+    let (_proxy, mut handle) = caught_up_tailer(&server, &client, options(true)).await;
     let admin = writer(&server.url()).await;
     eventually_async("two blocked XREADs at the peer", || async {
         blocked_readers(&admin).await >= 2
@@ -313,10 +338,14 @@ async fn a_peer_tailed_over_a_fast_link_opens_no_second_stream_connection() {
     let client = writer(&server.url()).await;
     let peer = connected_peer(&peer_config(&server.url(), "")).await;
     write_events(&client, "cdc", &mixed_events(3)).await;
-    let mut handle = StreamTailer::spawn(peer, TailStart::default(), options(true));
+    let options = TailOptions {
+        block_timeout: Duration::from_millis(100),
+        ..options(true)
+    };
+    let mut handle = StreamTailer::spawn(peer, TailStart::default(), options);
     collect_until(&mut handle, |events| record_count(events) >= 3).await;
-    // Past a blocking read that came back empty, where a slow link would pair.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past blocking reads that came back empty, where a slow link would pair.
+    reads_go_on(&client, 3).await;
     let list = raw(&client, "CLIENT", vec!["LIST".into()]).await;
     let clients = list.as_string().unwrap().lines().count();
     assert_eq!(

@@ -198,12 +198,9 @@ impl Sim {
                 let Some(last) = info.last_entry else {
                     continue;
                 };
-                let cursor = reader
-                    .cursors
-                    .latest(&crate::scenario::Scenario::node_id(peer))
-                    .map(|c| c.stream_id);
+                let peer_id = crate::scenario::Scenario::node_id(peer);
+                let cursor = reader.cursors.latest(&peer_id).map(|c| c.stream_id);
                 if cursor.is_none_or(|c| c < last) {
-                    let peer_id = crate::scenario::Scenario::node_id(peer);
                     if limited && reader.gap_unrepaired(&peer_id).await {
                         known.push(format!(
                             "n{} holds its cursor of n{peer} at a gap: its repair cannot complete while the exempt keys keep the trees apart",
